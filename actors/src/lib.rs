@@ -1,0 +1,2 @@
+//! The actix shell of roundtable (arrives with the actors issue).
+#![warn(missing_docs, unreachable_pub)]

@@ -1,0 +1,1 @@
+//! Clocks: physical clocks (simulated skew and drift), NTP correction and the hybrid logical clock.

@@ -1,0 +1,1 @@
+//! Topologies (placeholder, being written).
