@@ -10,8 +10,10 @@
 //! leader ids and sets of them.
 #![warn(missing_docs, unreachable_pub)]
 
+mod graph;
 mod ids;
 mod topology;
 
+pub use graph::Graph;
 pub use ids::{LeaderId, LeaderIdOutOfRange, LeaderSet, LeaderSetIter, MAX_LEADERS};
 pub use topology::*;
