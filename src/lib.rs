@@ -1,6 +1,50 @@
-//! roundtable: embedded multi-leader replication.
+//! roundtable: embedded multi-leader replication for Rust.
+//!
+//! Several *leaders* each accept writes and propagate them to each other along a chosen
+//! [`Topology`] (circle, star, all-to-all, custom). The core ([`runtime`]) is a sans-IO state
+//! machine per leader: it stamps writes with a hybrid logical clock over an NTP-corrected
+//! physical clock, suppresses duplicates, delivers causally dependent writes in order, resolves
+//! conflicting writes by last-write-wins (reporting every write it discards), and repairs what the
+//! topology lost through anti-entropy. [`topologies`] holds the pure wiring logic; [`actors`]
+//! will hold the actix shell.
+//!
+//! Start with [`prelude`]:
+//!
+//! ```
+//! use roundtable::prelude::*;
+//!
+//! let members = LeaderSet::first(2);
+//! let (a, b) = (LeaderId::new(0)?, LeaderId::new(1)?);
+//! let now = WallTime::from_secs(1_767_225_600);
+//! let mut east = Replica::new(a, members, Topology::AllToAll { relay: false }, ReplicaConfig::default())?;
+//! let mut west = Replica::new(b, members, Topology::AllToAll { relay: false }, ReplicaConfig::default())?;
+//!
+//! east.handle_write(now, Key::new("user:42")?, Op::Put(Value::try_from("Ada")?))?;
+//! for effect in east.drain_effects() {
+//!     if let Effect::Send { to, msg } = effect {
+//!         assert_eq!(to, b);
+//!         west.handle_peer(now, a, msg);
+//!     }
+//! }
+//! let read = west.read(&Key::new("user:42")?).expect("replicated");
+//! assert_eq!(read.value.as_ref().and_then(|v| v.as_str()), Some("Ada"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs, unreachable_pub)]
 
 pub use roundtable_actors as actors;
 pub use roundtable_runtime as runtime;
 pub use roundtable_topologies as topologies;
+
+pub use roundtable_runtime::Topology;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use roundtable_runtime::clock::{ClockHealth, CorrectionConfig, HlcTimestamp, NtpSample};
+    pub use roundtable_runtime::wire::PeerMessage;
+    pub use roundtable_runtime::{
+        Dot, Effect, Key, LeaderId, LeaderSet, Op, ReadValue, Replica, ReplicaConfig, TraceEvent, Value, VersionVector,
+        WallTime, WriteError, WriteReceipt,
+    };
+    pub use roundtable_topologies::{Graph, Topology};
+}

@@ -39,19 +39,13 @@ impl WallTime {
     /// This time plus `d`, saturating at the far end of the range.
     #[must_use]
     pub fn saturating_add(self, d: Duration) -> Self {
-        WallTime(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        WallTime(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 
     /// This time minus `d`, saturating at the epoch.
     #[must_use]
     pub fn saturating_sub(self, d: Duration) -> Self {
-        WallTime(
-            self.0
-                .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        WallTime(self.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 
     /// This time shifted by a signed number of nanoseconds, saturating at both ends.
@@ -98,15 +92,7 @@ mod tests {
         let t = WallTime::from_secs(1_767_225_600).saturating_add(Duration::from_micros(15));
         assert_eq!(t.to_string(), "2026-01-01T00:00:00.000015Z");
         assert_eq!(WallTime::EPOCH.offset_by_ns(-5), WallTime::EPOCH);
-        assert_eq!(
-            WallTime::from_nanos(10).signed_since_ns(WallTime::from_nanos(15)),
-            -5
-        );
-        assert_eq!(
-            WallTime::from_nanos(u64::MAX)
-                .saturating_add(Duration::from_secs(1))
-                .as_nanos(),
-            u64::MAX
-        );
+        assert_eq!(WallTime::from_nanos(10).signed_since_ns(WallTime::from_nanos(15)), -5);
+        assert_eq!(WallTime::from_nanos(u64::MAX).saturating_add(Duration::from_secs(1)).as_nanos(), u64::MAX);
     }
 }

@@ -42,9 +42,7 @@ impl Graph {
     /// The graph with no edges.
     #[must_use]
     pub fn new() -> Self {
-        Graph {
-            out: Box::new([LeaderSet::EMPTY; MAX_LEADERS]),
-        }
+        Graph { out: Box::new([LeaderSet::EMPTY; MAX_LEADERS]) }
     }
 
     /// The directed ring over `members` in ascending id order: each member links to the next one,
@@ -119,9 +117,7 @@ impl Graph {
     /// The leaders that have an edge to `id`.
     #[must_use]
     pub fn in_neighbours(&self, id: LeaderId) -> LeaderSet {
-        LeaderId::range(MAX_LEADERS)
-            .filter(|from| self.out[from.index()].contains(id))
-            .collect()
+        LeaderId::range(MAX_LEADERS).filter(|from| self.out[from.index()].contains(id)).collect()
     }
 
     /// The leaders that appear in at least one edge, as source or target.
@@ -151,8 +147,7 @@ impl Graph {
 
     /// All edges `(from, to)` in ascending order (by `from`, then by `to`).
     pub fn edges(&self) -> impl Iterator<Item = (LeaderId, LeaderId)> + '_ {
-        LeaderId::range(MAX_LEADERS)
-            .flat_map(move |from| self.out[from.index()].iter().map(move |to| (from, to)))
+        LeaderId::range(MAX_LEADERS).flat_map(move |from| self.out[from.index()].iter().map(move |to| (from, to)))
     }
 
     /// The leaders reachable from `start` along paths that stay inside `within` (the subgraph
@@ -234,9 +229,7 @@ impl Graph {
         while !frontier.is_empty() {
             let mut next = LeaderSet::EMPTY;
             for parent in frontier {
-                let discovered = self.out[parent.index()]
-                    .intersection(within)
-                    .difference(visited);
+                let discovered = self.out[parent.index()].intersection(within).difference(visited);
                 if parent == node {
                     return discovered;
                 }
@@ -314,10 +307,7 @@ mod tests {
         assert!(!graph.add_edge(id(5), id(1)));
         assert!(graph.add_link(id(0), id(5)));
         assert!(!graph.add_link(id(4), id(4)));
-        assert_eq!(
-            format!("{graph:?}"),
-            "Graph[L0->L5, L5->L0, L5->L1]".to_string()
-        );
+        assert_eq!(format!("{graph:?}"), "Graph[L0->L5, L5->L0, L5->L1]".to_string());
         assert_eq!(graph.edge_count(), 3);
         assert_eq!(graph.leaders(), set(&[0, 1, 5]));
         assert!(graph.remove_edge(id(5), id(1)));
@@ -330,10 +320,7 @@ mod tests {
     #[test]
     fn ring_and_complete() {
         let ring = Graph::ring(set(&[1, 4, 9]));
-        assert_eq!(
-            ring.edges().collect::<Vec<_>>(),
-            vec![(id(1), id(4)), (id(4), id(9)), (id(9), id(1))]
-        );
+        assert_eq!(ring.edges().collect::<Vec<_>>(), vec![(id(1), id(4)), (id(4), id(9)), (id(9), id(1))]);
         assert!(Graph::ring(set(&[7])).is_empty());
         assert_eq!(Graph::complete(set(&[0, 1, 2])).edge_count(), 6);
         assert!(ring.is_strongly_connected(set(&[1, 4, 9])));
@@ -343,10 +330,7 @@ mod tests {
     #[test]
     fn reachability_stays_inside_the_induced_subgraph() {
         let ring = Graph::ring(set(&[0, 1, 2, 3]));
-        assert_eq!(
-            ring.reachable_from(id(0), set(&[0, 1, 2, 3])),
-            set(&[0, 1, 2, 3])
-        );
+        assert_eq!(ring.reachable_from(id(0), set(&[0, 1, 2, 3])), set(&[0, 1, 2, 3]));
         // Without L2, the ring is cut: L0 reaches L1 only; L3 reaches L0 and L1.
         let live = set(&[0, 1, 3]);
         assert_eq!(ring.reachable_from(id(0), live), set(&[0, 1]));
@@ -377,9 +361,6 @@ mod tests {
         assert_eq!(graph.tree_children(live, id(0), id(2)), set(&[3]));
         // A node outside `within`, or unreachable from the root, has no children.
         assert_eq!(graph.tree_children(live, id(0), id(1)), LeaderSet::EMPTY);
-        assert_eq!(
-            graph.tree_children(set(&[0, 3]), id(0), id(3)),
-            LeaderSet::EMPTY
-        );
+        assert_eq!(graph.tree_children(set(&[0, 3]), id(0), id(3)), LeaderSet::EMPTY);
     }
 }

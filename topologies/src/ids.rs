@@ -195,11 +195,7 @@ impl LeaderSet {
             return None;
         }
         let shift = leader.0 as u32 + 1;
-        let above = if shift >= 64 {
-            0
-        } else {
-            others.0 >> shift << shift
-        };
+        let above = if shift >= 64 { 0 } else { others.0 >> shift << shift };
         if above != 0 {
             Some(LeaderId(above.trailing_zeros() as u8))
         } else {
@@ -304,10 +300,7 @@ mod tests {
     #[test]
     fn set_iterates_in_ascending_order_and_wraps() {
         let set: LeaderSet = [id(5), id(1), id(63), id(0)].into_iter().collect();
-        assert_eq!(
-            set.iter().collect::<Vec<_>>(),
-            vec![id(0), id(1), id(5), id(63)]
-        );
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![id(0), id(1), id(5), id(63)]);
         assert_eq!(set.next_after(id(5)), Some(id(63)));
         assert_eq!(set.next_after(id(63)), Some(id(0)));
         assert_eq!(set.next_after(id(2)), Some(id(5)));

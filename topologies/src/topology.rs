@@ -178,8 +178,7 @@ impl fmt::Display for Rewiring {
         f.write_str(" removed ")?;
         edges(f, &self.removed)?;
         if self.hub_changed() {
-            let hub =
-                |hub: Option<LeaderId>| hub.map_or_else(|| "none".to_string(), |h| h.to_string());
+            let hub = |hub: Option<LeaderId>| hub.map_or_else(|| "none".to_string(), |h| h.to_string());
             write!(f, " hub {}->{}", hub(self.hub_before), hub(self.hub_after))?;
         }
         if !self.unreachable.is_empty() {
@@ -324,16 +323,8 @@ impl Topology {
         let old = self.edges(before);
         let new = self.edges(after);
         // Both lists are sorted and free of duplicates, so a set difference is a binary search each.
-        let added: Vec<_> = new
-            .iter()
-            .filter(|edge| old.binary_search(edge).is_err())
-            .copied()
-            .collect();
-        let removed: Vec<_> = old
-            .iter()
-            .filter(|edge| new.binary_search(edge).is_err())
-            .copied()
-            .collect();
+        let added: Vec<_> = new.iter().filter(|edge| old.binary_search(edge).is_err()).copied().collect();
+        let removed: Vec<_> = old.iter().filter(|edge| new.binary_search(edge).is_err()).copied().collect();
         Rewiring {
             died: before.difference(after),
             returned: after.difference(before),
@@ -362,9 +353,8 @@ impl Topology {
                 }
             }
             Topology::Custom(graph) => {
-                if let Some((from, to)) = graph
-                    .edges()
-                    .find(|&(from, to)| !members.contains(from) || !members.contains(to))
+                if let Some((from, to)) =
+                    graph.edges().find(|&(from, to)| !members.contains(from) || !members.contains(to))
                 {
                     return Err(TopologyError::EdgeOutsideMembers { from, to, members });
                 }
@@ -385,9 +375,7 @@ impl Topology {
             return LeaderSet::EMPTY;
         }
         let links = match self {
-            Topology::Circle => live
-                .next_after(from)
-                .map_or(LeaderSet::EMPTY, LeaderSet::single),
+            Topology::Circle => live.next_after(from).map_or(LeaderSet::EMPTY, LeaderSet::single),
             Topology::Star { .. } => match self.effective_hub(live) {
                 Some(hub) if hub == from => live,
                 Some(hub) => LeaderSet::single(hub),
@@ -444,26 +432,10 @@ mod tests {
     }
 
     /// Forward targets of `me`, rendered like `{L1,L3}`, with `seen = {origin}`.
-    fn check(
-        topology: &Topology,
-        live: &[usize],
-        origin: usize,
-        sender: Option<usize>,
-        me: usize,
-        expect: &str,
-    ) {
-        let targets = topology.forward_targets(
-            set(live),
-            id(origin),
-            sender.map(id),
-            id(me),
-            LeaderSet::single(id(origin)),
-        );
-        assert_eq!(
-            targets.to_string(),
-            expect,
-            "{topology:?} live {live:?} origin {origin} me {me}"
-        );
+    fn check(topology: &Topology, live: &[usize], origin: usize, sender: Option<usize>, me: usize, expect: &str) {
+        let targets =
+            topology.forward_targets(set(live), id(origin), sender.map(id), id(me), LeaderSet::single(id(origin)));
+        assert_eq!(targets.to_string(), expect, "{topology:?} live {live:?} origin {origin} me {me}");
     }
 
     #[test]
@@ -498,10 +470,7 @@ mod tests {
         assert_eq!(rewiring.added, edges(&[(1, 3)]));
         assert_eq!(rewiring.removed, edges(&[(1, 2), (2, 3)]));
         assert_eq!(rewiring.died, set(&[2]));
-        assert_eq!(
-            rewiring.to_string(),
-            "died {L2} returned {} added [L1->L3] removed [L1->L2, L2->L3]"
-        );
+        assert_eq!(rewiring.to_string(), "died {L2} returned {} added [L1->L3] removed [L1->L2, L2->L3]");
         let back = circle.rewire(set(&[0, 1, 3, 4]), set(&[0, 1, 2, 3, 4]));
         assert_eq!(back.added, rewiring.removed);
         assert_eq!(back.removed, rewiring.added);
@@ -523,10 +492,7 @@ mod tests {
 
         assert_eq!(star.effective_hub(set(&[0, 1, 2])), Some(id(0)));
         assert_eq!(star.effective_hub(set(&[1, 2])), Some(id(1)));
-        assert_eq!(
-            Topology::Star { hub: id(3) }.effective_hub(set(&[0, 1, 2])),
-            Some(id(0))
-        );
+        assert_eq!(Topology::Star { hub: id(3) }.effective_hub(set(&[0, 1, 2])), Some(id(0)));
         assert_eq!(star.effective_hub(LeaderSet::EMPTY), None);
         assert_eq!(Topology::Circle.effective_hub(set(&[0, 1])), None);
 
@@ -537,10 +503,7 @@ mod tests {
         assert!(rewiring.to_string().ends_with(" hub L0->L1"));
         // The configured hub takes over again when it returns.
         let back = star.rewire(set(&[1, 2]), set(&[0, 1, 2]));
-        assert_eq!(
-            (back.hub_before, back.hub_after),
-            (Some(id(1)), Some(id(0)))
-        );
+        assert_eq!((back.hub_before, back.hub_after), (Some(id(1)), Some(id(0))));
         assert_eq!(
             star.rewire(set(&[0]), LeaderSet::EMPTY).to_string(),
             "died {L0} returned {} added [] removed [] hub L0->none"
@@ -559,10 +522,7 @@ mod tests {
         // The sender is excluded even when the caller forgot to put it in `seen`.
         check(&relay, &live, 1, Some(3), 2, "{L0}");
         let seen = set(&[1, 3, 0]);
-        assert_eq!(
-            relay.forward_targets(set(&live), id(1), Some(id(3)), id(2), seen),
-            LeaderSet::EMPTY
-        );
+        assert_eq!(relay.forward_targets(set(&live), id(1), Some(id(3)), id(2), seen), LeaderSet::EMPTY);
         assert_eq!(direct.edges(set(&[4, 9])), edges(&[(4, 9), (9, 4)]));
         assert_eq!(direct.neighbours(set(&live), id(2)), set(&[0, 1, 3]));
     }
@@ -599,10 +559,7 @@ mod tests {
     #[test]
     fn edges_and_neighbours_follow_the_live_set() {
         let circle = Topology::Circle;
-        assert_eq!(
-            circle.edges(set(&[1, 3, 6])),
-            edges(&[(1, 3), (3, 6), (6, 1)])
-        );
+        assert_eq!(circle.edges(set(&[1, 3, 6])), edges(&[(1, 3), (3, 6), (6, 1)]));
         assert_eq!(circle.edges(set(&[5])), edges(&[]));
         assert_eq!(circle.neighbours(set(&[1, 3, 6]), id(3)), set(&[1, 6]));
         let star = Topology::Star { hub: id(3) };
@@ -614,38 +571,22 @@ mod tests {
     #[test]
     fn validate_names_what_to_fix() {
         let members = set(&[0, 1, 2]);
-        assert_eq!(
-            Topology::Circle.validate(LeaderSet::EMPTY),
-            Err(TopologyError::NoMembers)
-        );
+        assert_eq!(Topology::Circle.validate(LeaderSet::EMPTY), Err(TopologyError::NoMembers));
         assert_eq!(Topology::Circle.validate(members), Ok(()));
         assert_eq!(Topology::AllToAll { relay: true }.validate(members), Ok(()));
         assert_eq!(Topology::Star { hub: id(2) }.validate(members), Ok(()));
         assert_eq!(
             Topology::Star { hub: id(5) }.validate(members),
-            Err(TopologyError::HubNotMember {
-                hub: id(5),
-                members
-            })
+            Err(TopologyError::HubNotMember { hub: id(5), members })
         );
         let outside = Topology::Custom(Graph::ring(members).with_edge(id(1), id(7)));
         assert_eq!(
             outside.validate(members),
-            Err(TopologyError::EdgeOutsideMembers {
-                from: id(1),
-                to: id(7),
-                members
-            })
+            Err(TopologyError::EdgeOutsideMembers { from: id(1), to: id(7), members })
         );
         let path = Topology::Custom(Graph::new().with_link(id(0), id(1)).with_edge(id(1), id(2)));
         let error = path.validate(members);
-        assert_eq!(
-            error,
-            Err(TopologyError::NotStronglyConnected {
-                from: id(2),
-                unreachable: set(&[0, 1])
-            })
-        );
+        assert_eq!(error, Err(TopologyError::NotStronglyConnected { from: id(2), unreachable: set(&[0, 1]) }));
         assert_eq!(
             error.map_err(|e| e.to_string()),
             Err("custom graph is not strongly connected: L2 cannot reach {L0,L1}".to_string())

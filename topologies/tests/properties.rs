@@ -19,11 +19,7 @@ use roundtable_topologies::{Graph, LeaderId, LeaderSet, Topology, TopologyError,
 const MESSAGES_MAX: usize = MAX_LEADERS * MAX_LEADERS;
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn id(i: usize) -> LeaderId {
@@ -42,9 +38,7 @@ impl Delivery {
     }
 
     fn receivers(&self) -> LeaderSet {
-        LeaderId::range(MAX_LEADERS)
-            .filter(|&l| self.of(l) > 0)
-            .collect()
+        LeaderId::range(MAX_LEADERS).filter(|&l| self.of(l) > 0).collect()
     }
 }
 
@@ -140,20 +134,9 @@ fn case() -> impl Strategy<Value = Case> {
                 graph.add_edge(sorted[a], sorted[b]);
             }
             let mut live_connected = graph.clone();
-            let live_order: Vec<_> = live_order
-                .into_iter()
-                .map(id)
-                .filter(|&l| live.contains(l))
-                .collect();
+            let live_order: Vec<_> = live_order.into_iter().map(id).filter(|&l| live.contains(l)).collect();
             ring_in_order(&mut live_connected, &live_order);
-            Case {
-                members,
-                live,
-                origin,
-                hub: sorted[hub],
-                graph,
-                live_connected,
-            }
+            Case { members, live, origin, hub: sorted[hub], graph, live_connected }
         })
 }
 

@@ -1,0 +1,303 @@
+//! The replication log and the causal buffer.
+//!
+//! The log keeps every write this leader has applied, in the order it applied them — a linear
+//! extension of causality, since writes only apply once their dependencies have. For each entry it
+//! knows which leaders have seen it: the 64-bit `seen_by` set that travels with the entry, joined
+//! with the version vectors peers acknowledge (see [`crate::Replica`]). That knowledge serves
+//! three purposes: an entry is not sent to a leader known to hold it, an entry every live leader
+//! has seen is truncated, and a write concern can be answered.
+//!
+//! Anti-entropy asks the log *what does a peer whose version vector is `V` lack?*
+//! ([`ReplicationLog::missing_for`]): the entries with `seq > V[origin]`, in log (causal) order —
+//! or, when the log has already truncated some of them, a state snapshot instead.
+//!
+//! The causal buffer holds entries that arrived before their dependencies (Birman, Schiper &
+//! Stephenson 1991): an entry `(o, s)` with dependencies `D` is deliverable at a leader with
+//! applied vector `A` when `A[o] = s − 1` and `D ≤ A`. It is bounded; when it is full the entry is
+//! refused (it is still held by its sender) and the replica asks for a catch-up instead of growing.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use crate::causality::{Dot, VersionVector};
+use crate::entry::Entry;
+use crate::{LeaderId, LeaderSet};
+
+/// An entry in the log with the leaders known to have seen it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The write.
+    pub entry: Entry,
+    /// Leaders known to hold it (from the copies received; acknowledged vectors add to this).
+    pub seen_by: LeaderSet,
+}
+
+/// What a peer lacks, as the log can tell.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Missing<'a> {
+    /// The peer lacks nothing the log knows of.
+    Nothing,
+    /// The peer lacks these entries, in causal order.
+    Entries(Vec<&'a Entry>),
+    /// The log has truncated entries the peer lacks: only a state snapshot can catch it up.
+    Snapshot,
+}
+
+/// The replication log of one leader. Bounded by `max_entries`.
+#[derive(Debug, Clone)]
+pub struct ReplicationLog {
+    entries: VecDeque<Logged>,
+    /// Position (since the log was created) of `entries[0]`.
+    base: u64,
+    index: BTreeMap<Dot, u64>,
+    /// Per origin, the highest sequence number that may be missing from the log (truncated).
+    floor: VersionVector,
+    max_entries: usize,
+}
+
+impl ReplicationLog {
+    /// An empty log holding at most `max_entries` entries (at least 1).
+    #[must_use]
+    pub fn new(max_entries: usize) -> Self {
+        ReplicationLog {
+            entries: VecDeque::new(),
+            base: 0,
+            index: BTreeMap::new(),
+            floor: VersionVector::new(),
+            max_entries: max_entries.max(1),
+        }
+    }
+
+    /// Appends an entry the leader has just applied. When the log is at its bound, the oldest
+    /// entry is truncated first and returned, so the caller can report it (peers that still need
+    /// it will be sent a snapshot).
+    #[must_use = "a forced truncation must be reported"]
+    pub fn append(&mut self, entry: Entry, seen_by: LeaderSet) -> Option<Dot> {
+        debug_assert!(!self.index.contains_key(&entry.dot), "an entry is appended once");
+        let forced = if self.entries.len() >= self.max_entries { self.pop_front() } else { None };
+        let position = self.base + self.entries.len() as u64;
+        self.index.insert(entry.dot, position);
+        self.entries.push_back(Logged { entry, seen_by });
+        forced
+    }
+
+    fn pop_front(&mut self) -> Option<Dot> {
+        let logged = self.entries.pop_front()?;
+        self.base += 1;
+        let dot = logged.entry.dot;
+        self.index.remove(&dot);
+        if self.floor.get(dot.origin) < dot.seq {
+            self.floor.set(dot.origin, dot.seq);
+        }
+        Some(dot)
+    }
+
+    fn position(&self, dot: Dot) -> Option<usize> {
+        let position = *self.index.get(&dot)?;
+        usize::try_from(position - self.base).ok()
+    }
+
+    /// The logged entry with identity `dot`, if the log still holds it.
+    #[must_use]
+    pub fn get(&self, dot: Dot) -> Option<&Logged> {
+        self.position(dot).and_then(|i| self.entries.get(i))
+    }
+
+    /// Records that the leaders in `seen` hold `dot`. Returns false when the log does not hold it.
+    pub fn mark_seen(&mut self, dot: Dot, seen: LeaderSet) -> bool {
+        match self.position(dot).and_then(|i| self.entries.get_mut(i)) {
+            Some(logged) => {
+                logged.seen_by = logged.seen_by.union(seen);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What a peer whose version vector is `theirs` lacks, at most `limit` entries of it.
+    #[must_use]
+    pub fn missing_for(&self, theirs: &VersionVector, limit: usize) -> Missing<'_> {
+        if !self.floor.le(theirs) {
+            return Missing::Snapshot;
+        }
+        let entries: Vec<&Entry> =
+            self.entries.iter().map(|l| &l.entry).filter(|e| !theirs.contains(e.dot)).take(limit).collect();
+        if entries.is_empty() {
+            Missing::Nothing
+        } else {
+            Missing::Entries(entries)
+        }
+    }
+
+    /// Truncates the oldest entries that are stable: named by `stable` (the meet of every live
+    /// leader's acknowledged vector) or seen by every leader in `live`. Stops at the first entry
+    /// that is not. Returns how many entries were removed.
+    pub fn truncate_stable(&mut self, stable: &VersionVector, live: LeaderSet) -> usize {
+        let mut removed = 0;
+        while let Some(front) = self.entries.front() {
+            let done = stable.contains(front.entry.dot) || live.is_subset(front.seen_by);
+            if !done {
+                break;
+            }
+            let popped = self.pop_front();
+            debug_assert!(popped.is_some());
+            removed += 1;
+        }
+        removed
+    }
+
+    /// After adopting a snapshot that names `vv`, the log may lack entries up to `vv`: raise the
+    /// floor so that peers needing them get a snapshot too.
+    pub fn raise_floor(&mut self, vv: &VersionVector) {
+        self.floor.merge(vv);
+    }
+
+    /// Per origin, the highest sequence number the log may no longer hold.
+    #[must_use]
+    pub fn floor(&self) -> &VersionVector {
+        &self.floor
+    }
+
+    /// The number of entries held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the log holds no entry.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries held, in the order they were applied.
+    pub fn iter(&self) -> impl Iterator<Item = &Logged> {
+        self.entries.iter()
+    }
+}
+
+/// An entry waiting for its dependencies, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The write.
+    pub entry: Entry,
+    /// The leader it was received from.
+    pub from: LeaderId,
+    /// Leaders known to hold it when it arrived.
+    pub seen_by: LeaderSet,
+}
+
+/// The causal buffer refused an entry because it is full.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("causal buffer is full ({capacity} entries waiting for their dependencies)")]
+pub struct BufferFull {
+    /// The buffer's bound.
+    pub capacity: usize,
+    /// The entry refused, handed back.
+    pub refused: alloc::boxed::Box<Waiting>,
+}
+
+/// Entries received before their dependencies, bounded by `capacity`.
+#[derive(Debug, Clone)]
+pub struct CausalBuffer {
+    waiting: BTreeMap<Dot, Waiting>,
+    capacity: usize,
+}
+
+impl CausalBuffer {
+    /// An empty buffer holding at most `capacity` entries.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        CausalBuffer { waiting: BTreeMap::new(), capacity }
+    }
+
+    /// Whether an entry is deliverable at a leader that has applied `applied`.
+    #[must_use]
+    pub fn is_deliverable(entry: &Entry, applied: &VersionVector) -> bool {
+        applied.get(entry.dot.origin).next() == entry.dot.seq && entry.deps.le_except(applied, entry.dot.origin)
+    }
+
+    /// Whether `dot` is waiting here.
+    #[must_use]
+    pub fn contains(&self, dot: Dot) -> bool {
+        self.waiting.contains_key(&dot)
+    }
+
+    /// Parks an entry until its dependencies have applied.
+    pub fn insert(&mut self, waiting: Waiting) -> Result<(), BufferFull> {
+        if self.waiting.len() >= self.capacity {
+            return Err(BufferFull { capacity: self.capacity, refused: alloc::boxed::Box::new(waiting) });
+        }
+        self.waiting.insert(waiting.entry.dot, waiting);
+        Ok(())
+    }
+
+    /// Records more leaders holding a waiting entry.
+    pub fn mark_seen(&mut self, dot: Dot, seen: LeaderSet) {
+        if let Some(w) = self.waiting.get_mut(&dot) {
+            w.seen_by = w.seen_by.union(seen);
+        }
+    }
+
+    /// Removes and returns one entry that has become deliverable under `applied`, lowest dot first.
+    pub fn take_ready(&mut self, applied: &VersionVector) -> Option<Waiting> {
+        let origins: LeaderSet = self.waiting.keys().map(|d| d.origin).collect();
+        for origin in origins {
+            let next = Dot::new(origin, applied.get(origin).next());
+            if let Some(w) = self.waiting.get(&next) {
+                if w.entry.deps.le_except(applied, origin) {
+                    return self.waiting.remove(&next);
+                }
+            }
+        }
+        None
+    }
+
+    /// Removes the entries `applied` already names (after a snapshot); returns their dots.
+    pub fn drop_covered(&mut self, applied: &VersionVector) -> Vec<Dot> {
+        let covered: Vec<Dot> = self.waiting.keys().copied().filter(|d| applied.contains(*d)).collect();
+        for dot in &covered {
+            self.waiting.remove(dot);
+        }
+        covered
+    }
+
+    /// The number of entries waiting.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether nothing is waiting.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The buffer's bound.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The dots waiting, in ascending order.
+    pub fn dots(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.waiting.keys().copied()
+    }
+}
+
+impl VersionVector {
+    /// Whether `self ≤ other` on every leader except `except` (the dependency check, which
+    /// handles the origin's own counter separately).
+    #[must_use]
+    pub fn le_except(&self, other: &VersionVector, except: LeaderId) -> bool {
+        self.iter().all(|(id, seq)| id == except || seq <= other.get(id))
+    }
+
+    /// The writes this vector names that `applied` does not, as one dot per leader: the highest
+    /// missing sequence number. Used to say what a waiting entry waits for.
+    #[must_use]
+    pub fn missing_from(&self, applied: &VersionVector) -> Vec<Dot> {
+        self.iter().filter(|(id, seq)| *seq > applied.get(*id)).map(|(id, seq)| Dot::new(id, seq)).collect()
+    }
+}

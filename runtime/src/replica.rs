@@ -1,0 +1,837 @@
+//! The leader as a state machine: [`Replica`].
+//!
+//! A `Replica` is the whole replication logic of one leader, in the sans-IO style of quinn-proto
+//! and stateright: it performs no IO and reads no clock. The shell feeds it inputs through the
+//! `handle_*` methods, each taking `now` (the leader's *raw* physical clock reading; the replica
+//! applies its own NTP correction), and collects the outputs as data with
+//! [`Replica::drain_effects`]: messages to send to peers and trace events to record.
+//!
+//! Call order, for a shell:
+//! 1. [`Replica::new`] (or [`Replica::restarted`] after a crash), then [`Replica::start`].
+//! 2. For each input — a client write ([`Replica::handle_write`], which also returns the client's
+//!    answer), a frame or message from a peer ([`Replica::handle_frame`],
+//!    [`Replica::handle_peer`]), a timer tick ([`Replica::handle_tick`]), a new live set
+//!    ([`Replica::handle_topology`]) or a clock sample ([`Replica::handle_clock_sample`]) — call
+//!    the method, then drain the effects and perform them in order.
+//! 3. Reads ([`Replica::read`]) are answered from the local store and produce no effects.
+//!
+//! What happens to a write: the origin stamps it with its hybrid logical clock (clients never
+//! supply timestamps; a fenced leader refuses), gives it the next dot, records its own version
+//! vector as the write's dependencies, applies it, logs it and sends it to the forward targets of
+//! the topology. A receiver drops duplicates (counted and traced), rejects entries stamped beyond
+//! `max_offset` or malformed ones (counted and traced), forwards new ones along the topology,
+//! applies those whose dependencies it has, parks the rest in the bounded causal buffer and
+//! applies them as soon as they become ready. Anti-entropy digests — sent when a link appears and
+//! every `anti_entropy_interval` — repair whatever the topology lost.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use roundtable_topologies::{Topology, TopologyError};
+
+use crate::causality::{Dot, VersionVector};
+use crate::clock::{
+    ClockError, ClockHealth, CorrectionConfig, CorrectionEvent, HlcTimestamp, LeaderClock, LeaderClockConfig, NtpSample,
+};
+use crate::entry::{Entry, Key, Op, Value};
+use crate::log::{CausalBuffer, Missing, ReplicationLog, Waiting};
+use crate::store::{ApplyOutcome, LwwStore, Register, SnapshotChunk};
+use crate::trace::{Rejection, TraceEvent};
+use crate::wire::{self, PeerMessage, ReplicatedEntry};
+use crate::{LeaderId, LeaderSet, WallTime};
+
+/// Settings of one replica. [`ReplicaConfig::default`] is a sensible starting point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// A remote timestamp further ahead of local physical time than this is rejected
+    /// (default 500 ms, as CockroachDB and uhlc).
+    pub max_offset: Duration,
+    /// How the NTP correction slews, steps and fences.
+    pub correction: CorrectionConfig,
+    /// The most entries waiting for their dependencies (default 1024).
+    pub causal_buffer_max: usize,
+    /// The most entries in the replication log (default 65,536); beyond it the oldest are
+    /// truncated early and peers that still need them receive a snapshot.
+    pub log_entries_max: usize,
+    /// How often anti-entropy digests go to the neighbours (default 1 s).
+    pub anti_entropy_interval: Duration,
+    /// The most entries in one catch-up message (default 256).
+    pub catch_up_batch_max: usize,
+    /// The most registers in one snapshot chunk (default 512).
+    pub snapshot_chunk_registers: usize,
+    /// The most quarantined (rejected, far-future) entries kept for inspection (default 256).
+    pub quarantine_max: usize,
+    /// Whether to emit trace events (default true). Counters are kept either way.
+    pub trace: bool,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            max_offset: Duration::from_millis(500),
+            correction: CorrectionConfig::default(),
+            causal_buffer_max: 1024,
+            log_entries_max: 65_536,
+            anti_entropy_interval: Duration::from_secs(1),
+            catch_up_batch_max: 256,
+            snapshot_chunk_registers: 512,
+            quarantine_max: 256,
+            trace: true,
+        }
+    }
+}
+
+/// Why a replica could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The leader is not among the members.
+    #[error("leader {leader} is not a member of the cluster {members}")]
+    NotAMember {
+        /// The leader.
+        leader: LeaderId,
+        /// The members.
+        members: LeaderSet,
+    },
+    /// The topology does not fit the members.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The clock settings are invalid.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// A bound is zero.
+    #[error("{0} must be at least 1")]
+    ZeroBound(&'static str),
+}
+
+/// Why a client write was refused. Nothing was stamped, applied or sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// This leader's clock is out of tolerance, so it would stamp a bad timestamp.
+    #[error("leader {leader} is fenced: {source}")]
+    Fenced {
+        /// The leader.
+        leader: LeaderId,
+        /// What its clock reported.
+        source: ClockError,
+    },
+    /// This leader restarted and has not yet heard from every live peer, so it does not yet
+    /// know its own last sequence number.
+    #[error("leader {leader} is catching up after a restart (waiting for {waiting_for})")]
+    CatchingUp {
+        /// The leader.
+        leader: LeaderId,
+        /// The peers it still waits for.
+        waiting_for: LeaderSet,
+    },
+}
+
+/// What a client gets back for an accepted write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// The write's identity.
+    pub dot: Dot,
+    /// The timestamp it was stamped with.
+    pub hlc: HlcTimestamp,
+}
+
+/// What a read returns: the key's current register at this leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadValue {
+    /// The value, or `None` when the last write was a delete.
+    pub value: Option<Value>,
+    /// The write that produced it.
+    pub dot: Dot,
+    /// Its timestamp.
+    pub hlc: HlcTimestamp,
+}
+
+/// An output of the replica, to be performed by the shell in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Effect {
+    /// Send this message to that peer.
+    Send {
+        /// The peer.
+        to: LeaderId,
+        /// The message.
+        msg: PeerMessage,
+    },
+    /// Record this trace event.
+    Trace(TraceEvent),
+}
+
+/// An entry rejected for its timestamp, kept for inspection (never applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The peer it came from.
+    pub from: LeaderId,
+    /// The entry.
+    pub entry: Entry,
+    /// Why it was rejected.
+    pub reason: Rejection,
+}
+
+/// Counters of what a replica did. All monotonic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Client writes accepted.
+    pub writes_accepted: u64,
+    /// Client writes refused (fenced or catching up).
+    pub writes_refused: u64,
+    /// Messages sent to peers, by effect.
+    pub messages_sent: u64,
+    /// Entries sent to peers (topology forwarding and catch-up).
+    pub entries_sent: u64,
+    /// New entries received from peers (first copies).
+    pub entries_received: u64,
+    /// Duplicate copies dropped.
+    pub duplicates_dropped: u64,
+    /// Entries that had to wait for their dependencies.
+    pub causal_waits: u64,
+    /// Entries refused because the causal buffer was full.
+    pub buffer_full: u64,
+    /// Entries applied (local and remote).
+    pub applied: u64,
+    /// Writes discarded by last-write-wins conflict decisions.
+    pub lww_discarded: u64,
+    /// Peer messages or entries rejected (all reasons, timestamps included).
+    pub rejected: u64,
+    /// Entries rejected for a timestamp beyond `max_offset`.
+    pub timestamps_rejected: u64,
+    /// Digests sent.
+    pub digests_sent: u64,
+    /// Catch-up entries sent in answer to digests.
+    pub catch_up_entries_sent: u64,
+    /// Snapshot chunks sent.
+    pub snapshot_chunks_sent: u64,
+    /// Snapshots adopted.
+    pub snapshots_applied: u64,
+    /// Log entries truncated because every live leader had them.
+    pub log_truncated: u64,
+    /// Log entries truncated early because the log's bound was hit.
+    pub log_truncated_forced: u64,
+    /// Quarantined entries evicted because the quarantine's bound was hit.
+    pub quarantine_evicted: u64,
+}
+
+/// One leader's replication state machine. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Replica {
+    id: LeaderId,
+    members: LeaderSet,
+    live: LeaderSet,
+    topology: Topology,
+    config: ReplicaConfig,
+    clock: LeaderClock,
+    applied: VersionVector,
+    log: ReplicationLog,
+    buffer: CausalBuffer,
+    store: LwwStore,
+    /// The latest version vector each peer reported in a digest.
+    acked: BTreeMap<LeaderId, VersionVector>,
+    /// After a restart: peers whose digest is awaited before writes are accepted.
+    catching_up: LeaderSet,
+    /// After a restart: the highest own sequence number any peer has reported.
+    own_high_water: crate::causality::Seq,
+    /// Whether the leader restarted and has not caught up yet (refuses writes meanwhile).
+    recovering: bool,
+    fenced: bool,
+    next_anti_entropy: Option<WallTime>,
+    quarantine: alloc::collections::VecDeque<Quarantined>,
+    metrics: Metrics,
+    effects: Vec<Effect>,
+}
+
+impl Replica {
+    /// A fresh leader `id` in a cluster of `members`, wired by `topology`. All members start live.
+    pub fn new(
+        id: LeaderId,
+        members: LeaderSet,
+        topology: Topology,
+        config: ReplicaConfig,
+    ) -> Result<Self, ConfigError> {
+        if !members.contains(id) {
+            return Err(ConfigError::NotAMember { leader: id, members });
+        }
+        topology.validate(members)?;
+        for (name, value) in [
+            ("causal_buffer_max", config.causal_buffer_max),
+            ("log_entries_max", config.log_entries_max),
+            ("catch_up_batch_max", config.catch_up_batch_max),
+            ("snapshot_chunk_registers", config.snapshot_chunk_registers),
+            ("quarantine_max", config.quarantine_max),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroBound(name));
+            }
+        }
+        Ok(Replica {
+            id,
+            members,
+            live: members,
+            topology,
+            clock: LeaderClock::new(
+                id,
+                LeaderClockConfig { max_offset: config.max_offset, correction: config.correction },
+            )?,
+            applied: VersionVector::new(),
+            log: ReplicationLog::new(config.log_entries_max),
+            buffer: CausalBuffer::new(config.causal_buffer_max),
+            store: LwwStore::new(),
+            acked: BTreeMap::new(),
+            catching_up: LeaderSet::EMPTY,
+            own_high_water: crate::causality::Seq(0),
+            recovering: false,
+            fenced: false,
+            next_anti_entropy: None,
+            quarantine: alloc::collections::VecDeque::new(),
+            metrics: Metrics::default(),
+            effects: Vec::new(),
+            config,
+        })
+    }
+
+    /// A leader that restarts with empty state after a crash. It refuses writes until every live
+    /// peer has sent it a digest (so that it learns its own last sequence number and never reuses
+    /// a dot) and it has applied its own writes back; anti-entropy catches it up.
+    pub fn restarted(
+        id: LeaderId,
+        members: LeaderSet,
+        topology: Topology,
+        config: ReplicaConfig,
+    ) -> Result<Self, ConfigError> {
+        let mut replica = Replica::new(id, members, topology, config)?;
+        replica.catching_up = members.without(id);
+        replica.recovering = true;
+        Ok(replica)
+    }
+
+    /// Starts the leader: announces itself to its neighbours with a digest (a link appearing
+    /// starts anti-entropy) and schedules the periodic anti-entropy.
+    pub fn start(&mut self, now: WallTime) {
+        let targets = self.neighbours().union(self.catching_up.intersection(self.live));
+        for peer in targets {
+            self.send_digest(peer, true);
+        }
+        self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
+    }
+
+    // ----- inputs ---------------------------------------------------------------------------
+
+    /// A client write of `op` to `key`. Returns the receipt once the write is applied here (the
+    /// local acknowledgement); the effects carry it to the peers.
+    pub fn handle_write(&mut self, now: WallTime, key: Key, op: Op) -> Result<WriteReceipt, WriteError> {
+        if self.recovering {
+            self.metrics.writes_refused += 1;
+            return Err(WriteError::CatchingUp { leader: self.id, waiting_for: self.catching_up });
+        }
+        let hlc = match self.clock.stamp(now) {
+            Ok(hlc) => hlc,
+            Err(source) => {
+                self.metrics.writes_refused += 1;
+                self.update_fence();
+                return Err(WriteError::Fenced { leader: self.id, source });
+            }
+        };
+        let dot = Dot::new(self.id, self.applied.get(self.id).next());
+        let entry = Entry { dot, hlc, deps: self.applied.clone(), key, op };
+        self.metrics.writes_accepted += 1;
+        self.trace(|| TraceEvent::WriteAccepted { dot, key: entry.key.clone(), hlc });
+        let seen = LeaderSet::single(self.id);
+        self.forward(&entry, None, seen);
+        self.apply(entry, seen);
+        Ok(WriteReceipt { dot, hlc })
+    }
+
+    /// The current register of `key` at this leader (`None` when no write to it was applied).
+    #[must_use]
+    pub fn read(&self, key: &Key) -> Option<ReadValue> {
+        self.store.register(key).map(|r| ReadValue { value: r.value.clone(), dot: r.dot, hlc: r.hlc })
+    }
+
+    /// A frame that arrived on the link from `link_from`. Undecodable frames and frames whose
+    /// envelope names another sender are rejected (counted and traced); the replica keeps running.
+    pub fn handle_frame(&mut self, now: WallTime, link_from: LeaderId, frame: &[u8]) {
+        match wire::decode(frame) {
+            Err(e) => self.reject(link_from, Rejection::Frame(e)),
+            Ok(env) if env.from != link_from => {
+                self.reject(link_from, Rejection::SenderMismatch { claimed: env.from, actual: link_from })
+            }
+            Ok(env) => self.handle_peer(now, link_from, env.body),
+        }
+    }
+
+    /// A message from peer `from`.
+    pub fn handle_peer(&mut self, now: WallTime, from: LeaderId, msg: PeerMessage) {
+        if from == self.id || !self.members.contains(from) {
+            self.reject(from, Rejection::NotAPeer { from });
+            return;
+        }
+        match msg {
+            PeerMessage::Replicate { entries, catch_up } => {
+                for replicated in entries {
+                    self.receive_entry(now, from, replicated, catch_up);
+                }
+            }
+            PeerMessage::Digest { vv, reply } => self.receive_digest(from, vv, reply),
+            PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
+        }
+        self.check_caught_up();
+    }
+
+    /// A timer tick: periodic anti-entropy, log truncation and the clock's health check. Call it
+    /// at least every `anti_entropy_interval`; [`Replica::next_timeout`] says when it is due.
+    pub fn handle_tick(&mut self, now: WallTime) {
+        self.clock.tick(now);
+        self.update_fence();
+        if self.next_anti_entropy.is_none_or(|due| now >= due) {
+            let targets = self.neighbours().union(self.catching_up.intersection(self.live));
+            for peer in targets {
+                self.send_digest(peer, true);
+            }
+            self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
+        }
+        let stable = self.stable_vector();
+        let removed = self.log.truncate_stable(&stable, self.live);
+        self.metrics.log_truncated += removed as u64;
+    }
+
+    /// When the next tick is due.
+    #[must_use]
+    pub fn next_timeout(&self) -> Option<WallTime> {
+        self.next_anti_entropy
+    }
+
+    /// The live set changed (a leader died or returned). Rewires along the topology and starts
+    /// anti-entropy on every link that appeared.
+    pub fn handle_topology(&mut self, _now: WallTime, live: LeaderSet) {
+        let live = live.intersection(self.members);
+        if live == self.live {
+            return;
+        }
+        let before = self.neighbours();
+        self.live = live;
+        let after = self.neighbours();
+        if self.config.trace {
+            let edges = self.topology.edges(live);
+            self.trace(|| TraceEvent::Rewired { live, edges });
+        }
+        for peer in after.difference(before) {
+            self.send_digest(peer, true);
+        }
+        self.catching_up = self.catching_up.intersection(live);
+        self.check_caught_up();
+    }
+
+    /// A four-timestamp sample against a time reference, for the NTP correction.
+    pub fn handle_clock_sample(&mut self, now: WallTime, sample: NtpSample) -> Result<CorrectionEvent, ClockError> {
+        let event = self.clock.add_sample(now, sample)?;
+        if !matches!(event, CorrectionEvent::Unchanged) {
+            self.trace(|| TraceEvent::ClockCorrected(event));
+        }
+        self.update_fence();
+        Ok(event)
+    }
+
+    /// Takes the effects produced so far, in the order they must be performed.
+    pub fn drain_effects(&mut self) -> alloc::vec::Drain<'_, Effect> {
+        self.effects.drain(..)
+    }
+
+    // ----- accessors ------------------------------------------------------------------------
+
+    /// This leader's id.
+    #[must_use]
+    pub fn id(&self) -> LeaderId {
+        self.id
+    }
+
+    /// The cluster's members.
+    #[must_use]
+    pub fn members(&self) -> LeaderSet {
+        self.members
+    }
+
+    /// The leaders this replica currently believes live.
+    #[must_use]
+    pub fn live(&self) -> LeaderSet {
+        self.live
+    }
+
+    /// The topology.
+    #[must_use]
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The writes applied here.
+    #[must_use]
+    pub fn applied(&self) -> &VersionVector {
+        &self.applied
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &LwwStore {
+        &self.store
+    }
+
+    /// The replication log.
+    #[must_use]
+    pub fn log(&self) -> &ReplicationLog {
+        &self.log
+    }
+
+    /// How many entries wait for their dependencies.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The clock's health (synchronized, fenced, …).
+    #[must_use]
+    pub fn clock_health(&self) -> ClockHealth {
+        self.clock.health()
+    }
+
+    /// The leader's clock (HLC and NTP correction).
+    #[must_use]
+    pub fn clock(&self) -> &LeaderClock {
+        &self.clock
+    }
+
+    /// Whether this leader refuses writes because its clock is out of tolerance.
+    #[must_use]
+    pub fn is_fenced(&self) -> bool {
+        self.fenced
+    }
+
+    /// Whether this leader still catches up after a restart (and refuses writes).
+    #[must_use]
+    pub fn is_catching_up(&self) -> bool {
+        self.recovering
+    }
+
+    /// Entries rejected for far-future timestamps, oldest first (bounded by `quarantine_max`).
+    pub fn quarantine(&self) -> impl Iterator<Item = &Quarantined> {
+        self.quarantine.iter()
+    }
+
+    /// The leaders known to hold `dot`: the seen-by set the entry travelled with, joined with
+    /// the version vectors peers acknowledged. Answers write concerns.
+    #[must_use]
+    pub fn holders(&self, dot: Dot) -> LeaderSet {
+        let mut holders = self.log.get(dot).map_or(LeaderSet::EMPTY, |l| l.seen_by);
+        if self.applied.contains(dot) {
+            holders.insert(self.id);
+        }
+        for (peer, vv) in &self.acked {
+            if vv.contains(dot) {
+                holders.insert(*peer);
+            }
+        }
+        holders
+    }
+
+    // ----- internals ------------------------------------------------------------------------
+
+    fn neighbours(&self) -> LeaderSet {
+        self.topology.neighbours(self.live, self.id)
+    }
+
+    fn trace(&mut self, event: impl FnOnce() -> TraceEvent) {
+        if self.config.trace {
+            self.effects.push(Effect::Trace(event()));
+        }
+    }
+
+    fn send(&mut self, to: LeaderId, msg: PeerMessage) {
+        self.metrics.messages_sent += 1;
+        self.effects.push(Effect::Send { to, msg });
+    }
+
+    fn send_digest(&mut self, to: LeaderId, reply: bool) {
+        self.metrics.digests_sent += 1;
+        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply });
+    }
+
+    fn reject(&mut self, from: LeaderId, reason: Rejection) {
+        self.metrics.rejected += 1;
+        self.trace(|| TraceEvent::Rejected { from, reason });
+    }
+
+    fn update_fence(&mut self) {
+        let fenced = matches!(self.clock.health(), ClockHealth::Fenced { .. });
+        if fenced != self.fenced {
+            self.fenced = fenced;
+            let residual_ns = self.clock.residual_offset_ns().unwrap_or(0);
+            self.trace(|| if fenced { TraceEvent::Fenced { residual_ns } } else { TraceEvent::Unfenced });
+        }
+    }
+
+    /// Sends `entry` to the topology's forward targets for this leader.
+    fn forward(&mut self, entry: &Entry, sender: Option<LeaderId>, seen: LeaderSet) {
+        let seen = seen.with(self.id);
+        let targets = self.topology.forward_targets(self.live, entry.dot.origin, sender, self.id, seen);
+        for to in targets {
+            self.metrics.entries_sent += 1;
+            let msg = PeerMessage::Replicate {
+                entries: alloc::vec![ReplicatedEntry { entry: entry.clone(), seen_by: seen }],
+                catch_up: false,
+            };
+            self.send(to, msg);
+            self.trace(|| TraceEvent::Sent { to, dots: alloc::vec![entry.dot], catch_up: false });
+        }
+    }
+
+    /// Applies a deliverable entry, logs it and then applies whatever became ready.
+    fn apply(&mut self, entry: Entry, seen: LeaderSet) {
+        self.apply_one(entry, seen);
+        while let Some(waiting) = self.buffer.take_ready(&self.applied) {
+            let seen = waiting.seen_by.with(self.id);
+            self.apply_one(waiting.entry, seen);
+        }
+    }
+
+    fn apply_one(&mut self, entry: Entry, seen: LeaderSet) {
+        debug_assert!(CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
+        let outcome = self.store.apply(&entry);
+        self.applied.set(entry.dot.origin, entry.dot.seq);
+        self.metrics.applied += 1;
+        let dot = entry.dot;
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone() });
+        if let ApplyOutcome::Conflict { kept, discarded, discarded_value, .. } = outcome {
+            self.metrics.lww_discarded += 1;
+            self.trace(|| TraceEvent::LwwDiscarded { key: entry.key.clone(), kept, discarded, value: discarded_value });
+        }
+        if let Some(forced) = self.log.append(entry, seen) {
+            self.metrics.log_truncated_forced += 1;
+            let _ = forced;
+            self.trace(|| TraceEvent::LogTruncated { count: 1, forced: true });
+        }
+    }
+
+    fn validate(&self, entry: &Entry) -> Result<(), &'static str> {
+        let Dot { origin, seq } = entry.dot;
+        if !self.members.contains(origin) {
+            return Err("origin is not a member");
+        }
+        if seq.0 == 0 {
+            return Err("sequence numbers start at 1");
+        }
+        if entry.deps.get(origin).next() != seq {
+            return Err("dependencies must name the origin's previous write");
+        }
+        if !entry.deps.leaders().is_subset(self.members) {
+            return Err("dependencies name a non-member");
+        }
+        if entry.hlc.leader() != origin {
+            return Err("timestamp was not stamped by the origin");
+        }
+        Ok(())
+    }
+
+    fn receive_entry(&mut self, now: WallTime, from: LeaderId, replicated: ReplicatedEntry, catch_up: bool) {
+        let ReplicatedEntry { entry, seen_by } = replicated;
+        let dot = entry.dot;
+        if let Err(why) = self.validate(&entry) {
+            self.reject(from, Rejection::MalformedEntry { dot, why });
+            return;
+        }
+        let seen = seen_by.with(from).with(self.id);
+        if self.applied.contains(dot) || self.buffer.contains(dot) {
+            if self.log.get(dot).is_some_and(|held| held.entry != entry) {
+                self.reject(from, Rejection::DotConflict { dot });
+                return;
+            }
+            self.metrics.duplicates_dropped += 1;
+            self.log.mark_seen(dot, seen);
+            self.buffer.mark_seen(dot, seen);
+            self.trace(|| TraceEvent::DuplicateDropped { from, dot });
+            return;
+        }
+        if let Err(err) = self.clock.observe(entry.hlc, now) {
+            self.metrics.timestamps_rejected += 1;
+            let reason = match err {
+                ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset } => {
+                    Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset }
+                }
+                _ => Rejection::MalformedEntry { dot, why: "timestamp refused by the clock" },
+            };
+            if self.quarantine.len() >= self.config.quarantine_max {
+                self.quarantine.pop_front();
+                self.metrics.quarantine_evicted += 1;
+            }
+            self.quarantine.push_back(Quarantined { from, entry, reason: reason.clone() });
+            self.reject(from, reason);
+            return;
+        }
+        self.metrics.entries_received += 1;
+        self.trace(|| TraceEvent::Received { from, dot });
+        if !catch_up {
+            self.forward(&entry, Some(from), seen);
+        }
+        if CausalBuffer::is_deliverable(&entry, &self.applied) {
+            self.apply(entry, seen);
+            return;
+        }
+        self.metrics.causal_waits += 1;
+        let mut missing = entry.deps.missing_from(&self.applied);
+        missing.sort();
+        self.trace(|| TraceEvent::CausalWait { dot, missing });
+        if let Err(full) = self.buffer.insert(Waiting { entry, from, seen_by: seen }) {
+            self.metrics.buffer_full += 1;
+            self.trace(|| TraceEvent::BufferFull { dot, asked: from, capacity: full.capacity });
+            self.send_digest(from, true);
+        }
+    }
+
+    fn receive_digest(&mut self, from: LeaderId, theirs: VersionVector, reply: bool) {
+        self.catching_up.remove(from);
+        if theirs.get(self.id) > self.own_high_water {
+            self.own_high_water = theirs.get(self.id);
+        }
+        let missing: Result<Vec<Entry>, ()> = match self.log.missing_for(&theirs, usize::MAX) {
+            Missing::Nothing => Ok(Vec::new()),
+            Missing::Entries(entries) => Ok(entries.into_iter().cloned().collect()),
+            Missing::Snapshot => Err(()),
+        };
+        match missing {
+            Ok(entries) => {
+                for batch in entries.chunks(self.config.catch_up_batch_max) {
+                    self.send_catch_up(from, batch);
+                }
+            }
+            Err(()) => self.send_snapshot(from),
+        }
+        if reply && !theirs.le(&self.applied) {
+            self.send_digest(from, false);
+        }
+        self.acked.insert(from, theirs);
+    }
+
+    fn send_catch_up(&mut self, to: LeaderId, batch: &[Entry]) {
+        let entries: Vec<ReplicatedEntry> = batch
+            .iter()
+            .map(|e| ReplicatedEntry {
+                seen_by: self.log.get(e.dot).map_or(LeaderSet::single(self.id), |l| l.seen_by),
+                entry: e.clone(),
+            })
+            .collect();
+        self.metrics.catch_up_entries_sent += entries.len() as u64;
+        self.metrics.entries_sent += entries.len() as u64;
+        let dots = batch.iter().map(|e| e.dot).collect();
+        self.send(to, PeerMessage::Replicate { entries, catch_up: true });
+        self.trace(|| TraceEvent::Sent { to, dots, catch_up: true });
+    }
+
+    fn send_snapshot(&mut self, to: LeaderId) {
+        let chunks = self.store.snapshot_chunks(self.config.snapshot_chunk_registers);
+        let count = chunks.len();
+        for (i, registers) in chunks.into_iter().enumerate() {
+            let n = registers.len();
+            let vv = self.applied.clone();
+            self.metrics.snapshot_chunks_sent += 1;
+            self.trace(|| TraceEvent::SnapshotSent { to, vv: vv.clone(), registers: n });
+            self.send(to, PeerMessage::Snapshot(SnapshotChunk { vv, registers, last: i + 1 == count }));
+        }
+    }
+
+    fn receive_snapshot(&mut self, now: WallTime, from: LeaderId, chunk: SnapshotChunk) {
+        // Validate the whole chunk before merging any of it.
+        for (_, register) in &chunk.registers {
+            if !self.members.contains(register.dot.origin) || register.hlc.leader() != register.dot.origin {
+                self.reject(
+                    from,
+                    Rejection::MalformedEntry { dot: register.dot, why: "snapshot register from a non-member" },
+                );
+                return;
+            }
+        }
+        if !chunk.vv.leaders().is_subset(self.members) {
+            self.reject(from, Rejection::NotAPeer { from });
+            return;
+        }
+        let newest = chunk.registers.iter().map(|(_, r)| r.hlc).max();
+        if let Some(newest) = newest {
+            if let Err(ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset }) = self.clock.observe(newest, now)
+            {
+                self.metrics.timestamps_rejected += 1;
+                let dot = chunk
+                    .registers
+                    .iter()
+                    .find(|(_, r)| r.hlc == remote)
+                    .map_or(Dot::new(from, crate::causality::Seq(0)), |(_, r)| r.dot);
+                self.reject(from, Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset });
+                return;
+            }
+        }
+        for (key, register) in chunk.registers {
+            self.merge_register(&chunk.vv, key, register);
+        }
+        if !chunk.last {
+            return;
+        }
+        for (origin, seq) in chunk.vv.iter() {
+            if seq > self.applied.get(origin) {
+                // The log never held these writes: peers needing them get a snapshot from here.
+                let mut floor = VersionVector::new();
+                floor.set(origin, seq);
+                self.log.raise_floor(&floor);
+            }
+        }
+        self.applied.merge(&chunk.vv);
+        self.metrics.snapshots_applied += 1;
+        let vv = chunk.vv;
+        self.trace(|| TraceEvent::SnapshotApplied { from, vv });
+        let covered = self.buffer.drop_covered(&self.applied);
+        self.metrics.duplicates_dropped += covered.len() as u64;
+        while let Some(waiting) = self.buffer.take_ready(&self.applied) {
+            let seen = waiting.seen_by.with(self.id);
+            self.apply_one(waiting.entry, seen);
+        }
+        self.catching_up.remove(from);
+    }
+
+    fn merge_register(&mut self, snapshot_vv: &VersionVector, key: Key, register: Register) {
+        let incoming = (register.dot, register.hlc);
+        let Some(loser) = self.store.merge_register(key.clone(), register) else {
+            return;
+        };
+        // A conflict is decided here only when neither side had seen the other's write.
+        let mine_lost = loser.dot != incoming.0;
+        let concurrent = if mine_lost { !snapshot_vv.contains(loser.dot) } else { !self.applied.contains(loser.dot) };
+        if concurrent {
+            self.metrics.lww_discarded += 1;
+            let kept = if mine_lost { incoming.0 } else { self.store.register(&key).map_or(incoming.0, |r| r.dot) };
+            self.trace(|| TraceEvent::LwwDiscarded { key, kept, discarded: loser.dot, value: loser.value });
+        }
+    }
+
+    fn check_caught_up(&mut self) {
+        if self.recovering && self.catching_up.is_empty() && self.applied.get(self.id) >= self.own_high_water {
+            self.recovering = false;
+            let vv = self.applied.clone();
+            self.trace(|| TraceEvent::CaughtUp { vv });
+        }
+    }
+
+    /// The writes every live leader is known to have: the meet of their acknowledged vectors.
+    fn stable_vector(&self) -> VersionVector {
+        let mut stable = self.applied.clone();
+        for peer in self.live.without(self.id) {
+            match self.acked.get(&peer) {
+                Some(vv) => stable.meet(vv),
+                None => return VersionVector::new(),
+            }
+        }
+        stable
+    }
+}

@@ -1,0 +1,263 @@
+//! Trace events: what a replica did and why, as data.
+//!
+//! A replica emits a [`TraceEvent`] for every decision a person reviewing a replication run cares
+//! about: a write accepted, an entry sent, delivered, dropped as a duplicate, parked for its
+//! dependencies, applied, a conflict that last-write-wins decided (with the value it discarded),
+//! a peer's message rejected, a catch-up, a clock correction, a rewiring. Events render as one
+//! stable line each ([`core::fmt::Display`]), which is what snapshot tests lock down; they hold no
+//! wall-clock reading of their own (the simulator stamps them with simulated time).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use crate::causality::{Dot, VersionVector};
+use crate::clock::{CorrectionEvent, HlcTimestamp};
+use crate::entry::{Key, Value};
+use crate::{LeaderId, LeaderSet};
+
+/// Why a replica refused something a peer sent. Every rejection is counted and traced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The frame could not be decoded.
+    #[error("undecodable frame: {0}")]
+    Frame(#[from] crate::wire::WireError),
+    /// The sender is not a member of the cluster (or is this leader itself).
+    #[error("sender {from} is not a peer of this leader")]
+    NotAPeer {
+        /// The claimed sender.
+        from: LeaderId,
+    },
+    /// The envelope's sender differs from the link it arrived on.
+    #[error("envelope claims sender {claimed} but arrived from {actual}")]
+    SenderMismatch {
+        /// The sender named in the envelope.
+        claimed: LeaderId,
+        /// The peer the frame came from.
+        actual: LeaderId,
+    },
+    /// An entry that cannot be well-formed (bad origin, sequence 0, dependencies inconsistent).
+    #[error("malformed entry {dot}: {why}")]
+    MalformedEntry {
+        /// The entry's claimed identity.
+        dot: Dot,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A dot this leader already holds with different contents (a peer reusing sequence numbers).
+    #[error("entry {dot} conflicts with the entry already held under the same dot")]
+    DotConflict {
+        /// The dot in question.
+        dot: Dot,
+    },
+    /// An entry stamped too far in the future: it never enters the HLC or the store.
+    #[error("entry {dot} is stamped {ahead_by:?} ahead of local physical time (max_offset {max_offset:?})")]
+    TimestampTooFarAhead {
+        /// The entry.
+        dot: Dot,
+        /// Its timestamp.
+        hlc: HlcTimestamp,
+        /// How far ahead of local physical time it was.
+        ahead_by: Duration,
+        /// The bound it broke.
+        max_offset: Duration,
+    },
+}
+
+/// One thing a replica did, for the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TraceEvent {
+    /// A client write was accepted and stamped.
+    WriteAccepted {
+        /// Its identity.
+        dot: Dot,
+        /// The key.
+        key: Key,
+        /// Its timestamp.
+        hlc: HlcTimestamp,
+    },
+    /// Entries were sent to a peer.
+    Sent {
+        /// The peer.
+        to: LeaderId,
+        /// The entries, in order.
+        dots: Vec<Dot>,
+        /// Whether they answer a digest (catch-up) rather than follow the topology.
+        catch_up: bool,
+    },
+    /// A new entry arrived (its first copy).
+    Received {
+        /// The peer it came from.
+        from: LeaderId,
+        /// The entry.
+        dot: Dot,
+    },
+    /// A copy of an entry already held or waiting arrived and was dropped.
+    DuplicateDropped {
+        /// The peer it came from.
+        from: LeaderId,
+        /// The entry.
+        dot: Dot,
+    },
+    /// An entry arrived before its dependencies and waits in the causal buffer.
+    CausalWait {
+        /// The entry.
+        dot: Dot,
+        /// The highest missing write per origin it waits for.
+        missing: Vec<Dot>,
+    },
+    /// The causal buffer was full: the entry was refused and a catch-up requested.
+    BufferFull {
+        /// The entry refused.
+        dot: Dot,
+        /// The peer asked to catch this leader up.
+        asked: LeaderId,
+        /// The buffer's bound.
+        capacity: usize,
+    },
+    /// An entry was applied to the store.
+    Applied {
+        /// The entry.
+        dot: Dot,
+        /// The key.
+        key: Key,
+    },
+    /// Two concurrent writes to a key: last-write-wins kept one and discarded the other.
+    LwwDiscarded {
+        /// The key.
+        key: Key,
+        /// The write kept.
+        kept: Dot,
+        /// The write discarded.
+        discarded: Dot,
+        /// The discarded value (`None` for a delete).
+        value: Option<Value>,
+    },
+    /// A snapshot chunk was sent to a peer whose needs the log has truncated.
+    SnapshotSent {
+        /// The peer.
+        to: LeaderId,
+        /// The writes the snapshot names.
+        vv: VersionVector,
+        /// Registers in this chunk.
+        registers: usize,
+    },
+    /// A snapshot from a peer was merged and its version vector adopted.
+    SnapshotApplied {
+        /// The peer.
+        from: LeaderId,
+        /// The writes the snapshot named.
+        vv: VersionVector,
+    },
+    /// Something a peer sent was refused.
+    Rejected {
+        /// The peer.
+        from: LeaderId,
+        /// Why.
+        reason: Rejection,
+    },
+    /// The clock corrector adjusted this leader's clock.
+    ClockCorrected(CorrectionEvent),
+    /// This leader's clock went out of tolerance: it refuses writes until it is back.
+    Fenced {
+        /// The measured remaining offset, in nanoseconds.
+        residual_ns: i64,
+    },
+    /// This leader's clock is back within tolerance.
+    Unfenced,
+    /// The live set changed and the wiring with it.
+    Rewired {
+        /// The live leaders.
+        live: LeaderSet,
+        /// The links in use now, sorted.
+        edges: Vec<(LeaderId, LeaderId)>,
+    },
+    /// The leader finished catching up after a restart and accepts writes again.
+    CaughtUp {
+        /// What it has applied.
+        vv: VersionVector,
+    },
+    /// Log entries were truncated; `forced` when the log's bound made it happen early.
+    LogTruncated {
+        /// How many entries.
+        count: usize,
+        /// Whether the bound forced it (peers that still need them will get a snapshot).
+        forced: bool,
+    },
+}
+
+fn dots(f: &mut fmt::Formatter<'_>, dots: &[Dot]) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, d) in dots.iter().enumerate() {
+        if i > 0 {
+            f.write_str(" ")?;
+        }
+        write!(f, "{d}")?;
+    }
+    f.write_str("]")
+}
+
+/// One line, no leading leader id (the caller prefixes it).
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceEvent::WriteAccepted { dot, key, hlc } => write!(f, "write {dot} {key} hlc={hlc}"),
+            TraceEvent::Sent { to, dots: d, catch_up } => {
+                write!(f, "{} -> {to} ", if *catch_up { "catch-up" } else { "send" })?;
+                dots(f, d)
+            }
+            TraceEvent::Received { from, dot } => write!(f, "recv {dot} <- {from}"),
+            TraceEvent::DuplicateDropped { from, dot } => write!(f, "duplicate {dot} <- {from} dropped"),
+            TraceEvent::CausalWait { dot, missing } => {
+                write!(f, "wait {dot} needs ")?;
+                dots(f, missing)
+            }
+            TraceEvent::BufferFull { dot, asked, capacity } => {
+                write!(f, "buffer full ({capacity}) refused {dot}, catch-up asked of {asked}")
+            }
+            TraceEvent::Applied { dot, key } => write!(f, "apply {dot} {key}"),
+            TraceEvent::LwwDiscarded { key, kept, discarded, value } => {
+                write!(f, "lww {key} kept {kept} discarded {discarded}")?;
+                match value {
+                    Some(v) => write!(f, " (value {v})"),
+                    None => f.write_str(" (delete)"),
+                }
+            }
+            TraceEvent::SnapshotSent { to, vv, registers } => {
+                write!(f, "snapshot -> {to} {vv} ({registers} registers)")
+            }
+            TraceEvent::SnapshotApplied { from, vv } => write!(f, "snapshot <- {from} adopted {vv}"),
+            TraceEvent::Rejected { from, reason } => write!(f, "reject <- {from}: {reason}"),
+            TraceEvent::ClockCorrected(event) => write!(f, "clock {event}"),
+            TraceEvent::Fenced { residual_ns } => {
+                write!(f, "fenced: clock off by {}", fmt_ns(*residual_ns))
+            }
+            TraceEvent::Unfenced => f.write_str("unfenced: clock within tolerance"),
+            TraceEvent::Rewired { live, edges } => {
+                write!(f, "rewired live={live} edges=")?;
+                for (i, (a, b)) in edges.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{a}>{b}")?;
+                }
+                Ok(())
+            }
+            TraceEvent::CaughtUp { vv } => write!(f, "caught up {vv}"),
+            TraceEvent::LogTruncated { count, forced } => {
+                write!(f, "log truncated {count}{}", if *forced { " (bound hit)" } else { "" })
+            }
+        }
+    }
+}
+
+/// Formats signed nanoseconds as milliseconds with three decimals, e.g. `+2000.000ms`.
+#[must_use]
+pub fn fmt_ns(ns: i64) -> String {
+    let sign = if ns < 0 { '-' } else { '+' };
+    let abs = ns.unsigned_abs();
+    alloc::format!("{sign}{}.{:03}ms", abs / 1_000_000, (abs % 1_000_000) / 1_000)
+}

@@ -1,0 +1,149 @@
+//! The wire format between leaders: serde types encoded with postcard inside a versioned envelope.
+//!
+//! A frame is the postcard encoding of an [`Envelope`]: a protocol version, the sender and one
+//! [`PeerMessage`]. Frames are at most [`MAX_FRAME_BYTES`] long. Decoding is total: any byte
+//! string yields either an envelope or a [`WireError`] — never a panic, never an unbounded
+//! allocation (postcard pre-allocates cautiously, and keys, values and version vectors are bounded
+//! when decoded). Semantic checks (is the origin a member, is the sequence number consistent with
+//! the dependencies) happen in the replica, which counts and traces what it rejects.
+//!
+//! ```
+//! use roundtable_runtime::wire::{decode, encode, Envelope, PeerMessage};
+//! use roundtable_runtime::{causality::VersionVector, LeaderId};
+//! let env = Envelope::new(LeaderId::new(2)?, PeerMessage::Digest { vv: VersionVector::new(), reply: true });
+//! let bytes = encode(&env)?;
+//! assert_eq!(decode(&bytes)?, env);
+//! assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::causality::VersionVector;
+use crate::entry::Entry;
+use crate::store::SnapshotChunk;
+use crate::{LeaderId, LeaderSet};
+
+/// The protocol version this build speaks. A frame of another version is rejected.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest frame, in bytes (1 MiB).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// An entry as it travels: the write and the leaders the sender knows to hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicatedEntry {
+    /// The write.
+    pub entry: Entry,
+    /// Leaders known to hold it (the sender included).
+    pub seen_by: LeaderSet,
+}
+
+/// One message between leaders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PeerMessage {
+    /// Entries for the receiver to apply (and, unless `catch_up`, to forward along the topology).
+    Replicate {
+        /// The entries, in causal order.
+        entries: Vec<ReplicatedEntry>,
+        /// Whether these answer an anti-entropy digest (link-local: not forwarded further).
+        catch_up: bool,
+    },
+    /// Anti-entropy: "this is what I have applied". Also acknowledges everything it names.
+    Digest {
+        /// The sender's applied version vector.
+        vv: VersionVector,
+        /// Whether the receiver should answer with its own digest if it lacks something the
+        /// sender has (so that the exchange runs both ways).
+        reply: bool,
+    },
+    /// A chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
+    Snapshot(SnapshotChunk),
+}
+
+impl PeerMessage {
+    /// A short name of the message kind, for traces and metrics.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerMessage::Replicate { catch_up: false, .. } => "replicate",
+            PeerMessage::Replicate { catch_up: true, .. } => "catch-up",
+            PeerMessage::Digest { .. } => "digest",
+            PeerMessage::Snapshot(_) => "snapshot",
+        }
+    }
+}
+
+/// A versioned frame: who sent which message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The protocol version ([`PROTOCOL_VERSION`]).
+    pub version: u16,
+    /// The sending leader.
+    pub from: LeaderId,
+    /// The message.
+    pub body: PeerMessage,
+}
+
+impl Envelope {
+    /// An envelope of the current protocol version.
+    #[must_use]
+    pub fn new(from: LeaderId, body: PeerMessage) -> Self {
+        Envelope { version: PROTOCOL_VERSION, from, body }
+    }
+}
+
+/// Why a frame could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The frame is longer than [`MAX_FRAME_BYTES`].
+    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME_BYTES}")]
+    FrameTooLarge {
+        /// The frame's length.
+        len: usize,
+    },
+    /// The frame speaks another protocol version.
+    #[error("unsupported protocol version {found} (this build speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion {
+        /// The version found.
+        found: u16,
+    },
+    /// The bytes are not a valid encoding (truncated, malformed, or out-of-range values).
+    #[error("malformed frame: {0}")]
+    Malformed(postcard::Error),
+    /// A valid envelope followed by extra bytes.
+    #[error("{extra} trailing bytes after the envelope")]
+    TrailingBytes {
+        /// How many bytes were left over.
+        extra: usize,
+    },
+}
+
+/// Encodes an envelope into a frame, or fails when it would exceed [`MAX_FRAME_BYTES`].
+pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
+    let bytes = postcard::to_allocvec(envelope).map_err(WireError::Malformed)?;
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge { len: bytes.len() });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a frame. Never panics; every failure is a [`WireError`].
+pub fn decode(frame: &[u8]) -> Result<Envelope, WireError> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge { len: frame.len() });
+    }
+    // The version comes first; check it before trying to make sense of the rest.
+    let (version, _) = postcard::take_from_bytes::<u16>(frame).map_err(WireError::Malformed)?;
+    if version != PROTOCOL_VERSION {
+        return Err(WireError::UnsupportedVersion { found: version });
+    }
+    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(frame).map_err(WireError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes { extra: rest.len() });
+    }
+    Ok(envelope)
+}
