@@ -38,7 +38,7 @@ use crate::entry::{Entry, Key, Op, Value};
 use crate::log::{CausalBuffer, Missing, ReplicationLog, Waiting};
 use crate::store::{ApplyOutcome, LwwStore, Register, SnapshotChunk};
 use crate::trace::{Rejection, TraceEvent};
-use crate::wire::{self, PeerMessage, ReplicatedEntry};
+use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
 use crate::{LeaderId, LeaderSet, WallTime};
 
 /// Settings of one replica. [`ReplicaConfig::default`] is a sensible starting point.
@@ -312,7 +312,7 @@ impl Replica {
     pub fn start(&mut self, now: WallTime) {
         let targets = self.neighbours().union(self.catching_up.intersection(self.live));
         for peer in targets {
-            self.send_digest(peer, true);
+            self.send_digest(peer, self.digest_reply());
         }
         self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
     }
@@ -388,7 +388,7 @@ impl Replica {
         if self.next_anti_entropy.is_none_or(|due| now >= due) {
             let targets = self.neighbours().union(self.catching_up.intersection(self.live));
             for peer in targets {
-                self.send_digest(peer, true);
+                self.send_digest(peer, self.digest_reply());
             }
             self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
         }
@@ -418,7 +418,7 @@ impl Replica {
             self.trace(|| TraceEvent::Rewired { live, edges });
         }
         for peer in after.difference(before) {
-            self.send_digest(peer, true);
+            self.send_digest(peer, self.digest_reply());
         }
         self.catching_up = self.catching_up.intersection(live);
         self.check_caught_up();
@@ -557,9 +557,19 @@ impl Replica {
         self.effects.push(Effect::Send { to, msg });
     }
 
-    fn send_digest(&mut self, to: LeaderId, reply: bool) {
+    fn send_digest(&mut self, to: LeaderId, reply: DigestReply) {
         self.metrics.digests_sent += 1;
         self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply });
+    }
+
+    /// A restarting leader needs an answer from every peer; otherwise only the one that is behind
+    /// answers.
+    fn digest_reply(&self) -> DigestReply {
+        if self.recovering {
+            DigestReply::Always
+        } else {
+            DigestReply::IfBehind
+        }
     }
 
     fn reject(&mut self, from: LeaderId, reason: Rejection) {
@@ -689,11 +699,11 @@ impl Replica {
         if let Err(full) = self.buffer.insert(Waiting { entry, from, seen_by: seen }) {
             self.metrics.buffer_full += 1;
             self.trace(|| TraceEvent::BufferFull { dot, asked: from, capacity: full.capacity });
-            self.send_digest(from, true);
+            self.send_digest(from, DigestReply::IfBehind);
         }
     }
 
-    fn receive_digest(&mut self, from: LeaderId, theirs: VersionVector, reply: bool) {
+    fn receive_digest(&mut self, from: LeaderId, theirs: VersionVector, reply: DigestReply) {
         self.catching_up.remove(from);
         if theirs.get(self.id) > self.own_high_water {
             self.own_high_water = theirs.get(self.id);
@@ -711,8 +721,13 @@ impl Replica {
             }
             Err(()) => self.send_snapshot(from),
         }
-        if reply && !theirs.le(&self.applied) {
-            self.send_digest(from, false);
+        let answer = match reply {
+            DigestReply::Never => false,
+            DigestReply::IfBehind => !theirs.le(&self.applied),
+            DigestReply::Always => true,
+        };
+        if answer {
+            self.send_digest(from, DigestReply::Never);
         }
         self.acked.insert(from, theirs);
     }

@@ -8,9 +8,9 @@
 //! the dependencies) happen in the replica, which counts and traces what it rejects.
 //!
 //! ```
-//! use roundtable_runtime::wire::{decode, encode, Envelope, PeerMessage};
+//! use roundtable_runtime::wire::{decode, encode, DigestReply, Envelope, PeerMessage};
 //! use roundtable_runtime::{causality::VersionVector, LeaderId};
-//! let env = Envelope::new(LeaderId::new(2)?, PeerMessage::Digest { vv: VersionVector::new(), reply: true });
+//! let env = Envelope::new(LeaderId::new(2)?, PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind });
 //! let bytes = encode(&env)?;
 //! assert_eq!(decode(&bytes)?, env);
 //! assert!(decode(&[0xff, 0xff, 0xff]).is_err());
@@ -56,9 +56,8 @@ pub enum PeerMessage {
     Digest {
         /// The sender's applied version vector.
         vv: VersionVector,
-        /// Whether the receiver should answer with its own digest if it lacks something the
-        /// sender has (so that the exchange runs both ways).
-        reply: bool,
+        /// Whether and when the receiver answers with its own digest.
+        reply: DigestReply,
     },
     /// A chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
     Snapshot(SnapshotChunk),
@@ -75,6 +74,18 @@ impl PeerMessage {
             PeerMessage::Snapshot(_) => "snapshot",
         }
     }
+}
+
+/// When the receiver of a digest answers with its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DigestReply {
+    /// Never: this digest is itself an answer.
+    Never,
+    /// When the receiver lacks something the sender has, so that the exchange runs both ways
+    /// (link appearance and periodic anti-entropy).
+    IfBehind,
+    /// Always: the sender restarted and must hear from every peer before it accepts writes.
+    Always,
 }
 
 /// A versioned frame: who sent which message.

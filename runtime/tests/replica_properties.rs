@@ -2,123 +2,15 @@
 //! version vectors and the wire format. Each property runs at least 256 cases; a failing case
 //! prints its inputs, seed included, which replay it exactly.
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::{id, Net, START_SECS};
 use proptest::prelude::*;
 use roundtable_runtime::rng::SeededRng;
-use roundtable_runtime::wire::{self, Envelope, PeerMessage};
+use roundtable_runtime::wire::{self, DigestReply, Envelope, PeerMessage};
 use roundtable_runtime::{
-    Causality, Dot, Effect, Key, LeaderId, LeaderSet, Op, Replica, ReplicaConfig, Seq, Topology, TraceEvent, Value,
-    VersionVector, WallTime,
+    Causality, Dot, Key, LeaderSet, Op, Replica, ReplicaConfig, Seq, Topology, Value, VersionVector, WallTime,
 };
-
-const START_SECS: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
-fn id(i: usize) -> LeaderId {
-    LeaderId::new(i).expect("leader id in range")
-}
-
-/// A handful of replicas and the messages in flight between them; tests decide the delivery order.
-struct Net {
-    replicas: Vec<Replica>,
-    in_flight: Vec<(LeaderId, LeaderId, PeerMessage)>,
-    now: WallTime,
-    /// Per replica, the dots in the order they were applied.
-    applied_order: Vec<Vec<Dot>>,
-    /// Every entry ever accepted, by dot: its dependencies.
-    deps: BTreeMap<Dot, VersionVector>,
-}
-
-impl Net {
-    fn new(n: usize, topology: Topology, config: ReplicaConfig) -> Net {
-        let members = LeaderSet::first(n);
-        let replicas = (0..n)
-            .map(|i| Replica::new(id(i), members, topology.clone(), config.clone()).expect("valid replica"))
-            .collect();
-        Net {
-            replicas,
-            in_flight: Vec::new(),
-            now: WallTime::from_secs(START_SECS),
-            applied_order: vec![Vec::new(); n],
-            deps: BTreeMap::new(),
-        }
-    }
-
-    fn tick_time(&mut self) {
-        self.now = self.now.saturating_add(std::time::Duration::from_micros(100));
-    }
-
-    fn collect(&mut self, i: usize) {
-        let from = id(i);
-        let effects: Vec<Effect> = self.replicas[i].drain_effects().collect();
-        for effect in effects {
-            match effect {
-                Effect::Send { to, msg } => self.in_flight.push((from, to, msg)),
-                Effect::Trace(TraceEvent::Applied { dot, .. }) => self.applied_order[i].push(dot),
-                Effect::Trace(_) => {}
-            }
-        }
-    }
-
-    fn write(&mut self, i: usize, key: &str, value: &str) -> Dot {
-        self.tick_time();
-        let before = self.replicas[i].applied().clone();
-        let receipt = self.replicas[i]
-            .handle_write(self.now, Key::new(key).expect("key"), Op::Put(Value::new(value.as_bytes()).expect("value")))
-            .expect("write accepted");
-        self.deps.insert(receipt.dot, before);
-        self.collect(i);
-        receipt.dot
-    }
-
-    fn deliver(&mut self, index: usize) {
-        self.tick_time();
-        let (from, to, msg) = self.in_flight.remove(index);
-        let bytes = wire::encode(&Envelope::new(from, msg)).expect("frame fits");
-        self.replicas[to.index()].handle_frame(self.now, from, &bytes);
-        self.collect(to.index());
-    }
-
-    /// Checks exactly-once and causal order of every apply seen so far.
-    fn check_causal_exactly_once(&self) -> Result<(), String> {
-        for (i, order) in self.applied_order.iter().enumerate() {
-            let mut applied = VersionVector::new();
-            for dot in order {
-                if applied.contains(*dot) {
-                    return Err(format!("L{i} applied {dot} twice"));
-                }
-                if applied.get(dot.origin).next() != dot.seq {
-                    return Err(format!("L{i} applied {dot} out of sequence (had {applied})"));
-                }
-                let deps = &self.deps[dot];
-                if !deps.le(&applied) {
-                    return Err(format!("L{i} applied {dot} before its dependencies {deps} (had {applied})"));
-                }
-                applied.set(dot.origin, dot.seq);
-            }
-        }
-        Ok(())
-    }
-
-    fn assert_converged(&self) -> Result<(), String> {
-        let first = &self.replicas[0];
-        for r in &self.replicas[1..] {
-            if r.applied() != first.applied() {
-                return Err(format!(
-                    "{} applied {} but {} applied {}",
-                    r.id(),
-                    r.applied(),
-                    first.id(),
-                    first.applied()
-                ));
-            }
-            if r.store().fingerprint() != first.store().fingerprint() {
-                return Err(format!("{} and {} hold different stores", r.id(), first.id()));
-            }
-        }
-        Ok(())
-    }
-}
 
 fn cases(n: u32) -> ProptestConfig {
     ProptestConfig { cases: n, failure_persistence: None, ..ProptestConfig::default() }
@@ -296,7 +188,8 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
                 catch_up,
             }
         }),
-        (vv(), any::<bool>()).prop_map(|(vv, reply)| PeerMessage::Digest { vv, reply }),
+        (vv(), prop_oneof![Just(DigestReply::Never), Just(DigestReply::IfBehind), Just(DigestReply::Always)])
+            .prop_map(|(vv, reply)| PeerMessage::Digest { vv, reply }),
         (vv(), proptest::collection::vec(entry(), 0..4), any::<bool>()).prop_map(|(vv, es, last)| {
             PeerMessage::Snapshot(roundtable_runtime::store::SnapshotChunk {
                 vv,
