@@ -223,6 +223,12 @@ impl CausalBuffer {
         self.waiting.contains_key(&dot)
     }
 
+    /// The entry waiting under `dot`, if any.
+    #[must_use]
+    pub fn get(&self, dot: Dot) -> Option<&Waiting> {
+        self.waiting.get(&dot)
+    }
+
     /// Parks an entry until its dependencies have applied.
     pub fn insert(&mut self, waiting: Waiting) -> Result<(), BufferFull> {
         if self.waiting.len() >= self.capacity {

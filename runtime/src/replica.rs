@@ -56,10 +56,21 @@ pub struct ReplicaConfig {
     pub log_entries_max: usize,
     /// How often anti-entropy digests go to the neighbours (default 1 s).
     pub anti_entropy_interval: Duration,
-    /// The most entries in one catch-up message (default 256).
+    /// How often a digest goes to every live member, not only the neighbours, so that each
+    /// leader learns what everyone holds and can truncate its log (default 5 s; `None`: never,
+    /// and the log only shrinks at its bound).
+    pub ack_interval: Option<Duration>,
+    /// The most entries in one catch-up message (default 256); a message also stays under
+    /// [`wire::MAX_FRAME_BYTES`].
     pub catch_up_batch_max: usize,
-    /// The most registers in one snapshot chunk (default 512).
+    /// The most entries sent in answer to one digest (default 4096); the next digest continues.
+    pub catch_up_entries_max: usize,
+    /// The most registers in one snapshot chunk (default 512); a chunk also stays under
+    /// [`wire::MAX_FRAME_BYTES`].
     pub snapshot_chunk_registers: usize,
+    /// The most chunks of one incoming snapshot staged before adoption (default 4096); a larger
+    /// snapshot is rejected.
+    pub snapshot_chunks_max: u32,
     /// The most quarantined (rejected, far-future) entries kept for inspection (default 256).
     pub quarantine_max: usize,
     /// Whether to emit trace events (default true). Counters are kept either way.
@@ -74,8 +85,11 @@ impl Default for ReplicaConfig {
             causal_buffer_max: 1024,
             log_entries_max: 65_536,
             anti_entropy_interval: Duration::from_secs(1),
+            ack_interval: Some(Duration::from_secs(5)),
             catch_up_batch_max: 256,
+            catch_up_entries_max: 4096,
             snapshot_chunk_registers: 512,
+            snapshot_chunks_max: 4096,
             quarantine_max: 256,
             trace: true,
         }
@@ -238,6 +252,16 @@ pub struct Replica {
     recovering: bool,
     fenced: bool,
     next_anti_entropy: Option<WallTime>,
+    next_ack_round: Option<WallTime>,
+    /// Peers to ask for a catch-up once the current input is handled (at most one digest each).
+    catch_up_wanted: LeaderSet,
+    /// When each peer was last asked for a catch-up: asked again only after an
+    /// `anti_entropy_interval`, so that a burst of refusals is one request, not a storm.
+    catch_up_asked: BTreeMap<LeaderId, WallTime>,
+    /// Incoming snapshots being assembled, one per sender.
+    staging: BTreeMap<LeaderId, StagedSnapshot>,
+    /// The id of the next snapshot this leader sends.
+    next_snapshot_id: u64,
     quarantine: alloc::collections::VecDeque<Quarantined>,
     metrics: Metrics,
     effects: Vec<Effect>,
@@ -259,6 +283,8 @@ impl Replica {
             ("causal_buffer_max", config.causal_buffer_max),
             ("log_entries_max", config.log_entries_max),
             ("catch_up_batch_max", config.catch_up_batch_max),
+            ("catch_up_entries_max", config.catch_up_entries_max),
+            ("snapshot_chunks_max", config.snapshot_chunks_max as usize),
             ("snapshot_chunk_registers", config.snapshot_chunk_registers),
             ("quarantine_max", config.quarantine_max),
         ] {
@@ -285,6 +311,11 @@ impl Replica {
             recovering: false,
             fenced: false,
             next_anti_entropy: None,
+            next_ack_round: None,
+            catch_up_wanted: LeaderSet::EMPTY,
+            catch_up_asked: BTreeMap::new(),
+            staging: BTreeMap::new(),
+            next_snapshot_id: 1,
             quarantine: alloc::collections::VecDeque::new(),
             metrics: Metrics::default(),
             effects: Vec::new(),
@@ -293,8 +324,17 @@ impl Replica {
     }
 
     /// A leader that restarts with empty state after a crash. It refuses writes until every live
-    /// peer has sent it a digest (so that it learns its own last sequence number and never reuses
-    /// a dot) and it has applied its own writes back; anti-entropy catches it up.
+    /// peer has sent it a digest (so that it learns its own last sequence number) and it has
+    /// applied its own writes back; anti-entropy catches it up. Tell it the live set
+    /// ([`Replica::handle_topology`]) before [`Replica::start`]; until then it waits for every
+    /// member.
+    ///
+    /// Known limitation: a write of its own that, before the crash, reached only a leader that is
+    /// down while this one restarts is invisible to it, and its next write reuses that dot. When
+    /// the other leader returns, a copy of the old entry that it still holds in its log is
+    /// rejected here as a [`Rejection::DotConflict`] (traced), but replicas that hold different
+    /// entries under one dot do not converge. Persisting the last sequence number across restarts
+    /// closes the gap.
     pub fn restarted(
         id: LeaderId,
         members: LeaderSet,
@@ -315,6 +355,7 @@ impl Replica {
             self.send_digest(peer, self.digest_reply());
         }
         self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
+        self.next_ack_round = self.config.ack_interval.map(|d| now.saturating_add(d));
     }
 
     // ----- inputs ---------------------------------------------------------------------------
@@ -377,6 +418,14 @@ impl Replica {
             PeerMessage::Digest { vv, reply } => self.receive_digest(from, vv, reply),
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
+        for peer in core::mem::take(&mut self.catch_up_wanted) {
+            let interval = self.config.anti_entropy_interval;
+            if self.catch_up_asked.get(&peer).is_some_and(|at| now < at.saturating_add(interval)) {
+                continue;
+            }
+            self.catch_up_asked.insert(peer, now);
+            self.send_digest(peer, DigestReply::IfBehind);
+        }
         self.check_caught_up();
     }
 
@@ -385,12 +434,19 @@ impl Replica {
     pub fn handle_tick(&mut self, now: WallTime) {
         self.clock.tick(now);
         self.update_fence();
+        let mut targets = LeaderSet::EMPTY;
         if self.next_anti_entropy.is_none_or(|due| now >= due) {
-            let targets = self.neighbours().union(self.catching_up.intersection(self.live));
-            for peer in targets {
-                self.send_digest(peer, self.digest_reply());
-            }
+            targets = self.neighbours().union(self.catching_up.intersection(self.live));
             self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
+        }
+        if let Some(interval) = self.config.ack_interval {
+            if self.next_ack_round.is_none_or(|due| now >= due) {
+                targets = targets.union(self.live.without(self.id));
+                self.next_ack_round = Some(now.saturating_add(interval));
+            }
+        }
+        for peer in targets {
+            self.send_digest(peer, self.digest_reply());
         }
         let stable = self.stable_vector();
         let removed = self.log.truncate_stable(&stable, self.live);
@@ -400,7 +456,10 @@ impl Replica {
     /// When the next tick is due.
     #[must_use]
     pub fn next_timeout(&self) -> Option<WallTime> {
-        self.next_anti_entropy
+        match (self.next_anti_entropy, self.next_ack_round) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The live set changed (a leader died or returned). Rewires along the topology and starts
@@ -421,6 +480,9 @@ impl Replica {
             self.send_digest(peer, self.digest_reply());
         }
         self.catching_up = self.catching_up.intersection(live);
+        // What a departed leader acknowledged says nothing about what it will hold if it returns.
+        self.acked.retain(|peer, _| live.contains(*peer));
+        self.staging.retain(|peer, _| live.contains(*peer));
         self.check_caught_up();
     }
 
@@ -645,7 +707,27 @@ impl Replica {
         if entry.hlc.leader() != origin {
             return Err("timestamp was not stamped by the origin");
         }
+        if !self.recovering && entry.deps.get(self.id) > self.applied.get(self.id) {
+            return Err("dependencies name writes this leader never made");
+        }
+        if !self.recovering && origin == self.id && seq > self.applied.get(self.id) {
+            return Err("an entry of this leader's that it never wrote");
+        }
         Ok(())
+    }
+
+    /// Whether `entry` is a copy of what this leader already holds or parks under its dot:
+    /// `Some(true)` a faithful copy, `Some(false)` other contents under the same dot, `None` new.
+    fn held_copy(&self, entry: &Entry) -> Option<bool> {
+        let dot = entry.dot;
+        if let Some(waiting) = self.buffer.get(dot) {
+            return Some(waiting.entry == *entry);
+        }
+        if self.applied.contains(dot) {
+            // Truncated entries cannot be compared; a copy of one is taken as faithful.
+            return Some(self.log.get(dot).is_none_or(|held| held.entry == *entry));
+        }
+        None
     }
 
     fn receive_entry(&mut self, now: WallTime, from: LeaderId, replicated: ReplicatedEntry, catch_up: bool) {
@@ -656,16 +738,28 @@ impl Replica {
             return;
         }
         let seen = seen_by.with(from).with(self.id);
-        if self.applied.contains(dot) || self.buffer.contains(dot) {
-            if self.log.get(dot).is_some_and(|held| held.entry != entry) {
+        match self.held_copy(&entry) {
+            Some(false) => {
                 self.reject(from, Rejection::DotConflict { dot });
                 return;
             }
-            self.metrics.duplicates_dropped += 1;
-            self.log.mark_seen(dot, seen);
-            self.buffer.mark_seen(dot, seen);
-            self.trace(|| TraceEvent::DuplicateDropped { from, dot });
-            return;
+            Some(true) => {
+                self.metrics.duplicates_dropped += 1;
+                self.log.mark_seen(dot, seen);
+                self.buffer.mark_seen(dot, seen);
+                self.trace(|| TraceEvent::DuplicateDropped { from, dot });
+                return;
+            }
+            None => {}
+        }
+        // An entry so far ahead of its origin's applied sequence cannot be delivered before the
+        // buffer would fill: refuse it and let a catch-up bring the whole stretch in order.
+        let ahead = dot.seq.0.saturating_sub(self.applied.get(dot.origin).0);
+        if ahead > self.buffer.capacity() as u64 || self.buffer.len() >= self.buffer.capacity() {
+            if !CausalBuffer::is_deliverable(&entry, &self.applied) {
+                self.refuse_for_buffer(from, dot);
+                return;
+            }
         }
         if let Err(err) = self.clock.observe(entry.hlc, now) {
             self.metrics.timestamps_rejected += 1;
@@ -685,6 +779,8 @@ impl Replica {
         }
         self.metrics.entries_received += 1;
         self.trace(|| TraceEvent::Received { from, dot });
+        // Forward only what this leader now holds (applied or parked), so that the seen-by set it
+        // advertises is true.
         if !catch_up {
             self.forward(&entry, Some(from), seen);
         }
@@ -696,29 +792,31 @@ impl Replica {
         let mut missing = entry.deps.missing_from(&self.applied);
         missing.sort();
         self.trace(|| TraceEvent::CausalWait { dot, missing });
-        if let Err(full) = self.buffer.insert(Waiting { entry, from, seen_by: seen }) {
-            self.metrics.buffer_full += 1;
-            self.trace(|| TraceEvent::BufferFull { dot, asked: from, capacity: full.capacity });
-            self.send_digest(from, DigestReply::IfBehind);
-        }
+        let inserted = self.buffer.insert(Waiting { entry, from, seen_by: seen });
+        debug_assert!(inserted.is_ok(), "room was checked above");
+    }
+
+    fn refuse_for_buffer(&mut self, from: LeaderId, dot: Dot) {
+        self.metrics.buffer_full += 1;
+        let capacity = self.buffer.capacity();
+        self.trace(|| TraceEvent::BufferFull { dot, asked: from, capacity });
+        self.catch_up_wanted.insert(from);
     }
 
     fn receive_digest(&mut self, from: LeaderId, theirs: VersionVector, reply: DigestReply) {
-        self.catching_up.remove(from);
-        if theirs.get(self.id) > self.own_high_water {
-            self.own_high_water = theirs.get(self.id);
+        if self.recovering {
+            self.catching_up.remove(from);
+            if theirs.get(self.id) > self.own_high_water {
+                self.own_high_water = theirs.get(self.id);
+            }
         }
-        let missing: Result<Vec<Entry>, ()> = match self.log.missing_for(&theirs, usize::MAX) {
+        let missing: Result<Vec<Entry>, ()> = match self.log.missing_for(&theirs, self.config.catch_up_entries_max) {
             Missing::Nothing => Ok(Vec::new()),
             Missing::Entries(entries) => Ok(entries.into_iter().cloned().collect()),
             Missing::Snapshot => Err(()),
         };
         match missing {
-            Ok(entries) => {
-                for batch in entries.chunks(self.config.catch_up_batch_max) {
-                    self.send_catch_up(from, batch);
-                }
-            }
+            Ok(entries) => self.send_catch_up(from, entries),
             Err(()) => self.send_snapshot(from),
         }
         let answer = match reply {
@@ -732,69 +830,111 @@ impl Replica {
         self.acked.insert(from, theirs);
     }
 
-    fn send_catch_up(&mut self, to: LeaderId, batch: &[Entry]) {
-        let entries: Vec<ReplicatedEntry> = batch
-            .iter()
-            .map(|e| ReplicatedEntry {
-                seen_by: self.log.get(e.dot).map_or(LeaderSet::single(self.id), |l| l.seen_by),
-                entry: e.clone(),
-            })
-            .collect();
+    /// Sends `entries` in messages of at most `catch_up_batch_max` entries and one frame each.
+    fn send_catch_up(&mut self, to: LeaderId, entries: Vec<Entry>) {
+        let budget = wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES;
+        let mut batch: Vec<ReplicatedEntry> = Vec::new();
+        let mut bytes = 0;
+        for entry in entries {
+            let size = wire::entry_size_bound(&entry);
+            if !batch.is_empty() && (batch.len() == self.config.catch_up_batch_max || bytes + size > budget) {
+                self.send_catch_up_batch(to, core::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += size;
+            let seen_by = self.log.get(entry.dot).map_or(LeaderSet::single(self.id), |l| l.seen_by);
+            batch.push(ReplicatedEntry { entry, seen_by });
+        }
+        if !batch.is_empty() {
+            self.send_catch_up_batch(to, batch);
+        }
+    }
+
+    fn send_catch_up_batch(&mut self, to: LeaderId, entries: Vec<ReplicatedEntry>) {
         self.metrics.catch_up_entries_sent += entries.len() as u64;
         self.metrics.entries_sent += entries.len() as u64;
-        let dots = batch.iter().map(|e| e.dot).collect();
+        let dots = entries.iter().map(|e| e.entry.dot).collect();
         self.send(to, PeerMessage::Replicate { entries, catch_up: true });
         self.trace(|| TraceEvent::Sent { to, dots, catch_up: true });
     }
 
     fn send_snapshot(&mut self, to: LeaderId) {
-        let chunks = self.store.snapshot_chunks(self.config.snapshot_chunk_registers);
-        let count = chunks.len();
-        for (i, registers) in chunks.into_iter().enumerate() {
+        let budget = wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES;
+        let chunks = self.store.snapshot_chunks(self.config.snapshot_chunk_registers, budget);
+        let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        let id = self.next_snapshot_id;
+        self.next_snapshot_id += 1;
+        for (index, registers) in (0u32..).zip(chunks) {
             let n = registers.len();
             let vv = self.applied.clone();
             self.metrics.snapshot_chunks_sent += 1;
             self.trace(|| TraceEvent::SnapshotSent { to, vv: vv.clone(), registers: n });
-            self.send(to, PeerMessage::Snapshot(SnapshotChunk { vv, registers, last: i + 1 == count }));
+            self.send(to, PeerMessage::Snapshot(SnapshotChunk { id, index, count, vv, registers }));
         }
     }
 
-    fn receive_snapshot(&mut self, now: WallTime, from: LeaderId, chunk: SnapshotChunk) {
-        // Validate the whole chunk before merging any of it.
-        for (_, register) in &chunk.registers {
-            if !self.members.contains(register.dot.origin) || register.hlc.leader() != register.dot.origin {
-                self.reject(
-                    from,
-                    Rejection::MalformedEntry { dot: register.dot, why: "snapshot register from a non-member" },
-                );
-                return;
-            }
+    /// Checks one chunk on its own; `Err` is the rejection to report.
+    fn check_chunk(&self, from: LeaderId, chunk: &SnapshotChunk) -> Result<(), Rejection> {
+        let malformed = |why| Rejection::MalformedSnapshot { id: chunk.id, why };
+        if chunk.count == 0 || chunk.index >= chunk.count {
+            return Err(malformed("chunk index outside the chunk count"));
+        }
+        if chunk.count > self.config.snapshot_chunks_max {
+            return Err(malformed("more chunks than snapshot_chunks_max"));
         }
         if !chunk.vv.leaders().is_subset(self.members) {
-            self.reject(from, Rejection::NotAPeer { from });
+            return Err(malformed("version vector names a non-member"));
+        }
+        if !self.recovering && chunk.vv.get(self.id) > self.applied.get(self.id) {
+            return Err(malformed("version vector names writes this leader never made"));
+        }
+        for (_, register) in &chunk.registers {
+            let dot = register.dot;
+            if !self.members.contains(dot.origin) || register.hlc.leader() != dot.origin || !chunk.vv.contains(dot) {
+                return Err(malformed("register not covered by the snapshot's version vector"));
+            }
+        }
+        let _ = from;
+        Ok(())
+    }
+
+    fn receive_snapshot(&mut self, now: WallTime, from: LeaderId, chunk: SnapshotChunk) {
+        if let Err(reason) = self.check_chunk(from, &chunk) {
+            self.staging.remove(&from);
+            self.reject(from, reason);
             return;
         }
-        let newest = chunk.registers.iter().map(|(_, r)| r.hlc).max();
+        let staged = self.staging.entry(from).or_insert_with(|| StagedSnapshot::new(&chunk));
+        if staged.id != chunk.id || staged.count != chunk.count || staged.vv != chunk.vv {
+            // A newer snapshot from the same peer replaces the one being assembled.
+            *staged = StagedSnapshot::new(&chunk);
+        }
+        staged.chunks.entry(chunk.index).or_insert(chunk.registers);
+        if staged.chunks.len() < staged.count as usize {
+            return;
+        }
+        let Some(snapshot) = self.staging.remove(&from) else { return };
+        let newest = snapshot.chunks.values().flatten().map(|(_, r)| r.hlc).max();
         if let Some(newest) = newest {
-            if let Err(ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset }) = self.clock.observe(newest, now)
-            {
+            if let Err(err) = self.clock.observe(newest, now) {
                 self.metrics.timestamps_rejected += 1;
-                let dot = chunk
-                    .registers
-                    .iter()
-                    .find(|(_, r)| r.hlc == remote)
-                    .map_or(Dot::new(from, crate::causality::Seq(0)), |(_, r)| r.dot);
-                self.reject(from, Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset });
+                let reason = match err {
+                    ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset } => {
+                        let dot = snapshot.chunks.values().flatten().find(|(_, r)| r.hlc == remote).map(|(_, r)| r.dot);
+                        let dot = dot.unwrap_or(Dot::new(from, crate::causality::Seq(0)));
+                        Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset }
+                    }
+                    _ => Rejection::MalformedSnapshot { id: snapshot.id, why: "timestamp refused by the clock" },
+                };
+                self.reject(from, reason);
                 return;
             }
         }
-        for (key, register) in chunk.registers {
-            self.merge_register(&chunk.vv, key, register);
+        let vv = snapshot.vv;
+        for (key, register) in snapshot.chunks.into_values().flatten() {
+            self.merge_register(&vv, key, register);
         }
-        if !chunk.last {
-            return;
-        }
-        for (origin, seq) in chunk.vv.iter() {
+        for (origin, seq) in vv.iter() {
             if seq > self.applied.get(origin) {
                 // The log never held these writes: peers needing them get a snapshot from here.
                 let mut floor = VersionVector::new();
@@ -802,30 +942,35 @@ impl Replica {
                 self.log.raise_floor(&floor);
             }
         }
-        self.applied.merge(&chunk.vv);
+        self.applied.merge(&vv);
         self.metrics.snapshots_applied += 1;
-        let vv = chunk.vv;
-        self.trace(|| TraceEvent::SnapshotApplied { from, vv });
+        let adopted = vv.clone();
+        self.trace(|| TraceEvent::SnapshotApplied { from, vv: adopted });
         let covered = self.buffer.drop_covered(&self.applied);
         self.metrics.duplicates_dropped += covered.len() as u64;
         while let Some(waiting) = self.buffer.take_ready(&self.applied) {
             let seen = waiting.seen_by.with(self.id);
             self.apply_one(waiting.entry, seen);
         }
-        self.catching_up.remove(from);
+        if self.recovering {
+            self.catching_up.remove(from);
+            if vv.get(self.id) > self.own_high_water {
+                self.own_high_water = vv.get(self.id);
+            }
+        }
     }
 
     fn merge_register(&mut self, snapshot_vv: &VersionVector, key: Key, register: Register) {
-        let incoming = (register.dot, register.hlc);
+        let incoming = register.dot;
         let Some(loser) = self.store.merge_register(key.clone(), register) else {
             return;
         };
         // A conflict is decided here only when neither side had seen the other's write.
-        let mine_lost = loser.dot != incoming.0;
+        let mine_lost = loser.dot != incoming;
         let concurrent = if mine_lost { !snapshot_vv.contains(loser.dot) } else { !self.applied.contains(loser.dot) };
         if concurrent {
             self.metrics.lww_discarded += 1;
-            let kept = if mine_lost { incoming.0 } else { self.store.register(&key).map_or(incoming.0, |r| r.dot) };
+            let kept = if mine_lost { incoming } else { self.store.register(&key).map_or(incoming, |r| r.dot) };
             self.trace(|| TraceEvent::LwwDiscarded { key, kept, discarded: loser.dot, value: loser.value });
         }
     }
@@ -848,5 +993,20 @@ impl Replica {
             }
         }
         stable
+    }
+}
+
+/// An incoming snapshot being assembled from its chunks.
+#[derive(Debug, Clone)]
+struct StagedSnapshot {
+    id: u64,
+    count: u32,
+    vv: VersionVector,
+    chunks: BTreeMap<u32, Vec<(Key, Register)>>,
+}
+
+impl StagedSnapshot {
+    fn new(chunk: &SnapshotChunk) -> Self {
+        StagedSnapshot { id: chunk.id, count: chunk.count, vv: chunk.vv.clone(), chunks: BTreeMap::new() }
     }
 }

@@ -83,10 +83,12 @@ impl LwwStore {
             self.registers.insert(entry.key.clone(), incoming);
             return ApplyOutcome::Created;
         };
-        if entry.deps.contains(current.dot) {
-            // The writer saw the current value; its HLC timestamp is greater by the HLC's
-            // causality property, so it replaces it without a conflict.
-            debug_assert!(incoming.hlc > current.hlc, "HLC must respect causality");
+        // The decision is by timestamp alone, exactly as a snapshot merge decides, so that every
+        // replica agrees however it learned of the writes. The dependencies only say whether the
+        // decision was a conflict: a writer that saw the current value supersedes it (and the HLC
+        // guarantees its timestamp is greater — unless a peer broke that rule, in which case the
+        // greater timestamp still wins and the outcome is reported as a conflict).
+        if entry.deps.contains(current.dot) && incoming.hlc > current.hlc {
             let previous = current.dot;
             *current = incoming;
             return ApplyOutcome::Superseded { previous };
@@ -154,18 +156,23 @@ impl LwwStore {
         self.registers.is_empty()
     }
 
-    /// The store's registers split into chunks of at most `max_registers` each, in key order,
-    /// for a snapshot that must fit frames.
+    /// The store's registers split into chunks, in key order, each holding at most
+    /// `max_registers` registers and at most about `max_bytes` bytes once encoded (a register
+    /// larger than that travels alone). Always at least one chunk, possibly empty.
     #[must_use]
-    pub fn snapshot_chunks(&self, max_registers: usize) -> Vec<Vec<(Key, Register)>> {
+    pub fn snapshot_chunks(&self, max_registers: usize, max_bytes: usize) -> Vec<Vec<(Key, Register)>> {
         let max = max_registers.max(1);
         let mut chunks = Vec::new();
         let mut current = Vec::new();
+        let mut bytes = 0;
         for (k, r) in &self.registers {
-            current.push((k.clone(), r.clone()));
-            if current.len() == max {
+            let size = crate::wire::register_size_bound(k, r);
+            if !current.is_empty() && (current.len() == max || bytes + size > max_bytes) {
                 chunks.push(core::mem::take(&mut current));
+                bytes = 0;
             }
+            current.push((k.clone(), r.clone()));
+            bytes += size;
         }
         if !current.is_empty() || chunks.is_empty() {
             chunks.push(current);
@@ -181,13 +188,22 @@ impl LwwStore {
     }
 }
 
-/// A snapshot of a version vector's worth of state, for a peer whose needs the log has truncated.
+/// One chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
+///
+/// A snapshot is `count` chunks sharing one `id` and one `vv`. The receiver stages the chunks and
+/// adopts the snapshot — registers and version vector together — only once all of them have
+/// arrived and passed its checks; a lost or rejected chunk means nothing is adopted, and the next
+/// anti-entropy round tries again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotChunk {
-    /// The writes the whole snapshot reflects; adopted by the receiver with the last chunk.
+    /// Identifies the snapshot among those the sender has sent.
+    pub id: u64,
+    /// This chunk's position, `0..count`.
+    pub index: u32,
+    /// How many chunks the snapshot has.
+    pub count: u32,
+    /// The writes the whole snapshot reflects.
     pub vv: VersionVector,
     /// Registers in key order.
     pub registers: Vec<(Key, Register)>,
-    /// Whether this is the last chunk.
-    pub last: bool,
 }

@@ -46,6 +46,14 @@ pub enum Rejection {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A snapshot chunk that cannot be well-formed; the snapshot is discarded.
+    #[error("malformed snapshot {id}: {why}")]
+    MalformedSnapshot {
+        /// The snapshot's id.
+        id: u64,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A dot this leader already holds with different contents (a peer reusing sequence numbers).
     #[error("entry {dot} conflicts with the entry already held under the same dot")]
     DotConflict {
@@ -109,7 +117,8 @@ pub enum TraceEvent {
         /// The highest missing write per origin it waits for.
         missing: Vec<Dot>,
     },
-    /// The causal buffer was full: the entry was refused and a catch-up requested.
+    /// The causal buffer could not hold the entry (full, or the entry is further ahead of its
+    /// origin's applied writes than the buffer has places): refused, and a catch-up requested.
     BufferFull {
         /// The entry refused.
         dot: Dot,
@@ -216,7 +225,7 @@ impl fmt::Display for TraceEvent {
                 dots(f, missing)
             }
             TraceEvent::BufferFull { dot, asked, capacity } => {
-                write!(f, "buffer full ({capacity}) refused {dot}, catch-up asked of {asked}")
+                write!(f, "buffer cannot hold {dot} (capacity {capacity}), catch-up asked of {asked}")
             }
             TraceEvent::Applied { dot, key } => write!(f, "apply {dot} {key}"),
             TraceEvent::LwwDiscarded { key, kept, discarded, value } => {

@@ -32,6 +32,31 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest frame, in bytes (1 MiB).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 
+/// Bytes kept free in every frame for the envelope and message framing when batches are packed.
+pub const FRAME_HEADROOM_BYTES: usize = 4096;
+
+/// The most bytes an entry can take on the wire (with its seen-by set), not counting key and
+/// value bytes: dot, timestamp, a full version vector of varints, tags and lengths.
+const ENTRY_OVERHEAD_BOUND: usize = 11 + 14 + (1 + 10 * crate::MAX_LEADERS) + 3 + 4 + 10;
+
+/// An upper bound of the encoded size of a replicated entry, used to pack batches under
+/// [`MAX_FRAME_BYTES`] without encoding twice.
+#[must_use]
+pub fn entry_size_bound(entry: &Entry) -> usize {
+    let value = match &entry.op {
+        crate::entry::Op::Put(v) => v.as_bytes().len(),
+        crate::entry::Op::Delete => 0,
+    };
+    ENTRY_OVERHEAD_BOUND + entry.key.as_str().len() + value
+}
+
+/// An upper bound of the encoded size of one snapshot register.
+#[must_use]
+pub fn register_size_bound(key: &crate::entry::Key, register: &crate::store::Register) -> usize {
+    let value = register.value.as_ref().map_or(0, |v| v.as_bytes().len());
+    3 + key.as_str().len() + 4 + value + 14 + 11
+}
+
 /// An entry as it travels: the write and the leaders the sender knows to hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicatedEntry {

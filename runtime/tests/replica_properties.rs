@@ -238,27 +238,25 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
         }),
         (vv(), prop_oneof![Just(DigestReply::Never), Just(DigestReply::IfBehind), Just(DigestReply::Always)])
             .prop_map(|(vv, reply)| PeerMessage::Digest { vv, reply }),
-        (vv(), proptest::collection::vec(entry(), 0..4), any::<bool>()).prop_map(|(vv, es, last)| {
-            PeerMessage::Snapshot(roundtable_runtime::store::SnapshotChunk {
-                vv,
-                registers: es
-                    .into_iter()
-                    .map(|e| {
-                        (
-                            e.key.clone(),
-                            roundtable_runtime::store::Register {
-                                value: match e.op {
-                                    Op::Put(v) => Some(v),
-                                    _ => None,
-                                },
-                                hlc: e.hlc,
-                                dot: e.dot,
-                            },
-                        )
-                    })
-                    .collect(),
-                last,
-            })
-        }),
+        (vv(), proptest::collection::vec(entry(), 0..4), any::<u64>(), 0u32..4, 1u32..5).prop_map(
+            |(vv, es, id, index, count)| {
+                PeerMessage::Snapshot(roundtable_runtime::store::SnapshotChunk {
+                    id,
+                    index,
+                    count,
+                    vv,
+                    registers: es
+                        .into_iter()
+                        .map(|e| {
+                            let value = match e.op {
+                                Op::Put(v) => Some(v),
+                                _ => None,
+                            };
+                            (e.key.clone(), roundtable_runtime::store::Register { value, hlc: e.hlc, dot: e.dot })
+                        })
+                        .collect(),
+                })
+            }
+        ),
     ]
 }

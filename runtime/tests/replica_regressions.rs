@@ -1,0 +1,204 @@
+//! Regression tests for defects found in review of the replication core. Each names the
+//! behaviour it protects.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{id, key, put, Net};
+use roundtable_runtime::clock::HlcTimestamp;
+use roundtable_runtime::wire::{self, DigestReply, Envelope, PeerMessage, ReplicatedEntry};
+use roundtable_runtime::{Dot, Effect, Entry, LeaderSet, ReplicaConfig, Seq, Topology, TraceEvent, VersionVector};
+
+fn anti_entropy_rounds(net: &mut Net, rounds: usize) {
+    for _ in 0..rounds {
+        net.tick_all(Duration::from_secs(2));
+        net.deliver_all();
+    }
+}
+
+#[test]
+fn a_lost_snapshot_chunk_adopts_nothing_and_a_later_round_repairs() {
+    let config = ReplicaConfig { snapshot_chunk_registers: 1, log_entries_max: 1, ..ReplicaConfig::default() };
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+    net.cut.push((id(0), id(1)));
+    net.write(0, "a", "1");
+    net.write(0, "b", "2"); // the log's bound truncates L0:1: L1 will need a snapshot
+    net.cut.clear();
+    net.tick_all(Duration::from_secs(2));
+    // Deliver only L1's digest to L0; L0 answers with a two-chunk snapshot.
+    net.in_flight.retain(|(from, _, _)| *from == id(1));
+    net.deliver_all_but_snapshots_first_chunk();
+    assert_eq!(net.replicas[1].applied().total(), 0, "half a snapshot is not adopted");
+    assert_eq!(net.replicas[1].store().len(), 0, "nor merged");
+    anti_entropy_rounds(&mut net, 2);
+    assert_eq!(net.assert_converged(), Ok(()));
+    assert_eq!(net.value(1, "a").as_deref(), Some("1"));
+}
+
+#[test]
+fn a_snapshot_with_a_far_future_register_is_rejected_whole() {
+    let config = ReplicaConfig { snapshot_chunk_registers: 1, log_entries_max: 1, ..ReplicaConfig::default() };
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+    net.cut.push((id(0), id(1)));
+    net.write(0, "z", "old");
+    net.advance(Duration::from_secs(10));
+    net.write(0, "a", "new");
+    net.cut.clear();
+    net.in_flight.clear();
+    net.offsets_ns[1] = -2_000_000_000; // L1's clock is 2 s slow for a while
+    net.tick_all(Duration::from_millis(1));
+    net.deliver_all();
+    assert!(net.trace.iter().any(|l| l.starts_with("L1 reject <- L0: entry L0:2 is stamped")), "{:#?}", net.trace);
+    assert_eq!(net.replicas[1].applied().total(), 0, "nothing of the rejected snapshot was adopted");
+    assert_eq!(net.replicas[1].store().len(), 0);
+    net.offsets_ns[1] = 0; // clock fixed
+    anti_entropy_rounds(&mut net, 3);
+    assert_eq!(net.assert_converged(), Ok(()));
+}
+
+#[test]
+fn an_entry_whose_timestamp_breaks_causality_cannot_panic_or_split_replicas() {
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    let seen = net.write(0, "k", "v");
+    net.in_flight.clear();
+    let mut deps = VersionVector::new();
+    deps.set(seen.origin, seen.seq);
+    // L1 claims to have seen L0:1 but stamps its write with an ancient timestamp.
+    let entry = Entry {
+        dot: Dot::new(id(1), Seq(1)),
+        hlc: HlcTimestamp::from_compact(1 << 16, id(1)),
+        deps,
+        key: key("k"),
+        op: put("ancient"),
+    };
+    let msg =
+        PeerMessage::Replicate { entries: vec![ReplicatedEntry { entry, seen_by: LeaderSet::EMPTY }], catch_up: false };
+    let bytes = wire::encode(&Envelope::new(id(1), msg)).expect("fits");
+    let raw = net.raw(0);
+    net.replicas[0].handle_frame(raw, id(1), &bytes);
+    net.collect(0);
+    // The greater timestamp wins, as a snapshot merge would decide, and the loss is reported.
+    assert_eq!(net.value(0, "k").as_deref(), Some("v"));
+    assert!(
+        net.trace.iter().any(|l| l == "L0 lww \"k\" kept L0:1 discarded L1:1 (value \"ancient\")"),
+        "{:#?}",
+        net.trace
+    );
+}
+
+#[test]
+fn catch_up_of_large_values_is_split_into_frames_that_fit() {
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    net.cut.push((id(0), id(1)));
+    let big = "x".repeat(8 * 1024);
+    for i in 0..200 {
+        net.write(0, &format!("k{i}"), &big);
+    }
+    net.cut.clear();
+    net.in_flight.clear();
+    net.tick_all(Duration::from_secs(2));
+    // `deliver` encodes every message and fails if one exceeds MAX_FRAME_BYTES.
+    net.deliver_all();
+    let batches = net.trace.iter().filter(|l| l.starts_with("L0 catch-up -> L1")).count();
+    assert!(batches >= 2, "200 x 8 KiB does not fit one 1 MiB frame ({batches} batches)");
+    assert_eq!(net.assert_converged(), Ok(()));
+}
+
+#[test]
+fn circle_and_star_logs_truncate_once_everyone_acknowledged() {
+    for topology in [Topology::Circle, Topology::Star { hub: id(1) }] {
+        let mut net = Net::new(4, topology.clone(), ReplicaConfig::default());
+        for i in 0..10 {
+            net.write(0, &format!("k{i}"), "v");
+            net.deliver_all();
+        }
+        anti_entropy_rounds(&mut net, 6); // 12 s: at least two ack rounds of 5 s
+        assert_eq!(net.assert_converged(), Ok(()));
+        for r in &net.replicas {
+            assert_eq!(r.log().len(), 0, "{topology:?}: {} keeps {} entries everyone has", r.id(), r.log().len());
+            assert_eq!(r.holders(Dot::new(id(0), Seq(3))), LeaderSet::first(4));
+        }
+    }
+}
+
+#[test]
+fn one_digest_is_answered_with_a_bounded_number_of_entries() {
+    let config = ReplicaConfig { log_entries_max: 100_000, ..ReplicaConfig::default() };
+    let max = config.catch_up_entries_max;
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+    net.cut.push((id(0), id(1)));
+    for i in 0..5000 {
+        net.write(0, &format!("k{i}"), "v");
+    }
+    net.in_flight.clear();
+    let raw = net.raw(0);
+    net.replicas[0].handle_peer(
+        raw,
+        id(1),
+        PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::Never },
+    );
+    let sent: usize = net.replicas[0]
+        .drain_effects()
+        .map(|e| match e {
+            Effect::Send { msg: PeerMessage::Replicate { entries, .. }, .. } => entries.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sent, max);
+}
+
+#[test]
+fn an_entry_the_buffer_refuses_is_not_forwarded() {
+    let config = ReplicaConfig { causal_buffer_max: 2, ..ReplicaConfig::default() };
+    let mut net = Net::new(3, Topology::AllToAll { relay: true }, config);
+    net.cut.push((id(0), id(1)));
+    net.cut.push((id(0), id(2)));
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        net.write(0, k, v);
+    }
+    net.cut.clear();
+    // Hand L1 the entries 2 and 3 directly (as a relay would): 2 waits, 3 is refused.
+    let entries: Vec<ReplicatedEntry> = net.replicas[0]
+        .log()
+        .iter()
+        .skip(1)
+        .map(|l| ReplicatedEntry { entry: l.entry.clone(), seen_by: LeaderSet::single(id(0)) })
+        .collect();
+    let raw = net.raw(1);
+    net.replicas[1].handle_peer(raw, id(0), PeerMessage::Replicate { entries, catch_up: false });
+    net.collect(1);
+    let forwarded: Vec<Dot> = net
+        .in_flight
+        .iter()
+        .filter(|(from, to, _)| *from == id(1) && *to == id(2))
+        .flat_map(|(_, _, m)| match m {
+            PeerMessage::Replicate { entries, .. } => entries.iter().map(|e| e.entry.dot).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(forwarded, vec![Dot::new(id(0), Seq(2))], "only the entry L1 holds is passed on");
+    assert_eq!(net.count(|e| matches!(e, TraceEvent::BufferFull { .. })), 1);
+}
+
+trait NetExt {
+    fn deliver_all_but_snapshots_first_chunk(&mut self);
+}
+
+impl NetExt for Net {
+    /// Delivers everything, except that the first snapshot chunk in flight is lost.
+    fn deliver_all_but_snapshots_first_chunk(&mut self) {
+        let mut lost = false;
+        for _ in 0..10_000 {
+            if self.in_flight.is_empty() {
+                return;
+            }
+            if !lost && matches!(self.in_flight[0].2, PeerMessage::Snapshot(_)) {
+                self.in_flight.remove(0);
+                lost = true;
+                continue;
+            }
+            self.deliver(0);
+        }
+    }
+}
