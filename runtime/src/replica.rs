@@ -755,11 +755,10 @@ impl Replica {
         // An entry so far ahead of its origin's applied sequence cannot be delivered before the
         // buffer would fill: refuse it and let a catch-up bring the whole stretch in order.
         let ahead = dot.seq.0.saturating_sub(self.applied.get(dot.origin).0);
-        if ahead > self.buffer.capacity() as u64 || self.buffer.len() >= self.buffer.capacity() {
-            if !CausalBuffer::is_deliverable(&entry, &self.applied) {
-                self.refuse_for_buffer(from, dot);
-                return;
-            }
+        let no_room = ahead > self.buffer.capacity() as u64 || self.buffer.len() >= self.buffer.capacity();
+        if no_room && !CausalBuffer::is_deliverable(&entry, &self.applied) {
+            self.refuse_for_buffer(from, dot);
+            return;
         }
         if let Err(err) = self.clock.observe(entry.hlc, now) {
             self.metrics.timestamps_rejected += 1;
