@@ -6,7 +6,8 @@
 //! physical clock, suppresses duplicates, delivers causally dependent writes in order, resolves
 //! conflicting writes by last-write-wins (reporting every write it discards), and repairs what the
 //! topology lost through anti-entropy. [`topologies`] holds the pure wiring logic; [`actors`]
-//! will hold the actix shell.
+//! holds the actix shell: leader and supervisor actors, the network, the [`actors::Cluster`]
+//! builder and the deterministic [`actors::Simulation`].
 //!
 //! Start with [`prelude`]:
 //!
@@ -38,8 +39,35 @@ pub use roundtable_topologies as topologies;
 
 pub use roundtable_runtime::Topology;
 
+/// Snapshot-tests a simulation's trace with insta: `assert_trace!("name", run)`.
+///
+/// The snapshot file is `snapshots/<name>.snap` under the calling crate's root, named without the
+/// module prefix and without the expression, so every snapshot reads well on its own and lives
+/// in one reviewed folder. `run` is anything with a `render() -> String` method (a
+/// [`actors::SimRun`] or a [`actors::Trace`]). The calling crate needs `insta` as a
+/// dev-dependency.
+///
+/// When a trace changes, the test fails and insta writes `snapshots/<name>.snap.new`; review it
+/// with `cargo insta review` (or read the diff), then accept it or fix the code.
+#[macro_export]
+macro_rules! assert_trace {
+    ($name:expr, $run:expr) => {
+        ::insta::with_settings!({
+            snapshot_path => ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+        }, {
+            ::insta::assert_snapshot!($name, $run.render());
+        });
+    };
+}
+
 /// The names most programs need.
 pub mod prelude {
+    pub use roundtable_actors::sim::{ms, Simulation};
+    pub use roundtable_actors::{
+        Cluster, ClusterError, Delete, Get, LeaderError, NetworkModel, Put, Resolution, SimRun, Trace,
+    };
     pub use roundtable_runtime::clock::{ClockHealth, CorrectionConfig, HlcTimestamp, NtpSample};
     pub use roundtable_runtime::wire::PeerMessage;
     pub use roundtable_runtime::{

@@ -1,2 +1,26 @@
-//! The actix shell of roundtable (arrives with the actors issue).
+//! The actix shell of roundtable: leaders as actors, the supervisor that rewires the topology
+//! when a leader dies, the network between them (in-process or simulated), the [`Cluster`]
+//! builder and the deterministic [`Simulation`].
+//!
+//! **Architecture invariant:** no replication logic lives here. A handler reads the clock, turns
+//! its message into one call on `roundtable_runtime::Replica`, and performs the effects that
+//! come back.
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod clock;
+pub mod cluster;
+pub mod leader;
+pub mod messages;
+pub mod network;
+pub mod sim;
+pub mod supervisor;
+pub mod trace;
+
+pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
+pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, Resolution};
+pub use leader::{Leader, LeaderSpec};
+pub use messages::{Crash, Delete, Get, Inspect, LeaderError, LeaderState, Put, Restart};
+pub use network::{Fault, NetStats, Network, NetworkModel};
+pub use sim::{ms, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
+pub use supervisor::{Supervisor, SupervisorConfig};
+pub use trace::{Actor as TraceActor, Trace, TraceLine, TraceSink};

@@ -1,0 +1,413 @@
+//! The `Cluster` builder: the one obvious way for a host application to compose leaders, a
+//! topology, a conflict resolution and a network, and get back handles.
+//!
+//! ```no_run
+//! use roundtable_actors::{Cluster, Get, Put};
+//! use roundtable_runtime::Topology;
+//!
+//! #[actix::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let cluster = Cluster::builder()
+//!         .leaders(["us-east", "eu-west", "ap-south"])
+//!         .topology(Topology::AllToAll { relay: false })
+//!         .start()
+//!         .await?;
+//!     cluster.leader("us-east")?.send(Put::new("user:42", "Ada")).await??;
+//!     cluster.settled().await?;
+//!     let read = cluster.leader("ap-south")?.send(Get::new("user:42")).await??;
+//!     println!("{read:?}");
+//!     Ok(())
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::{Actor, Addr, MailboxError};
+use roundtable_runtime::clock::SimulatedClock;
+use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, WallTime, MAX_LEADERS};
+
+use crate::clock::{LeaderClockSource, SimEpoch, SystemClock};
+use crate::leader::{Leader, LeaderSpec};
+use crate::messages::{Crash, Inspect, LeaderState, Restart};
+use crate::network::{Connect, Fault, NetStats, Network, NetworkModel, Stats};
+use crate::supervisor::{Liveness, Supervisor, SupervisorConfig};
+use crate::trace::{Trace, TraceSink};
+
+/// How concurrent writes to the same key are reconciled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resolution {
+    /// Last-write-wins on hybrid logical clock timestamps, ties broken by leader id; every
+    /// discarded write is traced and counted.
+    #[default]
+    LastWriteWins,
+}
+
+/// Why a cluster could not be built or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No leaders were named.
+    #[error("a cluster needs at least one leader")]
+    NoLeaders,
+    /// Too many leaders.
+    #[error("a cluster has at most {MAX_LEADERS} leaders, {0} were given")]
+    TooManyLeaders(usize),
+    /// Two leaders share a name.
+    #[error("two leaders are named {0:?}")]
+    DuplicateName(String),
+    /// No leader has that name.
+    #[error("no leader is named {0:?}")]
+    UnknownLeader(String),
+    /// The topology or replica settings are invalid.
+    #[error(transparent)]
+    Config(#[from] roundtable_runtime::ConfigError),
+    /// An actor did not answer (it stopped).
+    #[error("an actor did not answer: {0}")]
+    Mailbox(#[from] MailboxError),
+    /// The cluster did not settle in time.
+    #[error("the cluster did not settle within {0:?}")]
+    NotSettled(Duration),
+}
+
+/// Per-leader clock settings for simulated clocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockSkew {
+    /// Constant offset from true time, in nanoseconds (positive: ahead).
+    pub offset_ns: i64,
+    /// Drift rate in parts per million (positive: runs fast).
+    pub drift_ppm: i32,
+}
+
+/// Builds a [`Cluster`]. Start from [`Cluster::builder`].
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    names: Vec<String>,
+    topology: Topology,
+    resolution: Resolution,
+    network: NetworkModel,
+    seed: u64,
+    replica: ReplicaConfig,
+    supervisor: SupervisorConfig,
+    tick_interval: Duration,
+    simulated: Option<(SimEpoch, Vec<ClockSkew>)>,
+    sink: TraceSink,
+}
+
+impl ClusterBuilder {
+    /// Leaders by name (regions, devices, processes); ids follow the order given.
+    #[must_use]
+    pub fn leaders<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.names = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `count` leaders named `L0`, `L1`, …
+    #[must_use]
+    pub fn leader_count(mut self, count: usize) -> Self {
+        self.names = (0..count).map(|i| format!("L{i}")).collect();
+        self
+    }
+
+    /// The topology (default all-to-all without relay).
+    #[must_use]
+    pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = topology;
+        self
+    }
+
+    /// The conflict resolution (default last-write-wins).
+    #[must_use]
+    pub fn resolution(mut self, resolution: Resolution) -> Self {
+        self.resolution = resolution;
+        self
+    }
+
+    /// The network (default in-process).
+    #[must_use]
+    pub fn network(mut self, model: NetworkModel) -> Self {
+        self.network = model;
+        self
+    }
+
+    /// The seed of the network's fault and latency choices (default 0).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Replica settings (bounds, intervals, clock tolerances).
+    #[must_use]
+    pub fn replica_config(mut self, config: ReplicaConfig) -> Self {
+        self.replica = config;
+        self
+    }
+
+    /// Supervisor settings (liveness check, silence before death).
+    #[must_use]
+    pub fn supervisor_config(mut self, config: SupervisorConfig) -> Self {
+        self.supervisor = config;
+        self
+    }
+
+    /// How often leaders tick and send heartbeats (default 100 ms).
+    #[must_use]
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = interval;
+        self
+    }
+
+    /// Simulated clocks over `epoch` (one skew per leader; missing ones are perfect) instead of
+    /// the system clock. Used by the simulator.
+    #[must_use]
+    pub fn simulated_clocks(mut self, epoch: SimEpoch, skews: Vec<ClockSkew>) -> Self {
+        self.simulated = Some((epoch, skews));
+        self
+    }
+
+    /// Where to record the trace (default: nowhere; events still go to `tracing`).
+    #[must_use]
+    pub fn trace_sink(mut self, sink: TraceSink) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// Starts the network, the leaders and the supervisor inside the current actix system.
+    pub async fn start(self) -> Result<Cluster, ClusterError> {
+        let n = self.names.len();
+        if n == 0 {
+            return Err(ClusterError::NoLeaders);
+        }
+        if n > MAX_LEADERS {
+            return Err(ClusterError::TooManyLeaders(n));
+        }
+        let mut by_name = BTreeMap::new();
+        for (i, name) in self.names.iter().enumerate() {
+            if by_name.insert(name.clone(), i).is_some() {
+                return Err(ClusterError::DuplicateName(name.clone()));
+            }
+        }
+        let members = LeaderSet::first(n);
+        let Resolution::LastWriteWins = self.resolution;
+        let network = Network::new(self.network.clone(), self.seed, self.sink.clone()).start();
+        let mut leaders = BTreeMap::new();
+        for (id, name) in LeaderId::range(n).zip(&self.names) {
+            let clock = match &self.simulated {
+                None => LeaderClockSource::System(SystemClock),
+                Some((epoch, skews)) => {
+                    let skew = skews.get(id.index()).copied().unwrap_or_default();
+                    let clock = SimulatedClock::new(epoch.now())
+                        .with_offset_ns(skew.offset_ns)
+                        .with_drift_ppm(skew.drift_ppm)
+                        .unwrap_or_else(|_| SimulatedClock::new(epoch.now()).with_offset_ns(skew.offset_ns));
+                    LeaderClockSource::Simulated { epoch: *epoch, clock }
+                }
+            };
+            let spec = LeaderSpec {
+                id,
+                name: name.clone(),
+                members,
+                topology: self.topology.clone(),
+                config: self.replica.clone(),
+                clock,
+                tick_interval: self.tick_interval,
+            };
+            let leader = Leader::new(spec, network.clone(), self.sink.clone())?;
+            leaders.insert(id, actix::Supervisor::start(move |_| leader));
+        }
+        let supervisor =
+            Supervisor::new(self.topology.clone(), leaders.clone(), self.supervisor, self.sink.clone()).start();
+        network.send(Connect { leaders: leaders.clone(), supervisor: Some(supervisor.clone()) }).await?;
+        Ok(Cluster { names: self.names, by_name, leaders, network, supervisor, sink: self.sink })
+    }
+}
+
+/// A running cluster: leader handles by name, the supervisor, the network, metrics and a way to
+/// wait until it has settled.
+#[derive(Clone)]
+pub struct Cluster {
+    names: Vec<String>,
+    by_name: BTreeMap<String, usize>,
+    leaders: BTreeMap<LeaderId, Addr<Leader>>,
+    network: Addr<Network>,
+    supervisor: Addr<Supervisor>,
+    sink: TraceSink,
+}
+
+/// What a cluster did, summed over its leaders and its network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterMetrics {
+    /// What the network carried.
+    pub network: NetStats,
+    /// Client writes accepted, over all leaders.
+    pub writes: u64,
+    /// Duplicate copies dropped, over all leaders.
+    pub duplicates_dropped: u64,
+    /// Entries that waited for their dependencies.
+    pub causal_waits: u64,
+    /// Writes discarded by last-write-wins.
+    pub lww_discarded: u64,
+    /// Rejections of peer input.
+    pub rejected: u64,
+    /// Rewirings the supervisor made.
+    pub rewires: u64,
+}
+
+impl Cluster {
+    /// Start building a cluster.
+    #[must_use]
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            names: Vec::new(),
+            topology: Topology::AllToAll { relay: false },
+            resolution: Resolution::default(),
+            network: NetworkModel::in_process(),
+            seed: 0,
+            replica: ReplicaConfig::default(),
+            supervisor: SupervisorConfig::default(),
+            tick_interval: Duration::from_millis(100),
+            simulated: None,
+            sink: TraceSink::disabled(),
+        }
+    }
+
+    /// The leader named `name`.
+    pub fn leader(&self, name: &str) -> Result<&Addr<Leader>, ClusterError> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| LeaderId::new(i).ok())
+            .and_then(|id| self.leaders.get(&id))
+            .ok_or_else(|| ClusterError::UnknownLeader(name.to_owned()))
+    }
+
+    /// The leader with id `id`.
+    pub fn leader_by_id(&self, id: LeaderId) -> Result<&Addr<Leader>, ClusterError> {
+        self.leaders.get(&id).ok_or_else(|| ClusterError::UnknownLeader(id.to_string()))
+    }
+
+    /// The leaders' names, in id order.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The supervisor.
+    #[must_use]
+    pub fn supervisor(&self) -> &Addr<Supervisor> {
+        &self.supervisor
+    }
+
+    /// The network.
+    #[must_use]
+    pub fn network(&self) -> &Addr<Network> {
+        &self.network
+    }
+
+    /// The trace recorded so far (empty unless the cluster was built with a recording sink).
+    #[must_use]
+    pub fn trace(&self) -> Trace {
+        self.sink.snapshot()
+    }
+
+    /// Every leader's state, in id order.
+    pub async fn states(&self) -> Result<Vec<LeaderState>, ClusterError> {
+        let mut states = Vec::with_capacity(self.leaders.len());
+        for leader in self.leaders.values() {
+            states.push(leader.send(Inspect).await?);
+        }
+        Ok(states)
+    }
+
+    /// Whether the cluster is settled now: nothing in flight, nothing waiting, no leader catching
+    /// up, and every live leader has applied the same writes and holds the same state.
+    pub async fn is_settled(&self) -> Result<bool, ClusterError> {
+        if self.network.send(Stats).await?.in_flight > 0 {
+            return Ok(false);
+        }
+        let (live, _) = self.supervisor.send(Liveness).await?;
+        let states = self.states().await?;
+        let live_states: Vec<&LeaderState> = states.iter().filter(|s| s.up && live.contains(s.id)).collect();
+        let Some(first) = live_states.first() else { return Ok(true) };
+        let settled = live_states
+            .iter()
+            .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.store == first.store);
+        Ok(settled && self.network.send(Stats).await?.in_flight == 0)
+    }
+
+    /// Waits until the cluster is settled (checking every 10 ms), at most 60 s.
+    pub async fn settled(&self) -> Result<(), ClusterError> {
+        self.settled_within(Duration::from_secs(60)).await
+    }
+
+    /// Waits until the cluster is settled, at most `limit`.
+    pub async fn settled_within(&self, limit: Duration) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.is_settled().await? {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::NotSettled(limit));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Counters summed over the leaders and the network.
+    pub async fn metrics(&self) -> Result<ClusterMetrics, ClusterError> {
+        let network = self.network.send(Stats).await?;
+        let (_, rewires) = self.supervisor.send(Liveness).await?;
+        let mut m = ClusterMetrics { network, rewires, ..Default::default() };
+        for s in self.states().await? {
+            m.writes += s.metrics.writes_accepted;
+            m.duplicates_dropped += s.metrics.duplicates_dropped;
+            m.causal_waits += s.metrics.causal_waits;
+            m.lww_discarded += s.metrics.lww_discarded;
+            m.rejected += s.metrics.rejected;
+        }
+        Ok(m)
+    }
+
+    /// Fault injection: crash a leader (it loses its in-memory state and stays down).
+    pub fn crash(&self, id: LeaderId) -> Result<(), ClusterError> {
+        self.leader_by_id(id)?.do_send(Crash);
+        Ok(())
+    }
+
+    /// Fault injection: restart a crashed leader with empty state.
+    pub fn restart(&self, id: LeaderId) -> Result<(), ClusterError> {
+        self.leader_by_id(id)?.do_send(Restart);
+        Ok(())
+    }
+
+    /// Fault injection: cut a leader off from everyone.
+    pub fn isolate(&self, id: LeaderId) {
+        self.network.do_send(Fault::Isolate(id));
+    }
+
+    /// Fault injection: reconnect an isolated leader.
+    pub fn heal(&self, id: LeaderId) {
+        self.network.do_send(Fault::Heal(id));
+    }
+
+    /// Fault injection: lose everything between two sets of leaders.
+    pub fn partition(&self, a: LeaderSet, b: LeaderSet) {
+        self.network.do_send(Fault::Partition(a, b));
+    }
+
+    /// Undo all partitions and isolations.
+    pub fn heal_all(&self) {
+        self.network.do_send(Fault::HealAll);
+    }
+
+    /// The start of simulated time for a simulation's wall clock (2026-01-01T00:00:00Z).
+    #[must_use]
+    pub fn simulation_epoch() -> WallTime {
+        WallTime::from_secs(1_767_225_600)
+    }
+}

@@ -1,0 +1,237 @@
+//! The `Leader` actor: one leader's replica inside an actix actor.
+//!
+//! **Architecture invariant:** this file holds no replication logic. Each handler reads the clock,
+//! turns the message into one call on [`Replica`], and performs the effects that come back: sends
+//! go to the [`Network`] actor, trace events to the [`TraceSink`] and to `tracing`.
+//!
+//! Crash and restart follow actix supervision: a [`Crash`] drops the replica (all in-memory state)
+//! and stops the actor; actix's `Supervisor` restarts it at once under the same address, but the
+//! leader stays *down* — answering nothing, sending nothing — until [`Restart`] builds a fresh
+//! replica with [`Replica::restarted`], which catches up from its peers through anti-entropy.
+
+use std::time::Duration;
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Supervised};
+use roundtable_runtime::clock::PhysicalClock;
+use roundtable_runtime::{
+    Effect, Key, LeaderId, LeaderSet, Op, ReadValue, Replica, ReplicaConfig, Topology, Value, WriteReceipt,
+};
+
+use crate::clock::LeaderClockSource;
+use crate::messages::{
+    Crash, Delete, Deliver, Get, Heartbeat, Inspect, LeaderError, LeaderState, Put, Restart, SetLive,
+};
+use crate::network::{Network, Transmit};
+use crate::trace::{Actor as Who, TraceSink};
+
+/// What a leader needs to be built (and rebuilt after a restart).
+#[derive(Debug, Clone)]
+pub struct LeaderSpec {
+    /// Its id.
+    pub id: LeaderId,
+    /// Its name (a region, device or process).
+    pub name: String,
+    /// The cluster's members.
+    pub members: LeaderSet,
+    /// The topology.
+    pub topology: Topology,
+    /// Replica settings.
+    pub config: ReplicaConfig,
+    /// Where its physical time comes from.
+    pub clock: LeaderClockSource,
+    /// How often the replica ticks (anti-entropy, truncation) and the leader sends a heartbeat.
+    pub tick_interval: Duration,
+}
+
+/// One leader as an actix actor. Build it through [`crate::Cluster`].
+pub struct Leader {
+    spec: LeaderSpec,
+    replica: Option<Replica>,
+    network: Addr<Network>,
+    sink: TraceSink,
+}
+
+impl Leader {
+    /// A leader that is up, with a fresh replica.
+    pub fn new(
+        spec: LeaderSpec,
+        network: Addr<Network>,
+        sink: TraceSink,
+    ) -> Result<Self, roundtable_runtime::ConfigError> {
+        let replica = Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?;
+        Ok(Leader { spec, replica: Some(replica), network, sink })
+    }
+
+    fn now(&self) -> roundtable_runtime::WallTime {
+        self.spec.clock.now()
+    }
+
+    /// Performs the replica's effects: sends through the network, trace events to the sink.
+    fn perform(&mut self) {
+        let Some(replica) = self.replica.as_mut() else { return };
+        let id = self.spec.id;
+        for effect in replica.drain_effects() {
+            match effect {
+                Effect::Send { to, msg } => self.network.do_send(Transmit { from: id, to, msg }),
+                Effect::Trace(event) => {
+                    tracing::debug!(leader = %self.spec.name, %event);
+                    self.sink.record(Who::Leader(id), &event);
+                }
+            }
+        }
+    }
+
+    fn down(&self) -> LeaderError {
+        LeaderError::Down(self.spec.name.clone())
+    }
+
+    fn write(&mut self, key: &str, op: Op) -> Result<WriteReceipt, LeaderError> {
+        let now = self.now();
+        let key = Key::new(key)?;
+        let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
+        let result = replica.handle_write(now, key, op);
+        self.perform();
+        Ok(result?)
+    }
+}
+
+impl Actor for Leader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let _span = tracing::info_span!("leader", name = %self.spec.name).entered();
+        let now = self.now();
+        if let Some(replica) = self.replica.as_mut() {
+            replica.start(now);
+        }
+        self.perform();
+        ctx.run_interval(self.spec.tick_interval, |leader, _| {
+            let now = leader.now();
+            let Some(replica) = leader.replica.as_mut() else { return };
+            replica.handle_tick(now);
+            leader.perform();
+            leader.network.do_send(Heartbeat { from: leader.spec.id });
+        });
+    }
+}
+
+impl Supervised for Leader {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        // The actor is back under the same address, but the leader stays down until `Restart`.
+        self.sink.record(Who::Leader(self.spec.id), "actor restarted by actix supervision; down until restart");
+    }
+}
+
+impl Handler<Put> for Leader {
+    type Result = Result<WriteReceipt, LeaderError>;
+    fn handle(&mut self, msg: Put, _: &mut Context<Self>) -> Self::Result {
+        let value = Value::new(msg.value)?;
+        self.write(&msg.key, Op::Put(value))
+    }
+}
+
+impl Handler<Delete> for Leader {
+    type Result = Result<WriteReceipt, LeaderError>;
+    fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
+        self.write(&msg.key, Op::Delete)
+    }
+}
+
+impl Handler<Get> for Leader {
+    type Result = Result<Option<ReadValue>, LeaderError>;
+    fn handle(&mut self, msg: Get, _: &mut Context<Self>) -> Self::Result {
+        let key = Key::new(msg.key)?;
+        let replica = self.replica.as_ref().ok_or_else(|| self.down())?;
+        Ok(replica.read(&key))
+    }
+}
+
+impl Handler<Deliver> for Leader {
+    type Result = ();
+    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
+        let now = self.now();
+        let Some(replica) = self.replica.as_mut() else { return };
+        replica.handle_frame(now, msg.from, &msg.frame);
+        self.perform();
+    }
+}
+
+impl Handler<SetLive> for Leader {
+    type Result = ();
+    fn handle(&mut self, msg: SetLive, _: &mut Context<Self>) {
+        let now = self.now();
+        let Some(replica) = self.replica.as_mut() else { return };
+        replica.handle_topology(now, msg.0);
+        self.perform();
+    }
+}
+
+impl Handler<Crash> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+        if self.replica.take().is_some() {
+            self.sink.record(Who::Leader(self.spec.id), "crashed: in-memory state lost");
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<Restart> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: Restart, _: &mut Context<Self>) {
+        if self.replica.is_some() {
+            return;
+        }
+        let s = &self.spec;
+        match Replica::restarted(s.id, s.members, s.topology.clone(), s.config.clone()) {
+            Ok(replica) => {
+                self.sink.record(Who::Leader(s.id), "restarted with empty state; catching up");
+                let now = self.now();
+                let replica = self.replica.insert(replica);
+                replica.start(now);
+                self.perform();
+            }
+            Err(e) => self.sink.record(Who::Leader(s.id), format!("restart failed: {e}")),
+        }
+    }
+}
+
+impl Handler<Inspect> for Leader {
+    type Result = actix::MessageResult<Inspect>;
+    fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
+        let s = &self.spec;
+        let state = match &self.replica {
+            None => LeaderState {
+                id: s.id,
+                name: s.name.clone(),
+                up: false,
+                recovering: false,
+                fenced: false,
+                applied: Default::default(),
+                waiting: 0,
+                live: LeaderSet::EMPTY,
+                metrics: Default::default(),
+                store: Vec::new(),
+            },
+            Some(r) => LeaderState {
+                id: s.id,
+                name: s.name.clone(),
+                up: true,
+                recovering: r.is_catching_up(),
+                fenced: r.is_fenced(),
+                applied: r.applied().clone(),
+                waiting: r.waiting(),
+                live: r.live(),
+                metrics: r.metrics().clone(),
+                store: r
+                    .store()
+                    .registers()
+                    .map(|(k, reg)| {
+                        (k.as_str().to_owned(), reg.value.as_ref().map(|v| v.as_bytes().to_vec()), reg.dot.to_string())
+                    })
+                    .collect(),
+            },
+        };
+        actix::MessageResult(state)
+    }
+}

@@ -1,0 +1,609 @@
+//! The deterministic simulator: a whole cluster of real actors inside an actix system on a
+//! current-thread tokio runtime with paused time.
+//!
+//! Paused time advances only when every actor is idle, straight to the next timer, so a simulated
+//! second costs microseconds, and with one thread, a seeded network and simulated clocks, the same
+//! seed gives the same trace byte for byte (the approach of turmoil and madsim, here with the
+//! production actors rather than mocks).
+//!
+//! ```
+//! use roundtable_actors::sim::{ms, Simulation};
+//! use roundtable_actors::NetworkModel;
+//! use roundtable_runtime::{LeaderId, Topology};
+//!
+//! let run = Simulation::new(7)
+//!     .leaders(4)
+//!     .topology(Topology::Star { hub: LeaderId::new(0)? })
+//!     .network(NetworkModel::wan().drop_rate(0.05))
+//!     .workload(|w| w.puts_per_leader(3))
+//!     .crash_at(ms(40), 0)
+//!     .run();
+//! run.assert_converged();
+//! assert!(run.trace().render().contains("declared L0 dead"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, VersionVector};
+
+use crate::cluster::{ClockSkew, Cluster, ClusterError, ClusterMetrics};
+use crate::messages::{Delete, Get, LeaderState, Put};
+use crate::network::{Fault, NetworkModel};
+use crate::supervisor::SupervisorConfig;
+use crate::trace::{Actor as Who, Trace, TraceSink};
+use crate::SimEpoch;
+
+/// `n` milliseconds.
+#[must_use]
+pub const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// What a client does at a leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOp {
+    /// Write a value.
+    Put {
+        /// The key.
+        key: String,
+        /// The value (text).
+        value: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Write a value, but only once this leader shows `seen_key` = `seen_value` (a write that
+    /// causally depends on another leader's); polls every millisecond, for at most 10 s.
+    PutAfterSeeing {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// The key to wait for.
+        seen_key: String,
+        /// The value to wait for.
+        seen_value: String,
+    },
+}
+
+/// Who writes what, when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    ops: Vec<(Duration, usize, ClientOp)>,
+}
+
+impl Workload {
+    /// A put of `value` under `key` at leader `leader`, `at` after the start.
+    #[must_use]
+    pub fn put(mut self, at: Duration, leader: usize, key: &str, value: &str) -> Self {
+        self.ops.push((at, leader, ClientOp::Put { key: key.into(), value: value.into() }));
+        self
+    }
+
+    /// A delete of `key` at leader `leader`, `at` after the start.
+    #[must_use]
+    pub fn delete(mut self, at: Duration, leader: usize, key: &str) -> Self {
+        self.ops.push((at, leader, ClientOp::Delete { key: key.into() }));
+        self
+    }
+
+    /// From `at` on, leader `leader` waits until it shows `seen_key = seen_value`, then puts.
+    #[must_use]
+    pub fn put_after_seeing(
+        mut self,
+        at: Duration,
+        leader: usize,
+        (key, value): (&str, &str),
+        (seen_key, seen_value): (&str, &str),
+    ) -> Self {
+        let op = ClientOp::PutAfterSeeing {
+            key: key.into(),
+            value: value.into(),
+            seen_key: seen_key.into(),
+            seen_value: seen_value.into(),
+        };
+        self.ops.push((at, leader, op));
+        self
+    }
+
+    /// `n` puts at every leader: leader `i`'s `j`-th put writes `k{j}` = `L{i}.{j}` at
+    /// `10·j + i` ms, so that every key is written concurrently by every leader.
+    #[must_use]
+    pub fn puts_per_leader(mut self, n: usize) -> Self {
+        self.ops.push((Duration::ZERO, usize::MAX, ClientOp::Put { key: String::new(), value: n.to_string() }));
+        self
+    }
+
+    fn expand(&self, leaders: usize) -> Vec<(Duration, usize, ClientOp)> {
+        let mut ops = Vec::new();
+        for (at, leader, op) in &self.ops {
+            match (leader, op) {
+                (&usize::MAX, ClientOp::Put { value, .. }) => {
+                    let n: u64 = value.parse().unwrap_or(0);
+                    for j in 0..n {
+                        for i in 0..leaders {
+                            let at = *at + ms(10 * j + i as u64);
+                            ops.push((at, i, ClientOp::Put { key: format!("k{j}"), value: format!("L{i}.{j}") }));
+                        }
+                    }
+                }
+                _ => ops.push((*at, *leader, op.clone())),
+            }
+        }
+        ops
+    }
+}
+
+/// A fault at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultEvent {
+    /// The leader crashes (in-memory state lost) and stays down.
+    Crash(usize),
+    /// The leader restarts with empty state.
+    Restart(usize),
+    /// The leader is cut off from everyone.
+    Isolate(usize),
+    /// The leader is reconnected.
+    Heal(usize),
+    /// Everything between the two sets is lost.
+    Partition(LeaderSet, LeaderSet),
+    /// Every partition and isolation ends.
+    HealAll,
+}
+
+/// A simulation: configure with the builder methods, then [`Simulation::run`].
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    seed: u64,
+    names: Vec<String>,
+    topology: Topology,
+    network: NetworkModel,
+    skews: Vec<ClockSkew>,
+    workload: Workload,
+    faults: Vec<(Duration, FaultEvent)>,
+    replica: ReplicaConfig,
+    supervisor: SupervisorConfig,
+    tick_interval: Duration,
+    max_duration: Duration,
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The tokio runtime could not be built.
+    #[error("cannot build the simulation runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// The cluster could not be built or stopped answering.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl Simulation {
+    /// A simulation with seed `seed`: 3 leaders, all-to-all, in-process network, no faults.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Simulation {
+            seed,
+            names: (0..3).map(|i| format!("L{i}")).collect(),
+            topology: Topology::AllToAll { relay: false },
+            network: NetworkModel::in_process(),
+            skews: Vec::new(),
+            workload: Workload::default(),
+            faults: Vec::new(),
+            replica: ReplicaConfig::default(),
+            supervisor: SupervisorConfig::default(),
+            tick_interval: ms(100),
+            max_duration: Duration::from_secs(60),
+        }
+    }
+
+    /// `n` leaders named `L0`…
+    #[must_use]
+    pub fn leaders(mut self, n: usize) -> Self {
+        self.names = (0..n).map(|i| format!("L{i}")).collect();
+        self
+    }
+
+    /// The topology.
+    #[must_use]
+    pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = topology;
+        self
+    }
+
+    /// The network model.
+    #[must_use]
+    pub fn network(mut self, model: NetworkModel) -> Self {
+        self.network = model;
+        self
+    }
+
+    /// Leader `leader`'s clock offset and drift.
+    #[must_use]
+    pub fn clock(mut self, leader: usize, offset_ns: i64, drift_ppm: i32) -> Self {
+        if self.skews.len() <= leader {
+            self.skews.resize(leader + 1, ClockSkew::default());
+        }
+        self.skews[leader] = ClockSkew { offset_ns, drift_ppm };
+        self
+    }
+
+    /// The workload, built from an empty one.
+    #[must_use]
+    pub fn workload(mut self, build: impl FnOnce(Workload) -> Workload) -> Self {
+        self.workload = build(Workload::default());
+        self
+    }
+
+    /// A fault at `at`.
+    #[must_use]
+    pub fn fault(mut self, at: Duration, fault: FaultEvent) -> Self {
+        self.faults.push((at, fault));
+        self
+    }
+
+    /// Leader `leader` crashes at `at`.
+    #[must_use]
+    pub fn crash_at(self, at: Duration, leader: usize) -> Self {
+        self.fault(at, FaultEvent::Crash(leader))
+    }
+
+    /// Leader `leader` restarts at `at`.
+    #[must_use]
+    pub fn restart_at(self, at: Duration, leader: usize) -> Self {
+        self.fault(at, FaultEvent::Restart(leader))
+    }
+
+    /// Replica settings.
+    #[must_use]
+    pub fn replica_config(mut self, config: ReplicaConfig) -> Self {
+        self.replica = config;
+        self
+    }
+
+    /// Supervisor settings.
+    #[must_use]
+    pub fn supervisor_config(mut self, config: SupervisorConfig) -> Self {
+        self.supervisor = config;
+        self
+    }
+
+    /// The longest the run may take in simulated time before giving up on settling (default 60 s).
+    #[must_use]
+    pub fn max_duration(mut self, d: Duration) -> Self {
+        self.max_duration = d;
+        self
+    }
+
+    /// Runs the simulation. Panics only if the runtime cannot be built or an actor fails to
+    /// answer — both bugs, not outcomes; see [`Simulation::try_run`].
+    #[must_use]
+    pub fn run(self) -> SimRun {
+        match self.try_run() {
+            Ok(run) => run,
+            Err(e) => panic!("simulation could not run: {e}"),
+        }
+    }
+
+    /// Runs the simulation.
+    pub fn try_run(self) -> Result<SimRun, SimError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+        let system = actix_rt::System::with_tokio_rt(move || rt);
+        let result = system.block_on(self.drive());
+        actix_rt::System::current().stop();
+        result
+    }
+
+    async fn drive(self) -> Result<SimRun, SimError> {
+        let epoch = SimEpoch::starting_now(Cluster::simulation_epoch());
+        let sink = TraceSink::recording(epoch);
+        let cluster = Cluster::builder()
+            .leaders(self.names.clone())
+            .topology(self.topology.clone())
+            .network(self.network.clone())
+            .seed(self.seed)
+            .replica_config(self.replica.clone())
+            .supervisor_config(self.supervisor)
+            .tick_interval(self.tick_interval)
+            .simulated_clocks(epoch, self.skews.clone())
+            .trace_sink(sink.clone())
+            .start()
+            .await?;
+
+        // One schedule of client operations and faults, in time order (stable for equal times).
+        enum Step {
+            Op(usize, ClientOp),
+            Fault(FaultEvent),
+        }
+        let mut steps: Vec<(Duration, Step)> = self
+            .workload
+            .expand(self.names.len())
+            .into_iter()
+            .map(|(at, leader, op)| (at, Step::Op(leader, op)))
+            .chain(self.faults.iter().map(|(at, f)| (*at, Step::Fault(f.clone()))))
+            .collect();
+        steps.sort_by_key(|(at, _)| *at);
+        let last_fault = self.faults.iter().map(|(at, _)| *at).max();
+
+        let mut acked: Vec<AckedWrite> = Vec::new();
+        let mut crashed_after: Vec<(usize, Duration)> = Vec::new();
+        for (at, step) in steps {
+            tokio::time::sleep_until(epoch.instant_at(at)).await;
+            match step {
+                Step::Op(leader, op) => {
+                    if let Some(ack) = client_op(&cluster, &sink, &epoch, leader, op).await? {
+                        acked.push(ack);
+                    }
+                }
+                Step::Fault(fault) => {
+                    if let FaultEvent::Crash(l) = fault {
+                        crashed_after.push((l, epoch.elapsed()));
+                    }
+                    apply_fault(&cluster, &sink, fault)?;
+                }
+            }
+        }
+
+        // Let the cluster settle.
+        let settled = loop {
+            if cluster.is_settled().await? {
+                break Some(epoch.elapsed());
+            }
+            if epoch.elapsed() >= self.max_duration {
+                sink.record(Who::Client, "did not settle before max_duration");
+                break None;
+            }
+            tokio::time::sleep(ms(10)).await;
+        };
+        if let Some(at) = settled {
+            sink.record(Who::Client, format_args!("settled at {}ms", at.as_millis()));
+        }
+        let states = cluster.states().await?;
+        let metrics = cluster.metrics().await?;
+        let (live, _) = cluster.supervisor().send(crate::supervisor::Liveness).await.map_err(ClusterError::from)?;
+        let lost_with_leader = acked
+            .iter()
+            .filter(|a| crashed_after.iter().any(|(l, t)| *l == a.leader && *t >= a.at))
+            .filter(|a| !states.iter().any(|s| s.up && live.contains(s.id) && s.applied.contains(a.dot)))
+            .cloned()
+            .collect();
+        Ok(SimRun {
+            seed: self.seed,
+            trace: sink.snapshot(),
+            states,
+            live,
+            metrics,
+            acked,
+            lost_with_leader,
+            settled_at: settled,
+            last_fault,
+        })
+    }
+}
+
+async fn client_op(
+    cluster: &Cluster,
+    sink: &TraceSink,
+    epoch: &SimEpoch,
+    leader: usize,
+    op: ClientOp,
+) -> Result<Option<AckedWrite>, ClusterError> {
+    let id = LeaderId::new(leader).map_err(|_| ClusterError::UnknownLeader(format!("#{leader}")))?;
+    let addr = cluster.leader_by_id(id)?;
+    let (key, value, result) = match op {
+        ClientOp::Put { key, value } => {
+            let r = addr.send(Put::new(key.clone(), value.clone())).await?;
+            (key, Some(value), r)
+        }
+        ClientOp::Delete { key } => {
+            let r = addr.send(Delete::new(key.clone())).await?;
+            (key, None, r)
+        }
+        ClientOp::PutAfterSeeing { key, value, seen_key, seen_value } => {
+            let deadline = epoch.elapsed() + Duration::from_secs(10);
+            loop {
+                let seen = addr.send(Get::new(seen_key.clone())).await?;
+                let shows =
+                    seen.ok().flatten().and_then(|r| r.value).is_some_and(|v| v.as_bytes() == seen_value.as_bytes());
+                if shows {
+                    break;
+                }
+                if epoch.elapsed() >= deadline {
+                    sink.record(Who::Client, format_args!("{id} never showed {seen_key:?}={seen_value:?}"));
+                    return Ok(None);
+                }
+                tokio::time::sleep(ms(1)).await;
+            }
+            sink.record(Who::Client, format_args!("{id} shows {seen_key:?}={seen_value:?}"));
+            let r = addr.send(Put::new(key.clone(), value.clone())).await?;
+            (key, Some(value), r)
+        }
+    };
+    let what = match &value {
+        Some(v) => format!("put {key:?}={v:?} at {id}"),
+        None => format!("delete {key:?} at {id}"),
+    };
+    match result {
+        Ok(receipt) => {
+            sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
+            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, key, value }))
+        }
+        Err(e) => {
+            sink.record(Who::Client, format_args!("{what}: refused: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+fn apply_fault(cluster: &Cluster, sink: &TraceSink, fault: FaultEvent) -> Result<(), ClusterError> {
+    let id = |i: usize| LeaderId::new(i).map_err(|_| ClusterError::UnknownLeader(format!("#{i}")));
+    sink.record(Who::Client, format_args!("fault: {fault:?}"));
+    match fault {
+        FaultEvent::Crash(l) => cluster.crash(id(l)?)?,
+        FaultEvent::Restart(l) => cluster.restart(id(l)?)?,
+        FaultEvent::Isolate(l) => cluster.isolate(id(l)?),
+        FaultEvent::Heal(l) => cluster.heal(id(l)?),
+        FaultEvent::Partition(a, b) => cluster.network().do_send(Fault::Partition(a, b)),
+        FaultEvent::HealAll => cluster.heal_all(),
+    }
+    Ok(())
+}
+
+/// A write a client got an acknowledgement for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckedWrite {
+    /// The leader that acknowledged it.
+    pub leader: usize,
+    /// When.
+    pub at: Duration,
+    /// Its identity.
+    pub dot: roundtable_runtime::Dot,
+    /// The key.
+    pub key: String,
+    /// The value (`None` for a delete).
+    pub value: Option<String>,
+}
+
+/// The outcome of a simulation: the trace, the leaders' final states and a report.
+#[derive(Debug, Clone)]
+pub struct SimRun {
+    seed: u64,
+    trace: Trace,
+    states: Vec<LeaderState>,
+    live: LeaderSet,
+    metrics: ClusterMetrics,
+    acked: Vec<AckedWrite>,
+    lost_with_leader: Vec<AckedWrite>,
+    settled_at: Option<Duration>,
+    last_fault: Option<Duration>,
+}
+
+impl SimRun {
+    /// The seed that reproduces this run.
+    #[must_use]
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The trace.
+    #[must_use]
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Each leader's final state, in id order.
+    #[must_use]
+    pub fn states(&self) -> &[LeaderState] {
+        &self.states
+    }
+
+    /// Counters of the run.
+    #[must_use]
+    pub fn metrics(&self) -> &ClusterMetrics {
+        &self.metrics
+    }
+
+    /// Writes acknowledged to clients.
+    #[must_use]
+    pub fn acked(&self) -> &[AckedWrite] {
+        &self.acked
+    }
+
+    /// Acknowledged writes whose leader crashed before passing them on: the only loss an
+    /// in-memory leader can have.
+    #[must_use]
+    pub fn lost_with_leader(&self) -> &[AckedWrite] {
+        &self.lost_with_leader
+    }
+
+    /// When the cluster settled (`None`: it did not within the run's limit).
+    #[must_use]
+    pub fn settled_at(&self) -> Option<Duration> {
+        self.settled_at
+    }
+
+    /// Checks convergence: the run settled, every live leader that is up holds the same state,
+    /// and every acknowledged write is applied there — except those lost with their leader.
+    /// Panics with the seed and what differs otherwise.
+    pub fn assert_converged(&self) {
+        if let Err(why) = self.check_converged() {
+            panic!("seed {}: not converged: {why}\n{}", self.seed, self.render());
+        }
+    }
+
+    /// Like [`SimRun::assert_converged`], as a `Result`.
+    pub fn check_converged(&self) -> Result<(), String> {
+        if self.settled_at.is_none() {
+            return Err("the cluster did not settle".into());
+        }
+        let live: Vec<&LeaderState> = self.states.iter().filter(|s| s.up && self.live.contains(s.id)).collect();
+        let Some(first) = live.first() else { return Err("no live leader".into()) };
+        for s in &live[1..] {
+            if s.applied != first.applied || s.store != first.store {
+                return Err(format!("{} ({}) and {} ({}) differ", first.name, first.applied, s.name, s.applied));
+            }
+        }
+        for a in &self.acked {
+            if !first.applied.contains(a.dot) && !self.lost_with_leader.contains(a) {
+                return Err(format!("acknowledged write {} ({:?}) is missing", a.dot, a.key));
+            }
+        }
+        Ok(())
+    }
+
+    /// The trace, then a summary: final state per leader and the run's counters. This is what
+    /// snapshot tests lock down.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = self.trace.render();
+        let _ = writeln!(out, "--- final state");
+        for s in &self.states {
+            let state = if !s.up {
+                "down".to_owned()
+            } else {
+                let kv: Vec<String> = s
+                    .store
+                    .iter()
+                    .map(|(k, v, dot)| match v {
+                        Some(v) => format!("{k}={}@{dot}", String::from_utf8_lossy(v)),
+                        None => format!("{k}=(deleted)@{dot}"),
+                    })
+                    .collect();
+                format!("{} {}", s.applied, kv.join(" "))
+            };
+            let _ = writeln!(out, "{} {state}", s.name);
+        }
+        let m = &self.metrics;
+        let _ = writeln!(out, "--- report");
+        for (kind, k) in &m.network.by_kind {
+            let _ = writeln!(out, "{kind}: {} messages, {} bytes", k.messages, k.bytes);
+        }
+        let _ = writeln!(
+            out,
+            "writes acked {}, lost with their leader {}, duplicates dropped {}, causal waits {}, lww discarded {}, rejected {}, rewires {}, network lost {} duplicated {}",
+            self.acked.len(),
+            self.lost_with_leader.len(),
+            m.duplicates_dropped,
+            m.causal_waits,
+            m.lww_discarded,
+            m.rejected,
+            m.rewires,
+            m.network.dropped,
+            m.network.duplicated,
+        );
+        if let (Some(settled), Some(fault)) = (self.settled_at, self.last_fault) {
+            let _ = writeln!(out, "converged {}ms after the last fault", settled.saturating_sub(fault).as_millis());
+        }
+        out
+    }
+
+    /// The version vector the live leaders agree on (empty if none is live).
+    #[must_use]
+    pub fn converged_vv(&self) -> VersionVector {
+        self.states.iter().find(|s| s.up && self.live.contains(s.id)).map(|s| s.applied.clone()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,142 @@
+//! The `Supervisor` actor: watches leaders through their heartbeats, declares a leader dead after
+//! a bounded silence, computes the new wiring with [`roundtable_topologies`], tells every live
+//! leader its new live set, and announces a leader's return when its heartbeats resume.
+//!
+//! ```text
+//!                 Supervisor ── SetLive(live) ──▶ every live Leader
+//!                     ▲
+//!     Heartbeat (via Network, so isolation silences it)
+//!                     │
+//!   Leader L0   Leader L1   Leader L2 …   (restarted by actix `Supervisor` after a crash)
+//! ```
+//!
+//! **Architecture invariant:** the supervisor decides liveness only; the wiring comes from
+//! `Topology::rewire`, and catching a returning leader up is the replicas' anti-entropy.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use roundtable_runtime::{LeaderId, LeaderSet, Topology};
+
+use crate::leader::Leader;
+use crate::messages::{Heartbeat, SetLive};
+use crate::trace::{Actor as Who, TraceSink};
+
+/// When the supervisor checks and how long a silence means death.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupervisorConfig {
+    /// How often liveness is checked (default 50 ms).
+    pub check_interval: Duration,
+    /// How long without a heartbeat before a leader is declared dead (default 500 ms; leaders
+    /// send one every tick).
+    pub dead_after: Duration,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig { check_interval: Duration::from_millis(50), dead_after: Duration::from_millis(500) }
+    }
+}
+
+/// The supervisor actor. Build it through [`crate::Cluster`].
+pub struct Supervisor {
+    topology: Topology,
+    members: LeaderSet,
+    live: LeaderSet,
+    leaders: BTreeMap<LeaderId, Addr<Leader>>,
+    last_seen: BTreeMap<LeaderId, tokio::time::Instant>,
+    config: SupervisorConfig,
+    rewires: u64,
+    sink: TraceSink,
+}
+
+impl Supervisor {
+    /// A supervisor of `leaders`, all live at the start.
+    #[must_use]
+    pub fn new(
+        topology: Topology,
+        leaders: BTreeMap<LeaderId, Addr<Leader>>,
+        config: SupervisorConfig,
+        sink: TraceSink,
+    ) -> Self {
+        let members: LeaderSet = leaders.keys().copied().collect();
+        let now = tokio::time::Instant::now();
+        Supervisor {
+            topology,
+            members,
+            live: members,
+            last_seen: members.iter().map(|id| (id, now)).collect(),
+            leaders,
+            config,
+            rewires: 0,
+            sink,
+        }
+    }
+
+    fn set_live(&mut self, live: LeaderSet) {
+        let rewiring = self.topology.rewire(self.live, live);
+        self.live = live;
+        self.rewires += 1;
+        self.sink.record(Who::Supervisor, format_args!("rewire live={live}: {rewiring}"));
+        tracing::info!(%live, %rewiring, "rewired");
+        for id in live {
+            if let Some(leader) = self.leaders.get(&id) {
+                leader.do_send(SetLive(live));
+            }
+        }
+    }
+
+    fn check(&mut self) {
+        let now = tokio::time::Instant::now();
+        let mut live = self.live;
+        for id in self.live {
+            let seen = self.last_seen.get(&id).copied().unwrap_or(now);
+            let silence = now.saturating_duration_since(seen);
+            if silence > self.config.dead_after {
+                live.remove(id);
+                self.sink.record(
+                    Who::Supervisor,
+                    format_args!("declared {id} dead after {}ms of silence", silence.as_millis()),
+                );
+            }
+        }
+        if live != self.live {
+            self.set_live(live);
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.config.check_interval, |sup, _| sup.check());
+    }
+}
+
+impl Handler<Heartbeat> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, hb: Heartbeat, _: &mut Context<Self>) {
+        if !self.members.contains(hb.from) {
+            return;
+        }
+        self.last_seen.insert(hb.from, tokio::time::Instant::now());
+        if !self.live.contains(hb.from) {
+            self.sink.record(Who::Supervisor, format_args!("{} is back", hb.from));
+            self.set_live(self.live.with(hb.from));
+        }
+    }
+}
+
+/// Ask the supervisor for the live set and how many rewires it made.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "(LeaderSet, u64)")]
+pub struct Liveness;
+
+impl Handler<Liveness> for Supervisor {
+    type Result = MessageResult<Liveness>;
+    fn handle(&mut self, _: Liveness, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.live, self.rewires))
+    }
+}
