@@ -66,15 +66,17 @@ impl Leader {
         self.spec.clock.now()
     }
 
-    /// Performs the replica's effects: sends through the network, trace events to the sink.
+    /// Performs the replica's effects: sends through the network, trace events to the sink and,
+    /// as debug events in a span named after the leader, to `tracing`.
     fn perform(&mut self) {
         let Some(replica) = self.replica.as_mut() else { return };
         let id = self.spec.id;
+        let _span = tracing::debug_span!("leader", name = %self.spec.name, id = %id).entered();
         for effect in replica.drain_effects() {
             match effect {
                 Effect::Send { to, msg } => self.network.do_send(Transmit { from: id, to, msg }),
                 Effect::Trace(event) => {
-                    tracing::debug!(leader = %self.spec.name, %event);
+                    tracing::debug!(%event);
                     self.sink.record(Who::Leader(id), &event);
                 }
             }
@@ -170,6 +172,7 @@ impl Handler<Crash> for Leader {
     type Result = ();
     fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
         if self.replica.take().is_some() {
+            tracing::warn!(leader = %self.spec.name, "crashed: in-memory state lost");
             self.sink.record(Who::Leader(self.spec.id), "crashed: in-memory state lost");
             ctx.stop();
         }
@@ -185,6 +188,7 @@ impl Handler<Restart> for Leader {
         let s = &self.spec;
         match Replica::restarted(s.id, s.members, s.topology.clone(), s.config.clone()) {
             Ok(replica) => {
+                tracing::info!(leader = %s.name, "restarted with empty state; catching up");
                 self.sink.record(Who::Leader(s.id), "restarted with empty state; catching up");
                 let now = self.now();
                 let replica = self.replica.insert(replica);

@@ -31,6 +31,8 @@ pub struct NetworkModel {
     pub duplicate_rate: f64,
     /// Probability that a message is held back by up to `latency_max` more (reordering it).
     pub reorder_rate: f64,
+    /// Latency ranges of particular directed links, overriding `latency_min..=latency_max`.
+    pub links: BTreeMap<(LeaderId, LeaderId), (Duration, Duration)>,
 }
 
 impl NetworkModel {
@@ -43,6 +45,7 @@ impl NetworkModel {
             drop_rate: 0.0,
             duplicate_rate: 0.0,
             reorder_rate: 0.0,
+            links: BTreeMap::new(),
         }
     }
 
@@ -101,15 +104,23 @@ impl NetworkModel {
         self
     }
 
-    fn is_instant(&self) -> bool {
-        self.latency_max.is_zero() && self.reorder_rate == 0.0
+    /// This model with the directed link `from -> to` taking between `min` and `max`.
+    #[must_use]
+    pub fn link_latency(mut self, from: LeaderId, to: LeaderId, min: Duration, max: Duration) -> Self {
+        self.links.insert((from, to), (min.min(max), max.max(min)));
+        self
     }
 
-    fn sample_latency(&self, rng: &mut SeededRng) -> Duration {
-        let span = self.latency_max.saturating_sub(self.latency_min).as_nanos() as u64;
-        let mut latency = self.latency_min + Duration::from_nanos(rng.below(span.saturating_add(1)));
+    fn is_instant(&self) -> bool {
+        self.latency_max.is_zero() && self.reorder_rate == 0.0 && self.links.is_empty()
+    }
+
+    fn sample_latency(&self, from: LeaderId, to: LeaderId, rng: &mut SeededRng) -> Duration {
+        let (min, max) = self.links.get(&(from, to)).copied().unwrap_or((self.latency_min, self.latency_max));
+        let span = max.saturating_sub(min).as_nanos() as u64;
+        let mut latency = min + Duration::from_nanos(rng.below(span.saturating_add(1)));
         if rng.chance(self.reorder_rate) {
-            latency += Duration::from_nanos(rng.below(self.latency_max.as_nanos() as u64 + 1));
+            latency += Duration::from_nanos(rng.below(max.as_nanos() as u64 + 1));
         }
         latency
     }
@@ -260,7 +271,7 @@ impl Handler<Transmit> for Network {
             1
         };
         for _ in 0..copies {
-            let latency = self.model.sample_latency(&mut self.rng);
+            let latency = self.model.sample_latency(t.from, t.to, &mut self.rng);
             self.stats.in_flight += 1;
             let (from, to, frame) = (t.from, t.to, frame.clone());
             ctx.run_later(latency, move |net, _| net.deliver(from, to, frame, kind));

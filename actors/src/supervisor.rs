@@ -94,6 +94,7 @@ impl Supervisor {
             let seen = self.last_seen.get(&id).copied().unwrap_or(now);
             let silence = now.saturating_duration_since(seen);
             if silence > self.config.dead_after {
+                tracing::warn!(leader = %id, silence_ms = silence.as_millis() as u64, "declared dead");
                 live.remove(id);
                 self.sink.record(
                     Who::Supervisor,

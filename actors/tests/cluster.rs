@@ -1,0 +1,75 @@
+//! The cluster builder and the leader actor, with the real system clock and the in-process
+//! network.
+
+use std::time::Duration;
+
+use roundtable_actors::{Cluster, ClusterError, Delete, Get, LeaderError, Put};
+use roundtable_runtime::{LeaderId, Topology};
+
+#[actix::test]
+async fn builder_errors_are_clear() {
+    let err = Cluster::builder().start().await.err().expect("no leaders");
+    assert_eq!(err.to_string(), "a cluster needs at least one leader");
+    let err = Cluster::builder().leaders(["a", "b", "a"]).start().await.err().expect("duplicate");
+    assert_eq!(err.to_string(), "two leaders are named \"a\"");
+    let err = Cluster::builder().leader_count(65).start().await.err().expect("too many");
+    assert!(matches!(err, ClusterError::TooManyLeaders(65)), "{err}");
+    let hub = LeaderId::new(9).expect("id");
+    let err = Cluster::builder().leader_count(3).topology(Topology::Star { hub }).start().await.err().expect("hub");
+    assert!(err.to_string().contains("L9"), "{err}");
+    let cluster = Cluster::builder().leaders(["x"]).start().await.expect("one leader is a cluster");
+    assert!(matches!(cluster.leader("y"), Err(ClusterError::UnknownLeader(name)) if name == "y"));
+}
+
+#[actix::test]
+async fn writes_replicate_in_process_and_reads_see_them() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster =
+        Cluster::builder().leaders(["us-east", "eu-west", "ap-south"]).topology(Topology::Circle).start().await?;
+    let receipt = cluster.leader("us-east")?.send(Put::new("user:42", "Ada")).await??;
+    assert_eq!(receipt.dot.to_string(), "L0:1");
+    cluster.leader("eu-west")?.send(Put::new("user:7", "Grace")).await??;
+    cluster.leader("ap-south")?.send(Delete::new("user:7")).await??;
+    cluster.settled_within(Duration::from_secs(5)).await?;
+    for name in cluster.names() {
+        let read = cluster.leader(name)?.send(Get::new("user:42")).await??.expect("replicated");
+        assert_eq!(read.value.as_ref().and_then(|v| v.as_str()), Some("Ada"), "at {name}");
+        let deleted = cluster.leader(name)?.send(Get::new("user:7")).await??.expect("tombstone");
+        assert_eq!(deleted.value, None, "at {name}");
+    }
+    let metrics = cluster.metrics().await?;
+    assert_eq!(metrics.writes, 3);
+    assert!(metrics.network.messages() >= 6, "{metrics:?}");
+    assert!(metrics.network.bytes() > 0);
+    Ok(())
+}
+
+#[actix::test]
+async fn bad_client_input_is_an_error_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = Cluster::builder().leader_count(2).start().await?;
+    let leader = cluster.leader("L0")?;
+    let empty = leader.send(Put::new("", "v")).await?;
+    assert!(matches!(empty, Err(LeaderError::Data(_))), "{empty:?}");
+    let huge = leader.send(Put::new("k", vec![0u8; 70 * 1024])).await?;
+    assert_eq!(
+        huge.map(|_| ()).map_err(|e| e.to_string()),
+        Err("value is 71680 bytes, more than the limit of 65536".into())
+    );
+    Ok(())
+}
+
+#[actix::test]
+async fn a_crashed_leader_refuses_then_restarts_and_catches_up() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = Cluster::builder().leader_count(3).start().await?;
+    cluster.leader("L0")?.send(Put::new("a", "1")).await??;
+    cluster.settled_within(Duration::from_secs(5)).await?;
+    let l1 = LeaderId::new(1)?;
+    cluster.crash(l1)?;
+    let refused = cluster.leader("L1")?.send(Put::new("b", "2")).await?;
+    assert!(matches!(refused, Err(LeaderError::Down(ref name)) if name == "L1"), "{refused:?}");
+    cluster.leader("L2")?.send(Put::new("c", "3")).await??;
+    cluster.restart(l1)?;
+    cluster.settled_within(Duration::from_secs(10)).await?;
+    let read = cluster.leader("L1")?.send(Get::new("c")).await??.expect("caught up");
+    assert_eq!(read.value.as_ref().and_then(|v| v.as_str()), Some("3"));
+    Ok(())
+}
