@@ -76,3 +76,8 @@ pub mod prelude {
     };
     pub use roundtable_topologies::{Graph, Topology};
 }
+
+/// The README's code examples, compiled (and run) as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
