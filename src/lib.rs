@@ -64,9 +64,9 @@ macro_rules! assert_trace {
 
 /// The names most programs need.
 pub mod prelude {
-    pub use roundtable_actors::sim::{ms, Simulation};
     pub use roundtable_actors::{
-        Cluster, ClusterError, Delete, Get, LeaderError, NetworkModel, Put, Resolution, SimRun, Trace,
+        ms, AckedWrite, Cluster, ClusterError, Delete, FaultEvent, Get, LeaderError, LeaderState, NetworkModel, Put,
+        Resolution, SimRun, Simulation, Trace, TraceActor, Workload,
     };
     pub use roundtable_runtime::clock::{ClockHealth, CorrectionConfig, HlcTimestamp, NtpSample};
     pub use roundtable_runtime::wire::PeerMessage;

@@ -170,6 +170,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Record a trace of this cluster (retrieve it with [`Cluster::trace`]), stamped with time
+    /// since the start.
+    #[must_use]
+    pub fn record_trace(mut self) -> Self {
+        self.sink = TraceSink::recording(SimEpoch::starting_now(Cluster::simulation_epoch()));
+        self
+    }
+
     /// Where to record the trace (default: nowhere; events still go to `tracing`).
     #[must_use]
     pub fn trace_sink(mut self, sink: TraceSink) -> Self {

@@ -21,6 +21,6 @@ pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetri
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{Crash, Delete, Get, Inspect, LeaderError, LeaderState, Put, Restart};
 pub use network::{Fault, NetStats, Network, NetworkModel};
-pub use sim::{ms, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
+pub use sim::{ms, AckedWrite, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
 pub use supervisor::{Supervisor, SupervisorConfig};
 pub use trace::{Actor as TraceActor, Trace, TraceLine, TraceSink};

@@ -501,6 +501,12 @@ impl SimRun {
         &self.states
     }
 
+    /// The leaders the supervisor considered live at the end.
+    #[must_use]
+    pub fn live(&self) -> LeaderSet {
+        self.live
+    }
+
     /// Counters of the run.
     #[must_use]
     pub fn metrics(&self) -> &ClusterMetrics {

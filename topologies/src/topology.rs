@@ -188,6 +188,19 @@ impl fmt::Display for Rewiring {
     }
 }
 
+/// `circle`, `star (hub L0)`, `all-to-all`, `all-to-all with relay`, `custom (6 edges)`.
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Topology::Circle => f.write_str("circle"),
+            Topology::Star { hub } => write!(f, "star (hub {hub})"),
+            Topology::AllToAll { relay: false } => f.write_str("all-to-all"),
+            Topology::AllToAll { relay: true } => f.write_str("all-to-all with relay"),
+            Topology::Custom(graph) => write!(f, "custom ({} edges)", graph.edge_count()),
+        }
+    }
+}
+
 impl Topology {
     /// Forward targets for an entry: the leaders `me` sends it to.
     ///
