@@ -1,82 +1,80 @@
-//! Quickstart: three leaders, one per region, each accepting writes; the replication core carries
-//! every write to every other leader, concurrent writes to the same key are resolved by
-//! last-write-wins on hybrid logical clock timestamps (and the trace says what was discarded),
-//! and all three end with the same state.
+//! Quickstart: a host program with three leaders, one per region, all-to-all. Each leader accepts
+//! writes and replicates them to the other two; two clients write the same key at two leaders at
+//! once, neither having seen the other's write, and last-write-wins on hybrid logical clock
+//! timestamps keeps one and reports the other as discarded. After `settled()` every leader
+//! answers every read the same way.
 //!
-//! This version drives three `Replica` state machines by hand — the sans-IO core with no actors —
-//! delivering each message through the wire format. Run it with `cargo run --example quickstart`.
+//! This is the shape of a real embedding: a plain `#[actix::main]` program, the `Cluster` builder,
+//! the system clock and the in-process network (the simulator in `examples/topologies.rs` adds
+//! latency, loss and crashes). Run it with `cargo run --example quickstart`.
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
+use roundtable::actors::{SimEpoch, TraceActor, TraceSink};
 use roundtable::prelude::*;
-use roundtable::runtime::wire;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[actix::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let regions = ["us-east", "eu-west", "ap-south"];
-    let members = LeaderSet::first(regions.len());
-    let topology = Topology::AllToAll { relay: false };
-    let mut leaders = Vec::new();
-    for i in 0..regions.len() {
-        leaders.push(Replica::new(LeaderId::new(i)?, members, topology.clone(), ReplicaConfig::default())?);
+    // Record the trace (time since start) so that the LWW decisions can be shown below.
+    let sink = TraceSink::recording(SimEpoch::starting_now(Cluster::simulation_epoch()));
+    let cluster = Cluster::builder()
+        .leaders(regions)
+        .topology(Topology::AllToAll { relay: false })
+        .resolution(Resolution::LastWriteWins)
+        .trace_sink(sink)
+        .start()
+        .await?;
+
+    // One write after another, each acknowledged once applied at the leader that took it.
+    for (region, key, value) in
+        [("us-east", "user:7", "Grace"), ("eu-west", "cart:9", "3 books"), ("ap-south", "session:1", "tok")]
+    {
+        let receipt = cluster.leader(region)?.send(Put::new(key, value)).await??;
+        println!("{region:>8} acknowledged {key} = {value:?} as {} at {}", receipt.dot, receipt.hlc);
     }
-    let name = |id: LeaderId| regions[id.index()];
+    let receipt = cluster.leader("eu-west")?.send(Delete::new("session:1")).await??;
+    println!(" eu-west acknowledged delete of session:1 as {} at {}", receipt.dot, receipt.hlc);
 
-    // Every leader reads the same (true) wall clock here; the simulator adds skew and drift.
-    let mut now = WallTime::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
-    let mut wire_queue: VecDeque<(LeaderId, LeaderId, Vec<u8>)> = VecDeque::new();
-
-    // Writes at each leader, two of them to the same key at (nearly) the same time: a conflict.
-    let writes =
-        [(0, "user:42", "Ada"), (1, "user:7", "Grace"), (2, "user:42", "Ada Lovelace"), (1, "cart:9", "3 books")];
-    for (at, key, value) in writes {
-        now = now.saturating_add(Duration::from_millis(1));
-        let leader = &mut leaders[at];
-        let receipt = leader.handle_write(now, Key::new(key)?, Op::Put(Value::try_from(value)?))?;
-        println!("{:>8} accepted {key} = {value:?} as {} at {}", regions[at], receipt.dot, receipt.hlc);
-        collect(leader, &mut wire_queue, &name)?;
-    }
-
-    // Deliver every message (encoded with postcard and decoded at the receiver), in order.
-    let mut delivered = 0;
-    while let Some((from, to, frame)) = wire_queue.pop_front() {
-        now = now.saturating_add(Duration::from_millis(40));
-        let leader = &mut leaders[to.index()];
-        leader.handle_frame(now, from, &frame);
-        delivered += 1;
-        collect(leader, &mut wire_queue, &name)?;
+    // Two writes to one key, both in the leaders' mailboxes before either is replicated: a
+    // conflict. ap-south takes its write second, so its timestamp is the later one (or equal, and
+    // ties go to the higher leader id): every leader keeps "Ada Lovelace".
+    let (east, south) = tokio::join!(
+        cluster.leader("us-east")?.send(Put::new("user:42", "Ada")),
+        cluster.leader("ap-south")?.send(Put::new("user:42", "Ada Lovelace")),
+    );
+    for (region, receipt) in [("us-east", east??), ("ap-south", south??)] {
+        println!("{region:>8} acknowledged user:42 concurrently as {} at {}", receipt.dot, receipt.hlc);
     }
 
-    println!("\n{delivered} messages delivered; converged state:");
-    for leader in &leaders {
-        let state: Vec<String> =
-            leader.store().iter().map(|(k, v)| format!("{}={}", k.as_str(), v.as_str().unwrap_or("?"))).collect();
-        println!("{:>8} {} {}", name(leader.id()), leader.applied(), state.join(" "));
-    }
-    let first = leaders[0].store().fingerprint();
-    if leaders.iter().any(|l| l.store().fingerprint() != first) {
-        return Err("leaders did not converge".into());
-    }
-    println!("all {} leaders hold the same state", leaders.len());
-    Ok(())
-}
-
-/// Takes a leader's effects: prints its trace, encodes its messages onto the wire queue.
-fn collect(
-    leader: &mut Replica,
-    queue: &mut VecDeque<(LeaderId, LeaderId, Vec<u8>)>,
-    name: &dyn Fn(LeaderId) -> &'static str,
-) -> Result<(), wire::WireError> {
-    let from = leader.id();
-    let effects: Vec<Effect> = leader.drain_effects().collect();
-    for effect in effects {
-        match effect {
-            Effect::Send { to, msg } => queue.push_back((from, to, wire::encode(&wire::Envelope::new(from, msg))?)),
-            Effect::Trace(event @ TraceEvent::LwwDiscarded { .. }) => {
-                println!("{:>8} conflict: {event}", name(from))
-            }
-            Effect::Trace(_) => {}
+    cluster.settled().await?;
+    println!("\nsettled; the conflict as the trace reports it:");
+    for line in cluster.trace().matching("lww") {
+        if let TraceActor::Leader(id) = line.actor {
+            println!("  {:>8} {}", regions[id.index()], line.text);
         }
     }
+
+    println!("\nreads at every leader:");
+    for key in ["cart:9", "session:1", "user:42", "user:7"] {
+        let mut reads = Vec::new();
+        for region in regions {
+            let read = cluster.leader(region)?.send(Get::new(key)).await??;
+            reads.push(match read {
+                Some(ReadValue { value: Some(v), dot, .. }) => format!("{v} ({dot})"),
+                Some(ReadValue { value: None, dot, .. }) => format!("deleted ({dot})"),
+                None => "absent".to_owned(),
+            });
+        }
+        if reads.iter().any(|r| r != &reads[0]) {
+            return Err(format!("{key} reads differently: {reads:?}").into());
+        }
+        println!("  {key:<10} = {} at all of {}", reads[0], regions.join(", "));
+    }
+
+    let m = cluster.metrics().await?;
+    println!("\nmetrics: {} writes, {} messages ({} bytes)", m.writes, m.network.messages(), m.network.bytes());
+    for (kind, k) in &m.network.by_kind {
+        println!("  {kind}: {} messages, {} bytes", k.messages, k.bytes);
+    }
+    println!("  duplicates dropped {}, lww discarded {}", m.duplicates_dropped, m.lww_discarded);
     Ok(())
 }
