@@ -8,19 +8,18 @@
 //! the system clock and the in-process network (the simulator in `examples/topologies.rs` adds
 //! latency, loss and crashes). Run it with `cargo run --example quickstart`.
 
-use roundtable::actors::{SimEpoch, TraceActor, TraceSink};
+use roundtable::actors::TraceActor;
 use roundtable::prelude::*;
 
 #[actix::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let regions = ["us-east", "eu-west", "ap-south"];
     // Record the trace (time since start) so that the LWW decisions can be shown below.
-    let sink = TraceSink::recording(SimEpoch::starting_now(Cluster::simulation_epoch()));
     let cluster = Cluster::builder()
         .leaders(regions)
         .topology(Topology::AllToAll { relay: false })
         .resolution(Resolution::LastWriteWins)
-        .trace_sink(sink)
+        .record_trace()
         .start()
         .await?;
 
