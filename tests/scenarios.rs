@@ -1,0 +1,312 @@
+//! Replication scenarios, each a short story: build a [`Simulation`], run it, check that it
+//! converged and that the behaviour the scenario is about shows in the trace, then snapshot the
+//! whole trace with [`assert_trace!`] (files in the top-level `snapshots/`).
+//!
+//! Every scenario is a plain `fn() -> SimRun` listed in [`SCENARIOS`], so that
+//! [`every_scenario_replays_byte_for_byte`] runs each one twice and compares the renderings.
+//!
+//! When a snapshot changes: `cargo test --test scenarios`, then `cargo insta review` (or read
+//! `snapshots/<name>.snap.new` against `<name>.snap`), and accept it only if the new trace still
+//! tells a correct story.
+
+use roundtable::actors::sim::{ms, FaultEvent, Simulation};
+use roundtable::actors::{NetworkModel, SimRun};
+use roundtable::assert_trace;
+use roundtable::runtime::{LeaderId, LeaderSet, Topology};
+
+/// A scenario: builds and runs one simulation.
+type Scenario = fn() -> SimRun;
+
+/// Every scenario, by snapshot name.
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("circle_fault_free", circle_fault_free_run),
+    ("star_fault_free", star_fault_free_run),
+    ("all_to_all_fault_free", all_to_all_fault_free_run),
+    ("circle_crash_and_restart", circle_crash_and_restart_run),
+    ("star_hub_crash_and_restart", star_hub_crash_and_restart_run),
+    ("all_to_all_relay_partition", all_to_all_relay_partition_run),
+    ("causal_chain_over_reordering", causal_chain_over_reordering_run),
+];
+
+// ----- fault-free topologies --------------------------------------------------------------------
+
+fn circle_fault_free_run() -> SimRun {
+    Simulation::new(1)
+        .leaders(4)
+        .topology(Topology::Circle)
+        .network(NetworkModel::wan())
+        .workload(|w| w.puts_per_leader(2))
+        .run()
+}
+
+#[test]
+fn circle_fault_free() {
+    let run = circle_fault_free_run();
+    run.assert_converged();
+    assert_eq!(run.acked().len(), 8);
+    // Along the ring only: every replicated entry goes from Li to L(i+1).
+    for send in sends(&run).iter().filter(|s| !s.catch_up) {
+        assert_eq!(send.to, (send.from + 1) % 4, "{send:?}");
+    }
+    assert_trace!("circle_fault_free", run);
+}
+
+fn star_fault_free_run() -> SimRun {
+    Simulation::new(1)
+        .leaders(4)
+        .topology(Topology::Star { hub: id(0) })
+        .network(NetworkModel::wan())
+        .workload(|w| w.puts_per_leader(2))
+        .run()
+}
+
+#[test]
+fn star_fault_free() {
+    let run = star_fault_free_run();
+    run.assert_converged();
+    assert_eq!(run.acked().len(), 8);
+    // Spokes talk to the hub only; the hub passes every spoke's entry on to the other spokes.
+    let sends = sends(&run);
+    for send in sends.iter().filter(|s| !s.catch_up) {
+        assert!(send.from == 0 || send.to == 0, "spoke to spoke: {send:?}");
+    }
+    for spoke in 1..4 {
+        let first = format!("L{spoke}:1");
+        let relayed: Vec<usize> =
+            sends.iter().filter(|s| s.from == 0 && !s.catch_up && s.dots == [first.clone()]).map(|s| s.to).collect();
+        let others: Vec<usize> = (1..4).filter(|&o| o != spoke).collect();
+        assert_eq!(relayed, others, "the hub passes {first} on to the other spokes");
+    }
+    assert_trace!("star_fault_free", run);
+}
+
+fn all_to_all_fault_free_run() -> SimRun {
+    Simulation::new(1)
+        .leaders(3)
+        .topology(Topology::AllToAll { relay: false })
+        .network(NetworkModel::wan())
+        .workload(|w| w.puts_per_leader(2))
+        .run()
+}
+
+#[test]
+fn all_to_all_fault_free() {
+    let run = all_to_all_fault_free_run();
+    run.assert_converged();
+    assert_eq!(run.acked().len(), 6);
+    // One hop: only the origin sends an entry, to every other leader; nobody forwards.
+    let replicated: Vec<Sent> = sends(&run).into_iter().filter(|s| !s.catch_up).collect();
+    assert_eq!(replicated.len(), 6 * 2);
+    for send in &replicated {
+        assert!(send.dots.iter().all(|dot| origin(dot) == send.from), "forwarded: {send:?}");
+    }
+    assert_trace!("all_to_all_fault_free", run);
+}
+
+// ----- crashes, rewiring and catch-up -----------------------------------------------------------
+
+fn circle_crash_and_restart_run() -> SimRun {
+    Simulation::new(1)
+        .leaders(4)
+        .topology(Topology::Circle)
+        .network(NetworkModel::wan())
+        .workload(|w| w.puts_per_leader(3).put(ms(800), 1, "after", "L1 across the gap"))
+        .crash_at(ms(15), 2)
+        .restart_at(ms(1200), 2)
+        .run()
+}
+
+#[test]
+fn circle_crash_and_restart() {
+    let run = circle_crash_and_restart_run();
+    run.assert_converged();
+    // L2's third write came after its crash and was refused; the ones it had passed to L3 survive.
+    assert!(has(&run, "client", r#"put "k2"="L2.2" at L2: refused: leader L2 is down"#));
+    assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
+    // The circle closes around L2: L1 now sends straight to L3, and L2 comes back between them.
+    let closed = "rewire live={L0,L1,L3}: died {L2} returned {} added [L1->L3] removed [L1->L2, L2->L3]";
+    let reopened = "rewire live={L0,L1,L2,L3}: died {} returned {L2} added [L1->L2, L2->L3] removed [L1->L3]";
+    assert!(ordered(&run, &[("sup", "declared L2 dead"), ("sup", closed), ("L1", "send -> L3 [L1:4]")]));
+    // Restarted empty, L2 catches up from its peers and ends up with everything.
+    assert!(ordered(&run, &[("L2", "restarted with empty state"), ("sup", reopened), ("L2", "caught up")]));
+    assert!(run.states()[2].up);
+    assert_eq!(run.states()[2].applied, run.states()[0].applied);
+    assert_eq!(run.states()[2].store, run.states()[0].store);
+    assert_trace!("circle_crash_and_restart", run);
+}
+
+fn star_hub_crash_and_restart_run() -> SimRun {
+    Simulation::new(1)
+        .leaders(4)
+        .topology(Topology::Star { hub: id(0) })
+        .network(NetworkModel::wan())
+        .workload(|w| w.puts_per_leader(3).put(ms(800), 2, "after", "L2 through the new hub"))
+        .crash_at(ms(15), 0)
+        .restart_at(ms(1200), 0)
+        .run()
+}
+
+#[test]
+fn star_hub_crash_and_restart() {
+    let run = star_hub_crash_and_restart_run();
+    run.assert_converged();
+    assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
+    // A new hub (L1) takes over and carries the spokes' writes; the old hub returns as the hub.
+    let failover = rewires(&run, "died {L0}");
+    assert_eq!(failover.len(), 1);
+    assert!(failover[0].ends_with("hub L0->L1"), "{}", failover[0]);
+    assert!(ordered(&run, &[("L2", "send -> L1 [L2:4]"), ("L1", "send -> L3 [L2:4]"), ("L3", "apply L2:4")]));
+    let back = rewires(&run, "returned {L0}");
+    assert_eq!(back.len(), 1);
+    assert!(back[0].ends_with("hub L1->L0"), "{}", back[0]);
+    assert!(ordered(&run, &[("L0", "restarted with empty state"), ("L0", "caught up")]));
+    assert_eq!(run.states()[0].applied, run.states()[1].applied);
+    assert_trace!("star_hub_crash_and_restart", run);
+}
+
+// ----- relaying around a partition --------------------------------------------------------------
+
+fn all_to_all_relay_partition_run() -> SimRun {
+    Simulation::new(1)
+        .leaders(3)
+        .topology(Topology::AllToAll { relay: true })
+        .network(NetworkModel::wan())
+        .workload(|w| w.puts_per_leader(2))
+        .fault(ms(0), FaultEvent::Partition(LeaderSet::single(id(0)), LeaderSet::single(id(2))))
+        .fault(ms(200), FaultEvent::HealAll)
+        .run()
+}
+
+#[test]
+fn all_to_all_relay_partition() {
+    let run = all_to_all_relay_partition_run();
+    run.assert_converged();
+    assert!(has(&run, "net", "lost replicate L0->L2 (partitioned)"));
+    // L1 relays each write across the cut link, both ways, and it arrives before the heal.
+    let heal = line_index(&run, "net", "healed all partitions").expect("healed");
+    let sends = sends(&run);
+    for (from, to) in [(0, 2), (2, 0)] {
+        for seq in 1..=2 {
+            let dot = format!("L{from}:{seq}");
+            let relayed = sends.iter().any(|s| s.from == 1 && s.to == to && !s.catch_up && s.dots == [dot.clone()]);
+            assert!(relayed, "L1 did not relay {dot} to L{to}");
+            let at = line_index(&run, &format!("L{to}"), &format!("recv {dot} <- L1"));
+            assert!(at.is_some_and(|at| at < heal), "L{to} did not get {dot} through L1 before the heal");
+        }
+    }
+    // Flooding makes copies; each extra copy is dropped, never applied twice.
+    assert!(run.metrics().duplicates_dropped > 0);
+    for leader in 0..3 {
+        let applies = at(&run, &format!("L{leader}")).filter(|t| t.starts_with("apply ")).count();
+        assert_eq!(applies, 6, "L{leader} applied each of the 6 writes once");
+    }
+    assert_trace!("all_to_all_relay_partition", run);
+}
+
+// ----- causality --------------------------------------------------------------------------------
+
+/// Seed 26 is one where L1's write overtakes L0's on the way to L2 (found by trying seeds 0..40;
+/// if a change to the network moves it, pick another seed whose trace shows `wait L1:1 needs`).
+fn causal_chain_over_reordering_run() -> SimRun {
+    Simulation::new(26)
+        .leaders(3)
+        .topology(Topology::AllToAll { relay: false })
+        .network(NetworkModel::wan().latency(ms(5), ms(120)).reorder_rate(0.5))
+        .workload(|w| w.put(ms(0), 0, "a", "A").put_after_seeing(ms(0), 1, ("b", "B after A"), ("a", "A")))
+        .run()
+}
+
+#[test]
+fn causal_chain_over_reordering() {
+    let run = causal_chain_over_reordering_run();
+    run.assert_converged();
+    // L1 wrote B only after it showed A, so B depends on A.
+    assert!(ordered(&run, &[("client", r#"L1 shows "a"="A""#), ("L1", r#"write L1:1 "b""#)]));
+    // B overtook A on the way to L2, which held B back until A arrived.
+    assert!(ordered(&run, &[("L2", "recv L1:1 <- L1"), ("L2", "wait L1:1 needs [L0:1]"), ("L2", "recv L0:1")]));
+    assert_eq!(run.metrics().causal_waits, 1);
+    // No leader applied B before A.
+    for leader in 0..3 {
+        let who = format!("L{leader}");
+        assert!(ordered(&run, &[(&who, r#"apply L0:1 "a""#), (&who, r#"apply L1:1 "b""#)]), "{who}");
+    }
+    assert_trace!("causal_chain_over_reordering", run);
+}
+
+// ----- determinism ------------------------------------------------------------------------------
+
+#[test]
+fn every_scenario_replays_byte_for_byte() {
+    for (name, scenario) in SCENARIOS {
+        let (first, second) = (scenario().render(), scenario().render());
+        assert!(first == second, "{name}: two runs of the same seed differ");
+    }
+}
+
+// ----- reading traces ---------------------------------------------------------------------------
+
+fn id(i: usize) -> LeaderId {
+    LeaderId::new(i).expect("a valid leader id")
+}
+
+/// The texts of the lines `who` (`L0`, `sup`, `net`, `client`) recorded, in order.
+fn at<'a>(run: &'a SimRun, who: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    run.trace().lines.iter().filter(move |l| l.actor.to_string() == who).map(|l| l.text.as_str())
+}
+
+/// Whether `who` recorded a line containing `needle`.
+fn has(run: &SimRun, who: &str, needle: &str) -> bool {
+    at(run, who).any(|t| t.contains(needle))
+}
+
+/// The index in the trace of the first line by `who` containing `needle`.
+fn line_index(run: &SimRun, who: &str, needle: &str) -> Option<usize> {
+    run.trace().lines.iter().position(|l| l.actor.to_string() == who && l.text.contains(needle))
+}
+
+/// Whether each `(who, needle)` line exists and comes after the previous one.
+fn ordered(run: &SimRun, steps: &[(&str, &str)]) -> bool {
+    let found: Vec<Option<usize>> = steps.iter().map(|(who, needle)| line_index(run, who, needle)).collect();
+    found.iter().all(Option::is_some) && found.windows(2).all(|w| w[0] < w[1])
+}
+
+/// The supervisor's rewire lines containing `needle`.
+fn rewires<'a>(run: &'a SimRun, needle: &'a str) -> Vec<&'a str> {
+    at(run, "sup").filter(|t| t.starts_with("rewire ") && t.contains(needle)).collect()
+}
+
+/// The index of a leader name (`L3` → 3).
+fn leader_index(name: &str) -> Option<usize> {
+    name.strip_prefix('L').and_then(|n| n.parse().ok())
+}
+
+/// The origin of a dot (`L3:7` → 3).
+fn origin(dot: &str) -> usize {
+    dot.split_once(':').and_then(|(leader, _)| leader_index(leader)).expect("a dot")
+}
+
+/// One `send -> L1 [L0:1 …]` or `catch-up -> L1 […]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    from: usize,
+    to: usize,
+    dots: Vec<String>,
+    catch_up: bool,
+}
+
+/// Every send and catch-up line, in order.
+fn sends(run: &SimRun) -> Vec<Sent> {
+    let mut out = Vec::new();
+    for line in &run.trace().lines {
+        let Some(from) = leader_index(&line.actor.to_string()) else { continue };
+        let (catch_up, rest) = match (line.text.strip_prefix("send -> "), line.text.strip_prefix("catch-up -> ")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => continue,
+        };
+        let (to, dots) = rest.split_once(' ').expect("send lines name a receiver and dots");
+        let dots = dots.trim_start_matches('[').trim_end_matches(']').split(' ').map(str::to_owned).collect();
+        out.push(Sent { from, to: leader_index(to).expect("a leader name"), dots, catch_up });
+    }
+    out
+}
