@@ -152,7 +152,10 @@ impl Handler<Deliver> for Leader {
     type Result = ();
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
         let now = self.now();
-        let Some(replica) = self.replica.as_mut() else { return };
+        let Some(replica) = self.replica.as_mut() else {
+            self.sink.record(Who::Leader(self.spec.id), format_args!("down: frame from {} lost", msg.from));
+            return;
+        };
         replica.handle_frame(now, msg.from, &msg.frame);
         self.perform();
     }

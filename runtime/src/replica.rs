@@ -255,6 +255,9 @@ pub struct Replica {
     next_ack_round: Option<WallTime>,
     /// Peers to ask for a catch-up once the current input is handled (at most one digest each).
     catch_up_wanted: LeaderSet,
+    /// Per peer, when this leader last sent it a catch-up or snapshot and what the peer will hold
+    /// once that arrives.
+    recently_sent: BTreeMap<LeaderId, (WallTime, VersionVector)>,
     /// When each peer was last asked for a catch-up: asked again only after an
     /// `anti_entropy_interval`, so that a burst of refusals is one request, not a storm.
     catch_up_asked: BTreeMap<LeaderId, WallTime>,
@@ -314,6 +317,7 @@ impl Replica {
             next_ack_round: None,
             catch_up_wanted: LeaderSet::EMPTY,
             catch_up_asked: BTreeMap::new(),
+            recently_sent: BTreeMap::new(),
             staging: BTreeMap::new(),
             next_snapshot_id: 1,
             quarantine: alloc::collections::VecDeque::new(),
@@ -347,12 +351,15 @@ impl Replica {
         Ok(replica)
     }
 
-    /// Starts the leader: announces itself to its neighbours with a digest (a link appearing
-    /// starts anti-entropy) and schedules the periodic anti-entropy.
+    /// Starts the leader: schedules the periodic anti-entropy and, after a restart, asks every
+    /// live peer for what it lacks (a link appearing starts anti-entropy).
     pub fn start(&mut self, now: WallTime) {
-        let targets = self.neighbours().union(self.catching_up.intersection(self.live));
-        for peer in targets {
-            self.send_digest(peer, self.digest_reply());
+        // A fresh leader of a fresh cluster has nothing to exchange yet; a restarted one asks
+        // every live peer at once.
+        if self.recovering {
+            for peer in self.catching_up.intersection(self.live) {
+                self.send_digest(peer, self.digest_reply());
+            }
         }
         self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
         self.next_ack_round = self.config.ack_interval.map(|d| now.saturating_add(d));
@@ -415,7 +422,7 @@ impl Replica {
                     self.receive_entry(now, from, replicated, catch_up);
                 }
             }
-            PeerMessage::Digest { vv, reply } => self.receive_digest(from, vv, reply),
+            PeerMessage::Digest { vv, reply } => self.receive_digest(now, from, vv, reply),
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
         for peer in core::mem::take(&mut self.catch_up_wanted) {
@@ -482,6 +489,7 @@ impl Replica {
         self.catching_up = self.catching_up.intersection(live);
         // What a departed leader acknowledged says nothing about what it will hold if it returns.
         self.acked.retain(|peer, _| live.contains(*peer));
+        self.recently_sent.retain(|peer, _| live.contains(*peer));
         self.staging.retain(|peer, _| live.contains(*peer));
         self.check_caught_up();
     }
@@ -650,8 +658,12 @@ impl Replica {
 
     /// Sends `entry` to the topology's forward targets for this leader.
     fn forward(&mut self, entry: &Entry, sender: Option<LeaderId>, seen: LeaderSet) {
-        let seen = seen.with(self.id);
-        let targets = self.topology.forward_targets(self.live, entry.dot.origin, sender, self.id, seen);
+        // Leaders known to hold it — from the copy's seen-by set and from acknowledged vectors —
+        // are not sent it again. Skipping them is safe in every topology because each leader
+        // forwards an entry when it first receives it, however it receives it.
+        let seen = self.known_holders(entry.dot, seen.with(self.id));
+        let targets =
+            self.topology.forward_targets(self.live, entry.dot.origin, sender, self.id, seen).difference(seen);
         for to in targets {
             self.metrics.entries_sent += 1;
             let msg = PeerMessage::Replicate {
@@ -661,6 +673,11 @@ impl Replica {
             self.send(to, msg);
             self.trace(|| TraceEvent::Sent { to, dots: alloc::vec![entry.dot], catch_up: false });
         }
+    }
+
+    /// `base` joined with the peers whose acknowledged vectors name `dot`.
+    fn known_holders(&self, dot: Dot, base: LeaderSet) -> LeaderSet {
+        self.acked.iter().filter(|(_, vv)| vv.contains(dot)).fold(base, |set, (peer, _)| set.with(*peer))
     }
 
     /// Applies a deliverable entry, logs it and then applies whatever became ready.
@@ -778,11 +795,11 @@ impl Replica {
         }
         self.metrics.entries_received += 1;
         self.trace(|| TraceEvent::Received { from, dot });
-        // Forward only what this leader now holds (applied or parked), so that the seen-by set it
-        // advertises is true.
-        if !catch_up {
-            self.forward(&entry, Some(from), seen);
-        }
+        // Forward on first receipt, whether the copy came along the topology or in a catch-up
+        // (a catch-up can overtake the topology's copy), and only what this leader now holds
+        // (applied or parked), so that the seen-by set it advertises is true.
+        let _ = catch_up;
+        self.forward(&entry, Some(from), seen);
         if CausalBuffer::is_deliverable(&entry, &self.applied) {
             self.apply(entry, seen);
             return;
@@ -802,21 +819,43 @@ impl Replica {
         self.catch_up_wanted.insert(from);
     }
 
-    fn receive_digest(&mut self, from: LeaderId, theirs: VersionVector, reply: DigestReply) {
+    fn receive_digest(&mut self, now: WallTime, from: LeaderId, theirs: VersionVector, reply: DigestReply) {
         if self.recovering {
             self.catching_up.remove(from);
             if theirs.get(self.id) > self.own_high_water {
                 self.own_high_water = theirs.get(self.id);
             }
         }
-        let missing: Result<Vec<Entry>, ()> = match self.log.missing_for(&theirs, self.config.catch_up_entries_max) {
+        // What was sent to this peer less than an anti-entropy interval ago is probably still in
+        // flight: count it as held, so that crossing digests do not send everything twice.
+        let mut assumed = theirs.clone();
+        match self.recently_sent.get(&from) {
+            Some((at, sent)) if now < at.saturating_add(self.config.anti_entropy_interval) => assumed.merge(sent),
+            _ => {
+                self.recently_sent.remove(&from);
+            }
+        }
+        let missing: Result<Vec<Entry>, ()> = match self.log.missing_for(&assumed, self.config.catch_up_entries_max) {
             Missing::Nothing => Ok(Vec::new()),
             Missing::Entries(entries) => Ok(entries.into_iter().cloned().collect()),
             Missing::Snapshot => Err(()),
         };
         match missing {
-            Ok(entries) => self.send_catch_up(from, entries),
-            Err(()) => self.send_snapshot(from),
+            Ok(entries) if entries.is_empty() => {}
+            Ok(entries) => {
+                for entry in &entries {
+                    if assumed.get(entry.dot.origin) < entry.dot.seq {
+                        assumed.set(entry.dot.origin, entry.dot.seq);
+                    }
+                }
+                self.recently_sent.insert(from, (now, assumed));
+                self.send_catch_up(from, entries);
+            }
+            Err(()) => {
+                assumed.merge(&self.applied);
+                self.recently_sent.insert(from, (now, assumed));
+                self.send_snapshot(from);
+            }
         }
         let answer = match reply {
             DigestReply::Never => false,
@@ -841,7 +880,8 @@ impl Replica {
                 bytes = 0;
             }
             bytes += size;
-            let seen_by = self.log.get(entry.dot).map_or(LeaderSet::single(self.id), |l| l.seen_by);
+            let logged = self.log.get(entry.dot).map_or(LeaderSet::EMPTY, |l| l.seen_by);
+            let seen_by = self.known_holders(entry.dot, logged.with(self.id));
             batch.push(ReplicatedEntry { entry, seen_by });
         }
         if !batch.is_empty() {
