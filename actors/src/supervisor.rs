@@ -20,7 +20,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use roundtable_runtime::{LeaderId, LeaderSet, Topology};
 
 use crate::leader::Leader;
-use crate::messages::{Heartbeat, SetLive};
+use crate::messages::{Heartbeat, Restart, SetLive};
 use crate::trace::{Actor as Who, TraceSink};
 
 /// When the supervisor checks and how long a silence means death.
@@ -31,11 +31,19 @@ pub struct SupervisorConfig {
     /// How long without a heartbeat before a leader is declared dead (default 500 ms; leaders
     /// send one every tick).
     pub dead_after: Duration,
+    /// Restart a leader this long after it was declared dead (default `None`: restarts are left
+    /// to the host application or the fault schedule). A leader that is up — declared dead only
+    /// because it was cut off — ignores the restart.
+    pub restart_after: Option<Duration>,
 }
 
 impl Default for SupervisorConfig {
     fn default() -> Self {
-        SupervisorConfig { check_interval: Duration::from_millis(50), dead_after: Duration::from_millis(500) }
+        SupervisorConfig {
+            check_interval: Duration::from_millis(50),
+            dead_after: Duration::from_millis(500),
+            restart_after: None,
+        }
     }
 }
 
@@ -87,7 +95,7 @@ impl Supervisor {
         }
     }
 
-    fn check(&mut self) {
+    fn check(&mut self, ctx: &mut Context<Self>) {
         let now = tokio::time::Instant::now();
         let mut live = self.live;
         for id in self.live {
@@ -102,9 +110,23 @@ impl Supervisor {
                 );
             }
         }
-        if live != self.live {
-            self.set_live(live);
+        if live == self.live {
+            return;
         }
+        if let Some(delay) = self.config.restart_after {
+            for id in self.live.difference(live) {
+                ctx.run_later(delay, move |sup, _| {
+                    if sup.live.contains(id) {
+                        return;
+                    }
+                    if let Some(leader) = sup.leaders.get(&id) {
+                        sup.sink.record(Who::Supervisor, format_args!("restarting {id}"));
+                        leader.do_send(Restart);
+                    }
+                });
+            }
+        }
+        self.set_live(live);
     }
 }
 
@@ -112,7 +134,7 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.config.check_interval, |sup, _| sup.check());
+        ctx.run_interval(self.config.check_interval, |sup, ctx| sup.check(ctx));
     }
 }
 

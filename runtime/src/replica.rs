@@ -794,11 +794,10 @@ impl Replica {
             return;
         }
         self.metrics.entries_received += 1;
-        self.trace(|| TraceEvent::Received { from, dot });
+        self.trace(|| TraceEvent::Received { from, dot, catch_up });
         // Forward on first receipt, whether the copy came along the topology or in a catch-up
         // (a catch-up can overtake the topology's copy), and only what this leader now holds
         // (applied or parked), so that the seen-by set it advertises is true.
-        let _ = catch_up;
         self.forward(&entry, Some(from), seen);
         if CausalBuffer::is_deliverable(&entry, &self.applied) {
             self.apply(entry, seen);

@@ -102,6 +102,8 @@ pub enum TraceEvent {
         from: LeaderId,
         /// The entry.
         dot: Dot,
+        /// Whether it came in a catch-up (an answer to a digest) rather than along the topology.
+        catch_up: bool,
     },
     /// A copy of an entry already held or waiting arrived and was dropped.
     DuplicateDropped {
@@ -218,7 +220,9 @@ impl fmt::Display for TraceEvent {
                 write!(f, "{} -> {to} ", if *catch_up { "catch-up" } else { "send" })?;
                 dots(f, d)
             }
-            TraceEvent::Received { from, dot } => write!(f, "recv {dot} <- {from}"),
+            TraceEvent::Received { from, dot, catch_up } => {
+                write!(f, "recv {dot} <- {from}{}", if *catch_up { " (catch-up)" } else { "" })
+            }
             TraceEvent::DuplicateDropped { from, dot } => write!(f, "duplicate {dot} <- {from} dropped"),
             TraceEvent::CausalWait { dot, missing } => {
                 write!(f, "wait {dot} needs ")?;
