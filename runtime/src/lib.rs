@@ -15,10 +15,12 @@ extern crate alloc;
 
 pub mod causality;
 pub mod clock;
+pub mod crdt;
 pub mod entry;
 pub mod log;
 pub mod replica;
 pub mod rng;
+pub mod siblings;
 pub mod store;
 pub mod time;
 pub mod trace;

@@ -1,0 +1,1 @@
+//! Conflict-free replicated data types (being written).

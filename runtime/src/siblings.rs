@@ -1,0 +1,1 @@
+//! Version vectors with siblings (being written).
