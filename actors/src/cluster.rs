@@ -28,6 +28,7 @@ use roundtable_runtime::clock::SimulatedClock;
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, WallTime, MAX_LEADERS};
 
 use crate::clock::{LeaderClockSource, SimEpoch, SystemClock};
+use crate::clock_sync::{ClockSync, ClockSyncConfig, TimeServer};
 use crate::leader::{Leader, LeaderSpec};
 use crate::messages::{Crash, Inspect, LeaderState, Restart};
 use crate::network::{Connect, Fault, NetStats, Network, NetworkModel, Stats};
@@ -91,10 +92,19 @@ pub struct ClusterBuilder {
     supervisor: SupervisorConfig,
     tick_interval: Duration,
     simulated: Option<(SimEpoch, Vec<ClockSkew>)>,
+    clock_sync: Option<ClockSyncConfig>,
     sink: TraceSink,
 }
 
 impl ClusterBuilder {
+    /// Synchronise every leader's clock against a time server that knows true time (the
+    /// simulation's true time, or the system clock), NTP style. Off by default.
+    #[must_use]
+    pub fn clock_sync(mut self, config: ClockSyncConfig) -> Self {
+        self.clock_sync = Some(config);
+        self
+    }
+
     /// Leaders by name (regions, devices, processes); ids follow the order given.
     #[must_use]
     pub fn leaders<I, S>(mut self, names: I) -> Self
@@ -204,6 +214,7 @@ impl ClusterBuilder {
         let Resolution::LastWriteWins = self.resolution;
         let network = Network::new(self.network.clone(), self.seed, self.sink.clone()).start();
         let mut leaders = BTreeMap::new();
+        let mut clocks = Vec::with_capacity(n);
         for (id, name) in LeaderId::range(n).zip(&self.names) {
             let clock = match &self.simulated {
                 None => LeaderClockSource::System(SystemClock),
@@ -216,6 +227,7 @@ impl ClusterBuilder {
                     LeaderClockSource::Simulated { epoch: *epoch, clock }
                 }
             };
+            clocks.push(clock.clone());
             let spec = LeaderSpec {
                 id,
                 name: name.clone(),
@@ -227,6 +239,19 @@ impl ClusterBuilder {
             };
             let leader = Leader::new(spec, network.clone(), self.sink.clone())?;
             leaders.insert(id, actix::Supervisor::start(move |_| leader));
+        }
+        if let Some(config) = self.clock_sync {
+            let truth = match &self.simulated {
+                None => LeaderClockSource::System(SystemClock),
+                Some((epoch, _)) => {
+                    LeaderClockSource::Simulated { epoch: *epoch, clock: SimulatedClock::new(epoch.now()) }
+                }
+            };
+            let server = TimeServer::new(truth, self.seed ^ 0x7157_0c10_c4a5_11ed, config).start();
+            for (id, leader) in &leaders {
+                let clock = clocks[id.index()].clone();
+                ClockSync::new(leader.clone(), server.clone(), clock, config.interval).start();
+            }
         }
         let supervisor =
             Supervisor::new(self.topology.clone(), leaders.clone(), self.supervisor, self.sink.clone()).start();
@@ -280,6 +305,7 @@ impl Cluster {
             supervisor: SupervisorConfig::default(),
             tick_interval: Duration::from_millis(100),
             simulated: None,
+            clock_sync: None,
             sink: TraceSink::disabled(),
         }
     }

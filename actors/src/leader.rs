@@ -18,6 +18,7 @@ use roundtable_runtime::{
 };
 
 use crate::clock::LeaderClockSource;
+use crate::clock_sync::ClockSample;
 use crate::messages::{
     Crash, Delete, Deliver, Get, Heartbeat, Inspect, LeaderError, LeaderState, Put, Restart, SetLive,
 };
@@ -60,6 +61,12 @@ impl Leader {
     ) -> Result<Self, roundtable_runtime::ConfigError> {
         let replica = Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?;
         Ok(Leader { spec, replica: Some(replica), network, sink })
+    }
+
+    /// This leader's raw physical clock.
+    #[must_use]
+    pub fn clock(&self) -> &LeaderClockSource {
+        &self.spec.clock
     }
 
     fn now(&self) -> roundtable_runtime::WallTime {
@@ -200,6 +207,18 @@ impl Handler<Restart> for Leader {
             }
             Err(e) => self.sink.record(Who::Leader(s.id), format!("restart failed: {e}")),
         }
+    }
+}
+
+impl Handler<ClockSample> for Leader {
+    type Result = ();
+    fn handle(&mut self, msg: ClockSample, _: &mut Context<Self>) {
+        let now = self.now();
+        let Some(replica) = self.replica.as_mut() else { return };
+        if let Err(e) = replica.handle_clock_sample(now, msg.0) {
+            self.sink.record(Who::Leader(self.spec.id), format_args!("clock sample refused: {e}"));
+        }
+        self.perform();
     }
 }
 

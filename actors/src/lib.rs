@@ -8,6 +8,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod clock;
+pub mod clock_sync;
 pub mod cluster;
 pub mod leader;
 pub mod messages;
@@ -17,6 +18,7 @@ pub mod supervisor;
 pub mod trace;
 
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
+pub use clock_sync::{ClockSample, ClockSync, ClockSyncConfig, TimeQuery, TimeServer};
 pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, Resolution};
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{Crash, Delete, Get, Inspect, LeaderError, LeaderState, Put, Restart};

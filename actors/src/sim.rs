@@ -169,6 +169,7 @@ pub struct Simulation {
     supervisor: SupervisorConfig,
     tick_interval: Duration,
     max_duration: Duration,
+    clock_sync: Option<crate::ClockSyncConfig>,
 }
 
 /// Why a simulation could not run.
@@ -198,6 +199,7 @@ impl Simulation {
             supervisor: SupervisorConfig::default(),
             tick_interval: ms(100),
             max_duration: Duration::from_secs(60),
+            clock_sync: None,
         }
     }
 
@@ -229,6 +231,14 @@ impl Simulation {
             self.skews.resize(leader + 1, ClockSkew::default());
         }
         self.skews[leader] = ClockSkew { offset_ns, drift_ppm };
+        self
+    }
+
+    /// Synchronise the leaders' clocks against a time server that knows the simulation's true
+    /// time (NTP style; see [`crate::clock_sync`]).
+    #[must_use]
+    pub fn clock_sync(mut self, config: crate::ClockSyncConfig) -> Self {
+        self.clock_sync = Some(config);
         self
     }
 
@@ -301,7 +311,11 @@ impl Simulation {
     async fn drive(self) -> Result<SimRun, SimError> {
         let epoch = SimEpoch::starting_now(Cluster::simulation_epoch());
         let sink = TraceSink::recording(epoch);
-        let cluster = Cluster::builder()
+        let mut builder = Cluster::builder();
+        if let Some(config) = self.clock_sync {
+            builder = builder.clock_sync(config);
+        }
+        let cluster = builder
             .leaders(self.names.clone())
             .topology(self.topology.clone())
             .network(self.network.clone())

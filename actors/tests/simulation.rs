@@ -80,3 +80,50 @@ fn the_same_seed_replays_the_same_run_and_another_seed_does_not() {
     assert_eq!(a.render(), sim(11).render());
     assert_ne!(a.render(), sim(12).render());
 }
+
+#[test]
+fn clock_sync_corrects_a_fast_leader_before_it_stamps_anything() {
+    let run = Simulation::new(4)
+        .leaders(3)
+        .network(NetworkModel::lan())
+        .clock(1, 2_000_000_000, 0)
+        .clock_sync(roundtable_actors::ClockSyncConfig::default())
+        .workload(|w| w.put(ms(100), 1, "k", "v"))
+        .run();
+    run.assert_converged();
+    let trace = run.trace().render();
+    // The first sample measures the 2 s and steps the clock back before the first write, so
+    // the write carries true time (2026-01-01T00:00:00.1) and nobody rejects anything.
+    assert!(trace.contains("L1     clock stepped by -2."), "{trace}");
+    assert!(trace.contains(r#"L1     write L1:1 "k" hlc=1767225600.09"#), "{trace}");
+    assert_eq!(run.metrics().rejected, 0);
+}
+
+#[test]
+fn a_fast_leader_that_stamped_before_its_first_sample_fences_itself_until_true_time_catches_up() {
+    let run = Simulation::new(4)
+        .leaders(3)
+        .network(NetworkModel::lan())
+        .clock(1, 2_000_000_000, 0)
+        .clock_sync(roundtable_actors::ClockSyncConfig::default())
+        .workload(|w| {
+            w.put(ms(0), 1, "k", "stamped 2 s ahead").put(ms(1_000), 1, "k", "while fenced").put(
+                ms(3_000),
+                1,
+                "k",
+                "on time",
+            )
+        })
+        .run();
+    run.assert_converged();
+    let trace = run.trace().render();
+    // Its first write went out stamped 2 s ahead: the peers reject it while it is too far ahead.
+    assert!(trace.contains("L0     reject <- L1: entry L1:1 is stamped 1.999s ahead"), "{trace}");
+    // The clock steps back, but corrected time never runs backwards: until true time catches up
+    // the leader is fenced and refuses writes rather than stamp them in the future.
+    assert!(trace.contains("L1     clock stepped by -2."), "{trace}");
+    assert!(trace.contains("L1     fenced: clock off by"), "{trace}");
+    assert!(trace.contains(r#"put "k"="while fenced" at L1: refused: leader L1 is fenced"#), "{trace}");
+    assert!(trace.contains("L1     unfenced"), "{trace}");
+    assert!(trace.contains(r#"put "k"="on time" at L1: ok L1:2"#), "{trace}");
+}
