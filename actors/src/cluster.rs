@@ -66,6 +66,17 @@ pub enum ClusterError {
     /// An actor did not answer (it stopped).
     #[error("an actor did not answer: {0}")]
     Mailbox(#[from] MailboxError),
+    /// A simulated clock's skew is invalid.
+    #[error("leader {leader}: {source}")]
+    Clock {
+        /// The leader's index.
+        leader: usize,
+        /// What is wrong.
+        source: roundtable_runtime::clock::ClockError,
+    },
+    /// Settings that cannot work together.
+    #[error("invalid settings: {0}")]
+    Settings(String),
     /// The cluster did not settle in time.
     #[error("the cluster did not settle within {0:?}")]
     NotSettled(Duration),
@@ -211,6 +222,17 @@ impl ClusterBuilder {
             }
         }
         let members = LeaderSet::first(n);
+        let heard_every = self.tick_interval + self.supervisor.check_interval;
+        if self.supervisor.dead_after <= heard_every {
+            return Err(ClusterError::Settings(format!(
+                "dead_after ({:?}) must exceed the heartbeat interval plus the check interval ({:?}), \
+                 or live leaders are declared dead between two heartbeats",
+                self.supervisor.dead_after, heard_every
+            )));
+        }
+        if self.tick_interval.is_zero() {
+            return Err(ClusterError::Settings("tick_interval must not be zero".into()));
+        }
         let Resolution::LastWriteWins = self.resolution;
         let network = Network::new(self.network.clone(), self.seed, self.sink.clone()).start();
         let mut leaders = BTreeMap::new();
@@ -223,7 +245,7 @@ impl ClusterBuilder {
                     let clock = SimulatedClock::new(epoch.now())
                         .with_offset_ns(skew.offset_ns)
                         .with_drift_ppm(skew.drift_ppm)
-                        .unwrap_or_else(|_| SimulatedClock::new(epoch.now()).with_offset_ns(skew.offset_ns));
+                        .map_err(|source| ClusterError::Clock { leader: id.index(), source })?;
                     LeaderClockSource::Simulated { epoch: *epoch, clock }
                 }
             };
@@ -359,18 +381,38 @@ impl Cluster {
 
     /// Whether the cluster is settled now: nothing in flight, nothing waiting, no leader catching
     /// up, and every live leader has applied the same writes and holds the same state.
+    ///
+    /// "Live" must agree with "up": a crashed leader the supervisor has not declared dead yet, or a
+    /// restarted one it has not readmitted, means the cluster is still changing. The check runs
+    /// twice, and the leaders' counters must not move in between, so that a message sitting in a
+    /// mailbox (which the network no longer counts as in flight) is not missed.
     pub async fn is_settled(&self) -> Result<bool, ClusterError> {
+        let Some(first) = self.quiet_states().await? else { return Ok(false) };
+        let Some(second) = self.quiet_states().await? else { return Ok(false) };
+        Ok(first == second)
+    }
+
+    /// The states of the live leaders if, right now, they agree and nothing is in flight.
+    async fn quiet_states(&self) -> Result<Option<Vec<LeaderState>>, ClusterError> {
         if self.network.send(Stats).await?.in_flight > 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let (live, _) = self.supervisor.send(Liveness).await?;
         let states = self.states().await?;
-        let live_states: Vec<&LeaderState> = states.iter().filter(|s| s.up && live.contains(s.id)).collect();
-        let Some(first) = live_states.first() else { return Ok(true) };
-        let settled = live_states
-            .iter()
-            .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.store == first.store);
-        Ok(settled && self.network.send(Stats).await?.in_flight == 0)
+        let up: LeaderSet = states.iter().filter(|s| s.up).map(|s| s.id).collect();
+        if up != live {
+            return Ok(None);
+        }
+        let live_states: Vec<LeaderState> = states.into_iter().filter(|s| s.up).collect();
+        let agreed = live_states.first().is_none_or(|first| {
+            live_states
+                .iter()
+                .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.store == first.store)
+        });
+        if !agreed || self.network.send(Stats).await?.in_flight > 0 {
+            return Ok(None);
+        }
+        Ok(Some(live_states))
     }
 
     /// Waits until the cluster is settled (checking every 10 ms), at most 60 s.

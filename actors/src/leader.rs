@@ -238,6 +238,7 @@ impl Handler<Inspect> for Leader {
                 live: LeaderSet::EMPTY,
                 metrics: Default::default(),
                 store: Vec::new(),
+                voided: Vec::new(),
             },
             Some(r) => LeaderState {
                 id: s.id,
@@ -256,6 +257,7 @@ impl Handler<Inspect> for Leader {
                         (k.as_str().to_owned(), reg.value.as_ref().map(|v| v.as_bytes().to_vec()), reg.dot.to_string())
                     })
                     .collect(),
+                voided: r.voided().collect(),
             },
         };
         actix::MessageResult(state)

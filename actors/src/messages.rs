@@ -93,6 +93,8 @@ pub struct LeaderState {
     pub metrics: Metrics,
     /// Its store, key by key: `(key, value or None for a tombstone, dot)`, in key order.
     pub store: Vec<(String, Option<Vec<u8>>, String)>,
+    /// Void entries it applied: writes lost with their leader's crash.
+    pub voided: Vec<roundtable_runtime::Dot>,
 }
 
 /// Fault injection: the leader crashes, losing its in-memory state; it stays down until

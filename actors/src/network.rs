@@ -211,8 +211,12 @@ impl Network {
             self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (partitioned)"));
             return;
         }
-        if let Some(leader) = self.leaders.get(&to) {
-            leader.do_send(Deliver { from, frame });
+        match self.leaders.get(&to) {
+            Some(leader) => leader.do_send(Deliver { from, frame }),
+            None => {
+                self.stats.dropped += 1;
+                self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (no such leader)"));
+            }
         }
     }
 }

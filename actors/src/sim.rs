@@ -26,7 +26,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, VersionVector};
+use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, VersionVector, MAX_LEADERS};
 
 use crate::cluster::{ClockSkew, Cluster, ClusterError, ClusterMetrics};
 use crate::messages::{Delete, Get, LeaderState, Put};
@@ -74,6 +74,8 @@ pub enum ClientOp {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Workload {
     ops: Vec<(Duration, usize, ClientOp)>,
+    /// `puts_per_leader` requests: (start, puts per leader).
+    per_leader: Vec<(Duration, u64)>,
 }
 
 impl Workload {
@@ -114,24 +116,18 @@ impl Workload {
     /// `10·j + i` ms, so that every key is written concurrently by every leader.
     #[must_use]
     pub fn puts_per_leader(mut self, n: usize) -> Self {
-        self.ops.push((Duration::ZERO, usize::MAX, ClientOp::Put { key: String::new(), value: n.to_string() }));
+        self.per_leader.push((Duration::ZERO, n as u64));
         self
     }
 
     fn expand(&self, leaders: usize) -> Vec<(Duration, usize, ClientOp)> {
-        let mut ops = Vec::new();
-        for (at, leader, op) in &self.ops {
-            match (leader, op) {
-                (&usize::MAX, ClientOp::Put { value, .. }) => {
-                    let n: u64 = value.parse().unwrap_or(0);
-                    for j in 0..n {
-                        for i in 0..leaders {
-                            let at = *at + ms(10 * j + i as u64);
-                            ops.push((at, i, ClientOp::Put { key: format!("k{j}"), value: format!("L{i}.{j}") }));
-                        }
-                    }
+        let mut ops = self.ops.clone();
+        for &(at, n) in &self.per_leader {
+            for j in 0..n {
+                for i in 0..leaders {
+                    let at = at + ms(10 * j + i as u64);
+                    ops.push((at, i, ClientOp::Put { key: format!("k{j}"), value: format!("L{i}.{j}") }));
                 }
-                _ => ops.push((*at, *leader, op.clone())),
             }
         }
         ops
@@ -170,6 +166,7 @@ pub struct Simulation {
     tick_interval: Duration,
     max_duration: Duration,
     clock_sync: Option<crate::ClockSyncConfig>,
+    invalid: Option<String>,
 }
 
 /// Why a simulation could not run.
@@ -178,6 +175,9 @@ pub enum SimError {
     /// The tokio runtime could not be built.
     #[error("cannot build the simulation runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    /// The simulation's configuration is invalid.
+    #[error("invalid simulation: {0}")]
+    Invalid(String),
     /// The cluster could not be built or stopped answering.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -200,6 +200,7 @@ impl Simulation {
             tick_interval: ms(100),
             max_duration: Duration::from_secs(60),
             clock_sync: None,
+            invalid: None,
         }
     }
 
@@ -227,6 +228,10 @@ impl Simulation {
     /// Leader `leader`'s clock offset and drift.
     #[must_use]
     pub fn clock(mut self, leader: usize, offset_ns: i64, drift_ppm: i32) -> Self {
+        if leader >= MAX_LEADERS {
+            self.invalid = Some(format!("clock of leader index {leader}: a cluster has at most {MAX_LEADERS} leaders"));
+            return self;
+        }
         if self.skews.len() <= leader {
             self.skews.resize(leader + 1, ClockSkew::default());
         }
@@ -282,6 +287,13 @@ impl Simulation {
         self
     }
 
+    /// How often leaders tick and send heartbeats (default 100 ms).
+    #[must_use]
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = interval;
+        self
+    }
+
     /// The longest the run may take in simulated time before giving up on settling (default 60 s).
     #[must_use]
     pub fn max_duration(mut self, d: Duration) -> Self {
@@ -289,8 +301,9 @@ impl Simulation {
         self
     }
 
-    /// Runs the simulation. Panics only if the runtime cannot be built or an actor fails to
-    /// answer — both bugs, not outcomes; see [`Simulation::try_run`].
+    /// Runs the simulation. Panics, with the reason, when the configuration is invalid (a leader
+    /// index out of range, no leaders, settings that cannot work together), the runtime cannot be
+    /// built or an actor fails to answer; [`Simulation::try_run`] returns those as errors.
     #[must_use]
     pub fn run(self) -> SimRun {
         match self.try_run() {
@@ -301,11 +314,41 @@ impl Simulation {
 
     /// Runs the simulation.
     pub fn try_run(self) -> Result<SimRun, SimError> {
+        self.validate()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
         let system = actix_rt::System::with_tokio_rt(move || rt);
         let result = system.block_on(self.drive());
         actix_rt::System::current().stop();
         result
+    }
+
+    fn validate(&self) -> Result<(), SimError> {
+        if let Some(why) = &self.invalid {
+            return Err(SimError::Invalid(why.clone()));
+        }
+        let n = self.names.len();
+        let out_of_range = |i: usize| SimError::Invalid(format!("leader index {i} is out of range ({n} leaders)"));
+        for (_, leader, _) in &self.workload.ops {
+            if *leader >= n {
+                return Err(out_of_range(*leader));
+            }
+        }
+        for (_, fault) in &self.faults {
+            let (a, b) = match fault {
+                FaultEvent::Crash(i) | FaultEvent::Restart(i) | FaultEvent::Isolate(i) | FaultEvent::Heal(i) => {
+                    (*i, *i)
+                }
+                FaultEvent::Partition(x, y) => {
+                    let max = x.union(*y).iter().map(LeaderId::index).max().unwrap_or(0);
+                    (max, max)
+                }
+                FaultEvent::HealAll => (0, 0),
+            };
+            if a.max(b) >= n && !matches!(fault, FaultEvent::HealAll) {
+                return Err(out_of_range(a.max(b)));
+            }
+        }
+        Ok(())
     }
 
     async fn drive(self) -> Result<SimRun, SimError> {
@@ -379,10 +422,13 @@ impl Simulation {
         let states = cluster.states().await?;
         let metrics = cluster.metrics().await?;
         let (live, _) = cluster.supervisor().send(crate::supervisor::Liveness).await.map_err(ClusterError::from)?;
+        // A write is lost with its leader when that leader crashed after acknowledging it and no
+        // live leader holds it: it never applied anywhere, or its restarted origin voided it.
+        let live_states = || states.iter().filter(|s| s.up && live.contains(s.id));
         let lost_with_leader = acked
             .iter()
             .filter(|a| crashed_after.iter().any(|(l, t)| *l == a.leader && *t >= a.at))
-            .filter(|a| !states.iter().any(|s| s.up && live.contains(s.id) && s.applied.contains(a.dot)))
+            .filter(|a| live_states().all(|s| !s.applied.contains(a.dot) || s.voided.contains(&a.dot)))
             .cloned()
             .collect();
         Ok(SimRun {
@@ -568,7 +614,8 @@ impl SimRun {
             }
         }
         for a in &self.acked {
-            if !first.applied.contains(a.dot) && !self.lost_with_leader.contains(a) {
+            let held = first.applied.contains(a.dot) && !first.voided.contains(&a.dot);
+            if !held && !self.lost_with_leader.contains(a) {
                 return Err(format!("acknowledged write {} ({:?}) is missing", a.dot, a.key));
             }
         }

@@ -12,6 +12,9 @@ use crate::clock::HlcTimestamp;
 
 /// The longest key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
+/// The key a [`Op::Void`] entry carries (it touches no key; the store ignores it).
+pub const VOID_KEY: &str = "roundtable/void";
+
 /// The largest value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
@@ -171,6 +174,10 @@ pub enum Op {
     Put(Value),
     /// Remove the key (kept as a timestamped tombstone so that replicas agree).
     Delete,
+    /// Nothing: a sequence number of this origin whose write was lost when the origin crashed
+    /// before passing it on. A restarted origin issues it so that its later writes, which did
+    /// reach other leaders, can be delivered in order. It touches no key.
+    Void,
 }
 
 impl fmt::Debug for Op {
@@ -178,6 +185,7 @@ impl fmt::Debug for Op {
         match self {
             Op::Put(v) => write!(f, "put {v}"),
             Op::Delete => f.write_str("delete"),
+            Op::Void => f.write_str("void"),
         }
     }
 }

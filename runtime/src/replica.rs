@@ -41,6 +41,9 @@ use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
 use crate::{LeaderId, LeaderSet, WallTime};
 
+/// How many void entries a replica remembers for [`Replica::voided`].
+pub const VOIDED_MAX: usize = 4096;
+
 /// Settings of one replica. [`ReplicaConfig::default`] is a sensible starting point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaConfig {
@@ -227,6 +230,8 @@ pub struct Metrics {
     pub log_truncated_forced: u64,
     /// Quarantined entries evicted because the quarantine's bound was hit.
     pub quarantine_evicted: u64,
+    /// Void entries this leader issued after a restart (its writes lost with the crash).
+    pub voids_issued: u64,
 }
 
 /// One leader's replication state machine. See the [module documentation](self).
@@ -250,6 +255,12 @@ pub struct Replica {
     own_high_water: crate::causality::Seq,
     /// Whether the leader restarted and has not caught up yet (refuses writes meanwhile).
     recovering: bool,
+    /// After a restart: the highest own sequence number any peer has applied.
+    recovery_applied_max: crate::causality::Seq,
+    /// After a restart: own sequence numbers some peer holds but has not applied.
+    recovery_held: alloc::collections::BTreeSet<crate::causality::Seq>,
+    /// Void entries applied here, most recent last (bounded by `VOIDED_MAX`).
+    voided: alloc::collections::VecDeque<Dot>,
     fenced: bool,
     next_anti_entropy: Option<WallTime>,
     next_ack_round: Option<WallTime>,
@@ -312,6 +323,9 @@ impl Replica {
             catching_up: LeaderSet::EMPTY,
             own_high_water: crate::causality::Seq(0),
             recovering: false,
+            recovery_applied_max: crate::causality::Seq(0),
+            recovery_held: alloc::collections::BTreeSet::new(),
+            voided: alloc::collections::VecDeque::new(),
             fenced: false,
             next_anti_entropy: None,
             next_ack_round: None,
@@ -422,7 +436,7 @@ impl Replica {
                     self.receive_entry(now, from, replicated, catch_up);
                 }
             }
-            PeerMessage::Digest { vv, reply } => self.receive_digest(now, from, vv, reply),
+            PeerMessage::Digest { vv, reply, held } => self.receive_digest(now, from, vv, reply, &held),
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
         for peer in core::mem::take(&mut self.catch_up_wanted) {
@@ -433,7 +447,7 @@ impl Replica {
             self.catch_up_asked.insert(peer, now);
             self.send_digest(peer, DigestReply::IfBehind);
         }
-        self.check_caught_up();
+        self.check_caught_up(now);
     }
 
     /// A timer tick: periodic anti-entropy, log truncation and the clock's health check. Call it
@@ -471,7 +485,7 @@ impl Replica {
 
     /// The live set changed (a leader died or returned). Rewires along the topology and starts
     /// anti-entropy on every link that appeared.
-    pub fn handle_topology(&mut self, _now: WallTime, live: LeaderSet) {
+    pub fn handle_topology(&mut self, now: WallTime, live: LeaderSet) {
         let live = live.intersection(self.members);
         if live == self.live {
             return;
@@ -491,7 +505,7 @@ impl Replica {
         self.acked.retain(|peer, _| live.contains(*peer));
         self.recently_sent.retain(|peer, _| live.contains(*peer));
         self.staging.retain(|peer, _| live.contains(*peer));
-        self.check_caught_up();
+        self.check_caught_up(now);
     }
 
     /// A four-timestamp sample against a time reference, for the NTP correction.
@@ -589,6 +603,12 @@ impl Replica {
         self.recovering
     }
 
+    /// Void entries applied here — writes lost with their leader's crash — oldest first (the
+    /// last [`VOIDED_MAX`]).
+    pub fn voided(&self) -> impl Iterator<Item = Dot> + '_ {
+        self.voided.iter().copied()
+    }
+
     /// Entries rejected for far-future timestamps, oldest first (bounded by `quarantine_max`).
     pub fn quarantine(&self) -> impl Iterator<Item = &Quarantined> {
         self.quarantine.iter()
@@ -629,7 +649,7 @@ impl Replica {
 
     fn send_digest(&mut self, to: LeaderId, reply: DigestReply) {
         self.metrics.digests_sent += 1;
-        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply });
+        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held: Vec::new() });
     }
 
     /// A restarting leader needs an answer from every peer; otherwise only the one that is behind
@@ -696,6 +716,12 @@ impl Replica {
         self.metrics.applied += 1;
         let dot = entry.dot;
         self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone() });
+        if outcome == ApplyOutcome::Void {
+            if self.voided.len() >= VOIDED_MAX {
+                self.voided.pop_front();
+            }
+            self.voided.push_back(dot);
+        }
         if let ApplyOutcome::Conflict { kept, discarded, discarded_value, .. } = outcome {
             self.metrics.lww_discarded += 1;
             self.trace(|| TraceEvent::LwwDiscarded { key: entry.key.clone(), kept, discarded, value: discarded_value });
@@ -818,11 +844,23 @@ impl Replica {
         self.catch_up_wanted.insert(from);
     }
 
-    fn receive_digest(&mut self, now: WallTime, from: LeaderId, theirs: VersionVector, reply: DigestReply) {
+    fn receive_digest(
+        &mut self,
+        now: WallTime,
+        from: LeaderId,
+        theirs: VersionVector,
+        reply: DigestReply,
+        held: &[crate::causality::Seq],
+    ) {
         if self.recovering {
             self.catching_up.remove(from);
-            if theirs.get(self.id) > self.own_high_water {
-                self.own_high_water = theirs.get(self.id);
+            let applied_there = theirs.get(self.id);
+            self.recovery_applied_max = self.recovery_applied_max.max(applied_there);
+            self.own_high_water = self.own_high_water.max(applied_there);
+            // Only as many as a causal buffer can hold; a peer claiming more is not believed.
+            for &seq in held.iter().take(self.config.causal_buffer_max) {
+                self.recovery_held.insert(seq);
+                self.own_high_water = self.own_high_water.max(seq);
             }
         }
         // What was sent to this peer less than an anti-entropy interval ago is probably still in
@@ -862,7 +900,14 @@ impl Replica {
             DigestReply::Always => true,
         };
         if answer {
-            self.send_digest(from, DigestReply::Never);
+            self.metrics.digests_sent += 1;
+            // A restarting peer also learns which of its own writes wait here undelivered.
+            let held = if reply == DigestReply::Always {
+                self.buffer.dots().filter(|d| d.origin == from).map(|d| d.seq).collect()
+            } else {
+                Vec::new()
+            };
+            self.send(from, PeerMessage::Digest { vv: self.applied.clone(), reply: DigestReply::Never, held });
         }
         self.acked.insert(from, theirs);
     }
@@ -1013,12 +1058,48 @@ impl Replica {
         }
     }
 
-    fn check_caught_up(&mut self) {
-        if self.recovering && self.catching_up.is_empty() && self.applied.get(self.id) >= self.own_high_water {
+    /// After a restart, once every live peer has answered: the leader's own writes that some
+    /// peer applied come back by catch-up; those that some peer holds undelivered come back once
+    /// their gaps are filled; the rest were lost with the crash, and the leader voids their
+    /// sequence numbers (in order, as they come up) so that the writes after them can be
+    /// delivered everywhere. Then it accepts writes again.
+    fn check_caught_up(&mut self, now: WallTime) {
+        if !self.recovering || !self.catching_up.is_empty() {
+            return;
+        }
+        while self.applied.get(self.id) >= self.recovery_applied_max && self.applied.get(self.id) < self.own_high_water
+        {
+            let next = self.applied.get(self.id).next();
+            if self.recovery_held.contains(&next) {
+                break; // It will come back once a peer can deliver it.
+            }
+            if !self.void(now, next) {
+                break;
+            }
+        }
+        if self.applied.get(self.id) >= self.own_high_water {
             self.recovering = false;
+            self.recovery_held.clear();
             let vv = self.applied.clone();
             self.trace(|| TraceEvent::CaughtUp { vv });
         }
+    }
+
+    /// Issues a void entry for this leader's sequence number `seq` (the next one).
+    fn void(&mut self, now: WallTime, seq: crate::causality::Seq) -> bool {
+        debug_assert_eq!(self.applied.get(self.id).next(), seq);
+        let Ok(hlc) = self.clock.stamp(now) else {
+            return false; // Fenced: try again on a later input.
+        };
+        let Ok(key) = Key::new(crate::entry::VOID_KEY) else { return false };
+        let dot = Dot::new(self.id, seq);
+        let entry = Entry { dot, hlc, deps: self.applied.clone(), key, op: Op::Void };
+        self.metrics.voids_issued += 1;
+        self.trace(|| TraceEvent::Voided { dot });
+        let seen = LeaderSet::single(self.id);
+        self.forward(&entry, None, seen);
+        self.apply(entry, seen);
+        true
     }
 
     /// The writes every live leader is known to have: the meet of their acknowledged vectors.

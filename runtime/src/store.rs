@@ -36,6 +36,8 @@ pub struct Register {
 pub enum ApplyOutcome {
     /// The key had no register; the write created it.
     Created,
+    /// A void entry (a write lost with its leader): nothing changed.
+    Void,
     /// The write replaced a write it had seen (a causal successor: no conflict).
     Superseded {
         /// The write replaced.
@@ -75,6 +77,7 @@ impl LwwStore {
             value: match &entry.op {
                 Op::Put(v) => Some(v.clone()),
                 Op::Delete => None,
+                Op::Void => return ApplyOutcome::Void,
             },
             hlc: entry.hlc,
             dot: entry.dot,

@@ -186,6 +186,11 @@ pub enum TraceEvent {
         /// The links in use now, sorted.
         edges: Vec<(LeaderId, LeaderId)>,
     },
+    /// A restarted leader voided one of its sequence numbers: the write was lost with it.
+    Voided {
+        /// The voided identity.
+        dot: Dot,
+    },
     /// The leader finished catching up after a restart and accepts writes again.
     CaughtUp {
         /// What it has applied.
@@ -260,6 +265,7 @@ impl fmt::Display for TraceEvent {
                 Ok(())
             }
             TraceEvent::CaughtUp { vv } => write!(f, "caught up {vv}"),
+            TraceEvent::Voided { dot } => write!(f, "void {dot}: lost with this leader's crash"),
             TraceEvent::LogTruncated { count, forced } => {
                 write!(f, "log truncated {count}{}", if *forced { " (bound hit)" } else { "" })
             }

@@ -10,7 +10,7 @@
 //! ```
 //! use roundtable_runtime::wire::{decode, encode, DigestReply, Envelope, PeerMessage};
 //! use roundtable_runtime::{causality::VersionVector, LeaderId};
-//! let env = Envelope::new(LeaderId::new(2)?, PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind });
+//! let env = Envelope::new(LeaderId::new(2)?, PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![] });
 //! let bytes = encode(&env)?;
 //! assert_eq!(decode(&bytes)?, env);
 //! assert!(decode(&[0xff, 0xff, 0xff]).is_err());
@@ -45,7 +45,7 @@ const ENTRY_OVERHEAD_BOUND: usize = 11 + 14 + (1 + 10 * crate::MAX_LEADERS) + 3 
 pub fn entry_size_bound(entry: &Entry) -> usize {
     let value = match &entry.op {
         crate::entry::Op::Put(v) => v.as_bytes().len(),
-        crate::entry::Op::Delete => 0,
+        crate::entry::Op::Delete | crate::entry::Op::Void => 0,
     };
     ENTRY_OVERHEAD_BOUND + entry.key.as_str().len() + value
 }
@@ -83,6 +83,10 @@ pub enum PeerMessage {
         vv: VersionVector,
         /// Whether and when the receiver answers with its own digest.
         reply: DigestReply,
+        /// Sequence numbers of the *receiver's* own writes that the sender holds but has not
+        /// applied yet (they wait in its causal buffer). Filled only in answer to a restarting
+        /// leader, which needs them to tell which of its writes were lost with it.
+        held: Vec<crate::causality::Seq>,
     },
     /// A chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
     Snapshot(SnapshotChunk),

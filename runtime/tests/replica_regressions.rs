@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::{id, key, put, Net};
 use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::wire::{self, DigestReply, Envelope, PeerMessage, ReplicatedEntry};
-use roundtable_runtime::{Dot, Effect, Entry, LeaderSet, ReplicaConfig, Seq, Topology, TraceEvent, VersionVector};
+use roundtable_runtime::{
+    Dot, Effect, Entry, LeaderSet, Replica, ReplicaConfig, Seq, Topology, TraceEvent, VersionVector,
+};
 
 fn anti_entropy_rounds(net: &mut Net, rounds: usize) {
     for _ in 0..rounds {
@@ -136,7 +138,7 @@ fn one_digest_is_answered_with_a_bounded_number_of_entries() {
     net.replicas[0].handle_peer(
         raw,
         id(1),
-        PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::Never },
+        PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::Never, held: vec![] },
     );
     let sent: usize = net.replicas[0]
         .drain_effects()
@@ -200,5 +202,42 @@ impl NetExt for Net {
             }
             self.deliver(0);
         }
+    }
+}
+
+#[test]
+fn a_restarted_leader_voids_the_writes_it_lost_and_never_reuses_a_dot_its_peers_hold() {
+    let mut net = Net::new(3, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    // L0:1 is lost on the way to everybody; L0:2 and L0:3 arrive and wait for it.
+    net.cut.push((id(0), id(1)));
+    net.cut.push((id(0), id(2)));
+    net.write(0, "a", "lost");
+    net.cut.clear();
+    net.write(0, "b", "kept");
+    net.write(0, "c", "kept too");
+    net.deliver_all();
+    assert_eq!(net.replicas[1].waiting(), 2);
+    // L0 crashes (its in-memory state, L0:1 included, is gone) and restarts.
+    net.replicas[0] =
+        Replica::restarted(id(0), LeaderSet::first(3), Topology::AllToAll { relay: false }, ReplicaConfig::default())
+            .expect("valid");
+    let raw = net.raw(0);
+    net.replicas[0].start(raw);
+    net.collect(0);
+    net.deliver_all();
+    // It learned that L0:2 and L0:3 wait at its peers and that nobody has L0:1: it voids L0:1 …
+    assert!(net.trace.iter().any(|l| l == "L0 void L0:1: lost with this leader's crash"), "{:#?}", net.trace);
+    // … which lets the peers deliver L0:2 and L0:3; anti-entropy brings them back to L0.
+    anti_entropy_rounds(&mut net, 2);
+    assert!(!net.replicas[0].is_catching_up(), "{:#?}", net.trace);
+    let next = net.write(0, "d", "after the restart");
+    assert_eq!(next.seq, Seq(4), "no dot is reused");
+    net.deliver_all();
+    assert_eq!(net.assert_converged(), Ok(()));
+    for i in 0..3 {
+        assert_eq!(net.value(i, "a"), None);
+        assert_eq!(net.value(i, "b").as_deref(), Some("kept"));
+        assert_eq!(net.value(i, "d").as_deref(), Some("after the restart"));
+        assert_eq!(net.replicas[i].voided().collect::<Vec<_>>(), vec![Dot::new(id(0), Seq(1))]);
     }
 }

@@ -195,11 +195,14 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
     r.handle_frame(
         now,
         id(0),
-        &wire::encode(&Envelope::new(id(2), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never }))
-            .expect("fits"),
+        &wire::encode(&Envelope::new(
+            id(2),
+            PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never, held: vec![] },
+        ))
+        .expect("fits"),
     );
-    r.handle_peer(now, id(9), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never });
-    r.handle_peer(now, id(1), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never });
+    r.handle_peer(now, id(9), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never, held: vec![] });
+    r.handle_peer(now, id(1), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never, held: vec![] });
     assert_eq!(r.metrics().rejected, 4);
     net.collect(1);
     assert_eq!(
