@@ -132,6 +132,12 @@ pub enum WriteError {
         /// What its clock reported.
         source: ClockError,
     },
+    /// The operation is not one a client may issue (void entries are the runtime's own).
+    #[error("a client cannot write a {op} operation")]
+    NotAClientOp {
+        /// The operation's name.
+        op: &'static str,
+    },
     /// This leader restarted and has not yet heard from every live peer, so it does not yet
     /// know its own last sequence number.
     #[error("leader {leader} is catching up after a restart (waiting for {waiting_for})")]
@@ -384,6 +390,10 @@ impl Replica {
     /// A client write of `op` to `key`. Returns the receipt once the write is applied here (the
     /// local acknowledgement); the effects carry it to the peers.
     pub fn handle_write(&mut self, now: WallTime, key: Key, op: Op) -> Result<WriteReceipt, WriteError> {
+        if matches!(op, Op::Void) {
+            self.metrics.writes_refused += 1;
+            return Err(WriteError::NotAClientOp { op: "void" });
+        }
         if self.recovering {
             self.metrics.writes_refused += 1;
             return Err(WriteError::CatchingUp { leader: self.id, waiting_for: self.catching_up });

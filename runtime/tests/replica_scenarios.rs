@@ -271,6 +271,15 @@ fn concurrent_writes_are_decided_by_lww_and_the_loser_is_reported_everywhere() {
 }
 
 #[test]
+fn clients_cannot_write_void_entries() {
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    let now = net.now;
+    let refused = net.replicas[0].handle_write(now, key("k"), roundtable_runtime::Op::Void);
+    assert_eq!(refused.map(|_| ()), Err(WriteError::NotAClientOp { op: "void" }));
+    assert_eq!(net.replicas[0].applied().total(), 0);
+}
+
+#[test]
 fn replica_construction_errors_are_clear() {
     let members = LeaderSet::first(3);
     let err = Replica::new(id(5), members, Topology::Circle, ReplicaConfig::default()).expect_err("not a member");
