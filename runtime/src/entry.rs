@@ -95,8 +95,8 @@ impl fmt::Display for Key {
     }
 }
 
-/// A value: at most [`MAX_VALUE_BYTES`] bytes.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A value: at most [`MAX_VALUE_BYTES`] bytes. Values order bytewise (sets of values need it).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
 pub struct Value(Vec<u8>);
 
@@ -174,6 +174,20 @@ pub enum Op {
     Put(Value),
     /// Remove the key (kept as a timestamped tombstone so that replicas agree).
     Delete,
+    /// A write to a key of a siblings keyspace: replaces the siblings `context` names.
+    SiblingPut {
+        /// The value.
+        value: Value,
+        /// What the client had read (empty: a blind write).
+        context: VersionVector,
+    },
+    /// A delete in a siblings keyspace: removes the siblings `context` names.
+    SiblingDelete {
+        /// What the client had read.
+        context: VersionVector,
+    },
+    /// An update of a key of a CRDT keyspace: a delta to join, or an operation.
+    Crdt(crate::resolution::CrdtOpPayload),
     /// Nothing: a sequence number of this origin whose write was lost when the origin crashed
     /// before passing it on. A restarted origin issues it so that its later writes, which did
     /// reach other leaders, can be delivered in order. It touches no key.
@@ -186,6 +200,9 @@ impl fmt::Debug for Op {
             Op::Put(v) => write!(f, "put {v}"),
             Op::Delete => f.write_str("delete"),
             Op::Void => f.write_str("void"),
+            Op::SiblingPut { value, context } => write!(f, "put {value} over {context}"),
+            Op::SiblingDelete { context } => write!(f, "delete over {context}"),
+            Op::Crdt(payload) => write!(f, "crdt {payload:?}"),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod crdt;
 pub mod entry;
 pub mod log;
 pub mod replica;
+pub mod resolution;
 pub mod rng;
 pub mod siblings;
 pub mod store;

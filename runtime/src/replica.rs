@@ -36,6 +36,8 @@ use crate::clock::{
 };
 use crate::entry::{Entry, Key, Op, Value};
 use crate::log::{CausalBuffer, Missing, ReplicationLog, Waiting};
+use crate::resolution::{CrdtKind, CrdtOpPayload, CrdtState, CrdtStore, CrdtUpdate, Keyspaces, Resolution, Update};
+use crate::siblings::{CausalContext, SiblingError, SiblingOutcome, SiblingRead, SiblingStore};
 use crate::store::{ApplyOutcome, LwwStore, Register, SnapshotChunk};
 use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
@@ -78,6 +80,8 @@ pub struct ReplicaConfig {
     pub quarantine_max: usize,
     /// Whether to emit trace events (default true). Counters are kept either way.
     pub trace: bool,
+    /// The keyspaces and their conflict resolutions (default: everything last-write-wins).
+    pub keyspaces: Keyspaces,
 }
 
 impl Default for ReplicaConfig {
@@ -95,6 +99,7 @@ impl Default for ReplicaConfig {
             snapshot_chunks_max: 4096,
             quarantine_max: 256,
             trace: true,
+            keyspaces: Keyspaces::default(),
         }
     }
 }
@@ -132,6 +137,21 @@ pub enum WriteError {
         /// What its clock reported.
         source: ClockError,
     },
+    /// The update does not fit the resolution of the key's keyspace (a counter increment on a
+    /// last-write-wins key, a plain put on a counter…).
+    #[error("{update} does not fit key {key} of a {resolution} keyspace")]
+    WrongResolution {
+        /// The key.
+        key: Key,
+        /// The update's name.
+        update: &'static str,
+        /// The keyspace's resolution.
+        resolution: Resolution,
+    },
+    /// The key already holds as many siblings as its keyspace allows; read it and write with the
+    /// context to resolve them.
+    #[error(transparent)]
+    TooManySiblings(#[from] SiblingError),
     /// The operation is not one a client may issue (void entries are the runtime's own).
     #[error("a client cannot write a {op} operation")]
     NotAClientOp {
@@ -238,6 +258,8 @@ pub struct Metrics {
     pub quarantine_evicted: u64,
     /// Void entries this leader issued after a restart (its writes lost with the crash).
     pub voids_issued: u64,
+    /// Siblings writes that left a key with concurrent siblings.
+    pub siblings_kept: u64,
 }
 
 /// One leader's replication state machine. See the [module documentation](self).
@@ -253,6 +275,10 @@ pub struct Replica {
     log: ReplicationLog,
     buffer: CausalBuffer,
     store: LwwStore,
+    /// Keys of siblings keyspaces, one store per sibling bound.
+    siblings: BTreeMap<usize, SiblingStore>,
+    /// Keys of CRDT keyspaces.
+    crdts: CrdtStore,
     /// The latest version vector each peer reported in a digest.
     acked: BTreeMap<LeaderId, VersionVector>,
     /// After a restart: peers whose digest is awaited before writes are accepted.
@@ -325,6 +351,8 @@ impl Replica {
             log: ReplicationLog::new(config.log_entries_max),
             buffer: CausalBuffer::new(config.causal_buffer_max),
             store: LwwStore::new(),
+            siblings: BTreeMap::new(),
+            crdts: CrdtStore::default(),
             acked: BTreeMap::new(),
             catching_up: LeaderSet::EMPTY,
             own_high_water: crate::causality::Seq(0),
@@ -390,9 +418,49 @@ impl Replica {
     /// A client write of `op` to `key`. Returns the receipt once the write is applied here (the
     /// local acknowledgement); the effects carry it to the peers.
     pub fn handle_write(&mut self, now: WallTime, key: Key, op: Op) -> Result<WriteReceipt, WriteError> {
-        if matches!(op, Op::Void) {
-            self.metrics.writes_refused += 1;
-            return Err(WriteError::NotAClientOp { op: "void" });
+        let update = match op {
+            Op::Put(value) => Update::Put(value),
+            Op::Delete => Update::Delete,
+            Op::SiblingPut { value, context } => Update::PutWithContext { value: Some(value), context: context.into() },
+            Op::SiblingDelete { context } => Update::PutWithContext { value: None, context: context.into() },
+            Op::Void => return self.refuse(WriteError::NotAClientOp { op: "void" }),
+            Op::Crdt(_) => return self.refuse(WriteError::NotAClientOp { op: "crdt payload" }),
+        };
+        self.handle_update(now, key, update)
+    }
+
+    fn refuse<T>(&mut self, error: WriteError) -> Result<T, WriteError> {
+        self.metrics.writes_refused += 1;
+        Err(error)
+    }
+
+    /// A client update of `key`: a put or delete, a siblings write with the context of an
+    /// earlier read, or a CRDT update — whichever fits the key's keyspace. Returns the receipt
+    /// once the write is applied here.
+    pub fn handle_update(&mut self, now: WallTime, key: Key, update: Update) -> Result<WriteReceipt, WriteError> {
+        let resolution = self.config.keyspaces.resolution(&key);
+        let name = update.name();
+        enum Planned {
+            Ready(Op),
+            Siblings(Option<Value>, VersionVector),
+            Crdt(CrdtKind, CrdtUpdate),
+        }
+        let planned = match (resolution, update) {
+            (Resolution::LastWriteWins, Update::Put(value)) => Planned::Ready(Op::Put(value)),
+            (Resolution::LastWriteWins, Update::Delete) => Planned::Ready(Op::Delete),
+            (Resolution::Siblings { .. }, Update::Put(value)) => Planned::Siblings(Some(value), VersionVector::new()),
+            (Resolution::Siblings { .. }, Update::Delete) => Planned::Siblings(None, VersionVector::new()),
+            (Resolution::Siblings { .. }, Update::PutWithContext { value, context }) => {
+                Planned::Siblings(value, context.version_vector().clone())
+            }
+            (Resolution::Crdt(kind), Update::Crdt(update)) => Planned::Crdt(kind, update),
+            _ => return self.refuse(WriteError::WrongResolution { key, update: name, resolution }),
+        };
+        if let (Planned::Siblings(value, context), Resolution::Siblings { max_siblings }) = (&planned, resolution) {
+            let context = CausalContext::from(context.clone());
+            if let Err(e) = self.sibling_store(max_siblings).check_write(&key, &context, value.as_ref()) {
+                return self.refuse(e.into());
+            }
         }
         if self.recovering {
             self.metrics.writes_refused += 1;
@@ -405,6 +473,15 @@ impl Replica {
                 self.update_fence();
                 return Err(WriteError::Fenced { leader: self.id, source });
             }
+        };
+        let op = match planned {
+            Planned::Ready(op) => op,
+            Planned::Siblings(Some(value), context) => Op::SiblingPut { value, context },
+            Planned::Siblings(None, context) => Op::SiblingDelete { context },
+            Planned::Crdt(kind, update) => match self.crdts.crdt_delta(&key, kind, self.id, hlc, &update) {
+                Some(payload) => Op::Crdt(payload),
+                None => return self.refuse(WriteError::WrongResolution { key, update: name, resolution }),
+            },
         };
         let dot = Dot::new(self.id, self.applied.get(self.id).next());
         let entry = Entry { dot, hlc, deps: self.applied.clone(), key, op };
@@ -420,6 +497,30 @@ impl Replica {
     #[must_use]
     pub fn read(&self, key: &Key) -> Option<ReadValue> {
         self.store.register(key).map(|r| ReadValue { value: r.value.clone(), dot: r.dot, hlc: r.hlc })
+    }
+
+    /// The live siblings of `key` (a key of a siblings keyspace) and the causal context to write
+    /// back with; `None` when it has no live value here.
+    #[must_use]
+    pub fn read_siblings(&self, key: &Key) -> Option<SiblingRead> {
+        match self.config.keyspaces.resolution(key) {
+            Resolution::Siblings { max_siblings } => self.siblings.get(&max_siblings)?.read(key),
+            _ => None,
+        }
+    }
+
+    /// The state of `key` (a key of a CRDT keyspace); `None` when nothing was written to it here.
+    #[must_use]
+    pub fn read_crdt(&self, key: &Key) -> Option<&CrdtState> {
+        self.crdts.crdts.get(key)
+    }
+
+    /// Everything this replica holds, in one comparable value: two replicas that applied the
+    /// same writes have equal digests.
+    #[must_use]
+    pub fn state_digest(&self) -> Vec<u8> {
+        let siblings: Vec<_> = self.siblings.iter().map(|(max, s)| (*max, s.fingerprint())).collect();
+        postcard::to_allocvec(&(self.store.fingerprint(), siblings, &self.crdts.crdts)).unwrap_or_default()
     }
 
     /// A frame that arrived on the link from `link_from`. Undecodable frames and frames whose
@@ -705,6 +806,45 @@ impl Replica {
         }
     }
 
+    fn sibling_store(&mut self, max_siblings: usize) -> &mut SiblingStore {
+        self.siblings.entry(max_siblings).or_insert_with(|| SiblingStore::new(max_siblings))
+    }
+
+    /// Applies a siblings write and traces the siblings it leaves, if more than one.
+    fn apply_siblings(&mut self, max_siblings: usize, entry: &Entry) {
+        let (value, context) = match &entry.op {
+            Op::SiblingPut { value, context } => (Some(value.clone()), context.clone()),
+            Op::SiblingDelete { context } => (None, context.clone()),
+            _ => return,
+        };
+        let outcome = self.sibling_store(max_siblings).apply(&entry.key, entry.dot, &context.into(), value);
+        if let SiblingOutcome::Concurrent { over_bound, .. } = outcome {
+            let dots: Vec<Dot> = self
+                .siblings
+                .get(&max_siblings)
+                .and_then(|s| s.read(&entry.key))
+                .map(|r| r.siblings.iter().map(|(d, _)| *d).collect())
+                .unwrap_or_default();
+            self.metrics.siblings_kept += 1;
+            let key = entry.key.clone();
+            self.trace(|| TraceEvent::Siblings { key, dots, over_bound });
+        }
+    }
+
+    /// Whether `op` is an operation the keyspace of `key` accepts here.
+    fn op_fits(&self, key: &Key, op: &Op) -> bool {
+        match (self.config.keyspaces.resolution(key), op) {
+            (_, Op::Void) => true,
+            (Resolution::LastWriteWins, Op::Put(_) | Op::Delete) => true,
+            (Resolution::Siblings { .. }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => true,
+            (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Counter(_))) => kind == CrdtKind::OpCounter,
+            (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Delta(state))) => {
+                kind != CrdtKind::OpCounter && state.fits(kind)
+            }
+            _ => false,
+        }
+    }
+
     /// `base` joined with the peers whose acknowledged vectors name `dot`.
     fn known_holders(&self, dot: Dot, base: LeaderSet) -> LeaderSet {
         self.acked.iter().filter(|(_, vv)| vv.contains(dot)).fold(base, |set, (peer, _)| set.with(*peer))
@@ -721,7 +861,20 @@ impl Replica {
 
     fn apply_one(&mut self, entry: Entry, seen: LeaderSet) {
         debug_assert!(CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
-        let outcome = self.store.apply(&entry);
+        let outcome = match (self.config.keyspaces.resolution(&entry.key), &entry.op) {
+            (_, Op::Void) | (Resolution::LastWriteWins, _) => self.store.apply(&entry),
+            (Resolution::Siblings { max_siblings }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => {
+                self.apply_siblings(max_siblings, &entry);
+                ApplyOutcome::Created
+            }
+            (Resolution::Crdt(kind), Op::Crdt(payload)) => {
+                let applied = self.crdts.apply_crdt(&entry.key, kind, payload);
+                debug_assert!(applied, "validated on receipt");
+                ApplyOutcome::Created
+            }
+            // Validated on receipt and at the client boundary: cannot happen.
+            _ => ApplyOutcome::Void,
+        };
         self.applied.set(entry.dot.origin, entry.dot.seq);
         self.metrics.applied += 1;
         let dot = entry.dot;
@@ -759,6 +912,9 @@ impl Replica {
         }
         if entry.hlc.leader() != origin {
             return Err("timestamp was not stamped by the origin");
+        }
+        if !self.op_fits(&entry.key, &entry.op) {
+            return Err("operation does not fit the key's keyspace here");
         }
         if !self.recovering && entry.deps.get(self.id) > self.applied.get(self.id) {
             return Err("dependencies name writes this leader never made");
@@ -953,16 +1109,52 @@ impl Replica {
 
     fn send_snapshot(&mut self, to: LeaderId) {
         let budget = wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES;
-        let chunks = self.store.snapshot_chunks(self.config.snapshot_chunk_registers, budget);
+        let max_keys = self.config.snapshot_chunk_registers;
+        let mut chunks: Vec<SnapshotChunk> = Vec::new();
+        let empty = |vv: &VersionVector| SnapshotChunk {
+            id: 0,
+            index: 0,
+            count: 0,
+            vv: vv.clone(),
+            registers: Vec::new(),
+            siblings: Vec::new(),
+            crdts: Vec::new(),
+        };
+        let mut current = empty(&self.applied);
+        let mut bytes = 0;
+        let room = |current: &mut SnapshotChunk, bytes: &mut usize, size: usize, chunks: &mut Vec<SnapshotChunk>| {
+            if current.keys() > 0 && (current.keys() >= max_keys || *bytes + size > budget) {
+                chunks.push(core::mem::replace(current, empty(&self.applied)));
+                *bytes = 0;
+            }
+            *bytes += size;
+        };
+        for (key, register) in self.store.registers() {
+            room(&mut current, &mut bytes, wire::register_size_bound(key, register), &mut chunks);
+            current.registers.push((key.clone(), register.clone()));
+        }
+        for store in self.siblings.values() {
+            for (key, state) in store.iter() {
+                let size = postcard::to_allocvec(state).map_or(budget, |b| b.len()) + key.as_str().len() + 3;
+                room(&mut current, &mut bytes, size, &mut chunks);
+                current.siblings.push((key.clone(), state.clone()));
+            }
+        }
+        for (key, state) in &self.crdts.crdts {
+            let size = postcard::to_allocvec(state).map_or(budget, |b| b.len()) + key.as_str().len() + 3;
+            room(&mut current, &mut bytes, size, &mut chunks);
+            current.crdts.push((key.clone(), state.clone()));
+        }
+        chunks.push(current);
         let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
         let id = self.next_snapshot_id;
         self.next_snapshot_id += 1;
-        for (index, registers) in (0u32..).zip(chunks) {
-            let n = registers.len();
-            let vv = self.applied.clone();
+        for (index, mut chunk) in (0u32..).zip(chunks) {
+            (chunk.id, chunk.index, chunk.count) = (id, index, count);
+            let (vv, keys) = (chunk.vv.clone(), chunk.keys());
             self.metrics.snapshot_chunks_sent += 1;
-            self.trace(|| TraceEvent::SnapshotSent { to, vv: vv.clone(), registers: n });
-            self.send(to, PeerMessage::Snapshot(SnapshotChunk { id, index, count, vv, registers }));
+            self.trace(|| TraceEvent::SnapshotSent { to, vv, registers: keys });
+            self.send(to, PeerMessage::Snapshot(chunk));
         }
     }
 
@@ -987,6 +1179,20 @@ impl Replica {
                 return Err(malformed("register not covered by the snapshot's version vector"));
             }
         }
+        for (key, state) in &chunk.siblings {
+            if !matches!(self.config.keyspaces.resolution(key), Resolution::Siblings { .. }) {
+                return Err(malformed("siblings for a key of another keyspace"));
+            }
+            if !state.context().version_vector().le(&chunk.vv) {
+                return Err(malformed("siblings not covered by the snapshot's version vector"));
+            }
+        }
+        for (key, state) in &chunk.crdts {
+            match self.config.keyspaces.resolution(key) {
+                Resolution::Crdt(kind) if state.fits(kind) => {}
+                _ => return Err(malformed("crdt state for a key of another keyspace or type")),
+            }
+        }
         let _ = from;
         Ok(())
     }
@@ -1002,18 +1208,23 @@ impl Replica {
             // A newer snapshot from the same peer replaces the one being assembled.
             *staged = StagedSnapshot::new(&chunk);
         }
-        staged.chunks.entry(chunk.index).or_insert(chunk.registers);
+        staged.chunks.entry(chunk.index).or_insert(chunk);
         if staged.chunks.len() < staged.count as usize {
             return;
         }
         let Some(snapshot) = self.staging.remove(&from) else { return };
-        let newest = snapshot.chunks.values().flatten().map(|(_, r)| r.hlc).max();
+        let newest = snapshot.chunks.values().flat_map(|c| &c.registers).map(|(_, r)| r.hlc).max();
         if let Some(newest) = newest {
             if let Err(err) = self.clock.observe(newest, now) {
                 self.metrics.timestamps_rejected += 1;
                 let reason = match err {
                     ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset } => {
-                        let dot = snapshot.chunks.values().flatten().find(|(_, r)| r.hlc == remote).map(|(_, r)| r.dot);
+                        let dot = snapshot
+                            .chunks
+                            .values()
+                            .flat_map(|c| &c.registers)
+                            .find(|(_, r)| r.hlc == remote)
+                            .map(|(_, r)| r.dot);
                         let dot = dot.unwrap_or(Dot::new(from, crate::causality::Seq(0)));
                         Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset }
                     }
@@ -1024,8 +1235,19 @@ impl Replica {
             }
         }
         let vv = snapshot.vv;
-        for (key, register) in snapshot.chunks.into_values().flatten() {
-            self.merge_register(&vv, key, register);
+        for chunk in snapshot.chunks.into_values() {
+            for (key, register) in chunk.registers {
+                self.merge_register(&vv, key, register);
+            }
+            for (key, state) in chunk.siblings {
+                if let Resolution::Siblings { max_siblings } = self.config.keyspaces.resolution(&key) {
+                    let _ = self.sibling_store(max_siblings).merge_key(&key, &state);
+                }
+            }
+            for (key, state) in chunk.crdts {
+                let merged = self.crdts.crdts.entry(key).or_insert_with(|| state.clone()).merge(&state);
+                debug_assert!(merged, "checked with the chunk");
+            }
         }
         for (origin, seq) in vv.iter() {
             if seq > self.applied.get(origin) {
@@ -1131,7 +1353,7 @@ struct StagedSnapshot {
     id: u64,
     count: u32,
     vv: VersionVector,
-    chunks: BTreeMap<u32, Vec<(Key, Register)>>,
+    chunks: BTreeMap<u32, SnapshotChunk>,
 }
 
 impl StagedSnapshot {

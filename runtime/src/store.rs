@@ -77,7 +77,8 @@ impl LwwStore {
             value: match &entry.op {
                 Op::Put(v) => Some(v.clone()),
                 Op::Delete => None,
-                Op::Void => return ApplyOutcome::Void,
+                // Only last-write-wins keys come here; other operations belong to other stores.
+                Op::Void | Op::SiblingPut { .. } | Op::SiblingDelete { .. } | Op::Crdt(_) => return ApplyOutcome::Void,
             },
             hlc: entry.hlc,
             dot: entry.dot,
@@ -207,6 +208,18 @@ pub struct SnapshotChunk {
     pub count: u32,
     /// The writes the whole snapshot reflects.
     pub vv: VersionVector,
-    /// Registers in key order.
+    /// Last-write-wins registers, in key order.
     pub registers: Vec<(Key, Register)>,
+    /// Keys of siblings keyspaces, in key order.
+    pub siblings: Vec<(Key, crate::siblings::KeyState)>,
+    /// Keys of CRDT keyspaces, in key order.
+    pub crdts: Vec<(Key, crate::resolution::CrdtState)>,
+}
+
+impl SnapshotChunk {
+    /// How many keys the chunk carries.
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.registers.len() + self.siblings.len() + self.crdts.len()
+    }
 }

@@ -186,6 +186,16 @@ pub enum TraceEvent {
         /// The links in use now, sorted.
         edges: Vec<(LeaderId, LeaderId)>,
     },
+    /// A siblings write left a key with several concurrent values.
+    Siblings {
+        /// The key.
+        key: Key,
+        /// The siblings now held, in dot order.
+        dots: Vec<Dot>,
+        /// Whether the key holds more siblings than its keyspace's bound (concurrent admissions
+        /// at several leaders).
+        over_bound: bool,
+    },
     /// A restarted leader voided one of its sequence numbers: the write was lost with it.
     Voided {
         /// The voided identity.
@@ -245,7 +255,7 @@ impl fmt::Display for TraceEvent {
                 }
             }
             TraceEvent::SnapshotSent { to, vv, registers } => {
-                write!(f, "snapshot -> {to} {vv} ({registers} registers)")
+                write!(f, "snapshot -> {to} {vv} ({registers} keys)")
             }
             TraceEvent::SnapshotApplied { from, vv } => write!(f, "snapshot <- {from} adopted {vv}"),
             TraceEvent::Rejected { from, reason } => write!(f, "reject <- {from}: {reason}"),
@@ -265,6 +275,14 @@ impl fmt::Display for TraceEvent {
                 Ok(())
             }
             TraceEvent::CaughtUp { vv } => write!(f, "caught up {vv}"),
+            TraceEvent::Siblings { key, dots: d, over_bound } => {
+                write!(f, "siblings {key} ")?;
+                dots(f, d)?;
+                if *over_bound {
+                    f.write_str(" (over the bound)")?;
+                }
+                Ok(())
+            }
             TraceEvent::Voided { dot } => write!(f, "void {dot}: lost with this leader's crash"),
             TraceEvent::LogTruncated { count, forced } => {
                 write!(f, "log truncated {count}{}", if *forced { " (bound hit)" } else { "" })

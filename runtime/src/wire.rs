@@ -43,9 +43,13 @@ const ENTRY_OVERHEAD_BOUND: usize = 11 + 14 + (1 + 10 * crate::MAX_LEADERS) + 3 
 /// [`MAX_FRAME_BYTES`] without encoding twice.
 #[must_use]
 pub fn entry_size_bound(entry: &Entry) -> usize {
+    use crate::entry::Op;
     let value = match &entry.op {
-        crate::entry::Op::Put(v) => v.as_bytes().len(),
-        crate::entry::Op::Delete | crate::entry::Op::Void => 0,
+        Op::Put(v) => v.as_bytes().len(),
+        Op::Delete | Op::Void => 0,
+        Op::SiblingPut { value, .. } => value.as_bytes().len() + 1 + 10 * crate::MAX_LEADERS,
+        Op::SiblingDelete { .. } => 1 + 10 * crate::MAX_LEADERS,
+        Op::Crdt(payload) => postcard::to_allocvec(payload).map_or(MAX_FRAME_BYTES, |b| b.len()),
     };
     ENTRY_OVERHEAD_BOUND + entry.key.as_str().len() + value
 }

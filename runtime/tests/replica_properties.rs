@@ -255,6 +255,8 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
                             (e.key.clone(), roundtable_runtime::store::Register { value, hlc: e.hlc, dot: e.dot })
                         })
                         .collect(),
+                    siblings: Vec::new(),
+                    crdts: Vec::new(),
                 })
             }
         ),

@@ -119,7 +119,7 @@ fn a_peer_behind_a_truncated_log_gets_a_snapshot() {
     net.cut.clear();
     net.tick_all(Duration::from_secs(1));
     net.deliver_all();
-    assert!(net.trace.iter().any(|l| l == "L0 snapshot -> L1 [L0:5] (5 registers)"), "{:#?}", net.trace);
+    assert!(net.trace.iter().any(|l| l == "L0 snapshot -> L1 [L0:5] (5 keys)"), "{:#?}", net.trace);
     assert!(net.trace.iter().any(|l| l == "L1 snapshot <- L0 adopted [L0:5]"), "{:#?}", net.trace);
     assert_eq!(net.assert_converged(), Ok(()));
 }
@@ -291,4 +291,45 @@ fn replica_construction_errors_are_clear() {
     let err = Replica::new(id(0), members, Topology::Circle, zero).expect_err("zero bound");
     assert_eq!(err.to_string(), "causal_buffer_max must be at least 1");
     let _ = WallTime::EPOCH;
+}
+
+#[test]
+fn updates_must_fit_the_keyspace_at_clients_and_peers() {
+    use roundtable_runtime::resolution::{CrdtKind, CrdtUpdate, Keyspaces, Resolution, Update};
+    let keyspaces = Keyspaces::default().with("hits", Resolution::Crdt(CrdtKind::GCounter)).expect("valid");
+    let config = ReplicaConfig { keyspaces, ..ReplicaConfig::default() };
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+    // A client cannot put a plain value under a counter, nor increment a last-write-wins key.
+    let refused = net.update(0, "hits/home", Update::Put(roundtable_runtime::Value::new(b"7".to_vec()).expect("v")));
+    assert_eq!(
+        refused.map_err(|e| e.to_string()),
+        Err("put does not fit key \"hits/home\" of a crdt GCounter keyspace".into())
+    );
+    let refused = net.update(0, "plain", Update::Crdt(CrdtUpdate::Increment(1)));
+    assert!(matches!(refused, Err(WriteError::WrongResolution { .. })), "{refused:?}");
+    // A peer whose keyspaces disagree sends a plain put under a counter key: rejected, traced.
+    net.update(0, "hits/home", Update::Crdt(CrdtUpdate::Increment(2))).expect("fits");
+    net.deliver_all();
+    let config = ReplicaConfig::default(); // this leader thinks everything is last-write-wins
+    let mut confused =
+        Replica::new(id(1), LeaderSet::first(2), Topology::AllToAll { relay: false }, config).expect("ok");
+    let _ = confused.handle_write(net.now, key("hits/home"), put("7"));
+    let msgs: Vec<_> = confused
+        .drain_effects()
+        .filter_map(|e| match e {
+            roundtable_runtime::Effect::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    for msg in msgs {
+        let now = net.now;
+        net.replicas[0].handle_peer(now, id(1), msg);
+    }
+    assert_eq!(net.replicas[0].metrics().rejected, 1);
+    net.collect(0);
+    assert!(
+        net.trace.iter().any(|l| l.ends_with("malformed entry L1:1: operation does not fit the key's keyspace here")),
+        "{:#?}",
+        net.trace
+    );
 }

@@ -110,6 +110,26 @@ impl Net {
         Ok(receipt.dot)
     }
 
+    pub fn update(
+        &mut self,
+        i: usize,
+        k: &str,
+        update: roundtable_runtime::resolution::Update,
+    ) -> Result<Dot, roundtable_runtime::WriteError> {
+        self.tick_time();
+        let before = self.replicas[i].applied().clone();
+        let raw = self.raw(i);
+        let receipt = self.replicas[i].handle_update(raw, key(k), update);
+        self.collect(i);
+        let receipt = receipt?;
+        self.deps.insert(receipt.dot, before);
+        Ok(receipt.dot)
+    }
+
+    pub fn with_config(n: usize, topology: Topology, config: ReplicaConfig) -> Net {
+        Net::new(n, topology, config)
+    }
+
     pub fn write(&mut self, i: usize, k: &str, v: &str) -> Dot {
         self.try_write(i, k, v).expect("write accepted")
     }
@@ -194,7 +214,7 @@ impl Net {
                     first.applied()
                 ));
             }
-            if r.store().fingerprint() != first.store().fingerprint() {
+            if r.state_digest() != first.state_digest() {
                 return Err(format!("{} and {} hold different stores", r.id(), first.id()));
             }
         }

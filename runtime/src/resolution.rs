@@ -1,0 +1,328 @@
+//! Conflict resolution per keyspace: which store a key lives in, what a client may do to it, and
+//! the operations that travel in log entries.
+//!
+//! A cluster has named keyspaces, each with its own [`Resolution`]. A key belongs to the keyspace
+//! named by its prefix up to the first `/` (`cart/42` is in keyspace `cart`); keys of no named
+//! keyspace belong to the default one (last-write-wins unless configured otherwise).
+//!
+//! - [`Resolution::LastWriteWins`]: one register per key, the greatest HLC timestamp wins; every
+//!   discarded write is reported ([`crate::store`]).
+//! - [`Resolution::Siblings`]: concurrent writes are all kept as siblings; a read returns them
+//!   with a causal context, and a write carrying that context replaces exactly what it saw
+//!   (dotted version vector sets, [`crate::siblings`]).
+//! - [`Resolution::Crdt`]: the key holds a conflict-free replicated data type ([`crate::crdt`]).
+//!   State-based types ship *deltas* in log entries (δ-CRDTs, Almeida et al. 2018) — the delta
+//!   is produced at the origin from its current state and joined everywhere, so duplicates and
+//!   re-deliveries are harmless — and whole states in snapshots when a peer is too far behind.
+//!   The operation-based counter ships its operations instead and relies on the log's causal,
+//!   exactly-once delivery.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crdt::{
+    CausalContext as CrdtContext, GCounter, GSet, LwwRegister, MvRegister, OrSet, PnCounter, PnCounterOp, StateCrdt,
+    TwoPSet,
+};
+use crate::entry::{Key, Value};
+use crate::siblings::CausalContext;
+use crate::{clock::HlcTimestamp, LeaderId};
+
+/// The most named keyspaces a replica accepts.
+pub const MAX_KEYSPACES: usize = 64;
+
+/// Which conflict-free replicated data type a CRDT keyspace holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CrdtKind {
+    /// Grow-only counter.
+    GCounter,
+    /// Increment/decrement counter (state-based, shipped as deltas).
+    PnCounter,
+    /// Increment/decrement counter, operation-based: ships each operation, applied exactly once.
+    OpCounter,
+    /// Grow-only set of values.
+    GSet,
+    /// Two-phase set: a removed value can never come back.
+    TwoPSet,
+    /// Add-wins observed-remove set.
+    OrSet,
+    /// Last-write-wins register (HLC timestamps).
+    LwwRegister,
+    /// Multi-value register: concurrent writes all kept.
+    MvRegister,
+}
+
+/// How a keyspace reconciles concurrent writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// Last-write-wins on HLC timestamps; discarded writes are traced and counted.
+    LastWriteWins,
+    /// Version vectors with siblings, at most `max_siblings` per key admitted at a leader.
+    Siblings {
+        /// The bound on live siblings per key (see [`crate::siblings`] for the policy).
+        max_siblings: usize,
+    },
+    /// A conflict-free replicated data type.
+    Crdt(CrdtKind),
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resolution::LastWriteWins => f.write_str("last-write-wins"),
+            Resolution::Siblings { max_siblings } => write!(f, "siblings (at most {max_siblings})"),
+            Resolution::Crdt(kind) => write!(f, "crdt {kind:?}"),
+        }
+    }
+}
+
+/// The keyspaces of a cluster and their resolutions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspaces {
+    default: Resolution,
+    named: BTreeMap<String, Resolution>,
+}
+
+impl Default for Keyspaces {
+    fn default() -> Self {
+        Keyspaces { default: Resolution::LastWriteWins, named: BTreeMap::new() }
+    }
+}
+
+/// A keyspace configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyspaceError {
+    /// The name is empty or contains `/`.
+    #[error("keyspace name {0:?} must be non-empty and contain no '/'")]
+    BadName(String),
+    /// Too many keyspaces.
+    #[error("at most {MAX_KEYSPACES} keyspaces")]
+    TooMany,
+    /// A sibling bound of zero.
+    #[error("keyspace {0:?}: max_siblings must be at least 1")]
+    ZeroSiblings(String),
+}
+
+impl Keyspaces {
+    /// Only the default keyspace, with `default` resolution.
+    #[must_use]
+    pub fn new(default: Resolution) -> Self {
+        Keyspaces { default, named: BTreeMap::new() }
+    }
+
+    /// Adds (or replaces) the keyspace `name`.
+    pub fn with(mut self, name: &str, resolution: Resolution) -> Result<Self, KeyspaceError> {
+        if name.is_empty() || name.contains('/') {
+            return Err(KeyspaceError::BadName(name.into()));
+        }
+        if matches!(resolution, Resolution::Siblings { max_siblings: 0 }) {
+            return Err(KeyspaceError::ZeroSiblings(name.into()));
+        }
+        if self.named.len() >= MAX_KEYSPACES && !self.named.contains_key(name) {
+            return Err(KeyspaceError::TooMany);
+        }
+        self.named.insert(name.into(), resolution);
+        Ok(self)
+    }
+
+    /// The resolution of the keyspace `key` belongs to.
+    #[must_use]
+    pub fn resolution(&self, key: &Key) -> Resolution {
+        key.as_str().split_once('/').and_then(|(space, _)| self.named.get(space)).copied().unwrap_or(self.default)
+    }
+
+    /// The named keyspaces, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Resolution)> {
+        self.named.iter().map(|(n, r)| (n.as_str(), *r))
+    }
+}
+
+/// The state of one CRDT key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum CrdtState {
+    GCounter(GCounter),
+    PnCounter(PnCounter),
+    GSet(GSet<Value>),
+    TwoPSet(TwoPSet<Value>),
+    OrSet(OrSet<Value>),
+    LwwRegister(LwwRegister<Value>),
+    MvRegister(MvRegister<Value>),
+}
+
+impl CrdtState {
+    /// The empty state of `kind` (the operation-based counter's state is a PN-counter).
+    #[must_use]
+    pub fn empty(kind: CrdtKind) -> Self {
+        match kind {
+            CrdtKind::GCounter => CrdtState::GCounter(GCounter::default()),
+            CrdtKind::PnCounter | CrdtKind::OpCounter => CrdtState::PnCounter(PnCounter::default()),
+            CrdtKind::GSet => CrdtState::GSet(GSet::default()),
+            CrdtKind::TwoPSet => CrdtState::TwoPSet(TwoPSet::default()),
+            CrdtKind::OrSet => CrdtState::OrSet(OrSet::default()),
+            CrdtKind::LwwRegister => CrdtState::LwwRegister(LwwRegister::default()),
+            CrdtKind::MvRegister => CrdtState::MvRegister(MvRegister::default()),
+        }
+    }
+
+    /// Joins `other` (a delta or a whole state) into this state. `false` when the two are of
+    /// different types (nothing changes).
+    pub fn merge(&mut self, other: &CrdtState) -> bool {
+        match (self, other) {
+            (CrdtState::GCounter(a), CrdtState::GCounter(b)) => a.merge(b),
+            (CrdtState::PnCounter(a), CrdtState::PnCounter(b)) => a.merge(b),
+            (CrdtState::GSet(a), CrdtState::GSet(b)) => a.merge(b),
+            (CrdtState::TwoPSet(a), CrdtState::TwoPSet(b)) => a.merge(b),
+            (CrdtState::OrSet(a), CrdtState::OrSet(b)) => a.merge(b),
+            (CrdtState::LwwRegister(a), CrdtState::LwwRegister(b)) => a.merge(b),
+            (CrdtState::MvRegister(a), CrdtState::MvRegister(b)) => a.merge(b),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Whether this state is of the type `kind` stores.
+    #[must_use]
+    pub fn fits(&self, kind: CrdtKind) -> bool {
+        core::mem::discriminant(self) == core::mem::discriminant(&CrdtState::empty(kind))
+    }
+}
+
+/// A client's update of a CRDT key.
+// The MV-register's context makes `Set` large; updates are built once per write and not stored,
+// so boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrdtUpdate {
+    /// Add to a counter.
+    Increment(u64),
+    /// Subtract from a PN-counter.
+    Decrement(u64),
+    /// Add a value to a set.
+    Add(Value),
+    /// Remove a value from a 2P-set or OR-set (an OR-set removes the additions this leader saw).
+    Remove(Value),
+    /// Set a register (an MV-register write replaces the values of `context`, from a read).
+    Set {
+        /// The value.
+        value: Value,
+        /// For an MV-register: what the client saw (empty: a blind write).
+        context: Option<CrdtContext>,
+    },
+}
+
+/// What a client asks of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// Write a value (LWW: the register; siblings: a blind write).
+    Put(Value),
+    /// Delete (LWW: a tombstone; siblings: a blind delete).
+    Delete,
+    /// A siblings write that replaces what the client read (`None` value: delete).
+    PutWithContext {
+        /// The value, or `None` to delete.
+        value: Option<Value>,
+        /// The context the client's read returned.
+        context: CausalContext,
+    },
+    /// A CRDT update.
+    Crdt(CrdtUpdate),
+}
+
+impl Update {
+    /// A short name, for errors.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Update::Put(_) => "put",
+            Update::Delete => "delete",
+            Update::PutWithContext { .. } => "put with context",
+            Update::Crdt(CrdtUpdate::Increment(_)) => "increment",
+            Update::Crdt(CrdtUpdate::Decrement(_)) => "decrement",
+            Update::Crdt(CrdtUpdate::Add(_)) => "add",
+            Update::Crdt(CrdtUpdate::Remove(_)) => "remove",
+            Update::Crdt(CrdtUpdate::Set { .. }) => "set",
+        }
+    }
+}
+
+/// The CRDT keys of a replica, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrdtStore {
+    /// Keys of CRDT keyspaces and their states.
+    pub crdts: BTreeMap<Key, CrdtState>,
+}
+
+impl CrdtStore {
+    /// The delta (or operation) `update` produces at leader `me` on `key` of kind `kind`, given
+    /// the current state, without changing anything; `None` when the update does not fit.
+    #[must_use]
+    pub fn crdt_delta(
+        &self,
+        key: &Key,
+        kind: CrdtKind,
+        me: LeaderId,
+        hlc: HlcTimestamp,
+        update: &CrdtUpdate,
+    ) -> Option<CrdtOpPayload> {
+        let mut state = self.crdts.get(key).cloned().unwrap_or_else(|| CrdtState::empty(kind));
+        let delta = match (&mut state, update, kind) {
+            (CrdtState::PnCounter(_), CrdtUpdate::Increment(n), CrdtKind::OpCounter) => {
+                return Some(CrdtOpPayload::Counter(PnCounterOp::Increment { by: me, amount: *n }))
+            }
+            (CrdtState::PnCounter(_), CrdtUpdate::Decrement(n), CrdtKind::OpCounter) => {
+                return Some(CrdtOpPayload::Counter(PnCounterOp::Decrement { by: me, amount: *n }))
+            }
+            (CrdtState::GCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::GCounter(c.increment(me, *n)),
+            (CrdtState::PnCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::PnCounter(c.increment(me, *n)),
+            (CrdtState::PnCounter(c), CrdtUpdate::Decrement(n), _) => CrdtState::PnCounter(c.decrement(me, *n)),
+            (CrdtState::GSet(s), CrdtUpdate::Add(v), _) => CrdtState::GSet(s.insert(v.clone())),
+            (CrdtState::TwoPSet(s), CrdtUpdate::Add(v), _) => CrdtState::TwoPSet(s.insert(v.clone())),
+            (CrdtState::TwoPSet(s), CrdtUpdate::Remove(v), _) => CrdtState::TwoPSet(s.remove(v.clone())),
+            (CrdtState::OrSet(s), CrdtUpdate::Add(v), _) => CrdtState::OrSet(s.add(me, v.clone())),
+            (CrdtState::OrSet(s), CrdtUpdate::Remove(v), _) => CrdtState::OrSet(s.remove(v)),
+            (CrdtState::LwwRegister(r), CrdtUpdate::Set { value, .. }, _) => {
+                CrdtState::LwwRegister(r.set(hlc, value.clone()))
+            }
+            (CrdtState::MvRegister(r), CrdtUpdate::Set { value, context }, _) => CrdtState::MvRegister(match context {
+                Some(seen) => r.write_with_context(me, value.clone(), seen),
+                None => r.write(me, value.clone()),
+            }),
+            _ => return None,
+        };
+        Some(CrdtOpPayload::Delta(delta))
+    }
+
+    /// Applies a CRDT payload to `key` (of kind `kind`). `false` when it does not fit the kind.
+    pub fn apply_crdt(&mut self, key: &Key, kind: CrdtKind, payload: &CrdtOpPayload) -> bool {
+        let state = self.crdts.entry(key.clone()).or_insert_with(|| CrdtState::empty(kind));
+        match (state, payload, kind) {
+            (CrdtState::PnCounter(c), CrdtOpPayload::Counter(op), CrdtKind::OpCounter) => {
+                // Operation-based: applied exactly once thanks to the log's delivery rule.
+                let _ = match *op {
+                    PnCounterOp::Increment { by, amount } => c.increment(by, amount),
+                    PnCounterOp::Decrement { by, amount } => c.decrement(by, amount),
+                };
+                true
+            }
+            (state, CrdtOpPayload::Delta(delta), _) if delta.fits(kind) && kind != CrdtKind::OpCounter => {
+                state.merge(delta)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a CRDT entry carries: a delta of a state-based type or an operation.
+// Deltas dominate; the counter operation being smaller is not worth an allocation per delta.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CrdtOpPayload {
+    /// A delta (a small state) to join.
+    Delta(CrdtState),
+    /// An operation of the operation-based counter.
+    Counter(PnCounterOp),
+}
