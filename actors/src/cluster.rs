@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, MailboxError};
 use roundtable_runtime::clock::SimulatedClock;
+use roundtable_runtime::resolution::{KeyspaceError, Keyspaces, Resolution};
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, WallTime, MAX_LEADERS};
 
 use crate::clock::{LeaderClockSource, SimEpoch, SystemClock};
@@ -34,16 +35,6 @@ use crate::messages::{Crash, Inspect, LeaderState, Restart};
 use crate::network::{Connect, Fault, NetStats, Network, NetworkModel, Stats};
 use crate::supervisor::{Liveness, Supervisor, SupervisorConfig};
 use crate::trace::{Trace, TraceSink};
-
-/// How concurrent writes to the same key are reconciled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Resolution {
-    /// Last-write-wins on hybrid logical clock timestamps, ties broken by leader id; every
-    /// discarded write is traced and counted.
-    #[default]
-    LastWriteWins,
-}
 
 /// Why a cluster could not be built or used.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +68,9 @@ pub enum ClusterError {
     /// Settings that cannot work together.
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// A keyspace cannot be configured so.
+    #[error(transparent)]
+    Keyspace(#[from] KeyspaceError),
     /// The cluster did not settle in time.
     #[error("the cluster did not settle within {0:?}")]
     NotSettled(Duration),
@@ -97,6 +91,7 @@ pub struct ClusterBuilder {
     names: Vec<String>,
     topology: Topology,
     resolution: Resolution,
+    keyspaces: Vec<(String, Resolution)>,
     network: NetworkModel,
     seed: u64,
     replica: ReplicaConfig,
@@ -141,10 +136,17 @@ impl ClusterBuilder {
         self
     }
 
-    /// The conflict resolution (default last-write-wins).
+    /// The conflict resolution of keys outside every named keyspace (default last-write-wins).
     #[must_use]
     pub fn resolution(mut self, resolution: Resolution) -> Self {
         self.resolution = resolution;
+        self
+    }
+
+    /// A named keyspace with its own resolution: keys `name/…` belong to it.
+    #[must_use]
+    pub fn keyspace(mut self, name: &str, resolution: Resolution) -> Self {
+        self.keyspaces.push((name.to_owned(), resolution));
         self
     }
 
@@ -233,7 +235,11 @@ impl ClusterBuilder {
         if self.tick_interval.is_zero() {
             return Err(ClusterError::Settings("tick_interval must not be zero".into()));
         }
-        let Resolution::LastWriteWins = self.resolution;
+        let mut keyspaces = Keyspaces::new(self.resolution);
+        for (name, resolution) in &self.keyspaces {
+            keyspaces = keyspaces.with(name, *resolution)?;
+        }
+        let replica_config = ReplicaConfig { keyspaces, ..self.replica.clone() };
         let network = Network::new(self.network.clone(), self.seed, self.sink.clone()).start();
         let mut leaders = BTreeMap::new();
         let mut clocks = Vec::with_capacity(n);
@@ -255,7 +261,7 @@ impl ClusterBuilder {
                 name: name.clone(),
                 members,
                 topology: self.topology.clone(),
-                config: self.replica.clone(),
+                config: replica_config.clone(),
                 clock,
                 tick_interval: self.tick_interval,
             };
@@ -320,7 +326,8 @@ impl Cluster {
         ClusterBuilder {
             names: Vec::new(),
             topology: Topology::AllToAll { relay: false },
-            resolution: Resolution::default(),
+            resolution: Resolution::LastWriteWins,
+            keyspaces: Vec::new(),
             network: NetworkModel::in_process(),
             seed: 0,
             replica: ReplicaConfig::default(),
@@ -407,7 +414,7 @@ impl Cluster {
         let agreed = live_states.first().is_none_or(|first| {
             live_states
                 .iter()
-                .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.store == first.store)
+                .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.digest == first.digest)
         });
         if !agreed || self.network.send(Stats).await?.in_flight > 0 {
             return Ok(None);

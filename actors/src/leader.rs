@@ -14,16 +14,19 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Supervised};
 use roundtable_runtime::clock::PhysicalClock;
 use roundtable_runtime::{
-    Effect, Key, LeaderId, LeaderSet, Op, ReadValue, Replica, ReplicaConfig, Topology, Value, WriteReceipt,
+    Effect, Key, LeaderId, LeaderSet, ReadValue, Replica, ReplicaConfig, Topology, Value, WriteReceipt,
 };
 
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    Crash, Delete, Deliver, Get, Heartbeat, Inspect, LeaderError, LeaderState, Put, Restart, SetLive,
+    Crash, Delete, Deliver, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState, Put, Restart,
+    SetLive, Write,
 };
 use crate::network::{Network, Transmit};
 use crate::trace::{Actor as Who, TraceSink};
+use roundtable_runtime::resolution::{CrdtState, Update};
+use roundtable_runtime::siblings::SiblingRead;
 
 /// What a leader needs to be built (and rebuilt after a restart).
 #[derive(Debug, Clone)]
@@ -94,11 +97,11 @@ impl Leader {
         LeaderError::Down(self.spec.name.clone())
     }
 
-    fn write(&mut self, key: &str, op: Op) -> Result<WriteReceipt, LeaderError> {
+    fn write(&mut self, key: &str, update: Update) -> Result<WriteReceipt, LeaderError> {
         let now = self.now();
         let key = Key::new(key)?;
         let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
-        let result = replica.handle_write(now, key, op);
+        let result = replica.handle_update(now, key, update);
         self.perform();
         Ok(result?)
     }
@@ -135,14 +138,39 @@ impl Handler<Put> for Leader {
     type Result = Result<WriteReceipt, LeaderError>;
     fn handle(&mut self, msg: Put, _: &mut Context<Self>) -> Self::Result {
         let value = Value::new(msg.value)?;
-        self.write(&msg.key, Op::Put(value))
+        self.write(&msg.key, Update::Put(value))
     }
 }
 
 impl Handler<Delete> for Leader {
     type Result = Result<WriteReceipt, LeaderError>;
     fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
-        self.write(&msg.key, Op::Delete)
+        self.write(&msg.key, Update::Delete)
+    }
+}
+
+impl Handler<Write> for Leader {
+    type Result = Result<WriteReceipt, LeaderError>;
+    fn handle(&mut self, msg: Write, _: &mut Context<Self>) -> Self::Result {
+        self.write(&msg.key, msg.update)
+    }
+}
+
+impl Handler<GetSiblings> for Leader {
+    type Result = Result<Option<SiblingRead>, LeaderError>;
+    fn handle(&mut self, msg: GetSiblings, _: &mut Context<Self>) -> Self::Result {
+        let key = Key::new(msg.key)?;
+        let replica = self.replica.as_ref().ok_or_else(|| self.down())?;
+        Ok(replica.read_siblings(&key))
+    }
+}
+
+impl Handler<GetCrdt> for Leader {
+    type Result = Result<Option<CrdtState>, LeaderError>;
+    fn handle(&mut self, msg: GetCrdt, _: &mut Context<Self>) -> Self::Result {
+        let key = Key::new(msg.key)?;
+        let replica = self.replica.as_ref().ok_or_else(|| self.down())?;
+        Ok(replica.read_crdt(&key).cloned())
     }
 }
 
@@ -239,6 +267,7 @@ impl Handler<Inspect> for Leader {
                 metrics: Default::default(),
                 store: Vec::new(),
                 voided: Vec::new(),
+                digest: Vec::new(),
             },
             Some(r) => LeaderState {
                 id: s.id,
@@ -258,6 +287,7 @@ impl Handler<Inspect> for Leader {
                     })
                     .collect(),
                 voided: r.voided().collect(),
+                digest: r.state_digest(),
             },
         };
         actix::MessageResult(state)

@@ -19,10 +19,11 @@ pub mod trace;
 
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, ClockSyncConfig, TimeQuery, TimeServer};
-pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, Resolution};
+pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics};
 pub use leader::{Leader, LeaderSpec};
-pub use messages::{Crash, Delete, Get, Inspect, LeaderError, LeaderState, Put, Restart};
+pub use messages::{Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, Restart, Write};
 pub use network::{Fault, NetStats, Network, NetworkModel};
+pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use sim::{ms, AckedWrite, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
 pub use supervisor::{Supervisor, SupervisorConfig};
 pub use trace::{Actor as TraceActor, Trace, TraceLine, TraceSink};

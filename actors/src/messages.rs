@@ -2,7 +2,11 @@
 //! one handler per message, as actix likes it.
 
 use actix::Message;
-use roundtable_runtime::{DataError, LeaderId, LeaderSet, Metrics, ReadValue, VersionVector, WriteError, WriteReceipt};
+use roundtable_runtime::resolution::{CrdtState, CrdtUpdate, Update};
+use roundtable_runtime::siblings::{CausalContext, SiblingRead};
+use roundtable_runtime::{
+    DataError, LeaderId, LeaderSet, Metrics, ReadValue, Value, VersionVector, WriteError, WriteReceipt,
+};
 
 /// Why a leader could not serve a client request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +51,87 @@ impl Delete {
     /// A delete of `key`.
     pub fn new(key: impl Into<String>) -> Self {
         Delete { key: key.into() }
+    }
+}
+
+/// Any update of a key, whichever its keyspace's resolution: a put or delete, a siblings write
+/// with the context of a read, a CRDT update. Answered once applied here.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WriteReceipt, LeaderError>")]
+pub struct Write {
+    /// The key.
+    pub key: String,
+    /// The update.
+    pub update: Update,
+}
+
+impl Write {
+    /// Increment a counter.
+    pub fn increment(key: impl Into<String>, amount: u64) -> Self {
+        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Increment(amount)) }
+    }
+
+    /// Decrement a PN-counter.
+    pub fn decrement(key: impl Into<String>, amount: u64) -> Self {
+        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Decrement(amount)) }
+    }
+
+    /// Add an element to a set.
+    pub fn add(key: impl Into<String>, element: impl Into<Vec<u8>>) -> Result<Self, DataError> {
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Add(Value::new(element)?)) })
+    }
+
+    /// Remove an element from a set.
+    pub fn remove(key: impl Into<String>, element: impl Into<Vec<u8>>) -> Result<Self, DataError> {
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Remove(Value::new(element)?)) })
+    }
+
+    /// Set a register (blind).
+    pub fn set(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Result<Self, DataError> {
+        Ok(Write {
+            key: key.into(),
+            update: Update::Crdt(CrdtUpdate::Set { value: Value::new(value)?, context: None }),
+        })
+    }
+
+    /// A siblings write that replaces what `context` (from [`GetSiblings`]) saw; `None`: delete.
+    pub fn with_context(
+        key: impl Into<String>,
+        value: Option<Vec<u8>>,
+        context: CausalContext,
+    ) -> Result<Self, DataError> {
+        let value = value.map(Value::new).transpose()?;
+        Ok(Write { key: key.into(), update: Update::PutWithContext { value, context } })
+    }
+}
+
+/// Read the siblings of a key of a siblings keyspace, with the causal context to write back.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<SiblingRead>, LeaderError>")]
+pub struct GetSiblings {
+    /// The key.
+    pub key: String,
+}
+
+impl GetSiblings {
+    /// A read of `key`'s siblings.
+    pub fn new(key: impl Into<String>) -> Self {
+        GetSiblings { key: key.into() }
+    }
+}
+
+/// Read the state of a key of a CRDT keyspace.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<CrdtState>, LeaderError>")]
+pub struct GetCrdt {
+    /// The key.
+    pub key: String,
+}
+
+impl GetCrdt {
+    /// A read of `key`'s CRDT state.
+    pub fn new(key: impl Into<String>) -> Self {
+        GetCrdt { key: key.into() }
     }
 }
 
@@ -95,6 +180,9 @@ pub struct LeaderState {
     pub store: Vec<(String, Option<Vec<u8>>, String)>,
     /// Void entries it applied: writes lost with their leader's crash.
     pub voided: Vec<roundtable_runtime::Dot>,
+    /// Everything it holds as one comparable value (equal at leaders that applied the same
+    /// writes, siblings and CRDT keys included).
+    pub digest: Vec<u8>,
 }
 
 /// Fault injection: the leader crashes, losing its in-memory state; it stays down until

@@ -609,7 +609,7 @@ impl SimRun {
         let live: Vec<&LeaderState> = self.states.iter().filter(|s| s.up && self.live.contains(s.id)).collect();
         let Some(first) = live.first() else { return Err("no live leader".into()) };
         for s in &live[1..] {
-            if s.applied != first.applied || s.store != first.store {
+            if s.applied != first.applied || s.digest != first.digest {
                 return Err(format!("{} ({}) and {} ({}) differ", first.name, first.applied, s.name, s.applied));
             }
         }

@@ -73,3 +73,52 @@ async fn a_crashed_leader_refuses_then_restarts_and_catches_up() -> Result<(), B
     assert_eq!(read.value.as_ref().and_then(|v| v.as_str()), Some("3"));
     Ok(())
 }
+
+#[actix::test]
+async fn keyspaces_choose_their_resolution() -> Result<(), Box<dyn std::error::Error>> {
+    use roundtable_actors::{CrdtKind, CrdtState, GetCrdt, GetSiblings, Resolution, Write};
+    let cluster = Cluster::builder()
+        .leaders(["a", "b", "c"])
+        .keyspace("cart", Resolution::Crdt(CrdtKind::OrSet))
+        .keyspace("likes", Resolution::Crdt(CrdtKind::OpCounter))
+        .keyspace("profile", Resolution::Siblings { max_siblings: 4 })
+        .start()
+        .await?;
+    // Concurrent-ish updates at every leader.
+    cluster.leader("a")?.send(Write::add("cart/1", "book")?).await??;
+    cluster.leader("b")?.send(Write::add("cart/1", "pen")?).await??;
+    for name in ["a", "b", "c"] {
+        cluster.leader(name)?.send(Write::increment("likes/post", 2)).await??;
+        cluster.leader(name)?.send(Put::new("profile/ada", format!("from {name}"))).await??;
+    }
+    cluster.leader("c")?.send(Write::decrement("likes/post", 1)).await??;
+    cluster.settled_within(Duration::from_secs(5)).await?;
+    for name in ["a", "b", "c"] {
+        let leader = cluster.leader(name)?;
+        match leader.send(GetCrdt::new("cart/1")).await?? {
+            Some(CrdtState::OrSet(set)) => assert_eq!(set.len(), 2, "at {name}"),
+            other => panic!("cart at {name}: {other:?}"),
+        }
+        match leader.send(GetCrdt::new("likes/post")).await?? {
+            Some(CrdtState::PnCounter(counter)) => assert_eq!(counter.value(), 5, "at {name}"),
+            other => panic!("likes at {name}: {other:?}"),
+        }
+        // Put at each leader in turn, each one after replication of the previous: the later
+        // blind writes did not carry a context, so all three are siblings.
+        let read = leader.send(GetSiblings::new("profile/ada")).await??.expect("siblings");
+        assert_eq!(read.siblings.len(), 3, "at {name}");
+    }
+    // A write with the read's context resolves the siblings everywhere.
+    let read = cluster.leader("a")?.send(GetSiblings::new("profile/ada")).await??.expect("siblings");
+    cluster.leader("a")?.send(Write::with_context("profile/ada", Some(b"merged".to_vec()), read.context)?).await??;
+    cluster.settled_within(Duration::from_secs(5)).await?;
+    let read = cluster.leader("c")?.send(GetSiblings::new("profile/ada")).await??.expect("value");
+    assert_eq!(read.siblings.len(), 1);
+    // The wrong kind of update for a keyspace is a clear error.
+    let wrong = cluster.leader("a")?.send(Put::new("likes/post", "7")).await?;
+    assert_eq!(
+        wrong.map(|_| ()).map_err(|e| e.to_string()),
+        Err("put does not fit key \"likes/post\" of a crdt OpCounter keyspace".into())
+    );
+    Ok(())
+}
