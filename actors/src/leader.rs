@@ -21,12 +21,14 @@ use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
     Crash, Delete, Deliver, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState, Put, Restart,
-    SetLive, Write,
+    Routed, SetLive, Write,
 };
-use crate::network::{Network, Transmit};
+use crate::network::{Network, Route, Transmit};
 use crate::trace::{Actor as Who, TraceSink};
+use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
 use roundtable_runtime::siblings::SiblingRead;
+use roundtable_runtime::WriteError;
 
 /// What a leader needs to be built (and rebuilt after a restart).
 #[derive(Debug, Clone)]
@@ -97,13 +99,31 @@ impl Leader {
         LeaderError::Down(self.spec.name.clone())
     }
 
-    fn write(&mut self, key: &str, update: Update) -> Result<WriteReceipt, LeaderError> {
+    fn write(&mut self, key: &str, update: Update, routed: bool) -> Result<WriteReceipt, LeaderError> {
         let now = self.now();
         let key = Key::new(key)?;
         let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
-        let result = replica.handle_update(now, key, update);
+        let result = if routed {
+            replica.handle_routed_update(now, key, update)
+        } else {
+            replica.handle_update(now, key, update)
+        };
         self.perform();
         Ok(result?)
+    }
+
+    /// Writes here, or — for a key whose home is another leader — routes the write there.
+    fn write_or_route(&mut self, key: String, update: Update) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
+        match self.write(&key, update.clone(), false) {
+            Err(LeaderError::Write(WriteError::NotHome { home, .. })) => {
+                let from = self.spec.id;
+                self.sink.record(Who::Leader(from), format_args!("route {key:?} to its home {home}"));
+                let route = Route { from, to: home, write: Write { key, update } };
+                let network = self.network.clone();
+                Box::pin(async move { network.send(route).await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) })
+            }
+            result => Box::pin(async move { result }),
+        }
     }
 }
 
@@ -135,24 +155,34 @@ impl Supervised for Leader {
 }
 
 impl Handler<Put> for Leader {
-    type Result = Result<WriteReceipt, LeaderError>;
+    type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, msg: Put, _: &mut Context<Self>) -> Self::Result {
-        let value = Value::new(msg.value)?;
-        self.write(&msg.key, Update::Put(value))
+        match Value::new(msg.value) {
+            Ok(value) => self.write_or_route(msg.key, Update::Put(value)),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+        }
     }
 }
 
 impl Handler<Delete> for Leader {
-    type Result = Result<WriteReceipt, LeaderError>;
+    type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
-        self.write(&msg.key, Update::Delete)
+        self.write_or_route(msg.key, Update::Delete)
+    }
+}
+
+impl Handler<Routed> for Leader {
+    type Result = Result<WriteReceipt, LeaderError>;
+    fn handle(&mut self, msg: Routed, _: &mut Context<Self>) -> Self::Result {
+        self.sink.record(Who::Leader(self.spec.id), format_args!("write {:?} routed here as its home", msg.0.key));
+        self.write(&msg.0.key, msg.0.update, true)
     }
 }
 
 impl Handler<Write> for Leader {
-    type Result = Result<WriteReceipt, LeaderError>;
+    type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, msg: Write, _: &mut Context<Self>) -> Self::Result {
-        self.write(&msg.key, msg.update)
+        self.write_or_route(msg.key, msg.update)
     }
 }
 

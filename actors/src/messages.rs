@@ -20,6 +20,12 @@ pub enum LeaderError {
     /// The replica refused the write (fenced clock, catching up after a restart).
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The write had to go to its key's home leader, which could not be reached.
+    #[error("the home leader {home} of this key cannot be reached")]
+    HomeUnreachable {
+        /// The home leader.
+        home: LeaderId,
+    },
 }
 
 /// Write `value` under `key` at this leader. Answered once the write is applied here.
@@ -104,6 +110,11 @@ impl Write {
         Ok(Write { key: key.into(), update: Update::PutWithContext { value, context } })
     }
 }
+
+/// A write routed to this leader because it is the key's home (conflict avoidance).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WriteReceipt, LeaderError>")]
+pub struct Routed(pub Write);
 
 /// Read the siblings of a key of a siblings keyspace, with the causal context to write back.
 #[derive(Debug, Clone, Message)]

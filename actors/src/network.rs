@@ -14,9 +14,10 @@ use roundtable_runtime::wire::{self, Envelope, PeerMessage};
 use roundtable_runtime::{LeaderId, LeaderSet};
 
 use crate::leader::Leader;
-use crate::messages::{Deliver, Heartbeat};
+use crate::messages::{Deliver, Heartbeat, LeaderError, Routed, Write};
 use crate::supervisor::Supervisor;
 use crate::trace::{Actor as Who, TraceSink};
+use roundtable_runtime::WriteReceipt;
 
 /// How the simulated network behaves. [`NetworkModel::in_process`] is perfect and instant.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,6 +293,32 @@ impl Handler<Heartbeat> for Network {
         if let Some(sup) = &self.supervisor {
             sup.do_send(hb);
         }
+    }
+}
+
+/// A client write routed from one leader to the key's home leader. Lost like any message when
+/// the two are cut off from each other.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WriteReceipt, LeaderError>")]
+pub struct Route {
+    /// The leader the client wrote to.
+    pub from: LeaderId,
+    /// The key's home.
+    pub to: LeaderId,
+    /// The write.
+    pub write: Write,
+}
+
+impl Handler<Route> for Network {
+    type Result = actix::ResponseFuture<Result<WriteReceipt, LeaderError>>;
+    fn handle(&mut self, route: Route, _: &mut Context<Self>) -> Self::Result {
+        let unreachable = Err(LeaderError::HomeUnreachable { home: route.to });
+        let target = if self.blocked(route.from, route.to) { None } else { self.leaders.get(&route.to).cloned() };
+        let Some(home) = target else {
+            self.sink.record(Who::Network, format_args!("lost route {}->{} (unreachable)", route.from, route.to));
+            return Box::pin(async move { unreachable });
+        };
+        Box::pin(async move { home.send(Routed(route.write)).await.unwrap_or(unreachable) })
     }
 }
 

@@ -167,6 +167,8 @@ pub struct Simulation {
     max_duration: Duration,
     clock_sync: Option<crate::ClockSyncConfig>,
     invalid: Option<String>,
+    resolution: crate::Resolution,
+    keyspaces: Vec<(String, crate::Resolution)>,
 }
 
 /// Why a simulation could not run.
@@ -201,6 +203,8 @@ impl Simulation {
             max_duration: Duration::from_secs(60),
             clock_sync: None,
             invalid: None,
+            resolution: crate::Resolution::LastWriteWins,
+            keyspaces: Vec::new(),
         }
     }
 
@@ -244,6 +248,20 @@ impl Simulation {
     #[must_use]
     pub fn clock_sync(mut self, config: crate::ClockSyncConfig) -> Self {
         self.clock_sync = Some(config);
+        self
+    }
+
+    /// The resolution of keys outside every named keyspace (default last-write-wins).
+    #[must_use]
+    pub fn resolution(mut self, resolution: crate::Resolution) -> Self {
+        self.resolution = resolution;
+        self
+    }
+
+    /// A named keyspace: keys `name/…` are reconciled by `resolution`.
+    #[must_use]
+    pub fn keyspace(mut self, name: &str, resolution: crate::Resolution) -> Self {
+        self.keyspaces.push((name.to_owned(), resolution));
         self
     }
 
@@ -354,7 +372,10 @@ impl Simulation {
     async fn drive(self) -> Result<SimRun, SimError> {
         let epoch = SimEpoch::starting_now(Cluster::simulation_epoch());
         let sink = TraceSink::recording(epoch);
-        let mut builder = Cluster::builder();
+        let mut builder = Cluster::builder().resolution(self.resolution);
+        for (name, resolution) in &self.keyspaces {
+            builder = builder.keyspace(name, *resolution);
+        }
         if let Some(config) = self.clock_sync {
             builder = builder.clock_sync(config);
         }

@@ -150,3 +150,33 @@ fn a_restarted_leader_never_reuses_a_dot_its_peers_hold_in_their_buffers() {
         assert!(!trace.contains("that it never wrote"), "seed {seed}\n{trace}");
     }
 }
+
+#[test]
+fn home_leader_keys_never_conflict_and_move_when_the_home_dies() {
+    use roundtable_actors::Resolution;
+    let home_of_k = roundtable_runtime::topologies::rendezvous_home(b"k", roundtable_runtime::LeaderSet::first(3))
+        .expect("someone is home")
+        .index();
+    let others: Vec<usize> = (0..3).filter(|i| *i != home_of_k).collect();
+    let run = Simulation::new(21)
+        .leaders(3)
+        .network(NetworkModel::wan())
+        .resolution(Resolution::HomeLeader)
+        .workload(|w| {
+            // Every leader writes the same key at the same moment: without a home, a conflict.
+            let w = (0..3).fold(w, |w, i| w.put(ms(0), i, "k", &format!("v{i}")));
+            // After the home crashed and was declared dead, writes go to the next home.
+            (0..2).fold(w, |w, j| w.put(ms(1_200), others[j], "k", &format!("late{j}")))
+        })
+        .crash_at(ms(300), home_of_k)
+        .run();
+    run.assert_converged();
+    let trace = run.trace().render();
+    assert!(!trace.contains(" lww "), "a home-leader keyspace made a conflict decision:\n{trace}");
+    let routed = trace.matches(&format!("to its home L{home_of_k}")).count();
+    assert_eq!(routed, 2, "both non-home writes went to the home\n{trace}");
+    assert!(trace.contains(&format!("declared L{home_of_k} dead")), "{trace}");
+    // After the failover one of the survivors is home, and the other routes to it.
+    assert!(trace.matches("routed here as its home").count() >= 3, "{trace}");
+    assert_eq!(run.acked().len(), 5);
+}

@@ -137,6 +137,15 @@ pub enum WriteError {
         /// What its clock reported.
         source: ClockError,
     },
+    /// The key's keyspace avoids conflicts by home leader, and its home is another leader: route
+    /// the write there (the actor shell does).
+    #[error("key {key} lives at its home leader {home}")]
+    NotHome {
+        /// The key.
+        key: Key,
+        /// Its home leader.
+        home: LeaderId,
+    },
     /// The update does not fit the resolution of the key's keyspace (a counter increment on a
     /// last-write-wins key, a plain put on a counter…).
     #[error("{update} does not fit key {key} of a {resolution} keyspace")]
@@ -438,6 +447,22 @@ impl Replica {
     /// earlier read, or a CRDT update — whichever fits the key's keyspace. Returns the receipt
     /// once the write is applied here.
     pub fn handle_update(&mut self, now: WallTime, key: Key, update: Update) -> Result<WriteReceipt, WriteError> {
+        self.update(now, key, update, false)
+    }
+
+    /// An update routed here by another leader because this one is the key's home (conflict
+    /// avoidance). It is applied here even if this leader's view of the home differs (a live
+    /// set in flux), so that a write is routed at most once.
+    pub fn handle_routed_update(
+        &mut self,
+        now: WallTime,
+        key: Key,
+        update: Update,
+    ) -> Result<WriteReceipt, WriteError> {
+        self.update(now, key, update, true)
+    }
+
+    fn update(&mut self, now: WallTime, key: Key, update: Update, routed: bool) -> Result<WriteReceipt, WriteError> {
         let resolution = self.config.keyspaces.resolution(&key);
         let name = update.name();
         enum Planned {
@@ -446,8 +471,8 @@ impl Replica {
             Crdt(CrdtKind, CrdtUpdate),
         }
         let planned = match (resolution, update) {
-            (Resolution::LastWriteWins, Update::Put(value)) => Planned::Ready(Op::Put(value)),
-            (Resolution::LastWriteWins, Update::Delete) => Planned::Ready(Op::Delete),
+            (Resolution::LastWriteWins | Resolution::HomeLeader, Update::Put(value)) => Planned::Ready(Op::Put(value)),
+            (Resolution::LastWriteWins | Resolution::HomeLeader, Update::Delete) => Planned::Ready(Op::Delete),
             (Resolution::Siblings { .. }, Update::Put(value)) => Planned::Siblings(Some(value), VersionVector::new()),
             (Resolution::Siblings { .. }, Update::Delete) => Planned::Siblings(None, VersionVector::new()),
             (Resolution::Siblings { .. }, Update::PutWithContext { value, context }) => {
@@ -456,6 +481,11 @@ impl Replica {
             (Resolution::Crdt(kind), Update::Crdt(update)) => Planned::Crdt(kind, update),
             _ => return self.refuse(WriteError::WrongResolution { key, update: name, resolution }),
         };
+        if resolution == Resolution::HomeLeader && !routed {
+            if let Some(home) = self.home_of(&key).filter(|home| *home != self.id) {
+                return self.refuse(WriteError::NotHome { key, home });
+            }
+        }
         if let (Planned::Siblings(value, context), Resolution::Siblings { max_siblings }) = (&planned, resolution) {
             let context = CausalContext::from(context.clone());
             if let Err(e) = self.sibling_store(max_siblings).check_write(&key, &context, value.as_ref()) {
@@ -497,6 +527,13 @@ impl Replica {
     #[must_use]
     pub fn read(&self, key: &Key) -> Option<ReadValue> {
         self.store.register(key).map(|r| ReadValue { value: r.value.clone(), dot: r.dot, hlc: r.hlc })
+    }
+
+    /// The home leader of `key` among the leaders this replica believes live (rendezvous
+    /// hashing); `None` when it believes nobody live.
+    #[must_use]
+    pub fn home_of(&self, key: &Key) -> Option<LeaderId> {
+        roundtable_topologies::rendezvous_home(key.as_str().as_bytes(), self.live)
     }
 
     /// The live siblings of `key` (a key of a siblings keyspace) and the causal context to write
@@ -835,7 +872,7 @@ impl Replica {
     fn op_fits(&self, key: &Key, op: &Op) -> bool {
         match (self.config.keyspaces.resolution(key), op) {
             (_, Op::Void) => true,
-            (Resolution::LastWriteWins, Op::Put(_) | Op::Delete) => true,
+            (Resolution::LastWriteWins | Resolution::HomeLeader, Op::Put(_) | Op::Delete) => true,
             (Resolution::Siblings { .. }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => true,
             (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Counter(_))) => kind == CrdtKind::OpCounter,
             (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Delta(state))) => {
@@ -862,7 +899,7 @@ impl Replica {
     fn apply_one(&mut self, entry: Entry, seen: LeaderSet) {
         debug_assert!(CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
         let outcome = match (self.config.keyspaces.resolution(&entry.key), &entry.op) {
-            (_, Op::Void) | (Resolution::LastWriteWins, _) => self.store.apply(&entry),
+            (_, Op::Void) | (Resolution::LastWriteWins | Resolution::HomeLeader, _) => self.store.apply(&entry),
             (Resolution::Siblings { max_siblings }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => {
                 self.apply_siblings(max_siblings, &entry);
                 ApplyOutcome::Created

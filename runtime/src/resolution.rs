@@ -60,6 +60,12 @@ pub enum CrdtKind {
 pub enum Resolution {
     /// Last-write-wins on HLC timestamps; discarded writes are traced and counted.
     LastWriteWins,
+    /// Conflict avoidance: each key has a home leader (rendezvous hashing over the live set) and
+    /// every write to it is made there — a write at another leader is routed to the home — so
+    /// writes to a key are sequential and never conflict. When the home dies the next leader by
+    /// the same hashing takes over. (Stored like last-write-wins: while the live set changes, two
+    /// leaders can briefly both act as home; their writes are then decided by timestamp.)
+    HomeLeader,
     /// Version vectors with siblings, at most `max_siblings` per key admitted at a leader.
     Siblings {
         /// The bound on live siblings per key (see [`crate::siblings`] for the policy).
@@ -73,6 +79,7 @@ impl fmt::Display for Resolution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Resolution::LastWriteWins => f.write_str("last-write-wins"),
+            Resolution::HomeLeader => f.write_str("home-leader"),
             Resolution::Siblings { max_siblings } => write!(f, "siblings (at most {max_siblings})"),
             Resolution::Crdt(kind) => write!(f, "crdt {kind:?}"),
         }

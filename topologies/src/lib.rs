@@ -11,9 +11,11 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod graph;
+mod home;
 mod ids;
 mod topology;
 
 pub use graph::Graph;
+pub use home::rendezvous_home;
 pub use ids::{LeaderId, LeaderIdOutOfRange, LeaderSet, LeaderSetIter, MAX_LEADERS};
 pub use topology::*;
