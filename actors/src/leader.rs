@@ -20,8 +20,8 @@ use roundtable_runtime::{
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    Crash, Delete, Deliver, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState, Put, Restart,
-    Routed, SetLive, Write,
+    Changed, Crash, Delete, Deliver, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState, Put,
+    Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::network::{Network, Route, Transmit};
 use crate::trace::{Actor as Who, TraceSink};
@@ -53,6 +53,7 @@ pub struct LeaderSpec {
 pub struct Leader {
     spec: LeaderSpec,
     replica: Option<Replica>,
+    subscriptions: Vec<(String, actix::Recipient<Changed>)>,
     network: Addr<Network>,
     sink: TraceSink,
 }
@@ -65,7 +66,7 @@ impl Leader {
         sink: TraceSink,
     ) -> Result<Self, roundtable_runtime::ConfigError> {
         let replica = Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?;
-        Ok(Leader { spec, replica: Some(replica), network, sink })
+        Ok(Leader { spec, replica: Some(replica), subscriptions: Vec::new(), network, sink })
     }
 
     /// This leader's raw physical clock.
@@ -91,6 +92,17 @@ impl Leader {
                     tracing::debug!(%event);
                     self.sink.record(Who::Leader(id), &event);
                 }
+                Effect::Changed { key, dot, cause } => {
+                    let key = key.as_str();
+                    self.subscriptions.retain(|(_, s)| s.connected());
+                    for (prefix, subscriber) in &self.subscriptions {
+                        if key.starts_with(prefix.as_str()) {
+                            subscriber.do_send(Changed { leader: id, key: key.to_owned(), dot, cause });
+                        }
+                    }
+                }
+                // Effects a later version of the core may add: nothing to perform here.
+                _ => {}
             }
         }
     }
@@ -156,11 +168,86 @@ impl Supervised for Leader {
 
 impl Handler<Put> for Leader {
     type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
-    fn handle(&mut self, msg: Put, _: &mut Context<Self>) -> Self::Result {
-        match Value::new(msg.value) {
+    fn handle(&mut self, msg: Put, ctx: &mut Context<Self>) -> Self::Result {
+        let written = match Value::new(msg.value) {
             Ok(value) => self.write_or_route(msg.key, Update::Put(value)),
-            Err(e) => Box::pin(async move { Err(e.into()) }),
+            Err(e) => return Box::pin(async move { Err(e.into()) }),
+        };
+        let Some(concern) = msg.concern else { return written };
+        let me = ctx.address();
+        Box::pin(async move {
+            let receipt = written.await?;
+            await_concern(me, receipt, concern).await
+        })
+    }
+}
+
+/// Waits until `concern.leaders` leaders hold the write, asking the peers for acknowledgements
+/// every 20 ms, for at most `concern.timeout`.
+async fn await_concern(
+    me: actix::Addr<Leader>,
+    receipt: WriteReceipt,
+    concern: WriteConcern,
+) -> Result<WriteReceipt, LeaderError> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let acknowledged = me.send(Holders(receipt.dot)).await.unwrap_or(0);
+        if acknowledged >= concern.leaders {
+            return Ok(receipt);
         }
+        let waited = start.elapsed();
+        if waited >= concern.timeout {
+            return Err(LeaderError::NotYetAcknowledged {
+                dot: receipt.dot,
+                acknowledged,
+                wanted: concern.leaders,
+                waited,
+            });
+        }
+        me.do_send(RequestAcks);
+        tokio::time::sleep(std::time::Duration::from_millis(20).min(concern.timeout - waited)).await;
+    }
+}
+
+/// How many leaders are known to hold a write.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "usize")]
+struct Holders(roundtable_runtime::Dot);
+
+impl Handler<Holders> for Leader {
+    type Result = usize;
+    fn handle(&mut self, msg: Holders, _: &mut Context<Self>) -> usize {
+        self.replica.as_ref().map_or(0, |r| r.holders(msg.0).len())
+    }
+}
+
+/// Ask the peers for their version vectors now.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "()")]
+struct RequestAcks;
+
+impl Handler<RequestAcks> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: RequestAcks, _: &mut Context<Self>) {
+        if let Some(replica) = self.replica.as_mut() {
+            replica.request_acks();
+        }
+        self.perform();
+    }
+}
+
+impl Handler<Subscribe> for Leader {
+    type Result = Result<(), LeaderError>;
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        self.subscriptions.retain(|(_, s)| s.connected());
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            return Err(LeaderError::TooManySubscriptions);
+        }
+        self.subscriptions.push((msg.prefix, msg.subscriber));
+        if let Some(replica) = self.replica.as_mut() {
+            replica.notify_changes(true);
+        }
+        Ok(())
     }
 }
 
@@ -260,6 +347,7 @@ impl Handler<Restart> for Leader {
                 self.sink.record(Who::Leader(s.id), "restarted with empty state; catching up");
                 let now = self.now();
                 let replica = self.replica.insert(replica);
+                replica.notify_changes(!self.subscriptions.is_empty());
                 replica.start(now);
                 self.perform();
             }

@@ -21,7 +21,10 @@ pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, ClockSyncConfig, TimeQuery, TimeServer};
 pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics};
 pub use leader::{Leader, LeaderSpec};
-pub use messages::{Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, Restart, Write};
+pub use messages::{
+    Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, Restart, Subscribe,
+    Write, WriteConcern, MAX_SUBSCRIPTIONS,
+};
 pub use network::{Fault, NetStats, Network, NetworkModel};
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use sim::{ms, AckedWrite, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};

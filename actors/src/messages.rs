@@ -20,6 +20,25 @@ pub enum LeaderError {
     /// The replica refused the write (fenced clock, catching up after a restart).
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// Too many subscriptions at this leader.
+    #[error("this leader already has {MAX_SUBSCRIPTIONS} subscriptions")]
+    TooManySubscriptions,
+    /// The write concern was not met in time. The write itself stands (it is applied at the
+    /// leader that took it) and is still propagating.
+    #[error(
+        "write {dot} stands and is still propagating, but only {acknowledged} of the {wanted} leaders asked for \
+         hold it after {waited:?}"
+    )]
+    NotYetAcknowledged {
+        /// The write.
+        dot: roundtable_runtime::Dot,
+        /// Leaders known to hold it.
+        acknowledged: usize,
+        /// Leaders asked for.
+        wanted: usize,
+        /// How long the leader waited.
+        waited: std::time::Duration,
+    },
     /// The write had to go to its key's home leader, which could not be reached.
     #[error("the home leader {home} of this key cannot be reached")]
     HomeUnreachable {
@@ -36,12 +55,22 @@ pub struct Put {
     pub key: String,
     /// The value.
     pub value: Vec<u8>,
+    /// Acknowledge only once this many leaders hold the write (default: once applied here).
+    pub concern: Option<WriteConcern>,
 }
 
 impl Put {
     /// A put of `value` (bytes or text) under `key`.
     pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        Put { key: key.into(), value: value.into() }
+        Put { key: key.into(), value: value.into(), concern: None }
+    }
+
+    /// This put, acknowledged once `leaders` leaders hold it, or an error after `timeout` that
+    /// says the write stands and is still propagating.
+    #[must_use]
+    pub fn acknowledged_by(mut self, leaders: usize, timeout: std::time::Duration) -> Self {
+        self.concern = Some(WriteConcern { leaders, timeout });
+        self
     }
 }
 
@@ -109,6 +138,45 @@ impl Write {
         let value = value.map(Value::new).transpose()?;
         Ok(Write { key: key.into(), update: Update::PutWithContext { value, context } })
     }
+}
+
+/// Subscribe `subscriber` to every change applied at this leader to a key starting with
+/// `prefix` (an empty prefix: every key). Subscriptions survive a crash of the leader (they live
+/// in the actor, not in the replica's state); at most [`MAX_SUBSCRIPTIONS`] per leader.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), LeaderError>")]
+pub struct Subscribe {
+    /// The key prefix.
+    pub prefix: String,
+    /// Who receives [`Changed`] messages.
+    pub subscriber: actix::Recipient<Changed>,
+}
+
+/// The most subscriptions one leader keeps.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// A key changed at a leader, for a subscriber.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Changed {
+    /// The leader where it changed.
+    pub leader: LeaderId,
+    /// The key.
+    pub key: String,
+    /// The write that changed it.
+    pub dot: roundtable_runtime::Dot,
+    /// Why: a local write, a replicated entry, or a snapshot merge.
+    pub cause: roundtable_runtime::ChangeCause,
+}
+
+/// A write acknowledged only once `leaders` leaders (this one included) hold it, or an error
+/// after `timeout` that says the write itself stands and is still propagating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteConcern {
+    /// How many leaders must hold the write.
+    pub leaders: usize,
+    /// How long to wait for them.
+    pub timeout: std::time::Duration,
 }
 
 /// A write routed to this leader because it is the key's home (conflict avoidance).

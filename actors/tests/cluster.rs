@@ -122,3 +122,67 @@ async fn keyspaces_choose_their_resolution() -> Result<(), Box<dyn std::error::E
     );
     Ok(())
 }
+
+/// Collects what a subscription delivers.
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<roundtable_actors::Changed>>>);
+
+impl actix::Actor for Collector {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<roundtable_actors::Changed> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: roundtable_actors::Changed, _: &mut actix::Context<Self>) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push(msg);
+        }
+    }
+}
+
+#[actix::test]
+async fn subscribers_see_every_change_under_their_prefix_with_its_cause() -> Result<(), Box<dyn std::error::Error>> {
+    use actix::Actor;
+    use roundtable_actors::Subscribe;
+    use roundtable_runtime::ChangeCause;
+    let cluster = Cluster::builder().leaders(["a", "b", "c"]).start().await?;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collector = Collector(seen.clone()).start();
+    cluster.leader("c")?.send(Subscribe { prefix: "user:".into(), subscriber: collector.recipient() }).await??;
+    cluster.leader("a")?.send(Put::new("user:1", "Ada")).await??;
+    cluster.leader("c")?.send(Put::new("user:2", "Grace")).await??;
+    cluster.leader("c")?.send(Put::new("other", "not for this subscriber")).await??;
+    cluster.settled_within(Duration::from_secs(5)).await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let seen = seen.lock().map_err(|_| "poisoned")?.clone();
+    let summary: Vec<(String, ChangeCause)> = seen.iter().map(|c| (c.key.clone(), c.cause)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("user:1".to_owned(), ChangeCause::Replicated { origin: LeaderId::new(0)? }),
+            ("user:2".to_owned(), ChangeCause::LocalWrite),
+        ]
+    );
+    Ok(())
+}
+
+#[actix::test]
+async fn a_write_concern_waits_for_k_leaders_or_says_the_write_stands() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = Cluster::builder().leader_count(3).topology(Topology::Circle).start().await?;
+    let receipt = cluster.leader("L0")?.send(Put::new("k", "v").acknowledged_by(3, Duration::from_secs(2))).await??;
+    assert_eq!(receipt.dot.to_string(), "L0:1");
+    // Cut L2 off: a write that wants all three cannot get there in time, and says so.
+    cluster.isolate(LeaderId::new(2)?);
+    let timed_out =
+        cluster.leader("L0")?.send(Put::new("k", "w").acknowledged_by(3, Duration::from_millis(150))).await?;
+    let message = timed_out.map(|_| ()).map_err(|e| e.to_string()).expect_err("not acknowledged by L2");
+    assert!(
+        message.starts_with("write L0:2 stands and is still propagating, but only 2 of the 3 leaders"),
+        "{message}"
+    );
+    // The write does stand: it is applied at L0 and L1.
+    for name in ["L0", "L1"] {
+        let read = cluster.leader(name)?.send(Get::new("k")).await??.expect("written");
+        assert_eq!(read.value.as_ref().and_then(|v| v.as_str()), Some("w"), "at {name}");
+    }
+    Ok(())
+}

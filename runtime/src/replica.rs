@@ -201,6 +201,7 @@ pub struct ReadValue {
 /// An output of the replica, to be performed by the shell in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Effect {
     /// Send this message to that peer.
     Send {
@@ -211,6 +212,33 @@ pub enum Effect {
     },
     /// Record this trace event.
     Trace(TraceEvent),
+    /// A key changed here (emitted only after [`Replica::notify_changes`] turned it on), for
+    /// subscribers.
+    Changed {
+        /// The key.
+        key: Key,
+        /// The write that changed it (for a snapshot merge: the write now visible).
+        dot: Dot,
+        /// Why it changed.
+        cause: ChangeCause,
+    },
+}
+
+/// Why a key changed at a leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeCause {
+    /// A client wrote it at this leader.
+    LocalWrite,
+    /// An entry replicated from its origin was applied.
+    Replicated {
+        /// The write's origin.
+        origin: LeaderId,
+    },
+    /// A state snapshot from a peer was merged.
+    Merge {
+        /// The peer.
+        from: LeaderId,
+    },
 }
 
 /// An entry rejected for its timestamp, kept for inspection (never applied).
@@ -303,6 +331,7 @@ pub struct Replica {
     /// Void entries applied here, most recent last (bounded by `VOIDED_MAX`).
     voided: alloc::collections::VecDeque<Dot>,
     fenced: bool,
+    notify_changes: bool,
     next_anti_entropy: Option<WallTime>,
     next_ack_round: Option<WallTime>,
     /// Peers to ask for a catch-up once the current input is handled (at most one digest each).
@@ -370,6 +399,7 @@ impl Replica {
             recovery_held: alloc::collections::BTreeSet::new(),
             voided: alloc::collections::VecDeque::new(),
             fenced: false,
+            notify_changes: false,
             next_anti_entropy: None,
             next_ack_round: None,
             catch_up_wanted: LeaderSet::EMPTY,
@@ -527,6 +557,19 @@ impl Replica {
     #[must_use]
     pub fn read(&self, key: &Key) -> Option<ReadValue> {
         self.store.register(key).map(|r| ReadValue { value: r.value.clone(), dot: r.dot, hlc: r.hlc })
+    }
+
+    /// Turns [`Effect::Changed`] notifications on or off (off by default).
+    pub fn notify_changes(&mut self, on: bool) {
+        self.notify_changes = on;
+    }
+
+    /// Asks every live peer for its version vector now (a digest they answer at once), so that
+    /// [`Replica::holders`] catches up quickly — for a write concern.
+    pub fn request_acks(&mut self) {
+        for peer in self.live.without(self.id) {
+            self.send_digest(peer, DigestReply::Always);
+        }
     }
 
     /// The home leader of `key` among the leaders this replica believes live (rendezvous
@@ -914,6 +957,14 @@ impl Replica {
         };
         self.applied.set(entry.dot.origin, entry.dot.seq);
         self.metrics.applied += 1;
+        if self.notify_changes && outcome != ApplyOutcome::Void {
+            let cause = if entry.dot.origin == self.id && !self.recovering {
+                ChangeCause::LocalWrite
+            } else {
+                ChangeCause::Replicated { origin: entry.dot.origin }
+            };
+            self.effects.push(Effect::Changed { key: entry.key.clone(), dot: entry.dot, cause });
+        }
         let dot = entry.dot;
         self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone() });
         if outcome == ApplyOutcome::Void {
@@ -1274,6 +1325,10 @@ impl Replica {
         let vv = snapshot.vv;
         for chunk in snapshot.chunks.into_values() {
             for (key, register) in chunk.registers {
+                if self.notify_changes && self.store.register(&key).is_none_or(|r| r.hlc < register.hlc) {
+                    let cause = ChangeCause::Merge { from };
+                    self.effects.push(Effect::Changed { key: key.clone(), dot: register.dot, cause });
+                }
                 self.merge_register(&vv, key, register);
             }
             for (key, state) in chunk.siblings {

@@ -83,10 +83,8 @@ impl Net {
         let effects: Vec<Effect> = self.replicas[i].drain_effects().collect();
         for effect in effects {
             match effect {
-                Effect::Send { to, msg } => {
-                    if !self.cut.contains(&(from, to)) {
-                        self.in_flight.push((from, to, msg));
-                    }
+                Effect::Send { to, msg } if !self.cut.contains(&(from, to)) => {
+                    self.in_flight.push((from, to, msg));
                 }
                 Effect::Trace(event) => {
                     if let TraceEvent::Applied { dot, .. } = &event {
@@ -95,6 +93,7 @@ impl Net {
                     self.trace.push(format!("{from} {event}"));
                     self.events.push((from, event));
                 }
+                _ => {}
             }
         }
     }
