@@ -56,6 +56,20 @@ pub enum ClientOp {
         /// The key.
         key: String,
     },
+    /// Any update (a CRDT update, a siblings write…), as [`crate::Write`] sends it.
+    Update {
+        /// The key.
+        key: String,
+        /// The update.
+        update: crate::Update,
+    },
+    /// Read the siblings of a key and write `value` with their context, resolving them.
+    ResolveSiblings {
+        /// The key.
+        key: String,
+        /// The merged value.
+        value: String,
+    },
     /// Write a value, but only once this leader shows `seen_key` = `seen_value` (a write that
     /// causally depends on another leader's); polls every millisecond, for at most 10 s.
     PutAfterSeeing {
@@ -83,6 +97,22 @@ impl Workload {
     #[must_use]
     pub fn put(mut self, at: Duration, leader: usize, key: &str, value: &str) -> Self {
         self.ops.push((at, leader, ClientOp::Put { key: key.into(), value: value.into() }));
+        self
+    }
+
+    /// Any update of `key` at leader `leader`, `at` after the start (a CRDT update, a siblings
+    /// write with a context…).
+    #[must_use]
+    pub fn update(mut self, at: Duration, leader: usize, key: &str, update: crate::Update) -> Self {
+        self.ops.push((at, leader, ClientOp::Update { key: key.into(), update }));
+        self
+    }
+
+    /// At `at`, leader `leader` reads the siblings of `key` and writes `value` with their
+    /// context, replacing them all.
+    #[must_use]
+    pub fn resolve_siblings(mut self, at: Duration, leader: usize, key: &str, value: &str) -> Self {
+        self.ops.push((at, leader, ClientOp::ResolveSiblings { key: key.into(), value: value.into() }));
         self
     }
 
@@ -475,14 +505,35 @@ async fn client_op(
 ) -> Result<Option<AckedWrite>, ClusterError> {
     let id = LeaderId::new(leader).map_err(|_| ClusterError::UnknownLeader(format!("#{leader}")))?;
     let addr = cluster.leader_by_id(id)?;
-    let (key, value, result) = match op {
+    let (key, value, label, result) = match op {
         ClientOp::Put { key, value } => {
             let r = addr.send(Put::new(key.clone(), value.clone())).await?;
-            (key, Some(value), r)
+            let label = format!("put {key:?}={value:?}");
+            (key, Some(value), label, r)
         }
         ClientOp::Delete { key } => {
             let r = addr.send(Delete::new(key.clone())).await?;
-            (key, None, r)
+            let label = format!("delete {key:?}");
+            (key, None, label, r)
+        }
+        ClientOp::Update { key, update } => {
+            let label = format!("update {key:?} {}", describe(&update));
+            let r = addr.send(crate::Write { key: key.clone(), update }).await?;
+            (key, None, label, r)
+        }
+        ClientOp::ResolveSiblings { key, value } => {
+            let read = addr.send(crate::GetSiblings::new(key.clone())).await?;
+            let Ok(Some(read)) = read else {
+                sink.record(Who::Client, format_args!("{id} has no siblings of {key:?} to resolve"));
+                return Ok(None);
+            };
+            let seen: Vec<String> = read.siblings.iter().map(|(dot, _)| dot.to_string()).collect();
+            sink.record(Who::Client, format_args!("{id} read {key:?}: siblings [{}]", seen.join(" ")));
+            let write = crate::Write::with_context(key.clone(), Some(value.clone().into_bytes()), read.context)
+                .map_err(|e| ClusterError::Settings(e.to_string()))?;
+            let r = addr.send(write).await?;
+            let label = format!("put {key:?}={value:?} over the siblings read");
+            (key, Some(value), label, r)
         }
         ClientOp::PutAfterSeeing { key, value, seen_key, seen_value } => {
             let deadline = epoch.elapsed() + Duration::from_secs(10);
@@ -501,13 +552,11 @@ async fn client_op(
             }
             sink.record(Who::Client, format_args!("{id} shows {seen_key:?}={seen_value:?}"));
             let r = addr.send(Put::new(key.clone(), value.clone())).await?;
-            (key, Some(value), r)
+            let label = format!("put {key:?}={value:?}");
+            (key, Some(value), label, r)
         }
     };
-    let what = match &value {
-        Some(v) => format!("put {key:?}={v:?} at {id}"),
-        None => format!("delete {key:?} at {id}"),
-    };
+    let what = format!("{label} at {id}");
     match result {
         Ok(receipt) => {
             sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
@@ -517,6 +566,23 @@ async fn client_op(
             sink.record(Who::Client, format_args!("{what}: refused: {e}"));
             Ok(None)
         }
+    }
+}
+
+/// A short, stable description of an update for the trace.
+fn describe(update: &crate::Update) -> String {
+    use crate::{CrdtUpdate, Update};
+    let text = |v: &roundtable_runtime::Value| v.as_str().map_or_else(|| format!("{v:?}"), |s| format!("{s:?}"));
+    match update {
+        Update::Put(v) => format!("put {}", text(v)),
+        Update::Delete => "delete".into(),
+        Update::PutWithContext { value: Some(v), .. } => format!("put {} with context", text(v)),
+        Update::PutWithContext { value: None, .. } => "delete with context".into(),
+        Update::Crdt(CrdtUpdate::Increment(n)) => format!("+{n}"),
+        Update::Crdt(CrdtUpdate::Decrement(n)) => format!("-{n}"),
+        Update::Crdt(CrdtUpdate::Add(v)) => format!("add {}", text(v)),
+        Update::Crdt(CrdtUpdate::Remove(v)) => format!("remove {}", text(v)),
+        Update::Crdt(CrdtUpdate::Set { value, .. }) => format!("set {}", text(value)),
     }
 }
 
