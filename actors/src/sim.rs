@@ -60,8 +60,8 @@ pub enum ClientOp {
     Update {
         /// The key.
         key: String,
-        /// The update.
-        update: crate::Update,
+        /// The update (boxed: an MV-register context makes it large).
+        update: Box<crate::Update>,
     },
     /// Read the siblings of a key and write `value` with their context, resolving them.
     ResolveSiblings {
@@ -104,7 +104,7 @@ impl Workload {
     /// write with a context…).
     #[must_use]
     pub fn update(mut self, at: Duration, leader: usize, key: &str, update: crate::Update) -> Self {
-        self.ops.push((at, leader, ClientOp::Update { key: key.into(), update }));
+        self.ops.push((at, leader, ClientOp::Update { key: key.into(), update: Box::new(update) }));
         self
     }
 
@@ -518,7 +518,7 @@ async fn client_op(
         }
         ClientOp::Update { key, update } => {
             let label = format!("update {key:?} {}", describe(&update));
-            let r = addr.send(crate::Write { key: key.clone(), update }).await?;
+            let r = addr.send(crate::Write { key: key.clone(), update: *update }).await?;
             (key, None, label, r)
         }
         ClientOp::ResolveSiblings { key, value } => {
