@@ -385,6 +385,7 @@ impl Handler<Inspect> for Leader {
                 metrics: Default::default(),
                 store: Vec::new(),
                 voided: Vec::new(),
+                resolved: Vec::new(),
                 digest: Vec::new(),
             },
             Some(r) => LeaderState {
@@ -405,6 +406,7 @@ impl Handler<Inspect> for Leader {
                     })
                     .collect(),
                 voided: r.voided().collect(),
+                resolved: r.render_resolved(),
                 digest: r.state_digest(),
             },
         };

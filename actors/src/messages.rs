@@ -259,6 +259,8 @@ pub struct LeaderState {
     pub store: Vec<(String, Option<Vec<u8>>, String)>,
     /// Void entries it applied: writes lost with their leader's crash.
     pub voided: Vec<roundtable_runtime::Dot>,
+    /// Keys of siblings and CRDT keyspaces with what a reader sees (stable text), in key order.
+    pub resolved: Vec<(String, String)>,
     /// Everything it holds as one comparable value (equal at leaders that applied the same
     /// writes, siblings and CRDT keys included).
     pub digest: Vec<u8>,

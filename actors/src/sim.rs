@@ -727,7 +727,9 @@ impl SimRun {
                         None => format!("{k}=(deleted)@{dot}"),
                     })
                     .collect();
-                format!("{} {}", s.applied, kv.join(" "))
+                let resolved = s.resolved.iter().map(|(k, v)| format!("{k}={v}"));
+                let all: Vec<String> = kv.into_iter().chain(resolved).collect();
+                format!("{} {}", s.applied, all.join(" "))
             };
             let _ = writeln!(out, "{} {state}", s.name);
         }

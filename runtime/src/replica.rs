@@ -589,6 +589,26 @@ impl Replica {
         }
     }
 
+    /// Every key of a siblings or CRDT keyspace with what a reader sees, as stable text, in key
+    /// order (siblings as `[dot=value …]`, CRDTs as [`CrdtState::render`]).
+    #[must_use]
+    pub fn render_resolved(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for store in self.siblings.values() {
+            for (key, _) in store.iter() {
+                if let Some(read) = store.read(key) {
+                    let values: Vec<String> = read.siblings.iter().map(|(d, v)| alloc::format!("{d}={v}")).collect();
+                    out.push((key.as_str().into(), alloc::format!("[{}]", values.join(" "))));
+                }
+            }
+        }
+        for (key, state) in &self.crdts.crdts {
+            out.push((key.as_str().into(), state.render()));
+        }
+        out.sort();
+        out
+    }
+
     /// The state of `key` (a key of a CRDT keyspace); `None` when nothing was written to it here.
     #[must_use]
     pub fn read_crdt(&self, key: &Key) -> Option<&CrdtState> {

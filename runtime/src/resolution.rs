@@ -191,6 +191,26 @@ impl CrdtState {
         true
     }
 
+    /// The value a reader sees, as stable text: `7`, `{"a", "b"}`, `"v"`, `["v", "w"]`.
+    #[must_use]
+    pub fn render(&self) -> String {
+        use alloc::format;
+        use alloc::string::ToString;
+        let text = |v: &Value| format!("{v}");
+        let set = |items: alloc::vec::Vec<String>| format!("{{{}}}", items.join(", "));
+        match self {
+            CrdtState::GCounter(c) => c.value().to_string(),
+            CrdtState::PnCounter(c) => c.value().to_string(),
+            CrdtState::GSet(s) => set(s.value().iter().map(text).collect()),
+            CrdtState::TwoPSet(s) => set(s.value().iter().map(text).collect()),
+            CrdtState::OrSet(s) => set(s.value().iter().map(text).collect()),
+            CrdtState::LwwRegister(r) => r.value().map_or_else(|| "(unset)".into(), text),
+            CrdtState::MvRegister(r) => {
+                format!("[{}]", r.values().map(text).collect::<alloc::vec::Vec<_>>().join(", "))
+            }
+        }
+    }
+
     /// Whether this state is of the type `kind` stores.
     #[must_use]
     pub fn fits(&self, kind: CrdtKind) -> bool {
