@@ -30,7 +30,8 @@ pub mod wire;
 pub use causality::{Causality, Dot, Seq, VersionVector};
 pub use entry::{DataError, Entry, Key, Op, Value};
 pub use replica::{
-    ChangeCause, ConfigError, Effect, Metrics, ReadValue, Replica, ReplicaConfig, WriteError, WriteReceipt,
+    ChangeCause, ConfigError, Effect, GossipConfig, Metrics, ReadValue, Replica, ReplicaConfig, WriteError,
+    WriteReceipt,
 };
 pub use roundtable_topologies as topologies;
 pub use roundtable_topologies::{LeaderId, LeaderSet, Topology, MAX_LEADERS};

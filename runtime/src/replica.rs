@@ -82,6 +82,27 @@ pub struct ReplicaConfig {
     pub trace: bool,
     /// The keyspaces and their conflict resolutions (default: everything last-write-wins).
     pub keyspaces: Keyspaces,
+    /// Gossip: every `interval`, a digest to `fanout` live peers drawn at random (seeded), on
+    /// top of the topology's neighbours — the classic way state-based CRDTs spread, and a faster
+    /// repair for every keyspace when links break. Off by default.
+    pub gossip: Option<GossipConfig>,
+}
+
+/// How a replica gossips; see [`ReplicaConfig::gossip`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GossipConfig {
+    /// How many random live peers each round.
+    pub fanout: usize,
+    /// How often.
+    pub interval: Duration,
+    /// The seed of the peer choices (each leader mixes in its id).
+    pub seed: u64,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig { fanout: 1, interval: Duration::from_secs(1), seed: 0 }
+    }
 }
 
 impl Default for ReplicaConfig {
@@ -100,6 +121,7 @@ impl Default for ReplicaConfig {
             quarantine_max: 256,
             trace: true,
             keyspaces: Keyspaces::default(),
+            gossip: None,
         }
     }
 }
@@ -297,6 +319,8 @@ pub struct Metrics {
     pub voids_issued: u64,
     /// Siblings writes that left a key with concurrent siblings.
     pub siblings_kept: u64,
+    /// Gossip rounds (digests to random peers).
+    pub gossip_rounds: u64,
 }
 
 /// One leader's replication state machine. See the [module documentation](self).
@@ -332,6 +356,8 @@ pub struct Replica {
     voided: alloc::collections::VecDeque<Dot>,
     fenced: bool,
     notify_changes: bool,
+    gossip_rng: crate::rng::SeededRng,
+    next_gossip: Option<WallTime>,
     next_anti_entropy: Option<WallTime>,
     next_ack_round: Option<WallTime>,
     /// Peers to ask for a catch-up once the current input is handled (at most one digest each).
@@ -400,6 +426,10 @@ impl Replica {
             voided: alloc::collections::VecDeque::new(),
             fenced: false,
             notify_changes: false,
+            gossip_rng: crate::rng::SeededRng::new(
+                config.gossip.map_or(0, |g| g.seed) ^ (id.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ),
+            next_gossip: None,
             next_anti_entropy: None,
             next_ack_round: None,
             catch_up_wanted: LeaderSet::EMPTY,
@@ -675,6 +705,15 @@ impl Replica {
             if self.next_ack_round.is_none_or(|due| now >= due) {
                 targets = targets.union(self.live.without(self.id));
                 self.next_ack_round = Some(now.saturating_add(interval));
+            }
+        }
+        if let Some(gossip) = self.config.gossip {
+            if self.next_gossip.is_none_or(|due| now >= due) {
+                let mut peers: Vec<LeaderId> = self.live.without(self.id).iter().collect();
+                self.gossip_rng.shuffle(&mut peers);
+                targets = targets.union(peers.into_iter().take(gossip.fanout).collect());
+                self.metrics.gossip_rounds += 1;
+                self.next_gossip = Some(now.saturating_add(gossip.interval));
             }
         }
         for peer in targets {

@@ -333,3 +333,30 @@ fn updates_must_fit_the_keyspace_at_clients_and_peers() {
         net.trace
     );
 }
+
+#[test]
+fn gossip_sends_digests_to_random_live_peers_beyond_the_neighbours() {
+    use roundtable_runtime::GossipConfig;
+    let gossip = GossipConfig { fanout: 2, interval: Duration::from_secs(1), seed: 9 };
+    let config = ReplicaConfig { gossip: Some(gossip), ack_interval: None, ..ReplicaConfig::default() };
+    let mut net = Net::new(6, Topology::Circle, config);
+    let mut reached = LeaderSet::EMPTY;
+    for _ in 0..5 {
+        net.in_flight.clear();
+        net.tick_all(Duration::from_secs(1));
+        for (from, to, msg) in &net.in_flight {
+            if *from == id(0) && matches!(msg, PeerMessage::Digest { .. }) {
+                reached.insert(*to);
+            }
+        }
+    }
+    // L0's circle neighbours are L1 and L5; gossip reached others too, and over five rounds the
+    // seeded choices differ.
+    assert!(reached.len() > 2, "{reached}");
+    assert_eq!(net.replicas[0].metrics().gossip_rounds, 5);
+    // Without gossip only the neighbours hear from L0.
+    let mut net = Net::new(6, Topology::Circle, ReplicaConfig { ack_interval: None, ..ReplicaConfig::default() });
+    net.tick_all(Duration::from_secs(1));
+    let targets: LeaderSet = net.in_flight.iter().filter(|(f, _, _)| *f == id(0)).map(|(_, t, _)| *t).collect();
+    assert_eq!(targets.to_string(), "{L1,L5}");
+}
