@@ -20,8 +20,8 @@ use roundtable_runtime::{
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    Changed, Crash, Delete, Deliver, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState, Put,
-    Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState,
+    Put, Report, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::network::{Network, Route, Transmit};
 use crate::trace::{Actor as Who, TraceSink};
@@ -101,6 +101,7 @@ impl Leader {
                         }
                     }
                 }
+                Effect::Alarm(alarm) => self.network.do_send(Report { from: id, alarm }),
                 // Effects a later version of the core may add: nothing to perform here.
                 _ => {}
             }
@@ -231,6 +232,34 @@ impl Handler<RequestAcks> for Leader {
     fn handle(&mut self, _: RequestAcks, _: &mut Context<Self>) {
         if let Some(replica) = self.replica.as_mut() {
             replica.request_acks();
+        }
+        self.perform();
+    }
+}
+
+impl Handler<Fence> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: Fence, _: &mut Context<Self>) {
+        let now = self.now();
+        let Some(replica) = self.replica.as_mut() else { return };
+        if replica.is_fenced_by_cluster() {
+            return;
+        }
+        // Its clock ran ahead: whatever its writes decided here may be wrong, so it rejoins —
+        // rebuilds its state from the healthy leaders — and writes again once its clock is synced.
+        match replica.rejoin(now) {
+            Ok(mut fresh) => {
+                self.sink.record(
+                    Who::Leader(self.spec.id),
+                    "rejoining: in-memory state discarded, catching up from the healthy leaders",
+                );
+                fresh.start(now);
+                self.replica = Some(fresh);
+            }
+            Err(e) => {
+                replica.fence_by_cluster(true);
+                self.sink.record(Who::Leader(self.spec.id), format_args!("rejoin failed: {e}"));
+            }
         }
         self.perform();
     }
@@ -385,6 +414,7 @@ impl Handler<Inspect> for Leader {
                 metrics: Default::default(),
                 store: Vec::new(),
                 voided: Vec::new(),
+                quarantined: Vec::new(),
                 resolved: Vec::new(),
                 digest: Vec::new(),
             },
@@ -406,6 +436,10 @@ impl Handler<Inspect> for Leader {
                     })
                     .collect(),
                 voided: r.voided().collect(),
+                quarantined: r
+                    .quarantine()
+                    .map(|q| (q.entry.dot, format!("{:?} from {}: {}", q.entry.key, q.from, q.reason)))
+                    .collect(),
                 resolved: r.render_resolved(),
                 digest: r.state_digest(),
             },

@@ -259,6 +259,8 @@ pub struct LeaderState {
     pub store: Vec<(String, Option<Vec<u8>>, String)>,
     /// Void entries it applied: writes lost with their leader's crash.
     pub voided: Vec<roundtable_runtime::Dot>,
+    /// Entries it refused for far-future timestamps and keeps for inspection: the write and why.
+    pub quarantined: Vec<(roundtable_runtime::Dot, String)>,
     /// Keys of siblings and CRDT keyspaces with what a reader sees (stable text), in key order.
     pub resolved: Vec<(String, String)>,
     /// Everything it holds as one comparable value (equal at leaders that applied the same
@@ -291,6 +293,21 @@ pub struct Deliver {
     /// The encoded envelope.
     pub frame: Vec<u8>,
 }
+
+/// From a leader, through the network, to the supervisor: something it must act on.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    /// The reporting leader.
+    pub from: LeaderId,
+    /// What it saw.
+    pub alarm: roundtable_runtime::Alarm,
+}
+
+/// From the supervisor: refuse writes until your clock is synchronised.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Fence;
 
 /// From a leader, through the network, to the supervisor: "I am alive".
 #[derive(Debug, Clone, Copy, Message)]

@@ -14,7 +14,7 @@ use roundtable_runtime::wire::{self, Envelope, PeerMessage};
 use roundtable_runtime::{LeaderId, LeaderSet};
 
 use crate::leader::Leader;
-use crate::messages::{Deliver, Heartbeat, LeaderError, Routed, Write};
+use crate::messages::{Deliver, Heartbeat, LeaderError, Report, Routed, Write};
 use crate::supervisor::Supervisor;
 use crate::trace::{Actor as Who, TraceSink};
 use roundtable_runtime::WriteReceipt;
@@ -319,6 +319,18 @@ impl Handler<Route> for Network {
             return Box::pin(async move { unreachable });
         };
         Box::pin(async move { home.send(Routed(route.write)).await.unwrap_or(unreachable) })
+    }
+}
+
+impl Handler<Report> for Network {
+    type Result = ();
+    fn handle(&mut self, report: Report, _: &mut Context<Self>) {
+        if self.isolated.contains(report.from) {
+            return;
+        }
+        if let Some(sup) = &self.supervisor {
+            sup.do_send(report);
+        }
     }
 }
 

@@ -702,7 +702,9 @@ impl SimRun {
         }
         for a in &self.acked {
             let held = first.applied.contains(a.dot) && !first.voided.contains(&a.dot);
-            if !held && !self.lost_with_leader.contains(a) {
+            // A write refused everywhere for its timestamp is reported, not lost silently.
+            let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
+            if !held && !quarantined && !self.lost_with_leader.contains(a) {
                 return Err(format!("acknowledged write {} ({:?}) is missing", a.dot, a.key));
             }
         }
@@ -732,6 +734,14 @@ impl SimRun {
                 format!("{} {}", s.applied, all.join(" "))
             };
             let _ = writeln!(out, "{} {state}", s.name);
+        }
+        if self.states.iter().any(|s| !s.quarantined.is_empty()) {
+            let _ = writeln!(out, "--- quarantined (refused for their timestamps, never applied there)");
+            for s in &self.states {
+                for (dot, why) in &s.quarantined {
+                    let _ = writeln!(out, "{} {dot} {why}", s.name);
+                }
+            }
         }
         let m = &self.metrics;
         let _ = writeln!(out, "--- report");

@@ -20,7 +20,7 @@ use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult}
 use roundtable_runtime::{LeaderId, LeaderSet, Topology};
 
 use crate::leader::Leader;
-use crate::messages::{Heartbeat, Restart, SetLive};
+use crate::messages::{Fence, Heartbeat, Report, Restart, SetLive};
 use crate::trace::{Actor as Who, TraceSink};
 
 /// When the supervisor checks and how long a silence means death.
@@ -56,6 +56,8 @@ pub struct Supervisor {
     last_seen: BTreeMap<LeaderId, tokio::time::Instant>,
     config: SupervisorConfig,
     rewires: u64,
+    /// When each leader was last fenced for its clock.
+    fenced: BTreeMap<LeaderId, tokio::time::Instant>,
     sink: TraceSink,
 }
 
@@ -78,6 +80,7 @@ impl Supervisor {
             leaders,
             config,
             rewires: 0,
+            fenced: BTreeMap::new(),
             sink,
         }
     }
@@ -148,6 +151,31 @@ impl Handler<Heartbeat> for Supervisor {
         if !self.live.contains(hb.from) {
             self.sink.record(Who::Supervisor, format_args!("{} is back", hb.from));
             self.set_live(self.live.with(hb.from));
+        }
+    }
+}
+
+impl Handler<Report> for Supervisor {
+    type Result = ();
+    fn handle(&mut self, report: Report, _: &mut Context<Self>) {
+        let roundtable_runtime::Alarm::ClockOffender { leader, ahead_by } = report.alarm else { return };
+        let now = tokio::time::Instant::now();
+        // One fence per offender per silence window, however many entries reveal it.
+        if self.fenced.get(&leader).is_some_and(|at| now.saturating_duration_since(*at) < self.config.dead_after) {
+            return;
+        }
+        self.fenced.insert(leader, now);
+        let at = report.from;
+        tracing::warn!(%leader, reported_by = %at, ahead_ms = ahead_by.as_millis() as u64, "fencing a leader whose clock runs ahead");
+        self.sink.record(
+            Who::Supervisor,
+            format_args!(
+                "fence {leader}: its timestamps run {} ahead at {at}",
+                roundtable_runtime::clock::HumanDuration(ahead_by)
+            ),
+        );
+        if let Some(addr) = self.leaders.get(&leader) {
+            addr.do_send(Fence);
         }
     }
 }

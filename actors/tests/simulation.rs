@@ -6,7 +6,7 @@ use roundtable_actors::{NetworkModel, SupervisorConfig};
 use roundtable_runtime::Topology;
 
 #[test]
-fn a_leader_two_seconds_fast_has_its_writes_rejected_until_they_are_within_max_offset() {
+fn a_leader_two_seconds_fast_is_refused_quarantined_fenced_and_rejoins() {
     let run = Simulation::new(3)
         .leaders(3)
         .network(NetworkModel::lan())
@@ -14,17 +14,20 @@ fn a_leader_two_seconds_fast_has_its_writes_rejected_until_they_are_within_max_o
         .workload(|w| w.put(ms(0), 1, "k", "from the future").put(ms(5), 0, "j", "now"))
         .run();
     let trace = run.trace().render();
-    // Each copy is rejected, counted and traced while it is more than 500 ms ahead of the
-    // receiver's clock (at first ~2 s, after one anti-entropy round ~1 s) ...
+    // Each peer refuses the entry, counts it, traces it and quarantines it ...
     assert!(trace.contains("L0     reject <- L1: entry L1:1 is stamped 1.999s ahead"), "{trace}");
-    assert!(trace.contains("L2     reject <- L1: entry L1:1 is stamped 998ms ahead"), "{trace}");
-    assert_eq!(run.metrics().rejected, 4);
-    // ... and applies everywhere once true time has caught up with its stamp: no leader ever
-    // moved its clock into the future, and no leader holds it while another refused it for good.
-    // (Fencing the fast leader is the conflict-resolution issue's business.)
+    assert!(trace.contains("L2     reject <- L1: entry L1:1 is stamped 1.999s ahead"), "{trace}");
+    assert_eq!(run.metrics().rejected, 2);
+    // ... the supervisor fences L1, which rejoins from the healthy leaders ...
+    let fence = trace.find("sup    fence L1: its timestamps run 1.999s ahead").expect("fenced");
+    assert!(trace[fence..].contains("L1     rejoining"), "{trace}");
+    // ... so the far-future write is applied nowhere — not even at L1 any more — and listed.
     run.assert_converged();
-    let applied_at = trace.find("L0     apply L1:1").expect("applied at last");
-    assert!(trace[..applied_at].contains("2001.000ms L1     catch-up -> L0 [L1:1]"), "{trace}");
+    let dot = run.acked().iter().find(|a| a.leader == 1).expect("acknowledged").dot;
+    assert!(run.states().iter().all(|s| !s.applied.contains(dot)));
+    for leader in [0, 2] {
+        assert_eq!(run.states()[leader].quarantined.len(), 1);
+    }
 }
 
 #[test]
@@ -117,15 +120,24 @@ fn a_fast_leader_that_stamped_before_its_first_sample_fences_itself_until_true_t
         .run();
     run.assert_converged();
     let trace = run.trace().render();
-    // Its first write went out stamped 2 s ahead: the peers reject it while it is too far ahead.
+    // Its first write went out stamped 2 s ahead: the peers refuse it, and the supervisor fences
+    // L1, which rejoins from the healthy leaders (the far-future write is quarantined, applied
+    // nowhere).
     assert!(trace.contains("L0     reject <- L1: entry L1:1 is stamped 1.999s ahead"), "{trace}");
+    assert!(trace.contains("sup    fence L1"), "{trace}");
     // The clock steps back, but corrected time never runs backwards: until true time catches up
-    // the leader is fenced and refuses writes rather than stamp them in the future.
+    // the leader refuses writes rather than stamp them in the future.
     assert!(trace.contains("L1     clock stepped by -2."), "{trace}");
     assert!(trace.contains("L1     fenced: clock off by"), "{trace}");
     assert!(trace.contains(r#"put "k"="while fenced" at L1: refused: leader L1 is fenced"#), "{trace}");
     assert!(trace.contains("L1     unfenced"), "{trace}");
-    assert!(trace.contains(r#"put "k"="on time" at L1: ok L1:2"#), "{trace}");
+    // Once synchronised it writes again; the quarantined L1:1 was never applied anywhere, so the
+    // sequence number is free.
+    assert!(trace.contains(r#"put "k"="on time" at L1: ok L1:1"#), "{trace}");
+    assert!(run
+        .states()
+        .iter()
+        .all(|s| s.store.iter().any(|(k, v, _)| k == "k" && v.as_deref() == Some(&b"on time"[..]))));
 }
 
 #[test]

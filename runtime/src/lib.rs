@@ -30,7 +30,7 @@ pub mod wire;
 pub use causality::{Causality, Dot, Seq, VersionVector};
 pub use entry::{DataError, Entry, Key, Op, Value};
 pub use replica::{
-    ChangeCause, ConfigError, Effect, GossipConfig, Metrics, ReadValue, Replica, ReplicaConfig, WriteError,
+    Alarm, ChangeCause, ConfigError, Effect, GossipConfig, Metrics, ReadValue, Replica, ReplicaConfig, WriteError,
     WriteReceipt,
 };
 pub use roundtable_topologies as topologies;

@@ -189,6 +189,13 @@ pub enum WriteError {
         /// The operation's name.
         op: &'static str,
     },
+    /// The supervisor fenced this leader because its timestamps ran ahead at its peers; it writes
+    /// again once its own clock synchronisation says it is within tolerance.
+    #[error("leader {leader} is fenced by the cluster until its clock is synchronised")]
+    FencedByCluster {
+        /// The leader.
+        leader: LeaderId,
+    },
     /// This leader restarted and has not yet heard from every live peer, so it does not yet
     /// know its own last sequence number.
     #[error("leader {leader} is catching up after a restart (waiting for {waiting_for})")]
@@ -234,6 +241,8 @@ pub enum Effect {
     },
     /// Record this trace event.
     Trace(TraceEvent),
+    /// Tell the supervisor.
+    Alarm(Alarm),
     /// A key changed here (emitted only after [`Replica::notify_changes`] turned it on), for
     /// subscribers.
     Changed {
@@ -243,6 +252,20 @@ pub enum Effect {
         dot: Dot,
         /// Why it changed.
         cause: ChangeCause,
+    },
+}
+
+/// Something the shell should tell the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Alarm {
+    /// A peer's timestamps run beyond `max_offset` ahead of this leader's clock: its clock is
+    /// off (or it misbehaves), and it should be fenced.
+    ClockOffender {
+        /// The leader whose stamp it was.
+        leader: LeaderId,
+        /// How far ahead.
+        ahead_by: Duration,
     },
 }
 
@@ -355,6 +378,7 @@ pub struct Replica {
     /// Void entries applied here, most recent last (bounded by `VOIDED_MAX`).
     voided: alloc::collections::VecDeque<Dot>,
     fenced: bool,
+    cluster_fenced: bool,
     notify_changes: bool,
     gossip_rng: crate::rng::SeededRng,
     next_gossip: Option<WallTime>,
@@ -425,6 +449,7 @@ impl Replica {
             recovery_held: alloc::collections::BTreeSet::new(),
             voided: alloc::collections::VecDeque::new(),
             fenced: false,
+            cluster_fenced: false,
             notify_changes: false,
             gossip_rng: crate::rng::SeededRng::new(
                 config.gossip.map_or(0, |g| g.seed) ^ (id.index() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -552,6 +577,13 @@ impl Replica {
                 return self.refuse(e.into());
             }
         }
+        if self.cluster_fenced {
+            if matches!(self.clock.health(), ClockHealth::Synchronized { .. }) {
+                self.fence_by_cluster(false);
+            } else {
+                return self.refuse(WriteError::FencedByCluster { leader: self.id });
+            }
+        }
         if self.recovering {
             self.metrics.writes_refused += 1;
             return Err(WriteError::CatchingUp { leader: self.id, waiting_for: self.catching_up });
@@ -587,6 +619,21 @@ impl Replica {
     #[must_use]
     pub fn read(&self, key: &Key) -> Option<ReadValue> {
         self.store.register(key).map(|r| ReadValue { value: r.value.clone(), dot: r.dot, hlc: r.hlc })
+    }
+
+    /// The supervisor fences (or unfences) this leader. A fenced leader refuses writes until its
+    /// own clock synchronisation reports it within tolerance; then the fence lifts by itself.
+    pub fn fence_by_cluster(&mut self, on: bool) {
+        if on != self.cluster_fenced {
+            self.cluster_fenced = on;
+            self.trace(|| if on { TraceEvent::FencedByCluster } else { TraceEvent::Unfenced });
+        }
+    }
+
+    /// Whether the supervisor has fenced this leader (see [`Replica::fence_by_cluster`]).
+    #[must_use]
+    pub fn is_fenced_by_cluster(&self) -> bool {
+        self.cluster_fenced
     }
 
     /// Turns [`Effect::Changed`] notifications on or off (off by default).
@@ -859,6 +906,20 @@ impl Replica {
         self.voided.iter().copied()
     }
 
+    /// Starts a fenced leader over: like [`Replica::restarted`], but the new replica stays fenced
+    /// by the cluster (it refuses writes until its clock is synchronised) and knows the live set.
+    /// Its state — possibly shaped by its bad clock — is rebuilt from the healthy leaders; its own
+    /// writes that they quarantined are not in it.
+    pub fn rejoin(&self, now: WallTime) -> Result<Replica, ConfigError> {
+        let mut fresh = Replica::restarted(self.id, self.members, self.topology.clone(), self.config.clone())?;
+        fresh.cluster_fenced = true;
+        fresh.notify_changes = self.notify_changes;
+        fresh.clock = self.clock.clone();
+        fresh.trace(|| TraceEvent::FencedByCluster);
+        fresh.handle_topology(now, self.live);
+        Ok(fresh)
+    }
+
     /// Entries rejected for far-future timestamps, oldest first (bounded by `quarantine_max`).
     pub fn quarantine(&self) -> impl Iterator<Item = &Quarantined> {
         self.quarantine.iter()
@@ -1116,7 +1177,10 @@ impl Replica {
             self.refuse_for_buffer(from, dot);
             return;
         }
-        if let Err(err) = self.clock.observe(entry.hlc, now) {
+        // A void touches no key, so its stamp decides nothing: it never moves the clock and is
+        // never refused for it (a restarted leader with a bad clock must still fill its gaps).
+        let observed = if entry.op == Op::Void { Ok(entry.hlc) } else { self.clock.observe(entry.hlc, now) };
+        if let Err(err) = observed {
             self.metrics.timestamps_rejected += 1;
             let reason = match err {
                 ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset } => {
@@ -1127,6 +1191,10 @@ impl Replica {
             if self.quarantine.len() >= self.config.quarantine_max {
                 self.quarantine.pop_front();
                 self.metrics.quarantine_evicted += 1;
+            }
+            if let Rejection::TimestampTooFarAhead { ahead_by, .. } = &reason {
+                let alarm = Alarm::ClockOffender { leader: dot.origin, ahead_by: *ahead_by };
+                self.effects.push(Effect::Alarm(alarm));
             }
             self.quarantine.push_back(Quarantined { from, entry, reason: reason.clone() });
             self.reject(from, reason);

@@ -61,7 +61,11 @@ pub enum Rejection {
         dot: Dot,
     },
     /// An entry stamped too far in the future: it never enters the HLC or the store.
-    #[error("entry {dot} is stamped {ahead_by:?} ahead of local physical time (max_offset {max_offset:?})")]
+    #[error(
+        "entry {dot} is stamped {} ahead of local physical time (max_offset {})",
+        crate::clock::HumanDuration(*ahead_by),
+        crate::clock::HumanDuration(*max_offset)
+    )]
     TimestampTooFarAhead {
         /// The entry.
         dot: Dot,
@@ -177,6 +181,8 @@ pub enum TraceEvent {
         /// The measured remaining offset, in nanoseconds.
         residual_ns: i64,
     },
+    /// The supervisor fenced this leader (its timestamps ran ahead at a peer).
+    FencedByCluster,
     /// This leader's clock is back within tolerance.
     Unfenced,
     /// The live set changed and the wiring with it.
@@ -264,6 +270,9 @@ impl fmt::Display for TraceEvent {
                 write!(f, "fenced: clock off by {}", fmt_ns(*residual_ns))
             }
             TraceEvent::Unfenced => f.write_str("unfenced: clock within tolerance"),
+            TraceEvent::FencedByCluster => {
+                f.write_str("fenced by the cluster: writes refused until the clock is synchronised")
+            }
             TraceEvent::Rewired { live, edges } => {
                 write!(f, "rewired live={live} edges=")?;
                 for (i, (a, b)) in edges.iter().enumerate() {
