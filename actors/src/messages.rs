@@ -121,6 +121,18 @@ impl Write {
         Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Remove(Value::new(element)?)) })
     }
 
+    /// Add `amount` to the counter of `field` in a counter map.
+    pub fn map_increment(key: impl Into<String>, field: impl Into<Vec<u8>>, amount: u64) -> Result<Self, DataError> {
+        let field = Value::new(field)?;
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapIncrement { field, amount }) })
+    }
+
+    /// Remove `field` from a counter map (as observed here).
+    pub fn map_remove(key: impl Into<String>, field: impl Into<Vec<u8>>) -> Result<Self, DataError> {
+        let field = Value::new(field)?;
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapRemove { field }) })
+    }
+
     /// Set a register (blind).
     pub fn set(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Result<Self, DataError> {
         Ok(Write {

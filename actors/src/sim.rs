@@ -583,6 +583,9 @@ fn describe(update: &crate::Update) -> String {
         Update::Crdt(CrdtUpdate::Add(v)) => format!("add {}", text(v)),
         Update::Crdt(CrdtUpdate::Remove(v)) => format!("remove {}", text(v)),
         Update::Crdt(CrdtUpdate::Set { value, .. }) => format!("set {}", text(value)),
+        Update::Crdt(CrdtUpdate::MapIncrement { field, amount }) => format!("{} +{amount}", text(field)),
+        Update::Crdt(CrdtUpdate::MapDecrement { field, amount }) => format!("{} -{amount}", text(field)),
+        Update::Crdt(CrdtUpdate::MapRemove { field }) => format!("remove field {}", text(field)),
     }
 }
 

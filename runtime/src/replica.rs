@@ -1038,8 +1038,9 @@ impl Replica {
             (Resolution::LastWriteWins | Resolution::HomeLeader, Op::Put(_) | Op::Delete) => true,
             (Resolution::Siblings { .. }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => true,
             (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Counter(_))) => kind == CrdtKind::OpCounter,
+            (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::SetOp(_))) => kind == CrdtKind::OpOrSet,
             (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Delta(state))) => {
-                kind != CrdtKind::OpCounter && state.fits(kind)
+                !kind.is_operation_based() && state.fits(kind)
             }
             _ => false,
         }

@@ -24,8 +24,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::crdt::{
-    CausalContext as CrdtContext, GCounter, GSet, LwwRegister, MvRegister, OrSet, PnCounter, PnCounterOp, StateCrdt,
-    TwoPSet,
+    CausalContext as CrdtContext, GCounter, GSet, LwwRegister, MvRegister, OrMap, OrSet, OrSetOp, PnCounter,
+    PnCounterOp, StateCrdt, TwoPSet,
 };
 use crate::entry::{Key, Value};
 use crate::siblings::CausalContext;
@@ -53,6 +53,12 @@ pub enum CrdtKind {
     LwwRegister,
     /// Multi-value register: concurrent writes all kept.
     MvRegister,
+    /// Add-wins observed-remove set, operation-based: ships each add and remove, applied exactly
+    /// once thanks to the log's delivery rule (its state is an OR-set, for snapshots).
+    OpOrSet,
+    /// An observed-remove map of PN-counters (an OR-map of CRDTs): fields appear when updated,
+    /// a removal hides a field unless a concurrent update keeps it.
+    CounterMap,
 }
 
 /// How a keyspace reconciles concurrent writes.
@@ -158,6 +164,7 @@ pub enum CrdtState {
     OrSet(OrSet<Value>),
     LwwRegister(LwwRegister<Value>),
     MvRegister(MvRegister<Value>),
+    CounterMap(OrMap<Value, PnCounter>),
 }
 
 impl CrdtState {
@@ -169,7 +176,8 @@ impl CrdtState {
             CrdtKind::PnCounter | CrdtKind::OpCounter => CrdtState::PnCounter(PnCounter::default()),
             CrdtKind::GSet => CrdtState::GSet(GSet::default()),
             CrdtKind::TwoPSet => CrdtState::TwoPSet(TwoPSet::default()),
-            CrdtKind::OrSet => CrdtState::OrSet(OrSet::default()),
+            CrdtKind::OrSet | CrdtKind::OpOrSet => CrdtState::OrSet(OrSet::default()),
+            CrdtKind::CounterMap => CrdtState::CounterMap(OrMap::default()),
             CrdtKind::LwwRegister => CrdtState::LwwRegister(LwwRegister::default()),
             CrdtKind::MvRegister => CrdtState::MvRegister(MvRegister::default()),
         }
@@ -186,6 +194,7 @@ impl CrdtState {
             (CrdtState::OrSet(a), CrdtState::OrSet(b)) => a.merge(b),
             (CrdtState::LwwRegister(a), CrdtState::LwwRegister(b)) => a.merge(b),
             (CrdtState::MvRegister(a), CrdtState::MvRegister(b)) => a.merge(b),
+            (CrdtState::CounterMap(a), CrdtState::CounterMap(b)) => a.merge(b),
             _ => return false,
         }
         true
@@ -207,6 +216,9 @@ impl CrdtState {
             CrdtState::LwwRegister(r) => r.value().map_or_else(|| "(unset)".into(), text),
             CrdtState::MvRegister(r) => {
                 format!("[{}]", r.values().map(text).collect::<alloc::vec::Vec<_>>().join(", "))
+            }
+            CrdtState::CounterMap(m) => {
+                set(m.iter().map(|(field, counter)| format!("{}: {}", text(field), counter.value())).collect())
             }
         }
     }
@@ -232,6 +244,25 @@ pub enum CrdtUpdate {
     Add(Value),
     /// Remove a value from a 2P-set or OR-set (an OR-set removes the additions this leader saw).
     Remove(Value),
+    /// Add to the counter of `field` in a counter map.
+    MapIncrement {
+        /// The field.
+        field: Value,
+        /// How much.
+        amount: u64,
+    },
+    /// Subtract from the counter of `field` in a counter map.
+    MapDecrement {
+        /// The field.
+        field: Value,
+        /// How much.
+        amount: u64,
+    },
+    /// Remove `field` from a counter map (as observed here; a concurrent update keeps it).
+    MapRemove {
+        /// The field.
+        field: Value,
+    },
     /// Set a register (an MV-register write replaces the values of `context`, from a read).
     Set {
         /// The value.
@@ -272,6 +303,9 @@ impl Update {
             Update::Crdt(CrdtUpdate::Add(_)) => "add",
             Update::Crdt(CrdtUpdate::Remove(_)) => "remove",
             Update::Crdt(CrdtUpdate::Set { .. }) => "set",
+            Update::Crdt(CrdtUpdate::MapIncrement { .. }) => "map increment",
+            Update::Crdt(CrdtUpdate::MapDecrement { .. }) => "map decrement",
+            Update::Crdt(CrdtUpdate::MapRemove { .. }) => "map remove",
         }
     }
 }
@@ -303,6 +337,21 @@ impl CrdtStore {
             (CrdtState::PnCounter(_), CrdtUpdate::Decrement(n), CrdtKind::OpCounter) => {
                 return Some(CrdtOpPayload::Counter(PnCounterOp::Decrement { by: me, amount: *n }))
             }
+            (CrdtState::OrSet(s), CrdtUpdate::Add(v), CrdtKind::OpOrSet) => {
+                let dot = s.context().next_dot(me);
+                return Some(CrdtOpPayload::SetOp(OrSetOp::Add { element: v.clone(), dot }));
+            }
+            (CrdtState::OrSet(s), CrdtUpdate::Remove(v), CrdtKind::OpOrSet) => {
+                let observed = s.dots(v).collect();
+                return Some(CrdtOpPayload::SetOp(OrSetOp::Remove { element: v.clone(), observed }));
+            }
+            (CrdtState::CounterMap(m), CrdtUpdate::MapIncrement { field, amount }, _) => {
+                CrdtState::CounterMap(m.update(me, field.clone(), |c| c.increment(me, *amount)))
+            }
+            (CrdtState::CounterMap(m), CrdtUpdate::MapDecrement { field, amount }, _) => {
+                CrdtState::CounterMap(m.update(me, field.clone(), |c| c.decrement(me, *amount)))
+            }
+            (CrdtState::CounterMap(m), CrdtUpdate::MapRemove { field }, _) => CrdtState::CounterMap(m.remove(field)),
             (CrdtState::GCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::GCounter(c.increment(me, *n)),
             (CrdtState::PnCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::PnCounter(c.increment(me, *n)),
             (CrdtState::PnCounter(c), CrdtUpdate::Decrement(n), _) => CrdtState::PnCounter(c.decrement(me, *n)),
@@ -335,7 +384,15 @@ impl CrdtStore {
                 };
                 true
             }
-            (state, CrdtOpPayload::Delta(delta), _) if delta.fits(kind) && kind != CrdtKind::OpCounter => {
+            (CrdtState::OrSet(s), CrdtOpPayload::SetOp(op), CrdtKind::OpOrSet) => {
+                let delta = match op {
+                    OrSetOp::Add { element, dot } => OrSet::add_delta(element.clone(), *dot),
+                    OrSetOp::Remove { observed, .. } => OrSet::remove_delta(observed),
+                };
+                s.merge(&delta);
+                true
+            }
+            (state, CrdtOpPayload::Delta(delta), _) if delta.fits(kind) && !kind.is_operation_based() => {
                 state.merge(delta)
             }
             _ => false,
@@ -352,4 +409,14 @@ pub enum CrdtOpPayload {
     Delta(CrdtState),
     /// An operation of the operation-based counter.
     Counter(PnCounterOp),
+    /// An operation of the operation-based OR-set.
+    SetOp(OrSetOp<Value>),
+}
+
+impl CrdtKind {
+    /// Whether updates of this kind ship as operations rather than deltas.
+    #[must_use]
+    pub fn is_operation_based(self) -> bool {
+        matches!(self, CrdtKind::OpCounter | CrdtKind::OpOrSet)
+    }
 }

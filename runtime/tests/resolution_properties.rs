@@ -26,6 +26,8 @@ fn keyspaces() -> Keyspaces {
         ("reg", Resolution::Crdt(CrdtKind::LwwRegister)),
         ("mv", Resolution::Crdt(CrdtKind::MvRegister)),
         ("sib", Resolution::Siblings { max_siblings: 8 }),
+        ("oset", Resolution::Crdt(CrdtKind::OpOrSet)),
+        ("cmap", Resolution::Crdt(CrdtKind::CounterMap)),
     ] {
         ks = ks.with(name, r).expect("valid keyspace");
     }
@@ -66,6 +68,8 @@ struct Oracle {
     or_added: BTreeSet<String>,
     or_never_removed: BTreeSet<String>,
     reg: Option<(roundtable_runtime::clock::HlcTimestamp, String)>,
+    oset_added: BTreeSet<String>,
+    cmap: std::collections::BTreeMap<String, i128>,
 }
 
 proptest! {
@@ -78,11 +82,12 @@ proptest! {
         let mut net = Net::new(5, Topology::AllToAll { relay: false }, config);
         let mut oracle = Oracle::default();
         let mut or_removes: Vec<String> = Vec::new();
+        let mut oset_removes: Vec<String> = Vec::new();
         for n in 0..ops {
             let at = rng.below(5) as usize;
             let e = format!("e{}", rng.below(4));
             let amount = 1 + rng.below(5);
-            let (key, update) = match rng.below(10) {
+            let (key, update) = match rng.below(12) {
                 0 => { oracle.g += amount; ("g/x", Update::Crdt(CrdtUpdate::Increment(amount))) }
                 1 => if rng.chance(0.5) {
                     oracle.pn += amount as i128; ("pn/x", Update::Crdt(CrdtUpdate::Increment(amount)))
@@ -106,6 +111,21 @@ proptest! {
                     or_removes.push(e.clone()); ("or/x", Update::Crdt(CrdtUpdate::Remove(v(&e))))
                 },
                 6 => ("reg/x", Update::Crdt(CrdtUpdate::Set { value: v(format!("r{n}")), context: None })),
+                10 => if rng.chance(0.6) {
+                    oracle.oset_added.insert(e.clone()); ("oset/x", Update::Crdt(CrdtUpdate::Add(v(&e))))
+                } else {
+                    oset_removes.push(e.clone()); ("oset/x", Update::Crdt(CrdtUpdate::Remove(v(&e))))
+                },
+                11 => {
+                    let field = format!("f{}", rng.below(3));
+                    if rng.chance(0.8) {
+                        *oracle.cmap.entry(field.clone()).or_insert(0) += amount as i128;
+                        ("cmap/x", Update::Crdt(CrdtUpdate::MapIncrement { field: v(&field), amount }))
+                    } else {
+                        *oracle.cmap.entry(field.clone()).or_insert(0) -= amount as i128;
+                        ("cmap/x", Update::Crdt(CrdtUpdate::MapDecrement { field: v(&field), amount }))
+                    }
+                }
                 7 => {
                     let seen = net.replicas[at].read_crdt(&Key::new("mv/x").expect("key")).and_then(|s| match s {
                         CrdtState::MvRegister(r) => Some(r.read_context()),
@@ -165,6 +185,22 @@ proptest! {
             let value = strings(&s.value());
             prop_assert!(value.is_subset(&oracle.or_added), "seed {}: OR-set holds what nobody added", seed);
             prop_assert!(oracle.or_never_removed.is_subset(&value), "seed {}: OR-set lost an add nobody removed", seed);
+        }
+        if let Some(CrdtState::OrSet(s)) = get("oset/x") {
+            let value = strings(&s.value());
+            let never_removed: BTreeSet<String> = oracle.oset_added.iter().filter(|e| !oset_removes.contains(e)).cloned().collect();
+            prop_assert!(value.is_subset(&oracle.oset_added), "seed {}: op OR-set holds what nobody added", seed);
+            prop_assert!(never_removed.is_subset(&value), "seed {}: op OR-set lost an add nobody removed", seed);
+        }
+        // No field is ever removed, so every field's counter is the sum of its updates.
+        match get("cmap/x") {
+            Some(CrdtState::CounterMap(m)) => {
+                let got: std::collections::BTreeMap<String, i128> =
+                    m.iter().map(|(f, c)| (f.as_str().unwrap_or("").to_owned(), c.value())).collect();
+                prop_assert_eq!(got, oracle.cmap.clone(), "seed {}", seed);
+            }
+            None => prop_assert!(oracle.cmap.is_empty()),
+            s => prop_assert!(false, "{:?}", s),
         }
         if let Some((_, expected)) = &oracle.reg {
             match get("reg/x") { Some(CrdtState::LwwRegister(reg)) => prop_assert_eq!(reg.value().and_then(|x| x.as_str()), Some(expected.as_str())), s => prop_assert!(false, "{:?}", s) }

@@ -106,6 +106,19 @@ impl<T: Ord + Clone> OrSet<T> {
         }
     }
 
+    /// The delta of an add of `element` tagged `dot` made elsewhere (an operation-based add,
+    /// turned into state so that it joins with everything else).
+    #[must_use]
+    pub fn add_delta(element: T, dot: Dot) -> OrSet<T> {
+        OrSet { entries: BTreeMap::from([(element, BTreeSet::from([dot]))]), context: CausalContext::from_dots([&dot]) }
+    }
+
+    /// The delta of a remove that observed the adds `observed` (an operation-based remove).
+    #[must_use]
+    pub fn remove_delta<'a>(observed: impl IntoIterator<Item = &'a Dot>) -> OrSet<T> {
+        OrSet { entries: BTreeMap::new(), context: CausalContext::from_dots(observed) }
+    }
+
     /// Removes every element observed here and returns the delta.
     pub fn clear(&mut self) -> OrSet<T> {
         let removed = core::mem::take(&mut self.entries);
