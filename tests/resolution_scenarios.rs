@@ -68,11 +68,11 @@ fn lww_skewed_clock_without_ntp() {
     let run = lww_skewed_clock_without_ntp_run();
     run.assert_converged();
     // L1 stamps its write 400 ms in the future; L0 stamps the correction at true time.
-    assert!(has(&run, "L1", r#"write L1:1 "price" hlc=1767225600.5"#));
-    assert!(has(&run, "L0", r#"write L0:1 "price" hlc=1767225600.1"#));
+    assert!(run.trace().has("L1", r#"write L1:1 "price" hlc=1767225600.5"#));
+    assert!(run.trace().has("L0", r#"write L0:1 "price" hlc=1767225600.1"#));
     // So every leader keeps the fast leader's earlier write and discards the correction.
     for leader in ["L0", "L1", "L2"] {
-        assert!(has(&run, leader, r#"lww "price" kept L1:1 discarded L0:1"#), "{leader}");
+        assert!(run.trace().has(leader, r#"lww "price" kept L1:1 discarded L0:1"#), "{leader}");
         assert_eq!(value(&run, leader, "price").as_deref(), Some(FIRST), "{leader}");
     }
     assert_eq!(run.metrics().lww_discarded, 3);
@@ -90,11 +90,11 @@ fn lww_skewed_clock_with_ntp() {
     run.assert_converged();
     // L1's first sample steps its clock back before it stamps anything: both stamps follow
     // true time (to within the few ms the sample could not measure).
-    assert!(ordered(&run, &[("L1", "clock stepped by -39"), ("L1", r#"write L1:1 "price" hlc=1767225600.10"#)]));
-    assert!(has(&run, "L0", r#"write L0:1 "price" hlc=1767225600.11"#));
+    assert!(run.trace().in_order(&[("L1", "clock stepped by -39"), ("L1", r#"write L1:1 "price" hlc=1767225600.10"#)]));
+    assert!(run.trace().has("L0", r#"write L0:1 "price" hlc=1767225600.11"#));
     // So the correction, the later write in true time, wins everywhere.
     for leader in ["L0", "L1", "L2"] {
-        assert!(has(&run, leader, r#"lww "price" kept L0:1 discarded L1:1"#), "{leader}");
+        assert!(run.trace().has(leader, r#"lww "price" kept L0:1 discarded L1:1"#), "{leader}");
         assert_eq!(value(&run, leader, "price").as_deref(), Some(CORRECTION), "{leader}");
     }
     assert_eq!(run.metrics().lww_discarded, 3);
@@ -118,25 +118,27 @@ fn lww_far_future_timestamp_run() -> SimRun {
 fn lww_far_future_timestamp() {
     let run = lww_far_future_timestamp_run();
     let future = run.acked().iter().find(|a| a.leader == 1).expect("L1's write was acknowledged").dot;
-    assert!(has(&run, "L1", r#"write L1:1 "price" hlc=1861833600.0"#));
+    assert!(run.trace().has("L1", r#"write L1:1 "price" hlc=1861833600.0"#));
     // Every other leader refuses the entry, counts it, quarantines it and never applies it, so
     // its clock is not dragged years ahead either.
     for leader in [0, 2] {
         let who = format!("L{leader}");
-        let rejects = at(&run, &who).filter(|t| t.starts_with("reject <- L1: entry L1:1 is stamped 94607")).count();
+        let rejects =
+            run.trace().texts_of(&who).filter(|t| t.starts_with("reject <- L1: entry L1:1 is stamped 94607")).count();
         assert_eq!(rejects, 1, "{who}");
         assert_eq!(run.states()[leader].metrics.timestamps_rejected, 1, "{who}");
-        assert!(!has(&run, &who, "apply L1:1"), "{who} applied the far-future entry");
+        assert!(!run.trace().has(&who, "apply L1:1"), "{who} applied the far-future entry");
         assert!(!run.states()[leader].applied.contains(future), "{who}");
         assert_eq!(run.states()[leader].quarantined.iter().map(|(d, _)| *d).collect::<Vec<_>>(), vec![future]);
     }
     // The supervisor fences L1, which rejoins: its state, shaped by its clock, is rebuilt from
     // the healthy leaders, and it refuses writes until its clock is synchronised.
-    assert!(ordered(
-        &run,
-        &[("sup", "fence L1: its timestamps run 94607"), ("L1", "rejoining"), ("L1", "fenced by the cluster")]
-    ));
-    assert!(has(&run, "L0", r#"write L0:1 "price" hlc=1767225600.19"#));
+    assert!(run.trace().in_order(&[
+        ("sup", "fence L1: its timestamps run 94607"),
+        ("L1", "rejoining"),
+        ("L1", "fenced by the cluster")
+    ]));
+    assert!(run.trace().has("L0", r#"write L0:1 "price" hlc=1767225600.19"#));
     // Nobody holds the far-future write; it is listed in the quarantine, not silently lost.
     run.assert_converged();
     for leader in 0..3 {
@@ -169,18 +171,15 @@ fn siblings_created_then_resolved() {
     run.assert_converged();
     // The two concurrent writes are both kept, at every leader; nothing is discarded.
     for leader in ["L0", "L1", "L2"] {
-        assert!(has(&run, leader, r#"siblings "doc/readme" [L0:1 L1:1]"#), "{leader}");
+        assert!(run.trace().has(leader, r#"siblings "doc/readme" [L0:1 L1:1]"#), "{leader}");
     }
     assert_eq!(run.metrics().lww_discarded, 0);
     // L2 reads both and writes the merge with their context: it replaces exactly them.
-    assert!(ordered(
-        &run,
-        &[
-            ("L2", r#"siblings "doc/readme" [L0:1 L1:1]"#),
-            ("client", r#"L2 read "doc/readme": siblings [L0:1 L1:1]"#),
-            ("client", r#"put "doc/readme"="merged by L2" over the siblings read at L2: ok L2:1"#),
-        ]
-    ));
+    assert!(run.trace().in_order(&[
+        ("L2", r#"siblings "doc/readme" [L0:1 L1:1]"#),
+        ("client", r#"L2 read "doc/readme": siblings [L0:1 L1:1]"#),
+        ("client", r#"put "doc/readme"="merged by L2" over the siblings read at L2: ok L2:1"#),
+    ]));
     // The merge made no new sibling: the three `siblings` lines are the concurrent writes'.
     assert_eq!(run.trace().matching("siblings \"doc/readme\"").count(), 3);
     for leader in ["L0", "L1", "L2"] {
@@ -225,11 +224,15 @@ fn op_counter_exact_under_duplication() {
     assert_eq!(run.metrics().duplicates_dropped, duplicated);
     // ... so every leader applied each operation exactly once ...
     for leader in ["L0", "L1", "L2", "L3"] {
-        let mut applied: Vec<&str> = at(&run, leader).filter(|t| t.starts_with("apply ")).collect();
+        let mut applied: Vec<&str> = run.trace().texts_of(leader).filter(|t| t.starts_with("apply ")).collect();
         applied.sort_unstable();
         applied.dedup();
         assert_eq!(applied.len(), COUNTER_OPS.len(), "{leader}");
-        assert_eq!(at(&run, leader).filter(|t| t.starts_with("apply ")).count(), COUNTER_OPS.len(), "{leader}");
+        assert_eq!(
+            run.trace().texts_of(leader).filter(|t| t.starts_with("apply ")).count(),
+            COUNTER_OPS.len(),
+            "{leader}"
+        );
     }
     // ... and holds exactly the sum of the operations.
     let sum: i64 = COUNTER_OPS.iter().map(|&(_, _, change)| change).sum();
@@ -263,8 +266,13 @@ fn or_set_concurrent_add_and_remove() {
     let run = or_set_concurrent_add_and_remove_run();
     run.assert_converged();
     // The add (L0:2) and the remove (L1:1) are concurrent: each was made before the other arrived.
-    assert!(ordered(&run, &[("L0", "write L0:2"), ("L1", "write L1:1"), ("L1", "recv L0:2"), ("L0", "recv L1:1")]));
-    assert!(line_index(&run, "L1", "recv L0:2") > line_index(&run, "L1", "write L1:2"));
+    assert!(run.trace().in_order(&[
+        ("L0", "write L0:2"),
+        ("L1", "write L1:1"),
+        ("L1", "recv L0:2"),
+        ("L0", "recv L1:1")
+    ]));
+    assert!(run.trace().position("L1", "recv L0:2") > run.trace().position("L1", "write L1:2"));
     // Add wins for the book; the pen, removed with nothing concurrent, is gone.
     for leader in ["L0", "L1", "L2"] {
         assert_eq!(resolved(&run, leader, "cart/ada"), Some(r#"{"book"}"#), "{leader}");
@@ -315,7 +323,7 @@ fn home_leader_failover() {
     assert!(before.iter().all(|a| a.dot.origin == id(home)), "{before:?}");
     // The home dies; the next one by rendezvous hashing takes the key over.
     let dead = format!("declared L{home} dead");
-    assert!(ordered(&run, &[("sup", dead.as_str()), ("client", "late at")]));
+    assert!(run.trace().in_order(&[("sup", dead.as_str()), ("client", "late at")]));
     assert_eq!(run.trace().matching(&format!("to its home L{next}")).count(), 1);
     assert!(after.iter().all(|a| a.dot.origin == id(next)), "{after:?}");
     assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
@@ -340,27 +348,6 @@ fn id(i: usize) -> LeaderId {
 
 fn value_of(text: &str) -> Value {
     Value::try_from(text).expect("a valid value")
-}
-
-/// The texts of the lines `who` (`L0`, `sup`, `net`, `client`) recorded, in order.
-fn at<'a>(run: &'a SimRun, who: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    run.trace().lines.iter().filter(move |l| l.actor.to_string() == who).map(|l| l.text.as_str())
-}
-
-/// Whether `who` recorded a line containing `needle`.
-fn has(run: &SimRun, who: &str, needle: &str) -> bool {
-    at(run, who).any(|t| t.contains(needle))
-}
-
-/// The index in the trace of the first line by `who` containing `needle`.
-fn line_index(run: &SimRun, who: &str, needle: &str) -> Option<usize> {
-    run.trace().lines.iter().position(|l| l.actor.to_string() == who && l.text.contains(needle))
-}
-
-/// Whether each `(who, needle)` line exists and comes after the previous one.
-fn ordered(run: &SimRun, steps: &[(&str, &str)]) -> bool {
-    let found: Vec<Option<usize>> = steps.iter().map(|(who, needle)| line_index(run, who, needle)).collect();
-    found.iter().all(Option::is_some) && found.windows(2).all(|w| w[0] < w[1])
 }
 
 /// The final value of `key` (a last-write-wins or home-leader key) at leader `who`.

@@ -121,14 +121,14 @@ fn circle_crash_and_restart() {
     let run = circle_crash_and_restart_run();
     run.assert_converged();
     // L2's third write came after its crash and was refused; the ones it had passed to L3 survive.
-    assert!(has(&run, "client", r#"put "k2"="L2.2" at L2: refused: leader L2 is down"#));
+    assert!(run.trace().has("client", r#"put "k2"="L2.2" at L2: refused: leader L2 is down"#));
     assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
     // The circle closes around L2: L1 now sends straight to L3, and L2 comes back between them.
     let closed = "rewire live={L0,L1,L3}: died {L2} returned {} added [L1->L3] removed [L1->L2, L2->L3]";
     let reopened = "rewire live={L0,L1,L2,L3}: died {} returned {L2} added [L1->L2, L2->L3] removed [L1->L3]";
-    assert!(ordered(&run, &[("sup", "declared L2 dead"), ("sup", closed), ("L1", "send -> L3 [L1:4]")]));
+    assert!(run.trace().in_order(&[("sup", "declared L2 dead"), ("sup", closed), ("L1", "send -> L3 [L1:4]")]));
     // Restarted empty, L2 catches up from its peers and ends up with everything.
-    assert!(ordered(&run, &[("L2", "restarted with empty state"), ("sup", reopened), ("L2", "caught up")]));
+    assert!(run.trace().in_order(&[("L2", "restarted with empty state"), ("sup", reopened), ("L2", "caught up")]));
     assert!(run.states()[2].up);
     assert_eq!(run.states()[2].applied, run.states()[0].applied);
     assert_eq!(run.states()[2].store, run.states()[0].store);
@@ -155,11 +155,11 @@ fn star_hub_crash_and_restart() {
     let failover = rewires(&run, "died {L0}");
     assert_eq!(failover.len(), 1);
     assert!(failover[0].ends_with("hub L0->L1"), "{}", failover[0]);
-    assert!(ordered(&run, &[("L2", "send -> L1 [L2:4]"), ("L1", "send -> L3 [L2:4]"), ("L3", "apply L2:4")]));
+    assert!(run.trace().in_order(&[("L2", "send -> L1 [L2:4]"), ("L1", "send -> L3 [L2:4]"), ("L3", "apply L2:4")]));
     let back = rewires(&run, "returned {L0}");
     assert_eq!(back.len(), 1);
     assert!(back[0].ends_with("hub L1->L0"), "{}", back[0]);
-    assert!(ordered(&run, &[("L0", "restarted with empty state"), ("L0", "caught up")]));
+    assert!(run.trace().in_order(&[("L0", "restarted with empty state"), ("L0", "caught up")]));
     assert_eq!(run.states()[0].applied, run.states()[1].applied);
     assert_trace!("star_hub_crash_and_restart", run);
 }
@@ -181,9 +181,9 @@ fn all_to_all_relay_partition_run() -> SimRun {
 fn all_to_all_relay_partition() {
     let run = all_to_all_relay_partition_run();
     run.assert_converged();
-    assert!(has(&run, "net", "lost replicate L0->L2 (partitioned)"));
+    assert!(run.trace().has("net", "lost replicate L0->L2 (partitioned)"));
     // L1 and L3 relay each write across the cut link, both ways, and it arrives before the heal.
-    let heal = line_index(&run, "net", "healed all partitions").expect("healed");
+    let heal = run.trace().position("net", "healed all partitions").expect("healed");
     let sends = sends(&run);
     for (from, to) in [(0, 2), (2, 0)] {
         for seq in 1..=2 {
@@ -194,7 +194,7 @@ fn all_to_all_relay_partition() {
             assert!(relayed, "nobody relayed {dot} to L{to}");
             let got = [1, 3]
                 .iter()
-                .filter_map(|relay| line_index(&run, &format!("L{to}"), &format!("recv {dot} <- L{relay}")))
+                .filter_map(|relay| run.trace().position(&format!("L{to}"), &format!("recv {dot} <- L{relay}")))
                 .min();
             assert!(got.is_some_and(|at| at < heal), "L{to} did not get {dot} through a relay before the heal");
         }
@@ -203,7 +203,7 @@ fn all_to_all_relay_partition() {
     // dropped, never applied twice.
     assert!(run.metrics().duplicates_dropped > 0);
     for leader in 0..4 {
-        let applies = at(&run, &format!("L{leader}")).filter(|t| t.starts_with("apply ")).count();
+        let applies = run.trace().texts_of(&format!("L{leader}")).filter(|t| t.starts_with("apply ")).count();
         assert_eq!(applies, 8, "L{leader} applied each of the 8 writes once");
     }
     assert_trace!("all_to_all_relay_partition", run);
@@ -227,14 +227,14 @@ fn causal_chain_over_reordering() {
     let run = causal_chain_over_reordering_run();
     run.assert_converged();
     // L1 wrote B only after it showed A, so B depends on A.
-    assert!(ordered(&run, &[("client", r#"L1 shows "a"="A""#), ("L1", r#"write L1:1 "b""#)]));
+    assert!(run.trace().in_order(&[("client", r#"L1 shows "a"="A""#), ("L1", r#"write L1:1 "b""#)]));
     // B overtook A on the way to L2, which held B back until A arrived.
-    assert!(ordered(&run, &[("L2", "recv L1:1 <- L1"), ("L2", "wait L1:1 needs [L0:1]"), ("L2", "recv L0:1")]));
+    assert!(run.trace().in_order(&[("L2", "recv L1:1 <- L1"), ("L2", "wait L1:1 needs [L0:1]"), ("L2", "recv L0:1")]));
     assert_eq!(run.metrics().causal_waits, 1);
     // No leader applied B before A.
     for leader in 0..3 {
         let who = format!("L{leader}");
-        assert!(ordered(&run, &[(&who, r#"apply L0:1 "a""#), (&who, r#"apply L1:1 "b""#)]), "{who}");
+        assert!(run.trace().in_order(&[(&who, r#"apply L0:1 "a""#), (&who, r#"apply L1:1 "b""#)]), "{who}");
     }
     assert_trace!("causal_chain_over_reordering", run);
 }
@@ -255,30 +255,9 @@ fn id(i: usize) -> LeaderId {
     LeaderId::new(i).expect("a valid leader id")
 }
 
-/// The texts of the lines `who` (`L0`, `sup`, `net`, `client`) recorded, in order.
-fn at<'a>(run: &'a SimRun, who: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    run.trace().lines.iter().filter(move |l| l.actor.to_string() == who).map(|l| l.text.as_str())
-}
-
-/// Whether `who` recorded a line containing `needle`.
-fn has(run: &SimRun, who: &str, needle: &str) -> bool {
-    at(run, who).any(|t| t.contains(needle))
-}
-
-/// The index in the trace of the first line by `who` containing `needle`.
-fn line_index(run: &SimRun, who: &str, needle: &str) -> Option<usize> {
-    run.trace().lines.iter().position(|l| l.actor.to_string() == who && l.text.contains(needle))
-}
-
-/// Whether each `(who, needle)` line exists and comes after the previous one.
-fn ordered(run: &SimRun, steps: &[(&str, &str)]) -> bool {
-    let found: Vec<Option<usize>> = steps.iter().map(|(who, needle)| line_index(run, who, needle)).collect();
-    found.iter().all(Option::is_some) && found.windows(2).all(|w| w[0] < w[1])
-}
-
 /// The supervisor's rewire lines containing `needle`.
 fn rewires<'a>(run: &'a SimRun, needle: &'a str) -> Vec<&'a str> {
-    at(run, "sup").filter(|t| t.starts_with("rewire ") && t.contains(needle)).collect()
+    run.trace().texts_of("sup").filter(|t| t.starts_with("rewire ") && t.contains(needle)).collect()
 }
 
 /// The index of a leader name (`L3` → 3).

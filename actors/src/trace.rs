@@ -65,6 +65,31 @@ impl Trace {
         out
     }
 
+    /// The texts of the lines `who` recorded (`L0`, `sup`, `net`, `client`), in order.
+    pub fn texts_of<'a>(&'a self, who: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.lines.iter().filter(move |l| l.actor.to_string() == who).map(|l| l.text.as_str())
+    }
+
+    /// Whether `who` recorded a line containing `needle`.
+    #[must_use]
+    pub fn has(&self, who: &str, needle: &str) -> bool {
+        self.texts_of(who).any(|t| t.contains(needle))
+    }
+
+    /// The index of the first line by `who` containing `needle`.
+    #[must_use]
+    pub fn position(&self, who: &str, needle: &str) -> Option<usize> {
+        self.lines.iter().position(|l| l.actor.to_string() == who && l.text.contains(needle))
+    }
+
+    /// Whether each `(who, needle)` line exists and comes after the previous one — the shape of
+    /// most assertions about a replication story.
+    #[must_use]
+    pub fn in_order(&self, steps: &[(&str, &str)]) -> bool {
+        let found: Vec<Option<usize>> = steps.iter().map(|(who, needle)| self.position(who, needle)).collect();
+        found.iter().all(Option::is_some) && found.windows(2).all(|w| w[0] < w[1])
+    }
+
     /// The lines whose text contains `needle`.
     pub fn matching<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a TraceLine> + 'a {
         self.lines.iter().filter(move |l| l.text.contains(needle))
