@@ -125,13 +125,35 @@ impl Leader {
         Ok(result?)
     }
 
+    /// Writes (or routes), then waits for the write concern if there is one.
+    fn write_with_concern(
+        &mut self,
+        key: String,
+        update: Update,
+        concern: Option<WriteConcern>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
+        let Some(concern) = concern else { return self.write_or_route(key, update) };
+        let members = self.spec.members.len();
+        if concern.leaders == 0 || concern.leaders > members {
+            let error = LeaderError::ImpossibleConcern { leaders: concern.leaders, members };
+            return Box::pin(async move { Err(error) });
+        }
+        let written = self.write_or_route(key, update);
+        let me = ctx.address();
+        Box::pin(async move {
+            let receipt = written.await?;
+            await_concern(me, receipt, concern).await
+        })
+    }
+
     /// Writes here, or — for a key whose home is another leader — routes the write there.
     fn write_or_route(&mut self, key: String, update: Update) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
         match self.write(&key, update.clone(), false) {
             Err(LeaderError::Write(WriteError::NotHome { home, .. })) => {
                 let from = self.spec.id;
                 self.sink.record(Who::Leader(from), format_args!("route {key:?} to its home {home}"));
-                let route = Route { from, to: home, write: Write { key, update } };
+                let route = Route { from, to: home, write: Write { key, update, concern: None } };
                 let network = self.network.clone();
                 Box::pin(async move { network.send(route).await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) })
             }
@@ -170,16 +192,10 @@ impl Supervised for Leader {
 impl Handler<Put> for Leader {
     type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, msg: Put, ctx: &mut Context<Self>) -> Self::Result {
-        let written = match Value::new(msg.value) {
-            Ok(value) => self.write_or_route(msg.key, Update::Put(value)),
-            Err(e) => return Box::pin(async move { Err(e.into()) }),
-        };
-        let Some(concern) = msg.concern else { return written };
-        let me = ctx.address();
-        Box::pin(async move {
-            let receipt = written.await?;
-            await_concern(me, receipt, concern).await
-        })
+        match Value::new(msg.value) {
+            Ok(value) => self.write_with_concern(msg.key, Update::Put(value), msg.concern, ctx),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+        }
     }
 }
 
@@ -297,8 +313,8 @@ impl Handler<Routed> for Leader {
 
 impl Handler<Write> for Leader {
     type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
-    fn handle(&mut self, msg: Write, _: &mut Context<Self>) -> Self::Result {
-        self.write_or_route(msg.key, msg.update)
+    fn handle(&mut self, msg: Write, ctx: &mut Context<Self>) -> Self::Result {
+        self.write_with_concern(msg.key, msg.update, msg.concern, ctx)
     }
 }
 

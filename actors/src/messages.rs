@@ -20,6 +20,14 @@ pub enum LeaderError {
     /// The replica refused the write (fenced clock, catching up after a restart).
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A write concern that can never be met (zero leaders, or more than the cluster has).
+    #[error("a write concern of {leaders} leaders is impossible in a cluster of {members}")]
+    ImpossibleConcern {
+        /// Leaders asked for.
+        leaders: usize,
+        /// Leaders in the cluster.
+        members: usize,
+    },
     /// Too many subscriptions at this leader.
     #[error("this leader already has {MAX_SUBSCRIPTIONS} subscriptions")]
     TooManySubscriptions,
@@ -98,39 +106,49 @@ pub struct Write {
     pub key: String,
     /// The update.
     pub update: Update,
+    /// Acknowledge only once this many leaders hold the write (default: once applied here).
+    pub concern: Option<WriteConcern>,
 }
 
 impl Write {
+    /// This write, acknowledged once `leaders` leaders hold it, or an error after `timeout` that
+    /// says the write stands and is still propagating.
+    #[must_use]
+    pub fn acknowledged_by(mut self, leaders: usize, timeout: std::time::Duration) -> Self {
+        self.concern = Some(WriteConcern { leaders, timeout });
+        self
+    }
+
     /// Increment a counter.
     pub fn increment(key: impl Into<String>, amount: u64) -> Self {
-        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Increment(amount)) }
+        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Increment(amount)), concern: None }
     }
 
     /// Decrement a PN-counter.
     pub fn decrement(key: impl Into<String>, amount: u64) -> Self {
-        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Decrement(amount)) }
+        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Decrement(amount)), concern: None }
     }
 
     /// Add an element to a set.
     pub fn add(key: impl Into<String>, element: impl Into<Vec<u8>>) -> Result<Self, DataError> {
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Add(Value::new(element)?)) })
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Add(Value::new(element)?)), concern: None })
     }
 
     /// Remove an element from a set.
     pub fn remove(key: impl Into<String>, element: impl Into<Vec<u8>>) -> Result<Self, DataError> {
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Remove(Value::new(element)?)) })
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Remove(Value::new(element)?)), concern: None })
     }
 
     /// Add `amount` to the counter of `field` in a counter map.
     pub fn map_increment(key: impl Into<String>, field: impl Into<Vec<u8>>, amount: u64) -> Result<Self, DataError> {
         let field = Value::new(field)?;
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapIncrement { field, amount }) })
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapIncrement { field, amount }), concern: None })
     }
 
     /// Remove `field` from a counter map (as observed here).
     pub fn map_remove(key: impl Into<String>, field: impl Into<Vec<u8>>) -> Result<Self, DataError> {
         let field = Value::new(field)?;
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapRemove { field }) })
+        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapRemove { field }), concern: None })
     }
 
     /// Set a register (blind).
@@ -138,6 +156,7 @@ impl Write {
         Ok(Write {
             key: key.into(),
             update: Update::Crdt(CrdtUpdate::Set { value: Value::new(value)?, context: None }),
+            concern: None,
         })
     }
 
@@ -148,7 +167,7 @@ impl Write {
         context: CausalContext,
     ) -> Result<Self, DataError> {
         let value = value.map(Value::new).transpose()?;
-        Ok(Write { key: key.into(), update: Update::PutWithContext { value, context } })
+        Ok(Write { key: key.into(), update: Update::PutWithContext { value, context }, concern: None })
     }
 }
 
@@ -175,8 +194,8 @@ pub struct Changed {
     pub leader: LeaderId,
     /// The key.
     pub key: String,
-    /// The write that changed it.
-    pub dot: roundtable_runtime::Dot,
+    /// The write that changed it (`None` for a snapshot merge of a siblings or CRDT key).
+    pub dot: Option<roundtable_runtime::Dot>,
     /// Why: a local write, a replicated entry, or a snapshot merge.
     pub cause: roundtable_runtime::ChangeCause,
 }

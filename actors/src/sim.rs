@@ -518,7 +518,7 @@ async fn client_op(
         }
         ClientOp::Update { key, update } => {
             let label = format!("update {key:?} {}", describe(&update));
-            let r = addr.send(crate::Write { key: key.clone(), update: *update }).await?;
+            let r = addr.send(crate::Write { key: key.clone(), update: *update, concern: None }).await?;
             (key, None, label, r)
         }
         ClientOp::ResolveSiblings { key, value } => {

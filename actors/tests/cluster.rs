@@ -179,6 +179,13 @@ async fn a_write_concern_waits_for_k_leaders_or_says_the_write_stands() -> Resul
         message.starts_with("write L0:2 stands and is still propagating, but only 2 of the 3 leaders"),
         "{message}"
     );
+    // A concern that can never be met is refused up front, before anything is written.
+    for leaders in [0, 4] {
+        let impossible =
+            cluster.leader("L0")?.send(Put::new("k", "x").acknowledged_by(leaders, Duration::from_secs(1))).await?;
+        let message = impossible.map(|_| ()).map_err(|e| e.to_string()).expect_err("impossible");
+        assert_eq!(message, format!("a write concern of {leaders} leaders is impossible in a cluster of 3"));
+    }
     // The write does stand: it is applied at L0 and L1.
     for name in ["L0", "L1"] {
         let read = cluster.leader(name)?.send(Get::new("k")).await??.expect("written");

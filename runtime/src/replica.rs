@@ -159,6 +159,15 @@ pub enum WriteError {
         /// What its clock reported.
         source: ClockError,
     },
+    /// The update would make the key's state larger than half a frame, which a snapshot could no
+    /// longer carry to a peer that is far behind.
+    #[error("key {key} would exceed {limit} bytes of state; split it into several keys")]
+    KeyTooLarge {
+        /// The key.
+        key: Key,
+        /// The limit.
+        limit: usize,
+    },
     /// The key's keyspace avoids conflicts by home leader, and its home is another leader: route
     /// the write there (the actor shell does).
     #[error("key {key} lives at its home leader {home}")]
@@ -248,8 +257,9 @@ pub enum Effect {
     Changed {
         /// The key.
         key: Key,
-        /// The write that changed it (for a snapshot merge: the write now visible).
-        dot: Dot,
+        /// The write that changed it (`None` for a snapshot merge of a siblings or CRDT key,
+        /// which joins many writes at once).
+        dot: Option<Dot>,
         /// Why it changed.
         cause: ChangeCause,
     },
@@ -601,7 +611,16 @@ impl Replica {
             Planned::Siblings(Some(value), context) => Op::SiblingPut { value, context },
             Planned::Siblings(None, context) => Op::SiblingDelete { context },
             Planned::Crdt(kind, update) => match self.crdts.crdt_delta(&key, kind, self.id, hlc, &update) {
-                Some(payload) => Op::Crdt(payload),
+                Some(payload) => {
+                    let budget = (wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES) / 2;
+                    let now_bytes =
+                        self.crdts.crdts.get(&key).map_or(0, |s| postcard::to_allocvec(s).map_or(0, |b| b.len()));
+                    let delta_bytes = postcard::to_allocvec(&payload).map_or(budget, |b| b.len());
+                    if now_bytes + delta_bytes > budget {
+                        return self.refuse(WriteError::KeyTooLarge { key, limit: budget });
+                    }
+                    Op::Crdt(payload)
+                }
                 None => return self.refuse(WriteError::WrongResolution { key, update: name, resolution }),
             },
         };
@@ -1034,7 +1053,7 @@ impl Replica {
     /// Whether `op` is an operation the keyspace of `key` accepts here.
     fn op_fits(&self, key: &Key, op: &Op) -> bool {
         match (self.config.keyspaces.resolution(key), op) {
-            (_, Op::Void) => true,
+            (_, Op::Void) => key.as_str() == crate::entry::VOID_KEY,
             (Resolution::LastWriteWins | Resolution::HomeLeader, Op::Put(_) | Op::Delete) => true,
             (Resolution::Siblings { .. }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => true,
             (Resolution::Crdt(kind), Op::Crdt(CrdtOpPayload::Counter(_))) => kind == CrdtKind::OpCounter,
@@ -1084,7 +1103,7 @@ impl Replica {
             } else {
                 ChangeCause::Replicated { origin: entry.dot.origin }
             };
-            self.effects.push(Effect::Changed { key: entry.key.clone(), dot: entry.dot, cause });
+            self.effects.push(Effect::Changed { key: entry.key.clone(), dot: Some(entry.dot), cause });
         }
         let dot = entry.dot;
         self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone() });
@@ -1124,6 +1143,9 @@ impl Replica {
         }
         if !self.op_fits(&entry.key, &entry.op) {
             return Err("operation does not fit the key's keyspace here");
+        }
+        if let Op::Crdt(payload) = &entry.op {
+            payload_belongs_to(payload, entry)?;
         }
         if !self.recovering && entry.deps.get(self.id) > self.applied.get(self.id) {
             return Err("dependencies name writes this leader never made");
@@ -1429,7 +1451,12 @@ impl Replica {
             return;
         }
         let Some(snapshot) = self.staging.remove(&from) else { return };
-        let newest = snapshot.chunks.values().flat_map(|c| &c.registers).map(|(_, r)| r.hlc).max();
+        let register_stamps = snapshot.chunks.values().flat_map(|c| &c.registers).map(|(_, r)| r.hlc);
+        let crdt_stamps = snapshot.chunks.values().flat_map(|c| &c.crdts).filter_map(|(_, state)| match state {
+            CrdtState::LwwRegister(r) => r.timestamp(),
+            _ => None,
+        });
+        let newest = register_stamps.chain(crdt_stamps).max();
         if let Some(newest) = newest {
             if let Err(err) = self.clock.observe(newest, now) {
                 self.metrics.timestamps_rejected += 1;
@@ -1455,18 +1482,26 @@ impl Replica {
             for (key, register) in chunk.registers {
                 if self.notify_changes && self.store.register(&key).is_none_or(|r| r.hlc < register.hlc) {
                     let cause = ChangeCause::Merge { from };
-                    self.effects.push(Effect::Changed { key: key.clone(), dot: register.dot, cause });
+                    self.effects.push(Effect::Changed { key: key.clone(), dot: Some(register.dot), cause });
                 }
                 self.merge_register(&vv, key, register);
             }
             for (key, state) in chunk.siblings {
                 if let Resolution::Siblings { max_siblings } = self.config.keyspaces.resolution(&key) {
-                    let _ = self.sibling_store(max_siblings).merge_key(&key, &state);
+                    let merged = self.sibling_store(max_siblings).merge_key(&key, &state);
+                    if self.notify_changes && merged.changed() {
+                        self.effects.push(Effect::Changed { key, dot: None, cause: ChangeCause::Merge { from } });
+                    }
                 }
             }
             for (key, state) in chunk.crdts {
-                let merged = self.crdts.crdts.entry(key).or_insert_with(|| state.clone()).merge(&state);
+                let before = self.crdts.crdts.get(&key).cloned();
+                let current = self.crdts.crdts.entry(key.clone()).or_insert_with(|| state.clone());
+                let merged = current.merge(&state);
                 debug_assert!(merged, "checked with the chunk");
+                if self.notify_changes && before.as_ref() != Some(current) {
+                    self.effects.push(Effect::Changed { key, dot: None, cause: ChangeCause::Merge { from } });
+                }
             }
         }
         for (origin, seq) in vv.iter() {
@@ -1579,5 +1614,31 @@ struct StagedSnapshot {
 impl StagedSnapshot {
     fn new(chunk: &SnapshotChunk) -> Self {
         StagedSnapshot { id: chunk.id, count: chunk.count, vv: chunk.vv.clone(), chunks: BTreeMap::new() }
+    }
+}
+
+/// Whether a CRDT payload is one its entry's origin could have produced: operations and counter
+/// deltas name only the origin, an LWW-register delta carries the entry's own timestamp, and new
+/// OR-set adds are the origin's dots. (A snapshot merge trusts per-leader maxima, so a payload
+/// speaking for another leader would corrupt it.)
+fn payload_belongs_to(payload: &CrdtOpPayload, entry: &Entry) -> Result<(), &'static str> {
+    let origin = entry.dot.origin;
+    let ok = match payload {
+        CrdtOpPayload::Counter(crate::crdt::PnCounterOp::Increment { by, .. })
+        | CrdtOpPayload::Counter(crate::crdt::PnCounterOp::Decrement { by, .. }) => *by == origin,
+        CrdtOpPayload::SetOp(crate::crdt::OrSetOp::Add { dot, .. }) => dot.origin == origin,
+        CrdtOpPayload::SetOp(crate::crdt::OrSetOp::Remove { .. }) => true,
+        CrdtOpPayload::Delta(CrdtState::GCounter(c)) => c.iter().all(|(leader, _)| leader == origin),
+        CrdtOpPayload::Delta(CrdtState::PnCounter(c)) => {
+            c.increments().iter().chain(c.decrements().iter()).all(|(leader, _)| leader == origin)
+        }
+        CrdtOpPayload::Delta(CrdtState::OrSet(s)) => s.iter().all(|e| s.dots(e).all(|d| d.origin == origin)),
+        CrdtOpPayload::Delta(CrdtState::LwwRegister(r)) => r.timestamp() == Some(entry.hlc),
+        CrdtOpPayload::Delta(_) => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("crdt payload speaks for another leader or time than its entry")
     }
 }

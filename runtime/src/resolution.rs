@@ -31,6 +31,10 @@ use crate::entry::{Key, Value};
 use crate::siblings::CausalContext;
 use crate::{clock::HlcTimestamp, LeaderId};
 
+/// The largest sibling bound a keyspace may set: that many values of the largest size still fit
+/// half a frame, so a key's siblings always fit a snapshot chunk.
+pub const MAX_SIBLINGS_BOUND: usize = 8;
+
 /// The most named keyspaces a replica accepts.
 pub const MAX_KEYSPACES: usize = 64;
 
@@ -114,8 +118,8 @@ pub enum KeyspaceError {
     /// Too many keyspaces.
     #[error("at most {MAX_KEYSPACES} keyspaces")]
     TooMany,
-    /// A sibling bound of zero.
-    #[error("keyspace {0:?}: max_siblings must be at least 1")]
+    /// A sibling bound of zero, or one so large that a key's siblings might not fit a frame.
+    #[error("keyspace {0:?}: max_siblings must be between 1 and {MAX_SIBLINGS_BOUND}")]
     ZeroSiblings(String),
 }
 
@@ -131,8 +135,10 @@ impl Keyspaces {
         if name.is_empty() || name.contains('/') {
             return Err(KeyspaceError::BadName(name.into()));
         }
-        if matches!(resolution, Resolution::Siblings { max_siblings: 0 }) {
-            return Err(KeyspaceError::ZeroSiblings(name.into()));
+        if let Resolution::Siblings { max_siblings } = resolution {
+            if max_siblings == 0 || max_siblings > MAX_SIBLINGS_BOUND {
+                return Err(KeyspaceError::ZeroSiblings(name.into()));
+            }
         }
         if self.named.len() >= MAX_KEYSPACES && !self.named.contains_key(name) {
             return Err(KeyspaceError::TooMany);

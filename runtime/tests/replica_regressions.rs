@@ -241,3 +241,82 @@ fn a_restarted_leader_voids_the_writes_it_lost_and_never_reuses_a_dot_its_peers_
         assert_eq!(net.replicas[i].voided().collect::<Vec<_>>(), vec![Dot::new(id(0), Seq(1))]);
     }
 }
+
+fn crdt_config() -> ReplicaConfig {
+    use roundtable_runtime::resolution::{CrdtKind, Keyspaces, Resolution};
+    let keyspaces = Keyspaces::default()
+        .with("hits", Resolution::Crdt(CrdtKind::OpCounter))
+        .and_then(|k| k.with("reg", Resolution::Crdt(CrdtKind::LwwRegister)))
+        .and_then(|k| k.with("big", Resolution::Crdt(CrdtKind::GSet)))
+        .expect("valid keyspaces");
+    ReplicaConfig { keyspaces, ..ReplicaConfig::default() }
+}
+
+/// Sends `entry` (a well-formed entry from L1 in every other respect) to L0 and returns L0's
+/// rejection count.
+fn offer(net: &mut Net, entry: Entry) -> u64 {
+    let msg =
+        PeerMessage::Replicate { entries: vec![ReplicatedEntry { entry, seen_by: LeaderSet::EMPTY }], catch_up: false };
+    let now = net.now;
+    net.replicas[0].handle_peer(now, id(1), msg);
+    net.collect(0);
+    net.replicas[0].metrics().rejected
+}
+
+#[test]
+fn crdt_payloads_must_speak_for_their_own_origin_and_time() {
+    use roundtable_runtime::crdt::{LwwRegister, PnCounterOp};
+    use roundtable_runtime::resolution::{CrdtOpPayload, CrdtState};
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, crdt_config());
+    let hlc = HlcTimestamp::from_wall_time(net.now, 0, id(1));
+    let entry =
+        |key: &str, op| Entry { dot: Dot::new(id(1), Seq(1)), hlc, deps: VersionVector::new(), key: key_of(key), op };
+    // An increment by L1's entry that claims to be L0's would corrupt per-leader counts.
+    let forged = entry(
+        "hits/x",
+        roundtable_runtime::Op::Crdt(CrdtOpPayload::Counter(PnCounterOp::Increment { by: id(0), amount: 5 })),
+    );
+    assert_eq!(offer(&mut net, forged), 1);
+    // An LWW-register delta stamped ten years ahead inside an entry with an honest stamp.
+    let mut reg = LwwRegister::default();
+    let later = HlcTimestamp::from_wall_time(net.now.saturating_add(Duration::from_secs(10 * 365 * 86_400)), 0, id(1));
+    let delta = reg.set(later, roundtable_runtime::Value::new(b"poison".to_vec()).expect("v"));
+    let poisoned = entry("reg/x", roundtable_runtime::Op::Crdt(CrdtOpPayload::Delta(CrdtState::LwwRegister(delta))));
+    assert_eq!(offer(&mut net, poisoned), 2);
+    // A void under a real key.
+    let void = entry("reg/x", roundtable_runtime::Op::Void);
+    assert_eq!(offer(&mut net, void), 3);
+    assert!(net.trace.iter().any(|l| l.contains("crdt payload speaks for another leader or time")), "{:#?}", net.trace);
+    assert_eq!(net.replicas[0].applied().total(), 0);
+}
+
+#[test]
+fn a_crdt_key_stays_small_enough_for_a_snapshot() {
+    use roundtable_runtime::resolution::{CrdtUpdate, Update};
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, crdt_config());
+    let big = "x".repeat(60 * 1024);
+    let mut refused = None;
+    for i in 0..20 {
+        match net.update(
+            0,
+            "big/set",
+            Update::Crdt(CrdtUpdate::Add(roundtable_runtime::Value::new(format!("{i}{big}").into_bytes()).expect("v"))),
+        ) {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some((i, e.to_string()));
+                break;
+            }
+        }
+    }
+    let (at, message) = refused.expect("the key hit its size limit");
+    assert!(at > 4 && at < 10, "refused at add {at}");
+    assert!(message.contains("would exceed"), "{message}");
+    // A peer far behind still gets it all in a snapshot that fits a frame.
+    net.deliver_all();
+    assert_eq!(net.assert_converged(), Ok(()));
+}
+
+fn key_of(k: &str) -> roundtable_runtime::Key {
+    roundtable_runtime::Key::new(k).expect("key")
+}
