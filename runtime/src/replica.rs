@@ -935,6 +935,16 @@ impl Replica {
         fresh.notify_changes = self.notify_changes;
         fresh.clock = self.clock.clone();
         fresh.trace(|| TraceEvent::FencedByCluster);
+        // Its own writes no peer is known to hold leave with the old state: say which.
+        let unreplicated: Vec<Dot> = self
+            .log
+            .iter()
+            .map(|l| l.entry.dot)
+            .filter(|dot| dot.origin == self.id && self.holders(*dot) == LeaderSet::single(self.id))
+            .collect();
+        if !unreplicated.is_empty() {
+            fresh.trace(|| TraceEvent::DiscardedAtRejoin { dots: unreplicated });
+        }
         fresh.handle_topology(now, self.live);
         Ok(fresh)
     }

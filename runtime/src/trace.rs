@@ -183,6 +183,13 @@ pub enum TraceEvent {
     },
     /// The supervisor fenced this leader (its timestamps ran ahead at a peer).
     FencedByCluster,
+    /// A fenced leader rejoined; these writes of its own, which no peer was known to hold, were
+    /// discarded with its old state (they were stamped by its bad clock). Peers that received
+    /// them hold them in quarantine.
+    DiscardedAtRejoin {
+        /// The writes.
+        dots: Vec<Dot>,
+    },
     /// This leader's clock is back within tolerance.
     Unfenced,
     /// The live set changed and the wiring with it.
@@ -270,6 +277,10 @@ impl fmt::Display for TraceEvent {
                 write!(f, "fenced: clock off by {}", fmt_ns(*residual_ns))
             }
             TraceEvent::Unfenced => f.write_str("unfenced: clock within tolerance"),
+            TraceEvent::DiscardedAtRejoin { dots: d } => {
+                f.write_str("discarded at rejoin (stamped by a bad clock, held by no peer): ")?;
+                dots(f, d)
+            }
             TraceEvent::FencedByCluster => {
                 f.write_str("fenced by the cluster: writes refused until the clock is synchronised")
             }
