@@ -318,7 +318,27 @@ impl Handler<Route> for Network {
             self.sink.record(Who::Network, format_args!("lost route {}->{} (unreachable)", route.from, route.to));
             return Box::pin(async move { unreachable });
         };
-        Box::pin(async move { home.send(Routed(route.write)).await.unwrap_or(unreachable) })
+        // The request and the answer each take a one-way latency of the model (the simulated
+        // network's loss and duplication are not applied to client routes: a lost answer would
+        // report an applied write as failed).
+        let (there, back) = if self.model.is_instant() {
+            (Duration::ZERO, Duration::ZERO)
+        } else {
+            (
+                self.model.sample_latency(route.from, route.to, &mut self.rng),
+                self.model.sample_latency(route.to, route.from, &mut self.rng),
+            )
+        };
+        Box::pin(async move {
+            if !there.is_zero() {
+                tokio::time::sleep(there).await;
+            }
+            let answer = home.send(Routed(route.write)).await.unwrap_or(unreachable);
+            if !back.is_zero() {
+                tokio::time::sleep(back).await;
+            }
+            answer
+        })
     }
 }
 
