@@ -86,6 +86,12 @@ pub struct ReplicaConfig {
     /// top of the topology's neighbours — the classic way state-based CRDTs spread, and a faster
     /// repair for every keyspace when links break. Off by default.
     pub gossip: Option<GossipConfig>,
+    /// After a restart, wait for a digest from *every* member before writing, not only the live
+    /// ones (default true). A write of this leader that reached only a member that is down right
+    /// now is then never given its dot again; the price is that a restarted leader cannot write
+    /// while any member is down (its error names them). `false` trades that safety for
+    /// availability: see [`Replica::restarted`].
+    pub restart_waits_for_all_members: bool,
 }
 
 /// How a replica gossips; see [`ReplicaConfig::gossip`].
@@ -122,6 +128,7 @@ impl Default for ReplicaConfig {
             trace: true,
             keyspaces: Keyspaces::default(),
             gossip: None,
+            restart_waits_for_all_members: true,
         }
     }
 }
@@ -485,12 +492,14 @@ impl Replica {
     /// ([`Replica::handle_topology`]) before [`Replica::start`]; until then it waits for every
     /// member.
     ///
-    /// Known limitation: a write of its own that, before the crash, reached only a leader that is
-    /// down while this one restarts is invisible to it, and its next write reuses that dot. When
-    /// the other leader returns, a copy of the old entry that it still holds in its log is
-    /// rejected here as a [`Rejection::DotConflict`] (traced), but replicas that hold different
+    /// By default it waits for every member, down ones included
+    /// ([`ReplicaConfig::restart_waits_for_all_members`]). With that off it waits only for the
+    /// live ones, and then a write of its own that, before the crash, reached only a leader that
+    /// is down while this one restarts is invisible to it, and its next write reuses that dot.
+    /// When the other leader returns, a copy of the old entry that it still holds in its log is
+    /// rejected as a [`Rejection::DotConflict`] (traced), but replicas that hold different
     /// entries under one dot do not converge. Persisting the last sequence number across restarts
-    /// closes the gap.
+    /// would close the gap without the wait.
     pub fn restarted(
         id: LeaderId,
         members: LeaderSet,
@@ -816,7 +825,9 @@ impl Replica {
         for peer in after.difference(before) {
             self.send_digest(peer, self.digest_reply());
         }
-        self.catching_up = self.catching_up.intersection(live);
+        if !self.config.restart_waits_for_all_members {
+            self.catching_up = self.catching_up.intersection(live);
+        }
         // What a departed leader acknowledged says nothing about what it will hold if it returns.
         self.acked.retain(|peer, _| live.contains(*peer));
         self.recently_sent.retain(|peer, _| live.contains(*peer));

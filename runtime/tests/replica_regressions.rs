@@ -320,3 +320,40 @@ fn a_crdt_key_stays_small_enough_for_a_snapshot() {
 fn key_of(k: &str) -> roundtable_runtime::Key {
     roundtable_runtime::Key::new(k).expect("key")
 }
+
+#[test]
+fn a_restarted_leader_waits_for_a_down_member_before_it_writes_so_no_dot_is_reused() {
+    let mut net = Net::new(3, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    net.write(0, "k", "old1");
+    net.deliver_all();
+    net.cut.push((id(0), id(1)));
+    net.write(0, "k", "old2"); // L0:2 reaches only L2
+    net.deliver_all();
+    net.cut.clear();
+    // L0 crashes; L2 is down (declared dead) while L0 restarts.
+    let live = LeaderSet::first(3).without(id(2));
+    net.replicas[0] =
+        Replica::restarted(id(0), LeaderSet::first(3), Topology::AllToAll { relay: false }, ReplicaConfig::default())
+            .expect("valid");
+    net.set_live(live);
+    let raw = net.raw(0);
+    net.replicas[0].start(raw);
+    net.collect(0);
+    net.in_flight.retain(|(from, to, _)| from.index() != 2 && to.index() != 2);
+    net.deliver_all();
+    // L1 answered, but L2 may hold a write of L0's: L0 refuses to write, and says whom it waits for.
+    let refused = net.try_write(0, "k", "new");
+    assert!(
+        matches!(&refused, Err(roundtable_runtime::WriteError::CatchingUp { waiting_for, .. }) if *waiting_for == LeaderSet::single(id(2))),
+        "{refused:?}"
+    );
+    // L2 returns: L0 learns L0:2, gets it back, and its next write is L0:3.
+    net.set_live(LeaderSet::first(3));
+    anti_entropy_rounds(&mut net, 2);
+    assert!(!net.replicas[0].is_catching_up(), "{:#?}", net.trace);
+    let next = net.write(0, "k", "new");
+    assert_eq!(next.seq, Seq(3));
+    net.deliver_all();
+    assert_eq!(net.assert_converged(), Ok(()));
+    assert!(!net.trace.iter().any(|l| l.contains("conflicts with the entry already held")), "{:#?}", net.trace);
+}
