@@ -208,6 +208,11 @@ impl ClusterBuilder {
         self
     }
 
+    /// The leaders' names so far.
+    pub(crate) fn leader_names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Starts the network, the leaders and the supervisor inside the current actix system.
     pub async fn start(self) -> Result<Cluster, ClusterError> {
         let n = self.names.len();

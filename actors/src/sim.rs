@@ -185,20 +185,13 @@ pub enum FaultEvent {
 #[derive(Debug, Clone)]
 pub struct Simulation {
     seed: u64,
-    names: Vec<String>,
-    topology: Topology,
-    network: NetworkModel,
+    /// The cluster's settings; the simulation adds simulated clocks and a trace sink.
+    cluster: crate::ClusterBuilder,
     skews: Vec<ClockSkew>,
     workload: Workload,
     faults: Vec<(Duration, FaultEvent)>,
-    replica: ReplicaConfig,
-    supervisor: SupervisorConfig,
-    tick_interval: Duration,
     max_duration: Duration,
-    clock_sync: Option<crate::ClockSyncConfig>,
     invalid: Option<String>,
-    resolution: crate::Resolution,
-    keyspaces: Vec<(String, crate::Resolution)>,
 }
 
 /// Why a simulation could not run.
@@ -221,41 +214,33 @@ impl Simulation {
     pub fn new(seed: u64) -> Self {
         Simulation {
             seed,
-            names: (0..3).map(|i| format!("L{i}")).collect(),
-            topology: Topology::AllToAll { relay: false },
-            network: NetworkModel::in_process(),
+            cluster: Cluster::builder().leader_count(3).seed(seed),
             skews: Vec::new(),
             workload: Workload::default(),
             faults: Vec::new(),
-            replica: ReplicaConfig::default(),
-            supervisor: SupervisorConfig::default(),
-            tick_interval: ms(100),
             max_duration: Duration::from_secs(60),
-            clock_sync: None,
             invalid: None,
-            resolution: crate::Resolution::LastWriteWins,
-            keyspaces: Vec::new(),
         }
     }
 
     /// `n` leaders named `L0`…
     #[must_use]
     pub fn leaders(mut self, n: usize) -> Self {
-        self.names = (0..n).map(|i| format!("L{i}")).collect();
+        self.cluster = self.cluster.leader_count(n);
         self
     }
 
     /// The topology.
     #[must_use]
     pub fn topology(mut self, topology: Topology) -> Self {
-        self.topology = topology;
+        self.cluster = self.cluster.topology(topology);
         self
     }
 
     /// The network model.
     #[must_use]
     pub fn network(mut self, model: NetworkModel) -> Self {
-        self.network = model;
+        self.cluster = self.cluster.network(model);
         self
     }
 
@@ -277,21 +262,21 @@ impl Simulation {
     /// time (NTP style; see [`crate::clock_sync`]).
     #[must_use]
     pub fn clock_sync(mut self, config: crate::ClockSyncConfig) -> Self {
-        self.clock_sync = Some(config);
+        self.cluster = self.cluster.clock_sync(config);
         self
     }
 
     /// The resolution of keys outside every named keyspace (default last-write-wins).
     #[must_use]
     pub fn resolution(mut self, resolution: crate::Resolution) -> Self {
-        self.resolution = resolution;
+        self.cluster = self.cluster.resolution(resolution);
         self
     }
 
     /// A named keyspace: keys `name/…` are reconciled by `resolution`.
     #[must_use]
     pub fn keyspace(mut self, name: &str, resolution: crate::Resolution) -> Self {
-        self.keyspaces.push((name.to_owned(), resolution));
+        self.cluster = self.cluster.keyspace(name, resolution);
         self
     }
 
@@ -324,21 +309,21 @@ impl Simulation {
     /// Replica settings.
     #[must_use]
     pub fn replica_config(mut self, config: ReplicaConfig) -> Self {
-        self.replica = config;
+        self.cluster = self.cluster.replica_config(config);
         self
     }
 
     /// Supervisor settings.
     #[must_use]
     pub fn supervisor_config(mut self, config: SupervisorConfig) -> Self {
-        self.supervisor = config;
+        self.cluster = self.cluster.supervisor_config(config);
         self
     }
 
     /// How often leaders tick and send heartbeats (default 100 ms).
     #[must_use]
     pub fn tick_interval(mut self, interval: Duration) -> Self {
-        self.tick_interval = interval;
+        self.cluster = self.cluster.tick_interval(interval);
         self
     }
 
@@ -374,7 +359,7 @@ impl Simulation {
         if let Some(why) = &self.invalid {
             return Err(SimError::Invalid(why.clone()));
         }
-        let n = self.names.len();
+        let n = self.cluster.leader_names().len();
         let out_of_range = |i: usize| SimError::Invalid(format!("leader index {i} is out of range ({n} leaders)"));
         for (_, leader, _) in &self.workload.ops {
             if *leader >= n {
@@ -402,25 +387,8 @@ impl Simulation {
     async fn drive(self) -> Result<SimRun, SimError> {
         let epoch = SimEpoch::starting_now(Cluster::simulation_epoch());
         let sink = TraceSink::recording(epoch);
-        let mut builder = Cluster::builder().resolution(self.resolution);
-        for (name, resolution) in &self.keyspaces {
-            builder = builder.keyspace(name, *resolution);
-        }
-        if let Some(config) = self.clock_sync {
-            builder = builder.clock_sync(config);
-        }
-        let cluster = builder
-            .leaders(self.names.clone())
-            .topology(self.topology.clone())
-            .network(self.network.clone())
-            .seed(self.seed)
-            .replica_config(self.replica.clone())
-            .supervisor_config(self.supervisor)
-            .tick_interval(self.tick_interval)
-            .simulated_clocks(epoch, self.skews.clone())
-            .trace_sink(sink.clone())
-            .start()
-            .await?;
+        let cluster =
+            self.cluster.clone().simulated_clocks(epoch, self.skews.clone()).trace_sink(sink.clone()).start().await?;
 
         // One schedule of client operations and faults, in time order (stable for equal times).
         enum Step {
@@ -429,7 +397,7 @@ impl Simulation {
         }
         let mut steps: Vec<(Duration, Step)> = self
             .workload
-            .expand(self.names.len())
+            .expand(self.cluster.leader_names().len())
             .into_iter()
             .map(|(at, leader, op)| (at, Step::Op(leader, op)))
             .chain(self.faults.iter().map(|(at, f)| (*at, Step::Fault(f.clone()))))
