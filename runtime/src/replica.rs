@@ -1418,7 +1418,7 @@ impl Replica {
     }
 
     /// Checks one chunk on its own; `Err` is the rejection to report.
-    fn check_chunk(&self, from: LeaderId, chunk: &SnapshotChunk) -> Result<(), Rejection> {
+    fn check_chunk(&self, chunk: &SnapshotChunk) -> Result<(), Rejection> {
         let malformed = |why| Rejection::MalformedSnapshot { id: chunk.id, why };
         if chunk.count == 0 || chunk.index >= chunk.count {
             return Err(malformed("chunk index outside the chunk count"));
@@ -1452,12 +1452,11 @@ impl Replica {
                 _ => return Err(malformed("crdt state for a key of another keyspace or type")),
             }
         }
-        let _ = from;
         Ok(())
     }
 
     fn receive_snapshot(&mut self, now: WallTime, from: LeaderId, chunk: SnapshotChunk) {
-        if let Err(reason) = self.check_chunk(from, &chunk) {
+        if let Err(reason) = self.check_chunk(&chunk) {
             self.staging.remove(&from);
             self.reject(from, reason);
             return;
@@ -1525,14 +1524,13 @@ impl Replica {
                 }
             }
         }
-        for (origin, seq) in vv.iter() {
-            if seq > self.applied.get(origin) {
-                // The log never held these writes: peers needing them get a snapshot from here.
-                let mut floor = VersionVector::new();
-                floor.set(origin, seq);
-                self.log.raise_floor(&floor);
-            }
+        // Writes the log never held (beyond what was applied here): peers needing them get a
+        // snapshot from here.
+        let mut floor = VersionVector::new();
+        for (origin, seq) in vv.iter().filter(|(origin, seq)| *seq > self.applied.get(*origin)) {
+            floor.set(origin, seq);
         }
+        self.log.raise_floor(&floor);
         self.applied.merge(&vv);
         self.metrics.snapshots_applied += 1;
         let adopted = vv.clone();

@@ -160,30 +160,6 @@ impl LwwStore {
         self.registers.is_empty()
     }
 
-    /// The store's registers split into chunks, in key order, each holding at most
-    /// `max_registers` registers and at most about `max_bytes` bytes once encoded (a register
-    /// larger than that travels alone). Always at least one chunk, possibly empty.
-    #[must_use]
-    pub fn snapshot_chunks(&self, max_registers: usize, max_bytes: usize) -> Vec<Vec<(Key, Register)>> {
-        let max = max_registers.max(1);
-        let mut chunks = Vec::new();
-        let mut current = Vec::new();
-        let mut bytes = 0;
-        for (k, r) in &self.registers {
-            let size = crate::wire::register_size_bound(k, r);
-            if !current.is_empty() && (current.len() == max || bytes + size > max_bytes) {
-                chunks.push(core::mem::take(&mut current));
-                bytes = 0;
-            }
-            current.push((k.clone(), r.clone()));
-            bytes += size;
-        }
-        if !current.is_empty() || chunks.is_empty() {
-            chunks.push(current);
-        }
-        chunks
-    }
-
     /// A digest of the store's contents that ignores nothing: used by tests and the simulator to
     /// compare replicas.
     #[must_use]

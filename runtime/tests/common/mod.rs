@@ -125,10 +125,6 @@ impl Net {
         Ok(receipt.dot)
     }
 
-    pub fn with_config(n: usize, topology: Topology, config: ReplicaConfig) -> Net {
-        Net::new(n, topology, config)
-    }
-
     pub fn write(&mut self, i: usize, k: &str, v: &str) -> Dot {
         self.try_write(i, k, v).expect("write accepted")
     }
