@@ -29,6 +29,8 @@ pub mod wire;
 
 pub use causality::{Causality, Dot, Seq, VersionVector};
 pub use entry::{DataError, Entry, Key, Op, Value};
+#[cfg(feature = "fault-injection")]
+pub use replica::Sabotage;
 pub use replica::{
     Alarm, ChangeCause, ConfigError, Effect, GossipConfig, Metrics, ReadValue, Replica, ReplicaConfig, WriteError,
     WriteReceipt,

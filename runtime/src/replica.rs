@@ -43,6 +43,17 @@ use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
 use crate::{LeaderId, LeaderSet, WallTime};
 
+/// What a peer said, in a digest, of a recovering leader's own writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RecoveryReport {
+    /// The highest of them it applied.
+    applied: crate::causality::Seq,
+    /// Those waiting in its causal buffer.
+    held: Vec<crate::causality::Seq>,
+    /// The highest of them an entry waiting there depends on.
+    needed: crate::causality::Seq,
+}
+
 /// How many void entries a replica remembers for [`Replica::voided`].
 pub const VOIDED_MAX: usize = 4096;
 
@@ -92,6 +103,37 @@ pub struct ReplicaConfig {
     /// while any member is down (its error names them). `false` trades that safety for
     /// availability: see [`Replica::restarted`].
     pub restart_waits_for_all_members: bool,
+    /// How long a restarted or rejoining leader waits, from its start, before it takes its peers'
+    /// answers as the truth about its own earlier writes (default 1 s). Messages its earlier life
+    /// sent may still be in flight; an answer given before they land misses them, and the leader
+    /// would issue their sequence numbers again. Make it longer than a message can take in
+    /// flight: twice the longest a message takes, since an answer composed before a late entry
+    /// lands may itself arrive after the quiet period. (The seed sweep found a fenced leader that
+    /// rejoined at once, concluded before its last entries landed, and left their successors
+    /// waiting for ever.)
+    pub recovery_quiet: Duration,
+    /// Breaks one replication mechanism on purpose, to show that the simulator's invariant
+    /// checker catches the bug (default [`Sabotage::None`]). Exists only with the
+    /// `fault-injection` feature, which no production build should enable.
+    #[cfg(feature = "fault-injection")]
+    pub sabotage: Sabotage,
+}
+
+/// One replication mechanism broken on purpose (the `fault-injection` feature): the bug each
+/// invariant of the simulator's checker exists to catch.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sabotage {
+    /// Nothing broken.
+    #[default]
+    None,
+    /// Entries are applied as soon as they are next from their origin, whatever else they
+    /// depend on (breaks causal order).
+    SkipDependencyCheck,
+    /// A copy of an entry already applied is applied again (breaks exactly-once).
+    SkipDuplicateSuppression,
+    /// A remote timestamp is merged into the HLC however far ahead it is (breaks `max_offset`).
+    AcceptFarFutureTimestamps,
 }
 
 /// How a replica gossips; see [`ReplicaConfig::gossip`].
@@ -129,6 +171,9 @@ impl Default for ReplicaConfig {
             keyspaces: Keyspaces::default(),
             gossip: None,
             restart_waits_for_all_members: true,
+            recovery_quiet: Duration::from_secs(1),
+            #[cfg(feature = "fault-injection")]
+            sabotage: Sabotage::None,
         }
     }
 }
@@ -384,14 +429,17 @@ pub struct Replica {
     acked: BTreeMap<LeaderId, VersionVector>,
     /// After a restart: peers whose digest is awaited before writes are accepted.
     catching_up: LeaderSet,
-    /// After a restart: the highest own sequence number any peer has reported.
+    /// After a restart: the highest own sequence number a snapshot named.
     own_high_water: crate::causality::Seq,
     /// Whether the leader restarted and has not caught up yet (refuses writes meanwhile).
     recovering: bool,
-    /// After a restart: the highest own sequence number any peer has applied.
-    recovery_applied_max: crate::causality::Seq,
-    /// After a restart: own sequence numbers some peer holds but has not applied.
-    recovery_held: alloc::collections::BTreeSet<crate::causality::Seq>,
+    /// While recovering: answers before this time do not end the wait for their sender
+    /// ([`ReplicaConfig::recovery_quiet`]); set by [`Replica::start`].
+    recovery_trusted_from: Option<WallTime>,
+    /// After a restart: what each peer last said of this leader's own writes (only answers
+    /// after the quiet period count; the latest answer of a peer replaces its earlier ones, as
+    /// a write parked at a peer can leave with that peer's state).
+    recovery_reports: BTreeMap<LeaderId, RecoveryReport>,
     /// Void entries applied here, most recent last (bounded by `VOIDED_MAX`).
     voided: alloc::collections::VecDeque<Dot>,
     fenced: bool,
@@ -462,8 +510,8 @@ impl Replica {
             catching_up: LeaderSet::EMPTY,
             own_high_water: crate::causality::Seq(0),
             recovering: false,
-            recovery_applied_max: crate::causality::Seq(0),
-            recovery_held: alloc::collections::BTreeSet::new(),
+            recovery_trusted_from: None,
+            recovery_reports: BTreeMap::new(),
             voided: alloc::collections::VecDeque::new(),
             fenced: false,
             cluster_fenced: false,
@@ -518,6 +566,7 @@ impl Replica {
         // A fresh leader of a fresh cluster has nothing to exchange yet; a restarted one asks
         // every live peer at once.
         if self.recovering {
+            self.recovery_trusted_from = Some(now.saturating_add(self.config.recovery_quiet));
             for peer in self.catching_up.intersection(self.live) {
                 self.send_digest(peer, self.digest_reply());
             }
@@ -752,7 +801,9 @@ impl Replica {
                     self.receive_entry(now, from, replicated, catch_up);
                 }
             }
-            PeerMessage::Digest { vv, reply, held } => self.receive_digest(now, from, vv, reply, &held),
+            PeerMessage::Digest { vv, reply, held, needed } => {
+                self.receive_digest(now, from, vv, reply, &held, needed);
+            }
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
         for peer in core::mem::take(&mut self.catch_up_wanted) {
@@ -772,6 +823,9 @@ impl Replica {
         self.clock.tick(now);
         self.update_fence();
         let mut targets = LeaderSet::EMPTY;
+        if self.end_quiet_period_if_due(now) {
+            targets = self.catching_up.intersection(self.live);
+        }
         if self.next_anti_entropy.is_none_or(|due| now >= due) {
             targets = self.neighbours().union(self.catching_up.intersection(self.live));
             self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
@@ -802,10 +856,10 @@ impl Replica {
     /// When the next tick is due.
     #[must_use]
     pub fn next_timeout(&self) -> Option<WallTime> {
-        match (self.next_anti_entropy, self.next_ack_round) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_anti_entropy, self.next_ack_round, self.recovery_trusted_from.filter(|_| self.recovering)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The live set changed (a leader died or returned). Rewires along the topology and starts
@@ -1000,7 +1054,42 @@ impl Replica {
 
     fn send_digest(&mut self, to: LeaderId, reply: DigestReply) {
         self.metrics.digests_sent += 1;
-        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held: Vec::new() });
+        let (held, needed) = self.held_for(to);
+        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held, needed });
+    }
+
+    /// Ends a recovering leader's quiet period once it is over: what peers said during it is
+    /// forgotten, and the answers that count start now. Returns whether it just ended.
+    fn end_quiet_period_if_due(&mut self, now: WallTime) -> bool {
+        if self.recovery_trusted_from.is_some_and(|t| self.recovering && now >= t) {
+            self.recovery_trusted_from = None;
+            self.recovery_reports.clear();
+            return true;
+        }
+        false
+    }
+
+    /// The sequence numbers of `peer`'s writes waiting undelivered in this leader's causal
+    /// buffer. Every digest to `peer` carries them: a restarted peer counts any digest as this
+    /// leader's answer, so each must tell it which of its own writes survive only here (the seed
+    /// sweep found a restarted hub that took a plain anti-entropy digest for the answer and
+    /// never voided the writes it had lost, leaving their successors parked for ever).
+    ///
+    /// Also the highest of `peer`'s sequence numbers that a waiting entry depends on: a write of
+    /// another leader that saw a write of `peer`'s which then left with `peer`'s old state (a
+    /// rejoin discards writes no peer was known to hold) waits for it until `peer` voids it.
+    fn held_for(&self, peer: LeaderId) -> (Vec<crate::causality::Seq>, crate::causality::Seq) {
+        let mut needed = crate::causality::Seq(0);
+        let mut held = Vec::new();
+        for dot in self.buffer.dots() {
+            if dot.origin == peer {
+                held.push(dot.seq);
+            }
+            if let Some(waiting) = self.buffer.get(dot) {
+                needed = needed.max(waiting.entry.deps.get(peer));
+            }
+        }
+        (held, needed)
     }
 
     /// A restarting leader needs an answer from every peer; otherwise only the one that is behind
@@ -1101,7 +1190,7 @@ impl Replica {
     }
 
     fn apply_one(&mut self, entry: Entry, seen: LeaderSet) {
-        debug_assert!(CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
+        debug_assert!(self.sabotaged() || CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
         let outcome = match (self.config.keyspaces.resolution(&entry.key), &entry.op) {
             (_, Op::Void) | (Resolution::LastWriteWins | Resolution::HomeLeader, _) => self.store.apply(&entry),
             (Resolution::Siblings { max_siblings }, Op::SiblingPut { .. } | Op::SiblingDelete { .. }) => {
@@ -1127,7 +1216,7 @@ impl Replica {
             self.effects.push(Effect::Changed { key: entry.key.clone(), dot: Some(entry.dot), cause });
         }
         let dot = entry.dot;
-        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone() });
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone(), deps: entry.deps.clone() });
         if outcome == ApplyOutcome::Void {
             if self.voided.len() >= VOIDED_MAX {
                 self.voided.pop_front();
@@ -1204,6 +1293,11 @@ impl Replica {
                 self.reject(from, Rejection::DotConflict { dot });
                 return;
             }
+            #[cfg(feature = "fault-injection")]
+            Some(true) if self.config.sabotage == Sabotage::SkipDuplicateSuppression => {
+                self.reapply_duplicate(entry);
+                return;
+            }
             Some(true) => {
                 self.metrics.duplicates_dropped += 1;
                 self.log.mark_seen(dot, seen);
@@ -1223,7 +1317,8 @@ impl Replica {
         }
         // A void touches no key, so its stamp decides nothing: it never moves the clock and is
         // never refused for it (a restarted leader with a bad clock must still fill its gaps).
-        let observed = if entry.op == Op::Void { Ok(entry.hlc) } else { self.clock.observe(entry.hlc, now) };
+        let local = self.clock.corrected_now(now);
+        let observed = if entry.op == Op::Void { Ok(entry.hlc) } else { self.observe(entry.hlc, now) };
         if let Err(err) = observed {
             self.metrics.timestamps_rejected += 1;
             let reason = match err {
@@ -1245,12 +1340,13 @@ impl Replica {
             return;
         }
         self.metrics.entries_received += 1;
-        self.trace(|| TraceEvent::Received { from, dot, catch_up });
+        let clock = (entry.op != Op::Void).then_some((entry.hlc, local));
+        self.trace(|| TraceEvent::Received { from, dot, catch_up, clock });
         // Forward on first receipt, whether the copy came along the topology or in a catch-up
         // (a catch-up can overtake the topology's copy), and only what this leader now holds
         // (applied or parked), so that the seen-by set it advertises is true.
         self.forward(&entry, Some(from), seen);
-        if CausalBuffer::is_deliverable(&entry, &self.applied) {
+        if CausalBuffer::is_deliverable(&entry, &self.applied) || self.skips_dependency_check(&entry) {
             self.apply(entry, seen);
             return;
         }
@@ -1260,6 +1356,55 @@ impl Replica {
         self.trace(|| TraceEvent::CausalWait { dot, missing });
         let inserted = self.buffer.insert(Waiting { entry, from, seen_by: seen });
         debug_assert!(inserted.is_ok(), "room was checked above");
+    }
+
+    /// Merges a remote timestamp into the HLC, bounded by `max_offset` (unless sabotaged).
+    fn observe(&mut self, remote: HlcTimestamp, now: WallTime) -> Result<HlcTimestamp, ClockError> {
+        #[cfg(feature = "fault-injection")]
+        if self.config.sabotage == Sabotage::AcceptFarFutureTimestamps {
+            return self.clock.observe_unbounded(remote, now);
+        }
+        self.clock.observe(remote, now)
+    }
+
+    /// Whether a mechanism is broken on purpose (always false without `fault-injection`).
+    fn sabotaged(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.config.sabotage != Sabotage::None {
+            return true;
+        }
+        false
+    }
+
+    /// [`Sabotage::SkipDependencyCheck`]: the entry is next from its origin, and that is all
+    /// that is checked.
+    fn skips_dependency_check(&self, _entry: &Entry) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.config.sabotage == Sabotage::SkipDependencyCheck {
+            return self.applied.get(_entry.dot.origin).next() == _entry.dot.seq;
+        }
+        false
+    }
+
+    /// [`Sabotage::SkipDuplicateSuppression`]: applies a copy of an applied entry once more, as
+    /// a replica without duplicate suppression would.
+    #[cfg(feature = "fault-injection")]
+    fn reapply_duplicate(&mut self, entry: Entry) {
+        if !self.applied.contains(entry.dot) {
+            return; // A parked copy: nothing to apply yet.
+        }
+        match (self.config.keyspaces.resolution(&entry.key), &entry.op) {
+            (Resolution::Crdt(kind), Op::Crdt(payload)) => {
+                let _ = self.crdts.apply_crdt(&entry.key, kind, payload);
+            }
+            (Resolution::LastWriteWins | Resolution::HomeLeader, _) => {
+                let _ = self.store.apply(&entry);
+            }
+            _ => {}
+        }
+        self.metrics.applied += 1;
+        let dot = entry.dot;
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key, deps: entry.deps });
     }
 
     fn refuse_for_buffer(&mut self, from: LeaderId, dot: Dot) {
@@ -1276,16 +1421,26 @@ impl Replica {
         theirs: VersionVector,
         reply: DigestReply,
         held: &[crate::causality::Seq],
+        needed: crate::causality::Seq,
     ) {
         if self.recovering {
-            self.catching_up.remove(from);
-            let applied_there = theirs.get(self.id);
-            self.recovery_applied_max = self.recovery_applied_max.max(applied_there);
-            self.own_high_water = self.own_high_water.max(applied_there);
-            // Only as many as a causal buffer can hold; a peer claiming more is not believed.
-            for &seq in held.iter().take(self.config.causal_buffer_max) {
-                self.recovery_held.insert(seq);
-                self.own_high_water = self.own_high_water.max(seq);
+            self.end_quiet_period_if_due(now);
+            let applied = theirs.get(self.id);
+            // A peer's buffer holds at most `causal_buffer_max` entries, none further ahead of
+            // what it applied than that: a report beyond it is a lie (or a bug), and believing it
+            // would make this leader void sequence numbers without end.
+            let limit = applied.0.saturating_add(self.config.causal_buffer_max as u64);
+            let believable =
+                held.len() <= self.config.causal_buffer_max && held.iter().all(|s| s.0 <= limit) && needed.0 <= limit;
+            if believable {
+                let report = RecoveryReport { applied, held: held.to_vec(), needed };
+                self.recovery_reports.insert(from, report);
+                if self.recovery_trusted_from.is_none() {
+                    self.catching_up.remove(from);
+                }
+            } else {
+                let why = "claims writes of the receiver beyond what a causal buffer can hold";
+                self.reject(from, Rejection::MalformedDigest { why });
             }
         }
         // What was sent to this peer less than an anti-entropy interval ago is probably still in
@@ -1326,13 +1481,9 @@ impl Replica {
         };
         if answer {
             self.metrics.digests_sent += 1;
-            // A restarting peer also learns which of its own writes wait here undelivered.
-            let held = if reply == DigestReply::Always {
-                self.buffer.dots().filter(|d| d.origin == from).map(|d| d.seq).collect()
-            } else {
-                Vec::new()
-            };
-            self.send(from, PeerMessage::Digest { vv: self.applied.clone(), reply: DigestReply::Never, held });
+            let (held, needed) = self.held_for(from);
+            let vv = self.applied.clone();
+            self.send(from, PeerMessage::Digest { vv, reply: DigestReply::Never, held, needed });
         }
         self.acked.insert(from, theirs);
     }
@@ -1541,11 +1692,11 @@ impl Replica {
             let seen = waiting.seen_by.with(self.id);
             self.apply_one(waiting.entry, seen);
         }
-        if self.recovering {
-            self.catching_up.remove(from);
-            if vv.get(self.id) > self.own_high_water {
-                self.own_high_water = vv.get(self.id);
-            }
+        // A snapshot does not end the wait for its sender's digest: only a digest says which of
+        // this leader's own writes wait undelivered in the sender's causal buffer (the seed
+        // sweep found a restarted leader that never voided a lost write parked at its peers).
+        if self.recovering && vv.get(self.id) > self.own_high_water {
+            self.own_high_water = vv.get(self.id);
         }
     }
 
@@ -1573,19 +1724,31 @@ impl Replica {
         if !self.recovering || !self.catching_up.is_empty() {
             return;
         }
-        while self.applied.get(self.id) >= self.recovery_applied_max && self.applied.get(self.id) < self.own_high_water
-        {
+        let reports = self.recovery_reports.values();
+        let applied_max = reports.clone().map(|r| r.applied).max().unwrap_or_default();
+        let high_water = reports
+            .clone()
+            .flat_map(|r| r.held.iter().copied().chain([r.applied, r.needed]))
+            .fold(self.own_high_water, core::cmp::Ord::max);
+        let mut held: alloc::collections::BTreeSet<crate::causality::Seq> =
+            reports.flat_map(|r| r.held.iter().copied()).collect();
+        // This leader's own buffer counts too: entries of its own that came back and wait, and
+        // entries of others that depend on writes of its own that left with its old state.
+        let (own_held, own_needed) = self.held_for(self.id);
+        held.extend(own_held.iter().copied());
+        let high_water = own_held.into_iter().chain([own_needed]).fold(high_water, core::cmp::Ord::max);
+        while self.applied.get(self.id) >= applied_max && self.applied.get(self.id) < high_water {
             let next = self.applied.get(self.id).next();
-            if self.recovery_held.contains(&next) {
+            if held.contains(&next) {
                 break; // It will come back once a peer can deliver it.
             }
             if !self.void(now, next) {
                 break;
             }
         }
-        if self.applied.get(self.id) >= self.own_high_water {
+        if self.applied.get(self.id) >= high_water {
             self.recovering = false;
-            self.recovery_held.clear();
+            self.recovery_reports.clear();
             let vv = self.applied.clone();
             self.trace(|| TraceEvent::CaughtUp { vv });
         }
@@ -1594,9 +1757,9 @@ impl Replica {
     /// Issues a void entry for this leader's sequence number `seq` (the next one).
     fn void(&mut self, now: WallTime, seq: crate::causality::Seq) -> bool {
         debug_assert_eq!(self.applied.get(self.id).next(), seq);
-        let Ok(hlc) = self.clock.stamp(now) else {
-            return false; // Fenced: try again on a later input.
-        };
+        // A void's stamp decides nothing (see `LeaderClock::stamp_inert`): a fenced leader voids
+        // too, or its peers' entries that follow the gap wait for ever.
+        let hlc = self.clock.stamp_inert(now);
         let Ok(key) = Key::new(crate::entry::VOID_KEY) else { return false };
         let dot = Dot::new(self.id, seq);
         let entry = Entry { dot, hlc, deps: self.applied.clone(), key, op: Op::Void };

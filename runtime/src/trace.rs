@@ -54,6 +54,12 @@ pub enum Rejection {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A digest that cannot be true.
+    #[error("malformed digest: {why}")]
+    MalformedDigest {
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A dot this leader already holds with different contents (a peer reusing sequence numbers).
     #[error("entry {dot} conflicts with the entry already held under the same dot")]
     DotConflict {
@@ -108,6 +114,10 @@ pub enum TraceEvent {
         dot: Dot,
         /// Whether it came in a catch-up (an answer to a digest) rather than along the topology.
         catch_up: bool,
+        /// The entry's timestamp and this leader's corrected physical time when the timestamp was
+        /// merged into its HLC (`None` for a void, whose stamp is never merged). Not rendered:
+        /// it lets a checker verify the `max_offset` bound after the fact.
+        clock: Option<(HlcTimestamp, crate::WallTime)>,
     },
     /// A copy of an entry already held or waiting arrived and was dropped.
     DuplicateDropped {
@@ -139,6 +149,9 @@ pub enum TraceEvent {
         dot: Dot,
         /// The key.
         key: Key,
+        /// The entry's dependencies (its origin's version vector when it was written). Not
+        /// rendered: it lets a checker verify causal order after the fact.
+        deps: VersionVector,
     },
     /// Two concurrent writes to a key: last-write-wins kept one and discarded the other.
     LwwDiscarded {
@@ -248,7 +261,7 @@ impl fmt::Display for TraceEvent {
                 write!(f, "{} -> {to} ", if *catch_up { "catch-up" } else { "send" })?;
                 dots(f, d)
             }
-            TraceEvent::Received { from, dot, catch_up } => {
+            TraceEvent::Received { from, dot, catch_up, .. } => {
                 write!(f, "recv {dot} <- {from}{}", if *catch_up { " (catch-up)" } else { "" })
             }
             TraceEvent::DuplicateDropped { from, dot } => write!(f, "duplicate {dot} <- {from} dropped"),
@@ -259,7 +272,7 @@ impl fmt::Display for TraceEvent {
             TraceEvent::BufferFull { dot, asked, capacity } => {
                 write!(f, "buffer cannot hold {dot} (capacity {capacity}), catch-up asked of {asked}")
             }
-            TraceEvent::Applied { dot, key } => write!(f, "apply {dot} {key}"),
+            TraceEvent::Applied { dot, key, .. } => write!(f, "apply {dot} {key}"),
             TraceEvent::LwwDiscarded { key, kept, discarded, value } => {
                 write!(f, "lww {key} kept {kept} discarded {discarded}")?;
                 match value {

@@ -9,8 +9,9 @@
 //!
 //! ```
 //! use roundtable_runtime::wire::{decode, encode, DigestReply, Envelope, PeerMessage};
-//! use roundtable_runtime::{causality::VersionVector, LeaderId};
-//! let env = Envelope::new(LeaderId::new(2)?, PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![] });
+//! use roundtable_runtime::{causality::VersionVector, LeaderId, Seq};
+//! let digest = PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![], needed: Seq(0) };
+//! let env = Envelope::new(LeaderId::new(2)?, digest);
 //! let bytes = encode(&env)?;
 //! assert_eq!(decode(&bytes)?, env);
 //! assert!(decode(&[0xff, 0xff, 0xff]).is_err());
@@ -88,9 +89,13 @@ pub enum PeerMessage {
         /// Whether and when the receiver answers with its own digest.
         reply: DigestReply,
         /// Sequence numbers of the *receiver's* own writes that the sender holds but has not
-        /// applied yet (they wait in its causal buffer). Filled only in answer to a restarting
-        /// leader, which needs them to tell which of its writes were lost with it.
+        /// applied yet (they wait in its causal buffer). A restarting leader needs them to tell
+        /// which of its writes were lost with it.
         held: Vec<crate::causality::Seq>,
+        /// The highest of the *receiver's* sequence numbers that an entry waiting in the
+        /// sender's causal buffer depends on (0: none). A restarting leader must fill (void) up
+        /// to it, or those entries wait for ever.
+        needed: crate::causality::Seq,
     },
     /// A chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
     Snapshot(SnapshotChunk),

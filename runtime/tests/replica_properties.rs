@@ -237,7 +237,7 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
             }
         }),
         (vv(), prop_oneof![Just(DigestReply::Never), Just(DigestReply::IfBehind), Just(DigestReply::Always)])
-            .prop_map(|(vv, reply)| PeerMessage::Digest { vv, reply, held: vec![] }),
+            .prop_map(|(vv, reply)| PeerMessage::Digest { vv, reply, held: vec![], needed: Default::default() }),
         (vv(), proptest::collection::vec(entry(), 0..4), any::<u64>(), 0u32..4, 1u32..5).prop_map(
             |(vv, es, id, index, count)| {
                 PeerMessage::Snapshot(roundtable_runtime::store::SnapshotChunk {

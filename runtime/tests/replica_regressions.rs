@@ -138,7 +138,12 @@ fn one_digest_is_answered_with_a_bounded_number_of_entries() {
     net.replicas[0].handle_peer(
         raw,
         id(1),
-        PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::Never, held: vec![] },
+        PeerMessage::Digest {
+            vv: VersionVector::new(),
+            reply: DigestReply::Never,
+            held: vec![],
+            needed: Default::default(),
+        },
     );
     let sent: usize = net.replicas[0]
         .drain_effects()
@@ -225,7 +230,8 @@ fn a_restarted_leader_voids_the_writes_it_lost_and_never_reuses_a_dot_its_peers_
     net.replicas[0].start(raw);
     net.collect(0);
     net.deliver_all();
-    // It learned that L0:2 and L0:3 wait at its peers and that nobody has L0:1: it voids L0:1 …
+    anti_entropy_rounds(&mut net, 1); // past its quiet period: the answers that count
+                                      // It learned that L0:2 and L0:3 wait at its peers and that nobody has L0:1: it voids L0:1 …
     assert!(net.trace.iter().any(|l| l == "L0 void L0:1: lost with this leader's crash"), "{:#?}", net.trace);
     // … which lets the peers deliver L0:2 and L0:3; anti-entropy brings them back to L0.
     anti_entropy_rounds(&mut net, 2);
@@ -341,6 +347,15 @@ fn a_restarted_leader_waits_for_a_down_member_before_it_writes_so_no_dot_is_reus
     net.collect(0);
     net.in_flight.retain(|(from, to, _)| from.index() != 2 && to.index() != 2);
     net.deliver_all();
+    // Past its quiet period, L0 asks again: the answers that count. L2 stays down.
+    net.advance(Duration::from_secs(2));
+    for i in 0..2 {
+        let raw = net.raw(i);
+        net.replicas[i].handle_tick(raw);
+        net.collect(i);
+    }
+    net.in_flight.retain(|(from, to, _)| from.index() != 2 && to.index() != 2);
+    net.deliver_all();
     // L1 answered, but L2 may hold a write of L0's: L0 refuses to write, and says whom it waits for.
     let refused = net.try_write(0, "k", "new");
     assert!(
@@ -356,4 +371,96 @@ fn a_restarted_leader_waits_for_a_down_member_before_it_writes_so_no_dot_is_reus
     net.deliver_all();
     assert_eq!(net.assert_converged(), Ok(()));
     assert!(!net.trace.iter().any(|l| l.contains("conflicts with the entry already held")), "{:#?}", net.trace);
+}
+
+/// Restarts leader `i` of `net` with empty state and `config`, and starts it.
+fn restart(net: &mut Net, i: usize, config: ReplicaConfig) {
+    let members = LeaderSet::first(net.replicas.len());
+    net.replicas[i] = Replica::restarted(id(i), members, Topology::AllToAll { relay: false }, config).expect("valid");
+    let raw = net.raw(i);
+    net.replicas[i].start(raw);
+    net.collect(i);
+}
+
+/// Found by the seed sweep: an entry of a leader's earlier life, still in flight when the leader
+/// restarted, landed after its peers had answered; the leader took the answers as the truth and
+/// issued that entry's dot again. It now waits out `recovery_quiet` and asks again.
+fn late_entry_of_an_earlier_life(config: ReplicaConfig) -> (Net, Dot) {
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    net.write(0, "a", "1");
+    net.deliver_all();
+    net.write(0, "b", "2"); // L0:2 is on its way to L1 …
+    let late = net.in_flight.remove(0);
+    restart(&mut net, 0, config); // … when L0 restarts
+    net.deliver_all(); // L1 answers: it has L0:1
+    net.in_flight.push(late); // L0:2 lands at L1 only now
+    net.deliver_all();
+    for _ in 0..3 {
+        net.tick_all(Duration::from_millis(600));
+        net.deliver_all();
+    }
+    let next = net.write(0, "c", "3");
+    net.deliver_all();
+    (net, next)
+}
+
+#[test]
+fn a_restarted_leader_waits_out_its_quiet_period_so_a_late_entry_of_its_earlier_life_keeps_its_dot() {
+    let (net, next) = late_entry_of_an_earlier_life(ReplicaConfig::default());
+    assert_eq!(next, Dot::new(id(0), Seq(3)), "L0:2 came back; no dot is reused");
+    assert_eq!(net.value(0, "b").as_deref(), Some("2"));
+    assert_eq!(net.assert_converged(), Ok(()));
+    // Without the quiet period the dot is reused, and the replicas hold different L0:2s.
+    let quiet_off = ReplicaConfig { recovery_quiet: Duration::ZERO, ..ReplicaConfig::default() };
+    let (net, next) = late_entry_of_an_earlier_life(quiet_off);
+    assert_eq!(next, Dot::new(id(0), Seq(2)), "the dot of the late entry is issued again");
+    assert!(net.count(|e| matches!(e, TraceEvent::Rejected { .. })) > 0, "{:#?}", net.trace);
+}
+
+/// Found by the seed sweep: a write of another leader that depends on a write of this leader's
+/// which no one holds any more (both leaders lost their state) waited for ever. Digests now say
+/// which of the receiver's writes waiting entries depend on, and the restarted leader voids them.
+#[test]
+fn a_restarted_leader_voids_a_lost_write_that_a_waiting_entry_depends_on() {
+    let mut net = Net::new(3, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    net.cut.push((id(1), id(2)));
+    net.write(1, "x", "1"); // L1:1 reaches L0 only
+    net.deliver_all();
+    net.cut = vec![(id(0), id(1))];
+    net.write(0, "y", "2"); // L0:1 depends on L1:1; it reaches L2 only, which parks it
+    net.deliver_all();
+    net.cut.clear();
+    assert_eq!(net.replicas[2].waiting(), 1);
+    // L0 and L1 both lose their state: L1:1 is gone, L0:1 survives only parked at L2.
+    restart(&mut net, 0, ReplicaConfig::default());
+    restart(&mut net, 1, ReplicaConfig::default());
+    for _ in 0..4 {
+        net.tick_all(Duration::from_millis(600));
+        net.deliver_all();
+    }
+    assert!(net.trace.iter().any(|l| l == "L1 void L1:1: lost with this leader's crash"), "{:#?}", net.trace);
+    assert_eq!(net.replicas[2].waiting(), 0, "L0:1 was delivered");
+    assert!((0..3).all(|i| !net.replicas[i].is_catching_up()));
+    assert_eq!(net.value(0, "y").as_deref(), Some("2"), "L0 got its write back from L2");
+    assert_eq!(net.assert_converged(), Ok(()));
+}
+
+/// A digest claiming that entries depend on writes of the receiver far beyond anything a causal
+/// buffer can hold is a lie: believing it would make a restarted leader void without end.
+#[test]
+fn a_digest_that_claims_impossible_dependencies_is_rejected_and_counted() {
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    restart(&mut net, 0, ReplicaConfig::default());
+    net.in_flight.clear();
+    let lie = PeerMessage::Digest {
+        vv: VersionVector::new(),
+        reply: DigestReply::Never,
+        held: vec![Seq(u64::MAX)],
+        needed: Seq(u64::MAX),
+    };
+    net.in_flight.push((id(1), id(0), lie));
+    net.deliver_all();
+    assert_eq!(net.replicas[0].metrics().rejected, 1);
+    assert!(net.trace.iter().any(|l| l.contains("malformed digest")), "{:#?}", net.trace);
+    assert!(net.trace.iter().all(|l| !l.contains("void")), "nothing voided");
 }

@@ -175,6 +175,11 @@ fn a_restarted_leader_catches_up_before_it_writes_and_never_reuses_a_dot() {
     net.collect(0);
     assert!(matches!(net.try_write(0, "d", "4"), Err(WriteError::CatchingUp { .. })));
     net.deliver_all();
+    // Its peers answered at once, but messages of its earlier life may still be in flight: it
+    // waits out `recovery_quiet` (1 s) and asks again before it trusts the answers.
+    assert!(net.replicas[0].is_catching_up(), "still in its quiet period");
+    net.tick_all(Duration::from_millis(1_100));
+    net.deliver_all();
 
     assert!(!net.replicas[0].is_catching_up());
     assert!(net.trace.iter().any(|l| l == "L0 caught up [L0:2 L1:1]"), "{:#?}", net.trace);
@@ -197,12 +202,35 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
         id(0),
         &wire::encode(&Envelope::new(
             id(2),
-            PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never, held: vec![] },
+            PeerMessage::Digest {
+                vv: Default::default(),
+                reply: DigestReply::Never,
+                held: vec![],
+                needed: Default::default(),
+            },
         ))
         .expect("fits"),
     );
-    r.handle_peer(now, id(9), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never, held: vec![] });
-    r.handle_peer(now, id(1), PeerMessage::Digest { vv: Default::default(), reply: DigestReply::Never, held: vec![] });
+    r.handle_peer(
+        now,
+        id(9),
+        PeerMessage::Digest {
+            vv: Default::default(),
+            reply: DigestReply::Never,
+            held: vec![],
+            needed: Default::default(),
+        },
+    );
+    r.handle_peer(
+        now,
+        id(1),
+        PeerMessage::Digest {
+            vv: Default::default(),
+            reply: DigestReply::Never,
+            held: vec![],
+            needed: Default::default(),
+        },
+    );
     assert_eq!(r.metrics().rejected, 4);
     net.collect(1);
     assert_eq!(

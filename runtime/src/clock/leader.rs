@@ -139,6 +139,15 @@ impl LeaderClock {
         Ok(self.hlc.now(pt))
     }
 
+    /// A timestamp for an entry whose stamp decides nothing (a void: it touches no key, and
+    /// peers never merge it into their clocks), issued even while fenced: a fenced leader that
+    /// restarted must still fill the gaps in its sequence, or its peers' later entries wait for
+    /// ever. The HLC is not advanced.
+    pub fn stamp_inert(&mut self, raw_now: WallTime) -> HlcTimestamp {
+        let pt = self.corrector.now(raw_now);
+        self.hlc.peek(pt)
+    }
+
     /// Merges a timestamp received from a peer at raw time `raw_now` (an HLC receive event over
     /// corrected time). Works while fenced: a fenced leader still learns causality.
     ///
@@ -149,6 +158,17 @@ impl LeaderClock {
     pub fn observe(&mut self, remote: HlcTimestamp, raw_now: WallTime) -> Result<HlcTimestamp, ClockError> {
         let pt = self.corrector.now(raw_now);
         self.hlc.receive(remote, pt, self.max_offset)
+    }
+
+    /// [`observe`](Self::observe) without the `max_offset` bound: a far-future timestamp drags
+    /// the HLC along. Only for showing that a checker catches it (`fault-injection` feature).
+    ///
+    /// # Errors
+    /// None in practice; the signature matches [`observe`](Self::observe).
+    #[cfg(feature = "fault-injection")]
+    pub fn observe_unbounded(&mut self, remote: HlcTimestamp, raw_now: WallTime) -> Result<HlcTimestamp, ClockError> {
+        let pt = self.corrector.now(raw_now);
+        self.hlc.receive(remote, pt, Duration::MAX)
     }
 
     /// The health of the corrected clock (see [`ClockCorrector::health`]).
