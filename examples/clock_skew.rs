@@ -110,7 +110,7 @@ fn simulate(offset_ns: i64, clock_sync: bool, max_duration: Duration) -> Result<
 /// Prints the trace lines `keep` selects, then every leader's value of [`KEY`].
 fn show(run: &SimRun, keep: impl Fn(&TraceLine) -> bool) {
     let lines = run.trace().lines.iter().filter(|l| keep(l)).cloned().collect();
-    print!("{}", Trace { lines }.render());
+    print!("{}", Trace { lines, ..Trace::default() }.render());
     for s in run.states() {
         println!("  {} holds {KEY} = {:?}", s.name, value(s).unwrap_or_default());
     }

@@ -103,6 +103,15 @@ pub struct ClusterBuilder {
 }
 
 impl ClusterBuilder {
+    /// What the invariant checker needs of these settings.
+    pub(crate) fn check_settings(&self) -> crate::check::CheckSettings {
+        crate::check::CheckSettings {
+            max_offset: self.replica.max_offset,
+            default_resolution: self.resolution,
+            keyspaces: self.keyspaces.clone(),
+        }
+    }
+
     /// Synchronise every leader's clock against a time server that knows true time (the
     /// simulation's true time, or the system clock), NTP style. Off by default.
     #[must_use]

@@ -24,7 +24,7 @@ use crate::messages::{
     Put, Report, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::network::{Network, Route, Transmit};
-use crate::trace::{Actor as Who, TraceSink};
+use crate::trace::{Actor as Who, Mark, TraceSink};
 use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
 use roundtable_runtime::siblings::SiblingRead;
@@ -91,6 +91,9 @@ impl Leader {
                 Effect::Trace(event) => {
                     tracing::debug!(%event);
                     self.sink.record(Who::Leader(id), &event);
+                    if let Some(mark) = Mark::from_event(&event) {
+                        self.sink.mark(Who::Leader(id), mark);
+                    }
                 }
                 Effect::Changed { key, dot, cause } => {
                     let key = key.as_str();
@@ -269,6 +272,7 @@ impl Handler<Fence> for Leader {
                     Who::Leader(self.spec.id),
                     "rejoining: in-memory state discarded, catching up from the healthy leaders",
                 );
+                self.sink.mark(Who::Leader(self.spec.id), Mark::Rejoined);
                 fresh.start(now);
                 self.replica = Some(fresh);
             }
@@ -349,6 +353,17 @@ impl Handler<Deliver> for Leader {
     type Result = ();
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
         let now = self.now();
+        if self.sink.is_enabled() {
+            let mark = Mark::Message {
+                from: msg.from,
+                to: self.spec.id,
+                kind: msg.kind.to_owned(),
+                bytes: msg.frame.len(),
+                sent_at: msg.sent_at,
+                delivered: self.replica.is_some(),
+            };
+            self.sink.mark(Who::Leader(self.spec.id), mark);
+        }
         let Some(replica) = self.replica.as_mut() else {
             self.sink.record(Who::Leader(self.spec.id), format_args!("down: frame from {} lost", msg.from));
             return;
@@ -374,6 +389,7 @@ impl Handler<Crash> for Leader {
         if self.replica.take().is_some() {
             tracing::warn!(leader = %self.spec.name, "crashed: in-memory state lost");
             self.sink.record(Who::Leader(self.spec.id), "crashed: in-memory state lost");
+            self.sink.mark(Who::Leader(self.spec.id), Mark::Crashed);
             ctx.stop();
         }
     }
@@ -390,6 +406,7 @@ impl Handler<Restart> for Leader {
             Ok(replica) => {
                 tracing::info!(leader = %s.name, "restarted with empty state; catching up");
                 self.sink.record(Who::Leader(s.id), "restarted with empty state; catching up");
+                self.sink.mark(Who::Leader(s.id), Mark::Restarted);
                 let now = self.now();
                 let replica = self.replica.insert(replica);
                 replica.notify_changes(!self.subscriptions.is_empty());

@@ -7,6 +7,7 @@
 //! come back.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod check;
 pub mod clock;
 pub mod clock_sync;
 pub mod cluster;
@@ -15,8 +16,11 @@ pub mod messages;
 pub mod network;
 pub mod sim;
 pub mod supervisor;
+pub mod svg;
+pub mod sweep;
 pub mod trace;
 
+pub use check::{CheckReport, Invariant, Violation, WriteFate};
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, ClockSyncConfig, TimeQuery, TimeServer};
 pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics};
@@ -29,4 +33,4 @@ pub use network::{Fault, NetStats, Network, NetworkModel};
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use sim::{ms, AckedWrite, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
 pub use supervisor::{Supervisor, SupervisorConfig};
-pub use trace::{Actor as TraceActor, Trace, TraceLine, TraceSink};
+pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceLine, TraceSink};

@@ -323,6 +323,10 @@ pub struct Deliver {
     pub from: LeaderId,
     /// The encoded envelope.
     pub frame: Vec<u8>,
+    /// When it was sent (time since the start of the run; for the trace).
+    pub sent_at: std::time::Duration,
+    /// Its kind (for the trace).
+    pub kind: &'static str,
 }
 
 /// From a leader, through the network, to the supervisor: something it must act on.

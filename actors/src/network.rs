@@ -16,7 +16,7 @@ use roundtable_runtime::{LeaderId, LeaderSet};
 use crate::leader::Leader;
 use crate::messages::{Deliver, Heartbeat, LeaderError, Report, Routed, Write};
 use crate::supervisor::Supervisor;
-use crate::trace::{Actor as Who, TraceSink};
+use crate::trace::{Actor as Who, Mark, TraceSink};
 use roundtable_runtime::WriteReceipt;
 
 /// How the simulated network behaves. [`NetworkModel::in_process`] is perfect and instant.
@@ -205,19 +205,28 @@ impl Network {
         self.isolated.contains(from) || self.isolated.contains(to) || self.cut.contains(&(from, to))
     }
 
-    fn deliver(&mut self, from: LeaderId, to: LeaderId, frame: Vec<u8>, kind: &'static str) {
+    fn deliver(&mut self, from: LeaderId, to: LeaderId, frame: Vec<u8>, kind: &'static str, sent_at: Duration) {
         self.stats.in_flight = self.stats.in_flight.saturating_sub(1);
         if self.blocked(from, to) {
             self.stats.dropped += 1;
             self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (partitioned)"));
+            self.mark_lost(from, to, kind, frame.len(), sent_at);
             return;
         }
         match self.leaders.get(&to) {
-            Some(leader) => leader.do_send(Deliver { from, frame }),
+            Some(leader) => leader.do_send(Deliver { from, frame, sent_at, kind }),
             None => {
                 self.stats.dropped += 1;
                 self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (no such leader)"));
+                self.mark_lost(from, to, kind, frame.len(), sent_at);
             }
+        }
+    }
+
+    fn mark_lost(&self, from: LeaderId, to: LeaderId, kind: &'static str, bytes: usize, sent_at: Duration) {
+        if self.sink.is_enabled() {
+            let mark = Mark::Message { from, to, kind: kind.to_owned(), bytes, sent_at, delivered: false };
+            self.sink.mark(Who::Network, mark);
         }
     }
 }
@@ -253,19 +262,22 @@ impl Handler<Transmit> for Network {
         let stats = self.stats.by_kind.entry(kind).or_default();
         stats.messages += 1;
         stats.bytes += frame.len() as u64;
+        let sent_at = self.sink.elapsed();
         if self.blocked(t.from, t.to) {
             self.stats.dropped += 1;
             self.sink.record(Who::Network, format_args!("lost {kind} {}->{} (partitioned)", t.from, t.to));
+            self.mark_lost(t.from, t.to, kind, frame.len(), sent_at);
             return;
         }
         if self.model.is_instant() {
             self.stats.in_flight += 1;
-            self.deliver(t.from, t.to, frame, kind);
+            self.deliver(t.from, t.to, frame, kind, sent_at);
             return;
         }
         if self.rng.chance(self.model.drop_rate) {
             self.stats.dropped += 1;
             self.sink.record(Who::Network, format_args!("lost {kind} {}->{}", t.from, t.to));
+            self.mark_lost(t.from, t.to, kind, frame.len(), sent_at);
             return;
         }
         let copies = if self.rng.chance(self.model.duplicate_rate) {
@@ -279,7 +291,7 @@ impl Handler<Transmit> for Network {
             let latency = self.model.sample_latency(t.from, t.to, &mut self.rng);
             self.stats.in_flight += 1;
             let (from, to, frame) = (t.from, t.to, frame.clone());
-            ctx.run_later(latency, move |net, _| net.deliver(from, to, frame, kind));
+            ctx.run_later(latency, move |net, _| net.deliver(from, to, frame, kind, sent_at));
         }
     }
 }

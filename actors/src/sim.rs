@@ -32,7 +32,7 @@ use crate::cluster::{ClockSkew, Cluster, ClusterError, ClusterMetrics};
 use crate::messages::{Delete, Get, LeaderState, Put};
 use crate::network::{Fault, NetworkModel};
 use crate::supervisor::SupervisorConfig;
-use crate::trace::{Actor as Who, Trace, TraceSink};
+use crate::trace::{Actor as Who, Mark, Trace, TraceSink};
 use crate::SimEpoch;
 
 /// `n` milliseconds.
@@ -406,7 +406,6 @@ impl Simulation {
         let last_fault = self.faults.iter().map(|(at, _)| *at).max();
 
         let mut acked: Vec<AckedWrite> = Vec::new();
-        let mut crashed_after: Vec<(usize, Duration)> = Vec::new();
         for (at, step) in steps {
             tokio::time::sleep_until(epoch.instant_at(at)).await;
             match step {
@@ -416,9 +415,6 @@ impl Simulation {
                     }
                 }
                 Step::Fault(fault) => {
-                    if let FaultEvent::Crash(l) = fault {
-                        crashed_after.push((l, epoch.elapsed()));
-                    }
                     apply_fault(&cluster, &sink, fault)?;
                 }
             }
@@ -443,16 +439,23 @@ impl Simulation {
         let (live, _) = cluster.supervisor().send(crate::supervisor::Liveness).await.map_err(ClusterError::from)?;
         // A write is lost with its leader when that leader crashed after acknowledging it and no
         // live leader holds it: it never applied anywhere, or its restarted origin voided it.
-        let live_states = || states.iter().filter(|s| s.up && live.contains(s.id));
-        let lost_with_leader = acked
-            .iter()
-            .filter(|a| crashed_after.iter().any(|(l, t)| *l == a.leader && *t >= a.at))
-            .filter(|a| live_states().all(|s| !s.applied.contains(a.dot) || s.voided.contains(&a.dot)))
-            .cloned()
-            .collect();
+        // A write is lost with its leaders when it is not held at the end and every leader that
+        // held it lost its in-memory state afterwards (crashed, or rejoined after the cluster
+        // fenced its clock): the only loss in-memory leaders can have. It is then voided, or its
+        // dot issued again for another write, or simply held by no one.
+        let trace = sink.snapshot();
+        // A write refused for its stamp (quarantined) or discarded by a rejoining leader is
+        // reported as such, not as lost.
+        let reported = |a: &AckedWrite| {
+            states.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot))
+                || trace.marks.iter().any(|m| matches!(&m.mark, Mark::Discarded { dots } if dots.contains(&a.dot)))
+        };
+        let lost_with_leader =
+            acked.iter().filter(|a| !reported(a) && every_holder_lost_it(&trace, a)).cloned().collect();
         Ok(SimRun {
+            check_settings: self.cluster.check_settings(),
             seed: self.seed,
-            trace: sink.snapshot(),
+            trace,
             states,
             live,
             metrics,
@@ -528,7 +531,7 @@ async fn client_op(
     match result {
         Ok(receipt) => {
             sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
-            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, key, value }))
+            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value }))
         }
         Err(e) => {
             sink.record(Who::Client, format_args!("{what}: refused: {e}"));
@@ -571,6 +574,40 @@ fn apply_fault(cluster: &Cluster, sink: &TraceSink, fault: FaultEvent) -> Result
     Ok(())
 }
 
+/// Whether any leader applied a void under `dot` (its origin restarted and gave the dot up).
+pub(crate) fn voided_anywhere(states: &[LeaderState], dot: roundtable_runtime::Dot) -> bool {
+    states.iter().any(|s| s.voided.contains(&dot))
+}
+
+/// Whether every leader that held `acked` (applied it, or adopted a snapshot with it) lost its
+/// state afterwards, so that no leader holds it.
+fn every_holder_lost_it(trace: &Trace, acked: &AckedWrite) -> bool {
+    let mut holders = LeaderSet::EMPTY;
+    for line in &trace.marks {
+        let crate::trace::Actor::Leader(id) = line.actor else { continue };
+        match &line.mark {
+            // The dot was issued again: what follows is about another write.
+            Mark::Write { dot, hlc, .. } if *dot == acked.dot && *hlc != acked.hlc => break,
+            // Voided by its restarted origin: what is applied from here on is the void.
+            Mark::Voided { dot } if *dot == acked.dot => break,
+            Mark::Applied { dot, .. } if *dot == acked.dot => holders = holders.with(id),
+            Mark::SnapshotAdopted { vv, .. } if vv.contains(acked.dot) => holders = holders.with(id),
+            Mark::Crashed | Mark::Restarted | Mark::Rejoined => holders = holders.without(id),
+            _ => {}
+        }
+    }
+    holders.is_empty()
+}
+
+/// Whether `acked`'s dot was stamped again, for another write (its leader restarted and no
+/// peer held the first).
+fn reissued(trace: &Trace, acked: &AckedWrite) -> bool {
+    trace
+        .marks
+        .iter()
+        .any(|m| matches!(&m.mark, Mark::Write { dot, hlc, .. } if *dot == acked.dot && *hlc != acked.hlc))
+}
+
 /// A write a client got an acknowledgement for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckedWrite {
@@ -580,6 +617,8 @@ pub struct AckedWrite {
     pub at: Duration,
     /// Its identity.
     pub dot: roundtable_runtime::Dot,
+    /// Its timestamp.
+    pub hlc: roundtable_runtime::clock::HlcTimestamp,
     /// The key.
     pub key: String,
     /// The value (`None` for a delete).
@@ -589,6 +628,7 @@ pub struct AckedWrite {
 /// The outcome of a simulation: the trace, the leaders' final states and a report.
 #[derive(Debug, Clone)]
 pub struct SimRun {
+    check_settings: crate::check::CheckSettings,
     seed: u64,
     trace: Trace,
     states: Vec<LeaderState>,
@@ -672,7 +712,8 @@ impl SimRun {
             }
         }
         for a in &self.acked {
-            let held = first.applied.contains(a.dot) && !first.voided.contains(&a.dot);
+            let held =
+                first.applied.contains(a.dot) && !voided_anywhere(&self.states, a.dot) && !reissued(&self.trace, a);
             // A write refused everywhere for its timestamp is reported, not lost silently.
             let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
             if !held && !quarantined && !self.lost_with_leader.contains(a) {
@@ -680,6 +721,12 @@ impl SimRun {
             }
         }
         Ok(())
+    }
+
+    /// Runs the invariant checker ([`crate::check`]) over this run.
+    #[must_use]
+    pub fn check(&self) -> crate::CheckReport {
+        crate::check::check(self, &self.check_settings)
     }
 
     /// The trace, then a summary: final state per leader and the run's counters. This is what
@@ -714,8 +761,18 @@ impl SimRun {
                 }
             }
         }
-        let m = &self.metrics;
         let _ = writeln!(out, "--- report");
+        out.push_str(&self.report());
+        out
+    }
+
+    /// The run's report: messages and bytes by kind, acknowledged and lost writes, duplicates
+    /// dropped, causal waits, last-write-wins discards, rejections, rewires, network losses,
+    /// and the time the cluster took to converge after the last fault.
+    #[must_use]
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let m = &self.metrics;
         for (kind, k) in &m.network.by_kind {
             let _ = writeln!(out, "{kind}: {} messages, {} bytes", k.messages, k.bytes);
         }

@@ -6,12 +6,14 @@ use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use roundtable_runtime::LeaderId;
+use roundtable_runtime::clock::HlcTimestamp;
+use roundtable_runtime::{Dot, LeaderId, LeaderSet, Rejection, TraceEvent, VersionVector, WallTime};
+use serde::{Deserialize, Serialize};
 
 use crate::clock::SimEpoch;
 
 /// Who produced a trace line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Actor {
     /// A leader (its replica, or its actor shell).
     Leader(LeaderId),
@@ -35,7 +37,7 @@ impl fmt::Display for Actor {
 }
 
 /// One line of a trace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceLine {
     /// Time since the start of the run.
     pub at: Duration,
@@ -46,10 +48,179 @@ pub struct TraceLine {
 }
 
 /// A finished run's trace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trace {
     /// The lines, in the order they happened.
     pub lines: Vec<TraceLine>,
+    /// The structured facts of the run, in the order they happened: what the invariant checker
+    /// ([`crate::check`]) and the space-time diagram ([`crate::svg`]) read. Not part of
+    /// [`Trace::render`].
+    pub marks: Vec<MarkLine>,
+    /// Whether marks were left out because the trace reached [`TRACE_LINES_MAX`] of them (a
+    /// checker must then say it saw only part of the run).
+    pub marks_cut: bool,
+}
+
+/// A structured fact of a run, stamped like a [`TraceLine`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkLine {
+    /// Time since the start of the run.
+    pub at: Duration,
+    /// Who did it.
+    pub actor: Actor,
+    /// What happened.
+    pub mark: Mark,
+}
+
+/// A structured fact of a run. Leaders' marks come from their replicas' [`TraceEvent`]s (those
+/// a checker or a diagram needs) and from their actor shells (crashes, restarts); the network
+/// marks every message between leaders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Mark {
+    /// A client write was accepted and stamped.
+    Write {
+        /// Its identity.
+        dot: Dot,
+        /// The key.
+        key: String,
+        /// Its timestamp.
+        hlc: HlcTimestamp,
+    },
+    /// The first copy of an entry arrived.
+    Received {
+        /// The peer it came from.
+        from: LeaderId,
+        /// The entry.
+        dot: Dot,
+        /// Its timestamp and the receiver's corrected physical time when the timestamp entered
+        /// the receiver's HLC (`None` for a void, whose stamp never does).
+        clock: Option<(HlcTimestamp, WallTime)>,
+    },
+    /// An entry was applied.
+    Applied {
+        /// The entry.
+        dot: Dot,
+        /// Its dependencies.
+        deps: VersionVector,
+    },
+    /// A copy of an entry already held was dropped.
+    Duplicate {
+        /// The peer it came from.
+        from: LeaderId,
+        /// The entry.
+        dot: Dot,
+    },
+    /// An entry waits for its dependencies.
+    CausalWait {
+        /// The entry.
+        dot: Dot,
+    },
+    /// Last-write-wins decided a conflict.
+    Conflict {
+        /// The key.
+        key: String,
+        /// The write kept.
+        kept: Dot,
+        /// The write discarded.
+        discarded: Dot,
+    },
+    /// A siblings write left a key with several values.
+    Siblings {
+        /// The key.
+        key: String,
+        /// How many siblings it holds.
+        count: usize,
+    },
+    /// A snapshot was adopted: the leader now holds every write of `vv`.
+    SnapshotAdopted {
+        /// The peer it came from.
+        from: LeaderId,
+        /// The writes it named.
+        vv: VersionVector,
+    },
+    /// A restarted leader voided one of its sequence numbers.
+    Voided {
+        /// The dot.
+        dot: Dot,
+    },
+    /// Something a peer sent was refused.
+    Rejected {
+        /// The peer.
+        from: LeaderId,
+        /// The entry, when the rejection names one.
+        dot: Option<Dot>,
+        /// Whether it was refused for a timestamp beyond `max_offset`.
+        far_future: bool,
+    },
+    /// A fenced leader rejoined and discarded these writes of its own, which no peer was known
+    /// to hold (stamped by its bad clock; reported, not replicated).
+    Discarded {
+        /// The writes.
+        dots: Vec<Dot>,
+    },
+    /// The leader's live set and wiring changed.
+    Rewired {
+        /// The live leaders.
+        live: LeaderSet,
+    },
+    /// The leader crashed: its in-memory state is gone.
+    Crashed,
+    /// The leader restarted with empty state.
+    Restarted,
+    /// The leader was fenced by the cluster and rebuilt its state from its peers.
+    Rejoined,
+    /// A message from one leader to another: sent at `sent_at`, and delivered (or lost) at the
+    /// mark's time.
+    Message {
+        /// The sender.
+        from: LeaderId,
+        /// The receiver.
+        to: LeaderId,
+        /// Its kind (`replicate`, `digest`, `snapshot`, …).
+        kind: String,
+        /// Its size on the wire.
+        bytes: usize,
+        /// When it was sent.
+        sent_at: Duration,
+        /// Whether it reached the receiver (false: lost to a drop, a partition or a crash).
+        delivered: bool,
+    },
+}
+
+impl Mark {
+    /// The mark a replica's trace event leaves, if a checker or a diagram needs it.
+    #[must_use]
+    pub fn from_event(event: &TraceEvent) -> Option<Mark> {
+        Some(match event {
+            TraceEvent::WriteAccepted { dot, key, hlc } => {
+                Mark::Write { dot: *dot, key: key.as_str().to_owned(), hlc: *hlc }
+            }
+            TraceEvent::Received { from, dot, clock, .. } => Mark::Received { from: *from, dot: *dot, clock: *clock },
+            TraceEvent::Applied { dot, deps, .. } => Mark::Applied { dot: *dot, deps: deps.clone() },
+            TraceEvent::DuplicateDropped { from, dot } => Mark::Duplicate { from: *from, dot: *dot },
+            TraceEvent::CausalWait { dot, .. } => Mark::CausalWait { dot: *dot },
+            TraceEvent::LwwDiscarded { key, kept, discarded, .. } => {
+                Mark::Conflict { key: key.as_str().to_owned(), kept: *kept, discarded: *discarded }
+            }
+            TraceEvent::Siblings { key, dots, .. } => {
+                Mark::Siblings { key: key.as_str().to_owned(), count: dots.len() }
+            }
+            TraceEvent::SnapshotApplied { from, vv } => Mark::SnapshotAdopted { from: *from, vv: vv.clone() },
+            TraceEvent::Voided { dot } => Mark::Voided { dot: *dot },
+            TraceEvent::Rejected { from, reason } => {
+                let (dot, far_future) = match reason {
+                    Rejection::TimestampTooFarAhead { dot, .. } => (Some(*dot), true),
+                    Rejection::MalformedEntry { dot, .. } | Rejection::DotConflict { dot } => (Some(*dot), false),
+                    _ => (None, false),
+                };
+                Mark::Rejected { from: *from, dot, far_future }
+            }
+            TraceEvent::Rewired { live, .. } => Mark::Rewired { live: *live },
+            TraceEvent::DiscardedAtRejoin { dots } => Mark::Discarded { dots: dots.clone() },
+            _ => return None,
+        })
+    }
 }
 
 impl Trace {
@@ -125,6 +296,25 @@ impl TraceSink {
     #[must_use]
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// Time since the start of the run (zero for a disabled sink).
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.inner.as_ref().and_then(|i| i.lock().ok().map(|g| g.0 .0.elapsed())).unwrap_or_default()
+    }
+
+    /// Records one structured fact.
+    pub fn mark(&self, actor: Actor, mark: Mark) {
+        let Some(inner) = &self.inner else { return };
+        let Ok(mut guard) = inner.lock() else { return };
+        let at = guard.0 .0.elapsed();
+        let trace = &mut guard.1;
+        if trace.marks.len() < TRACE_LINES_MAX {
+            trace.marks.push(MarkLine { at, actor, mark });
+        } else {
+            trace.marks_cut = true;
+        }
     }
 
     /// Records one line.
