@@ -1,0 +1,248 @@
+//! `roundtable`: run one simulation, sweep seeds for bugs, or draw a trace.
+//!
+//! ```text
+//! roundtable sim --topology star --resolution lww --leaders 4 --seed 7 --faults standard --trace
+//! roundtable sim --seed 7 --trace-out run.json --svg run.svg
+//! roundtable sweep --seeds 1000
+//! roundtable trace render run.json -o run.svg
+//! ```
+//!
+//! `sim` prints the run's report and the invariant checker's verdict (and, with `--trace`, the
+//! trace); it exits with status 1 when an invariant was violated. `sweep` runs every topology ×
+//! resolution (or those named) over a range of seeds with a progress bar, prints a summary table
+//! and, for each failure, the seed, the violated invariant and the command that replays it.
+
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use roundtable::actors::svg::{render_svg, SvgOptions};
+use roundtable::actors::sweep::{FaultMix, Progress, Scenario, Sweep, SweepResolution, SweepTopology, SWEEP_LEADERS};
+use roundtable::actors::Trace;
+
+/// Simulate, sweep and draw roundtable replication runs.
+#[derive(Debug, Parser)]
+#[command(name = "roundtable", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one deterministic simulation, check it, and print its report.
+    Sim(SimArgs),
+    /// Run many seeds of every topology × resolution and report the failures.
+    Sweep(SweepArgs),
+    /// Work with a saved trace.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// circle, star, all-to-all or custom.
+    #[arg(long, default_value = "star")]
+    topology: SweepTopology,
+    /// lww, home-leader, siblings, crdt-state or crdt-op.
+    #[arg(long, default_value = "lww")]
+    resolution: SweepResolution,
+    /// Number of leaders (2–64).
+    #[arg(long, default_value_t = SWEEP_LEADERS as u8, value_parser = clap::value_parser!(u8).range(2..=64))]
+    leaders: u8,
+    /// The seed: it decides the workload, the faults' times and victims, and the clocks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// `standard`, `none`, or items like `drop=0.1,duplicate=0.1,reorder=0.1,partition,crash,offset=500,drift=100,ntp`.
+    #[arg(long, default_value = "standard")]
+    faults: FaultMix,
+    /// Print the whole trace and final states before the report.
+    #[arg(long)]
+    trace: bool,
+    /// Save the trace (with its structured marks) as JSON, for `roundtable trace render`.
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
+    /// Draw the run's space-time diagram to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Break one mechanism on purpose (needs `--features fault-injection`):
+    /// skip-dependency-check, skip-duplicate-suppression, accept-far-future-timestamps.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_parser = roundtable::actors::sweep::parse_sabotage)]
+    sabotage: Option<roundtable::actors::sweep::Sabotage>,
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    /// Seeds per topology × resolution pair.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Only these topologies (repeat the flag; default all).
+    #[arg(long)]
+    topology: Vec<SweepTopology>,
+    /// Only these resolutions (repeat the flag; default all).
+    #[arg(long)]
+    resolution: Vec<SweepResolution>,
+    /// Number of leaders (2–64).
+    #[arg(long, default_value_t = SWEEP_LEADERS as u8, value_parser = clap::value_parser!(u8).range(2..=64))]
+    leaders: u8,
+    /// The fault mix (as for `sim`).
+    #[arg(long, default_value = "standard")]
+    faults: FaultMix,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Break one mechanism on purpose in every run (needs `--features fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_parser = roundtable::actors::sweep::parse_sabotage)]
+    sabotage: Option<roundtable::actors::sweep::Sabotage>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// Draw a trace saved by `roundtable sim --trace-out` as an SVG space-time diagram.
+    Render {
+        /// The trace (JSON).
+        input: PathBuf,
+        /// Where to write the SVG (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// A title above the diagram.
+        #[arg(long)]
+        title: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => sim(args),
+        Command::Sweep(args) => sweep(&args),
+        Command::Trace(TraceCommand::Render { input, output, title }) => render(&input, output, title),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+fn sim(args: SimArgs) -> CliResult {
+    #[allow(unused_mut)]
+    let mut scenario = Scenario::new(args.topology, args.resolution, usize::from(args.leaders), args.seed);
+    scenario.faults = args.faults;
+    #[cfg(feature = "fault-injection")]
+    if let Some(sabotage) = args.sabotage {
+        scenario.sabotage = sabotage;
+    }
+    let run = scenario.simulation().try_run()?;
+    let check = run.check();
+    if args.trace {
+        print!("{}", run.render());
+    } else {
+        print!("{}", run.report());
+    }
+    println!("--- invariants");
+    println!("{check}");
+    println!("replay: {}", scenario.replay_command());
+    if let Some(path) = &args.trace_out {
+        std::fs::write(path, serde_json::to_vec(run.trace())?)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("trace written to {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        let options = SvgOptions {
+            title: Some(format!("{} · {} · seed {}", scenario.topology, scenario.resolution, scenario.seed)),
+            leaders: Some(scenario.leaders),
+            ..SvgOptions::default()
+        };
+        std::fs::write(path, render_svg(run.trace(), &options))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("diagram written to {}", path.display());
+    }
+    Ok(if check.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn sweep(args: &SweepArgs) -> CliResult {
+    let end = args.from.checked_add(args.seeds).ok_or("--from + --seeds overflows")?;
+    #[allow(unused_mut)]
+    let mut sweep = Sweep::new(args.from..end).leaders(usize::from(args.leaders)).faults(args.faults);
+    if !args.topology.is_empty() {
+        sweep = sweep.topologies(&args.topology);
+    }
+    if !args.resolution.is_empty() {
+        sweep = sweep.resolutions(&args.resolution);
+    }
+    if let Some(threads) = args.threads {
+        sweep = sweep.threads(threads);
+    }
+    #[cfg(feature = "fault-injection")]
+    if let Some(sabotage) = args.sabotage {
+        sweep = sweep.sabotage(sabotage);
+    }
+    let bar = ProgressBar::new();
+    let result = sweep.run(|p| bar.show(p));
+    bar.finish();
+    print!("{}", result.summary());
+    Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn render(input: &PathBuf, output: Option<PathBuf>, title: Option<String>) -> CliResult {
+    let bytes = std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let trace: Trace = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not a trace saved by `roundtable sim --trace-out`: {e}", input.display()))?;
+    let svg = render_svg(&trace, &SvgOptions { title, ..SvgOptions::default() });
+    match output {
+        Some(path) => {
+            std::fs::write(&path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("diagram written to {}", path.display());
+        }
+        None => print!("{svg}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A one-line progress bar on standard error: redrawn in place on a terminal, a line per tenth
+/// of the work otherwise (logs stay short).
+struct ProgressBar {
+    terminal: bool,
+    started: std::time::Instant,
+}
+
+impl ProgressBar {
+    const WIDTH: u64 = 30;
+
+    fn new() -> Self {
+        ProgressBar { terminal: std::io::stderr().is_terminal(), started: std::time::Instant::now() }
+    }
+
+    fn show(&self, p: Progress) {
+        let total = p.total.max(1);
+        let tenth = (total / 10).max(1);
+        if !self.terminal && p.done % tenth != 0 && p.done != total {
+            return;
+        }
+        let filled = p.done * Self::WIDTH / total;
+        let bar: String = (0..Self::WIDTH).map(|i| if i < filled { '#' } else { '-' }).collect();
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { p.done as f64 / secs } else { 0.0 };
+        let line = format!("[{bar}] {}/{} runs, {} failed, {rate:.0} runs/s", p.done, p.total, p.failed);
+        let mut err = std::io::stderr().lock();
+        let _ = if self.terminal { write!(err, "\r{line}") } else { writeln!(err, "{line}") };
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
