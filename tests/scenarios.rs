@@ -295,3 +295,27 @@ fn sends(run: &SimRun) -> Vec<Sent> {
     }
     out
 }
+
+/// The README's picture: the star hub-failover scenario as a space-time diagram. Kept true like
+/// a snapshot: when the rendering changes, the test writes `snapshots/star_hub_crash_and_restart.svg.new`
+/// (never in CI) and fails; look at the new picture and move it over the old one if it is right.
+#[test]
+fn the_readme_picture_is_the_star_hub_failover_diagram() {
+    use roundtable::actors::svg::{render_svg, SvgOptions};
+    let run = star_hub_crash_and_restart_run();
+    let options = SvgOptions {
+        title: Some("Star, 4 leaders: the hub L0 crashes at 15 ms, L1 takes over, L0 returns at 1.2 s".into()),
+        leaders: Some(4),
+        ..SvgOptions::default()
+    };
+    let svg = render_svg(run.trace(), &options);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/star_hub_crash_and_restart.svg");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != svg {
+        let new = path.with_extension("svg.new");
+        if std::env::var_os("CI").is_none() {
+            std::fs::write(&new, &svg).expect("write the new picture");
+        }
+        panic!("{} differs from the rendering; review {} and move it over", path.display(), new.display());
+    }
+}
