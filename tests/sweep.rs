@@ -155,3 +155,16 @@ fn the_same_seeds_pass_without_sabotage() {
         assert!(result.passed(), "{}", result.summary());
     }
 }
+
+/// Seeds that once failed a sweep, each replayed for good (found at 10,000 seeds per pair).
+#[test]
+fn seeds_that_once_failed_stay_fixed() {
+    // Two leaders with the same empty state but different state digests (an empty sibling store
+    // counted at one of them): the cluster never settled.
+    let scenario = Scenario {
+        faults: without_ntp(),
+        ..Scenario::new(SweepTopology::AllToAll, SweepResolution::Siblings, SWEEP_LEADERS, 527)
+    };
+    let outcome = scenario.run();
+    assert!(outcome.passed(), "{}", outcome.report.map(|r| r.to_string()).unwrap_or_else(|e| e));
+}

@@ -56,7 +56,16 @@ pub struct Leader {
     subscriptions: Vec<(String, actix::Recipient<Changed>)>,
     network: Addr<Network>,
     sink: TraceSink,
+    /// This actor's address, for its own flush timer.
+    me: Option<Addr<Leader>>,
+    /// When the flush timer in flight fires (leader time), if one is.
+    flush_armed: Option<roundtable_runtime::WallTime>,
 }
+
+/// The batching flush timer fired.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "()")]
+struct FlushDue;
 
 impl Leader {
     /// A leader that is up, with a fresh replica.
@@ -66,7 +75,15 @@ impl Leader {
         sink: TraceSink,
     ) -> Result<Self, roundtable_runtime::ConfigError> {
         let replica = Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?;
-        Ok(Leader { spec, replica: Some(replica), subscriptions: Vec::new(), network, sink })
+        Ok(Leader {
+            spec,
+            replica: Some(replica),
+            subscriptions: Vec::new(),
+            network,
+            sink,
+            me: None,
+            flush_armed: None,
+        })
     }
 
     /// This leader's raw physical clock.
@@ -109,6 +126,22 @@ impl Leader {
                 _ => {}
             }
         }
+        self.arm_flush();
+    }
+
+    /// With batching: makes sure a timer fires when the replica's waiting entries are due.
+    fn arm_flush(&mut self) {
+        let Some(due) = self.replica.as_ref().and_then(Replica::next_flush) else { return };
+        if self.flush_armed.is_some_and(|armed| armed <= due) {
+            return;
+        }
+        let Some(me) = self.me.clone() else { return };
+        let delay = due.saturating_duration_since(self.now());
+        self.flush_armed = Some(due);
+        actix::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.do_send(FlushDue);
+        });
     }
 
     fn down(&self) -> LeaderError {
@@ -174,6 +207,8 @@ impl Actor for Leader {
         if let Some(replica) = self.replica.as_mut() {
             replica.start(now);
         }
+        self.me = Some(ctx.address());
+        self.flush_armed = None;
         self.perform();
         ctx.run_interval(self.spec.tick_interval, |leader, _| {
             let now = leader.now();
@@ -369,6 +404,17 @@ impl Handler<Deliver> for Leader {
             return;
         };
         replica.handle_frame(now, msg.from, &msg.frame);
+        self.perform();
+    }
+}
+
+impl Handler<FlushDue> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: FlushDue, _: &mut Context<Self>) {
+        self.flush_armed = None;
+        let now = self.now();
+        let Some(replica) = self.replica.as_mut() else { return };
+        replica.handle_flush(now);
         self.perform();
     }
 }

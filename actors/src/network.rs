@@ -155,6 +155,8 @@ pub struct NetStats {
     pub unencodable: u64,
     /// Messages sent but not yet delivered.
     pub in_flight: u64,
+    /// Heartbeats from leaders to the supervisor (not counted in `by_kind`).
+    pub heartbeats: u64,
 }
 
 impl NetStats {
@@ -299,6 +301,7 @@ impl Handler<Transmit> for Network {
 impl Handler<Heartbeat> for Network {
     type Result = ();
     fn handle(&mut self, hb: Heartbeat, _: &mut Context<Self>) {
+        self.stats.heartbeats += 1;
         if self.isolated.contains(hb.from) {
             return;
         }

@@ -63,6 +63,11 @@ pub enum ClientOp {
         /// The update (boxed: an MV-register context makes it large).
         update: Box<crate::Update>,
     },
+    /// Read a key (a client read: no replication traffic; traced).
+    Get {
+        /// The key.
+        key: String,
+    },
     /// Read the siblings of a key and write `value` with their context, resolving them.
     ResolveSiblings {
         /// The key.
@@ -113,6 +118,13 @@ impl Workload {
     #[must_use]
     pub fn resolve_siblings(mut self, at: Duration, leader: usize, key: &str, value: &str) -> Self {
         self.ops.push((at, leader, ClientOp::ResolveSiblings { key: key.into(), value: value.into() }));
+        self
+    }
+
+    /// A read of `key` at leader `leader`, `at` after the start.
+    #[must_use]
+    pub fn get(mut self, at: Duration, leader: usize, key: &str) -> Self {
+        self.ops.push((at, leader, ClientOp::Get { key: key.into() }));
         self
     }
 
@@ -491,6 +503,16 @@ async fn client_op(
             let label = format!("update {key:?} {}", describe(&update));
             let r = addr.send(crate::Write { key: key.clone(), update: *update, concern: None }).await?;
             (key, None, label, r)
+        }
+        ClientOp::Get { key } => {
+            let read = addr.send(Get::new(key.clone())).await?;
+            let shown = match read {
+                Ok(Some(r)) => r.value.map_or_else(|| "(deleted)".to_owned(), |v| format!("{v:?}")),
+                Ok(None) => "nothing".to_owned(),
+                Err(e) => format!("refused: {e}"),
+            };
+            sink.record(Who::Client, format_args!("get {key:?} at {id}: {shown}"));
+            return Ok(None);
         }
         ClientOp::ResolveSiblings { key, value } => {
             let read = addr.send(crate::GetSiblings::new(key.clone())).await?;

@@ -30,6 +30,8 @@ pub struct Logged {
     pub entry: Entry,
     /// Leaders known to hold it (from the copies received; acknowledged vectors add to this).
     pub seen_by: LeaderSet,
+    /// When this leader applied it (its own clock).
+    pub logged_at: crate::WallTime,
 }
 
 /// What a peer lacks, as the log can tell.
@@ -72,12 +74,12 @@ impl ReplicationLog {
     /// entry is truncated first and returned, so the caller can report it (peers that still need
     /// it will be sent a snapshot).
     #[must_use = "a forced truncation must be reported"]
-    pub fn append(&mut self, entry: Entry, seen_by: LeaderSet) -> Option<Dot> {
+    pub fn append(&mut self, entry: Entry, seen_by: LeaderSet, logged_at: crate::WallTime) -> Option<Dot> {
         debug_assert!(!self.index.contains_key(&entry.dot), "an entry is appended once");
         let forced = if self.entries.len() >= self.max_entries { self.pop_front() } else { None };
         let position = self.base + self.entries.len() as u64;
         self.index.insert(entry.dot, position);
-        self.entries.push_back(Logged { entry, seen_by });
+        self.entries.push_back(Logged { entry, seen_by, logged_at });
         forced
     }
 
@@ -114,14 +116,21 @@ impl ReplicationLog {
         }
     }
 
-    /// What a peer whose version vector is `theirs` lacks, at most `limit` entries of it.
+    /// What a peer whose version vector is `theirs` lacks, at most `limit` entries of it, and
+    /// of those only the ones logged at or before `logged_by` (when given): younger ones are
+    /// most likely still on their way to the peer along the topology.
     #[must_use]
-    pub fn missing_for(&self, theirs: &VersionVector, limit: usize) -> Missing<'_> {
+    pub fn missing_for(&self, theirs: &VersionVector, limit: usize, logged_by: Option<crate::WallTime>) -> Missing<'_> {
         if !self.floor.le(theirs) {
             return Missing::Snapshot;
         }
-        let entries: Vec<&Entry> =
-            self.entries.iter().map(|l| &l.entry).filter(|e| !theirs.contains(e.dot)).take(limit).collect();
+        let entries: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|l| !theirs.contains(l.entry.dot) && logged_by.is_none_or(|t| l.logged_at <= t))
+            .map(|l| &l.entry)
+            .take(limit)
+            .collect();
         if entries.is_empty() {
             Missing::Nothing
         } else {

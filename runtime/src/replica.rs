@@ -43,6 +43,11 @@ use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
 use crate::{LeaderId, LeaderSet, WallTime};
 
+/// `d` in nanoseconds, saturating.
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// What a peer said, in a digest, of a recovering leader's own writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RecoveryReport {
@@ -112,6 +117,16 @@ pub struct ReplicaConfig {
     /// rejoined at once, concluded before its last entries landed, and left their successors
     /// waiting for ever.)
     pub recovery_quiet: Duration,
+    /// Batching of forwarded entries (default `None`: each entry leaves at once, in a message of
+    /// its own — the lowest latency). With a [`BatchConfig`], entries bound for the same peer
+    /// share messages: fewer, larger messages, at the price of up to `flush_interval` of delay.
+    pub batch: Option<BatchConfig>,
+    /// Entries this leader applied less than this long ago are not sent in answer to a digest
+    /// (default 500 ms): they are most likely still on their way to the asker along the
+    /// topology, and sending them again doubles the traffic (the broadcast benchmark measured
+    /// as many catch-up messages as digests). A leader that is catching up after a restart gets
+    /// everything at once. A lost entry is repaired by the first digest after the grace.
+    pub catch_up_grace: Duration,
     /// Breaks one replication mechanism on purpose, to show that the simulator's invariant
     /// checker catches the bug (default [`Sabotage::None`]). Exists only with the
     /// `fault-injection` feature, which no production build should enable.
@@ -134,6 +149,38 @@ pub enum Sabotage {
     SkipDuplicateSuppression,
     /// A remote timestamp is merged into the HLC however far ahead it is (breaks `max_offset`).
     AcceptFarFutureTimestamps,
+}
+
+/// How a replica batches the entries it forwards; see [`ReplicaConfig::batch`].
+///
+/// ```
+/// use std::time::Duration;
+/// use roundtable_runtime::{BatchConfig, ReplicaConfig};
+/// let config = ReplicaConfig {
+///     batch: Some(BatchConfig { max_entries: 128, flush_interval: Duration::from_millis(50), min_fanout: 2 }),
+///     ..ReplicaConfig::default()
+/// };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// The most entries in one message; a full batch leaves at once (it also leaves before it
+    /// would outgrow a frame).
+    pub max_entries: usize,
+    /// The longest an entry waits for others to share its message. Zero: the entries one input
+    /// produces (a client write, a received message) leave together as soon as it is handled.
+    pub flush_interval: Duration,
+    /// Only entries forwarded to at least this many peers wait to be batched; the others leave
+    /// at once. Batching pays where one leader fans out to many (a star's hub, all-to-all), and
+    /// only adds delay where it sends to one (a spoke, a circle). 1: batch everything.
+    pub min_fanout: usize,
+}
+
+impl Default for BatchConfig {
+    /// 256 entries, flushed every 10 ms, whatever the fan-out.
+    fn default() -> Self {
+        BatchConfig { max_entries: 256, flush_interval: Duration::from_millis(10), min_fanout: 1 }
+    }
 }
 
 /// How a replica gossips; see [`ReplicaConfig::gossip`].
@@ -172,6 +219,8 @@ impl Default for ReplicaConfig {
             gossip: None,
             restart_waits_for_all_members: true,
             recovery_quiet: Duration::from_secs(1),
+            batch: None,
+            catch_up_grace: Duration::from_millis(500),
             #[cfg(feature = "fault-injection")]
             sabotage: Sabotage::None,
         }
@@ -370,6 +419,8 @@ pub struct Metrics {
     pub messages_sent: u64,
     /// Entries sent to peers (topology forwarding and catch-up).
     pub entries_sent: u64,
+    /// Batched replicate messages sent (with [`ReplicaConfig::batch`]).
+    pub batches_sent: u64,
     /// New entries received from peers (first copies).
     pub entries_received: u64,
     /// Duplicate copies dropped.
@@ -440,6 +491,14 @@ pub struct Replica {
     /// after the quiet period count; the latest answer of a peer replaces its earlier ones, as
     /// a write parked at a peer can leave with that peer's state).
     recovery_reports: BTreeMap<LeaderId, RecoveryReport>,
+    /// With batching: entries waiting to leave, per peer, with their size bound in bytes.
+    outbox: BTreeMap<LeaderId, (Vec<ReplicatedEntry>, usize)>,
+    /// With batching: when the waiting entries must leave.
+    next_flush: Option<WallTime>,
+    /// The largest stable vector peers have sent: writes every live leader is known to hold.
+    learned_stable: VersionVector,
+    /// When the input being handled arrived (this leader's clock), for the log.
+    input_at: WallTime,
     /// Void entries applied here, most recent last (bounded by `VOIDED_MAX`).
     voided: alloc::collections::VecDeque<Dot>,
     fenced: bool,
@@ -511,6 +570,10 @@ impl Replica {
             own_high_water: crate::causality::Seq(0),
             recovering: false,
             recovery_trusted_from: None,
+            outbox: BTreeMap::new(),
+            next_flush: None,
+            input_at: WallTime::from_nanos(0),
+            learned_stable: VersionVector::new(),
             recovery_reports: BTreeMap::new(),
             voided: alloc::collections::VecDeque::new(),
             fenced: false,
@@ -616,6 +679,7 @@ impl Replica {
     }
 
     fn update(&mut self, now: WallTime, key: Key, update: Update, routed: bool) -> Result<WriteReceipt, WriteError> {
+        self.input_at = now;
         let resolution = self.config.keyspaces.resolution(&key);
         let name = update.name();
         enum Planned {
@@ -687,7 +751,7 @@ impl Replica {
         self.metrics.writes_accepted += 1;
         self.trace(|| TraceEvent::WriteAccepted { dot, key: entry.key.clone(), hlc });
         let seen = LeaderSet::single(self.id);
-        self.forward(&entry, None, seen);
+        self.forward(now, &entry, None, seen);
         self.apply(entry, seen);
         Ok(WriteReceipt { dot, hlc })
     }
@@ -773,7 +837,11 @@ impl Replica {
     /// same writes have equal digests.
     #[must_use]
     pub fn state_digest(&self) -> Vec<u8> {
-        let siblings: Vec<_> = self.siblings.iter().map(|(max, s)| (*max, s.fingerprint())).collect();
+        // An empty sibling store (created by a write that is gone, or an empty snapshot chunk)
+        // holds nothing: leaving it out keeps equal states equal (the seed sweep found two
+        // leaders with the same, empty, state and different digests, which never settled).
+        let siblings: Vec<_> =
+            self.siblings.iter().filter(|(_, s)| !s.is_empty()).map(|(max, s)| (*max, s.fingerprint())).collect();
         postcard::to_allocvec(&(self.store.fingerprint(), siblings, &self.crdts.crdts)).unwrap_or_default()
     }
 
@@ -801,8 +869,9 @@ impl Replica {
                     self.receive_entry(now, from, replicated, catch_up);
                 }
             }
-            PeerMessage::Digest { vv, reply, held, needed } => {
-                self.receive_digest(now, from, vv, reply, &held, needed);
+            PeerMessage::Digest { vv, reply, held, needed, stable, repair } => {
+                self.learned_stable.merge(&stable);
+                self.receive_digest(now, from, vv, reply, (&held, needed), repair);
             }
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
@@ -812,7 +881,7 @@ impl Replica {
                 continue;
             }
             self.catch_up_asked.insert(peer, now);
-            self.send_digest(peer, DigestReply::IfBehind);
+            self.send_digest_with(peer, DigestReply::IfBehind, true);
         }
         self.check_caught_up(now);
     }
@@ -820,6 +889,9 @@ impl Replica {
     /// A timer tick: periodic anti-entropy, log truncation and the clock's health check. Call it
     /// at least every `anti_entropy_interval`; [`Replica::next_timeout`] says when it is due.
     pub fn handle_tick(&mut self, now: WallTime) {
+        if self.next_flush.is_some_and(|due| now >= due) {
+            self.flush_all();
+        }
         self.clock.tick(now);
         self.update_fence();
         let mut targets = LeaderSet::EMPTY;
@@ -832,7 +904,11 @@ impl Replica {
         }
         if let Some(interval) = self.config.ack_interval {
             if self.next_ack_round.is_none_or(|due| now >= due) {
-                targets = targets.union(self.live.without(self.id));
+                // With a hub that hears from everyone, acknowledgements follow the topology and
+                // the hub's stable vector reaches the others in its digests; otherwise every
+                // live leader tells every other.
+                let ack_to = if self.has_hub() { self.neighbours() } else { self.live.without(self.id) };
+                targets = targets.union(ack_to);
                 self.next_ack_round = Some(now.saturating_add(interval));
             }
         }
@@ -853,13 +929,34 @@ impl Replica {
         self.metrics.log_truncated += removed as u64;
     }
 
+    /// With batching ([`ReplicaConfig::batch`]): sends the waiting entries whose flush interval
+    /// is over. Cheaper than [`handle_tick`](Self::handle_tick), for a timer at the flush
+    /// interval.
+    pub fn handle_flush(&mut self, now: WallTime) {
+        if self.next_flush.is_some_and(|due| now >= due) {
+            self.flush_all();
+        }
+    }
+
+    /// With batching: when the entries waiting to leave must be sent (call
+    /// [`handle_flush`](Self::handle_flush) then); `None` when nothing waits.
+    #[must_use]
+    pub fn next_flush(&self) -> Option<WallTime> {
+        self.next_flush
+    }
+
     /// When the next tick is due.
     #[must_use]
     pub fn next_timeout(&self) -> Option<WallTime> {
-        [self.next_anti_entropy, self.next_ack_round, self.recovery_trusted_from.filter(|_| self.recovering)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.next_anti_entropy,
+            self.next_ack_round,
+            self.recovery_trusted_from.filter(|_| self.recovering),
+            self.next_flush,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The live set changed (a leader died or returned). Rewires along the topology and starts
@@ -901,6 +998,10 @@ impl Replica {
 
     /// Takes the effects produced so far, in the order they must be performed.
     pub fn drain_effects(&mut self) -> alloc::vec::Drain<'_, Effect> {
+        // Batching without a flush interval: what this input produced leaves now, together.
+        if self.config.batch.is_some_and(|b| b.flush_interval.is_zero()) {
+            self.flush_all();
+        }
         self.effects.drain(..)
     }
 
@@ -1032,6 +1133,10 @@ impl Replica {
                 holders.insert(*peer);
             }
         }
+        // A peer's stable vector vouches that every live leader holds it.
+        if self.learned_stable.contains(dot) {
+            holders = holders.union(self.live);
+        }
         holders
     }
 
@@ -1053,9 +1158,15 @@ impl Replica {
     }
 
     fn send_digest(&mut self, to: LeaderId, reply: DigestReply) {
+        self.send_digest_with(to, reply, false);
+    }
+
+    /// A digest; `repair`: asking for what this leader lacks now, however young.
+    fn send_digest_with(&mut self, to: LeaderId, reply: DigestReply, repair: bool) {
         self.metrics.digests_sent += 1;
         let (held, needed) = self.held_for(to);
-        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held, needed });
+        let stable = alloc::boxed::Box::new(self.stable_vector());
+        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held, needed, stable, repair });
     }
 
     /// Ends a recovering leader's quiet period once it is over: what peers said during it is
@@ -1117,22 +1228,65 @@ impl Replica {
     }
 
     /// Sends `entry` to the topology's forward targets for this leader.
-    fn forward(&mut self, entry: &Entry, sender: Option<LeaderId>, seen: LeaderSet) {
+    fn forward(&mut self, now: WallTime, entry: &Entry, sender: Option<LeaderId>, seen: LeaderSet) {
         // Leaders known to hold it — from the copy's seen-by set and from acknowledged vectors —
         // are not sent it again. Skipping them is safe in every topology because each leader
         // forwards an entry when it first receives it, however it receives it.
         let seen = self.known_holders(entry.dot, seen.with(self.id));
         let targets =
             self.topology.forward_targets(self.live, entry.dot.origin, sender, self.id, seen).difference(seen);
+        let fanout = targets.len();
+        let Some(batch) = self.config.batch.filter(|b| fanout >= b.min_fanout) else {
+            for to in targets {
+                self.metrics.entries_sent += 1;
+                let msg = PeerMessage::Replicate {
+                    entries: alloc::vec![ReplicatedEntry { entry: entry.clone(), seen_by: seen }],
+                    catch_up: false,
+                };
+                self.send(to, msg);
+                self.trace(|| TraceEvent::Sent { to, dots: alloc::vec![entry.dot], catch_up: false });
+            }
+            return;
+        };
+        let size = wire::entry_size_bound(entry);
+        let budget = wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES;
         for to in targets {
-            self.metrics.entries_sent += 1;
-            let msg = PeerMessage::Replicate {
-                entries: alloc::vec![ReplicatedEntry { entry: entry.clone(), seen_by: seen }],
-                catch_up: false,
-            };
-            self.send(to, msg);
-            self.trace(|| TraceEvent::Sent { to, dots: alloc::vec![entry.dot], catch_up: false });
+            let (waiting, bytes) = self.outbox.entry(to).or_default();
+            if !waiting.is_empty() && *bytes + size > budget {
+                self.flush_to(to);
+            }
+            let (waiting, bytes) = self.outbox.entry(to).or_default();
+            waiting.push(ReplicatedEntry { entry: entry.clone(), seen_by: seen });
+            *bytes += size;
+            if waiting.len() >= batch.max_entries.max(1) {
+                self.flush_to(to);
+            }
         }
+        if self.next_flush.is_none() && self.outbox.values().any(|(w, _)| !w.is_empty()) {
+            self.next_flush = Some(now.saturating_add(batch.flush_interval));
+        }
+    }
+
+    /// Sends the entries waiting for `to` in one message.
+    fn flush_to(&mut self, to: LeaderId) {
+        let Some((entries, _)) = self.outbox.remove(&to) else { return };
+        if entries.is_empty() {
+            return;
+        }
+        self.metrics.entries_sent += entries.len() as u64;
+        self.metrics.batches_sent += 1;
+        let dots = entries.iter().map(|e| e.entry.dot).collect();
+        self.send(to, PeerMessage::Replicate { entries, catch_up: false });
+        self.trace(|| TraceEvent::Sent { to, dots, catch_up: false });
+    }
+
+    /// Sends every waiting entry.
+    fn flush_all(&mut self) {
+        let peers: Vec<LeaderId> = self.outbox.keys().copied().collect();
+        for to in peers {
+            self.flush_to(to);
+        }
+        self.next_flush = None;
     }
 
     fn sibling_store(&mut self, max_siblings: usize) -> &mut SiblingStore {
@@ -1227,7 +1381,7 @@ impl Replica {
             self.metrics.lww_discarded += 1;
             self.trace(|| TraceEvent::LwwDiscarded { key: entry.key.clone(), kept, discarded, value: discarded_value });
         }
-        if let Some(forced) = self.log.append(entry, seen) {
+        if let Some(forced) = self.log.append(entry, seen, self.input_at) {
             self.metrics.log_truncated_forced += 1;
             let _ = forced;
             self.trace(|| TraceEvent::LogTruncated { count: 1, forced: true });
@@ -1281,6 +1435,7 @@ impl Replica {
     }
 
     fn receive_entry(&mut self, now: WallTime, from: LeaderId, replicated: ReplicatedEntry, catch_up: bool) {
+        self.input_at = now;
         let ReplicatedEntry { entry, seen_by } = replicated;
         let dot = entry.dot;
         if let Err(why) = self.validate(&entry) {
@@ -1345,7 +1500,7 @@ impl Replica {
         // Forward on first receipt, whether the copy came along the topology or in a catch-up
         // (a catch-up can overtake the topology's copy), and only what this leader now holds
         // (applied or parked), so that the seen-by set it advertises is true.
-        self.forward(&entry, Some(from), seen);
+        self.forward(now, &entry, Some(from), seen);
         if CausalBuffer::is_deliverable(&entry, &self.applied) || self.skips_dependency_check(&entry) {
             self.apply(entry, seen);
             return;
@@ -1420,8 +1575,8 @@ impl Replica {
         from: LeaderId,
         theirs: VersionVector,
         reply: DigestReply,
-        held: &[crate::causality::Seq],
-        needed: crate::causality::Seq,
+        (held, needed): (&[crate::causality::Seq], crate::causality::Seq),
+        repair: bool,
     ) {
         if self.recovering {
             self.end_quiet_period_if_due(now);
@@ -1452,11 +1607,15 @@ impl Replica {
                 self.recently_sent.remove(&from);
             }
         }
-        let missing: Result<Vec<Entry>, ()> = match self.log.missing_for(&assumed, self.config.catch_up_entries_max) {
-            Missing::Nothing => Ok(Vec::new()),
-            Missing::Entries(entries) => Ok(entries.into_iter().cloned().collect()),
-            Missing::Snapshot => Err(()),
-        };
+        // A restarting asker gets everything at once; others not what is still on its way.
+        let logged_by = (reply != DigestReply::Always && !repair)
+            .then(|| WallTime::from_nanos(now.as_nanos().saturating_sub(duration_ns(self.config.catch_up_grace))));
+        let missing: Result<Vec<Entry>, ()> =
+            match self.log.missing_for(&assumed, self.config.catch_up_entries_max, logged_by) {
+                Missing::Nothing => Ok(Vec::new()),
+                Missing::Entries(entries) => Ok(entries.into_iter().cloned().collect()),
+                Missing::Snapshot => Err(()),
+            };
         match missing {
             Ok(entries) if entries.is_empty() => {}
             Ok(entries) => {
@@ -1482,8 +1641,9 @@ impl Replica {
         if answer {
             self.metrics.digests_sent += 1;
             let (held, needed) = self.held_for(from);
-            let vv = self.applied.clone();
-            self.send(from, PeerMessage::Digest { vv, reply: DigestReply::Never, held, needed });
+            let (vv, stable) = (self.applied.clone(), alloc::boxed::Box::new(self.stable_vector()));
+            let answer = PeerMessage::Digest { vv, reply: DigestReply::Never, held, needed, stable, repair: false };
+            self.send(from, answer);
         }
         self.acked.insert(from, theirs);
     }
@@ -1607,6 +1767,7 @@ impl Replica {
     }
 
     fn receive_snapshot(&mut self, now: WallTime, from: LeaderId, chunk: SnapshotChunk) {
+        self.input_at = now;
         if let Err(reason) = self.check_chunk(&chunk) {
             self.staging.remove(&from);
             self.reject(from, reason);
@@ -1756,6 +1917,7 @@ impl Replica {
 
     /// Issues a void entry for this leader's sequence number `seq` (the next one).
     fn void(&mut self, now: WallTime, seq: crate::causality::Seq) -> bool {
+        self.input_at = now;
         debug_assert_eq!(self.applied.get(self.id).next(), seq);
         // A void's stamp decides nothing (see `LeaderClock::stamp_inert`): a fenced leader voids
         // too, or its peers' entries that follow the gap wait for ever.
@@ -1766,21 +1928,31 @@ impl Replica {
         self.metrics.voids_issued += 1;
         self.trace(|| TraceEvent::Voided { dot });
         let seen = LeaderSet::single(self.id);
-        self.forward(&entry, None, seen);
+        self.forward(now, &entry, None, seen);
         self.apply(entry, seen);
         true
     }
 
     /// The writes every live leader is known to have: the meet of their acknowledged vectors.
     fn stable_vector(&self) -> VersionVector {
+        // What peers vouch for (their stable vectors), as far as this leader applied it.
+        let mut learned = self.learned_stable.clone();
+        learned.meet(&self.applied);
         let mut stable = self.applied.clone();
         for peer in self.live.without(self.id) {
             match self.acked.get(&peer) {
                 Some(vv) => stable.meet(vv),
-                None => return VersionVector::new(),
+                None => return learned,
             }
         }
+        stable.merge(&learned);
         stable
+    }
+
+    /// Whether some live leader is a neighbour of every other (a star's hub, or everyone in
+    /// all-to-all): it then hears every leader's version vector on its own.
+    fn has_hub(&self) -> bool {
+        self.live.iter().any(|h| self.live.without(h).is_subset(self.topology.neighbours(self.live, h)))
     }
 }
 

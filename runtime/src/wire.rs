@@ -10,7 +10,7 @@
 //! ```
 //! use roundtable_runtime::wire::{decode, encode, DigestReply, Envelope, PeerMessage};
 //! use roundtable_runtime::{causality::VersionVector, LeaderId, Seq};
-//! let digest = PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![], needed: Seq(0) };
+//! let digest = PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![], needed: Seq(0), stable: Default::default(), repair: false };
 //! let env = Envelope::new(LeaderId::new(2)?, digest);
 //! let bytes = encode(&env)?;
 //! assert_eq!(decode(&bytes)?, env);
@@ -96,6 +96,14 @@ pub enum PeerMessage {
         /// sender's causal buffer depends on (0: none). A restarting leader must fill (void) up
         /// to it, or those entries wait for ever.
         needed: crate::causality::Seq,
+        /// Writes the sender knows every live leader has applied (its stable vector): a leader
+        /// that does not hear from everyone (a star's spoke) truncates its log by it. (Boxed:
+        /// it would double the size of every message value.)
+        stable: alloc::boxed::Box<VersionVector>,
+        /// The sender refused or misses entries and asks for them now, however recently the
+        /// receiver got them (a periodic digest is not answered with entries that are probably
+        /// still on their way).
+        repair: bool,
     },
     /// A chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
     Snapshot(SnapshotChunk),

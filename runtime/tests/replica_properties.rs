@@ -128,6 +128,8 @@ proptest! {
         net.in_flight.clear();
 
         // Exchange: A -> B digest; B -> A what A lacks (+ its digest); A -> B what B lacks.
+        // (Past the catch-up grace: entries younger than it are presumed still on their way.)
+        net.advance(std::time::Duration::from_secs(1));
         net.replicas[0].handle_tick(net.now);
         net.collect(0);
         for _ in 0..3 {
@@ -236,8 +238,16 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
                 catch_up,
             }
         }),
-        (vv(), prop_oneof![Just(DigestReply::Never), Just(DigestReply::IfBehind), Just(DigestReply::Always)])
-            .prop_map(|(vv, reply)| PeerMessage::Digest { vv, reply, held: vec![], needed: Default::default() }),
+        (vv(), prop_oneof![Just(DigestReply::Never), Just(DigestReply::IfBehind), Just(DigestReply::Always)]).prop_map(
+            |(vv, reply)| PeerMessage::Digest {
+                vv,
+                reply,
+                held: vec![],
+                needed: Default::default(),
+                stable: Default::default(),
+                repair: false,
+            }
+        ),
         (vv(), proptest::collection::vec(entry(), 0..4), any::<u64>(), 0u32..4, 1u32..5).prop_map(
             |(vv, es, id, index, count)| {
                 PeerMessage::Snapshot(roundtable_runtime::store::SnapshotChunk {

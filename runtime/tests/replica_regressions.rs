@@ -134,6 +134,7 @@ fn one_digest_is_answered_with_a_bounded_number_of_entries() {
         net.write(0, &format!("k{i}"), "v");
     }
     net.in_flight.clear();
+    net.advance(Duration::from_secs(1)); // past the catch-up grace
     let raw = net.raw(0);
     net.replicas[0].handle_peer(
         raw,
@@ -143,6 +144,8 @@ fn one_digest_is_answered_with_a_bounded_number_of_entries() {
             reply: DigestReply::Never,
             held: vec![],
             needed: Default::default(),
+            stable: Default::default(),
+            repair: false,
         },
     );
     let sent: usize = net.replicas[0]
@@ -457,6 +460,8 @@ fn a_digest_that_claims_impossible_dependencies_is_rejected_and_counted() {
         reply: DigestReply::Never,
         held: vec![Seq(u64::MAX)],
         needed: Seq(u64::MAX),
+        stable: Box::default(),
+        repair: false,
     };
     net.in_flight.push((id(1), id(0), lie));
     net.deliver_all();

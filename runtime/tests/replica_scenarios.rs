@@ -207,6 +207,8 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
                 reply: DigestReply::Never,
                 held: vec![],
                 needed: Default::default(),
+                stable: Default::default(),
+                repair: false,
             },
         ))
         .expect("fits"),
@@ -219,6 +221,8 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
             reply: DigestReply::Never,
             held: vec![],
             needed: Default::default(),
+            stable: Default::default(),
+            repair: false,
         },
     );
     r.handle_peer(
@@ -229,6 +233,8 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
             reply: DigestReply::Never,
             held: vec![],
             needed: Default::default(),
+            stable: Default::default(),
+            repair: false,
         },
     );
     assert_eq!(r.metrics().rejected, 4);
