@@ -194,6 +194,8 @@ pub struct Waiting {
     pub from: LeaderId,
     /// Leaders known to hold it when it arrived.
     pub seen_by: LeaderSet,
+    /// When it arrived (the receiver's clock).
+    pub since: crate::WallTime,
 }
 
 /// The causal buffer refused an entry because it is full.
@@ -293,6 +295,11 @@ impl CausalBuffer {
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// The entries waiting, in dot order.
+    pub fn waiting(&self) -> impl Iterator<Item = &Waiting> + '_ {
+        self.waiting.values()
     }
 
     /// The dots waiting, in ascending order.

@@ -875,14 +875,7 @@ impl Replica {
             }
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
-        for peer in core::mem::take(&mut self.catch_up_wanted) {
-            let interval = self.config.anti_entropy_interval;
-            if self.catch_up_asked.get(&peer).is_some_and(|at| now < at.saturating_add(interval)) {
-                continue;
-            }
-            self.catch_up_asked.insert(peer, now);
-            self.send_digest_with(peer, DigestReply::IfBehind, true);
-        }
+        self.ask_for_catch_ups(now);
         self.check_caught_up(now);
     }
 
@@ -924,6 +917,14 @@ impl Replica {
         for peer in targets {
             self.send_digest(peer, self.digest_reply());
         }
+        // An entry that has waited for its dependencies longer than the catch-up grace will not
+        // see them arrive along the topology (they were lost, or cut off by a partition that
+        // has healed): ask the peer it came from now rather than at the next digest.
+        let overdue = WallTime::from_nanos(now.as_nanos().saturating_sub(duration_ns(self.config.catch_up_grace)));
+        let stalled: LeaderSet =
+            self.buffer.waiting().filter(|w| w.since < overdue && self.live.contains(w.from)).map(|w| w.from).collect();
+        self.catch_up_wanted = self.catch_up_wanted.union(stalled);
+        self.ask_for_catch_ups(now);
         let stable = self.stable_vector();
         let removed = self.log.truncate_stable(&stable, self.live);
         self.metrics.log_truncated += removed as u64;
@@ -1167,6 +1168,19 @@ impl Replica {
         let (held, needed) = self.held_for(to);
         let stable = alloc::boxed::Box::new(self.stable_vector());
         self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held, needed, stable, repair });
+    }
+
+    /// Sends a repair digest to each peer asked for a catch-up (at most one per peer per
+    /// anti-entropy interval).
+    fn ask_for_catch_ups(&mut self, now: WallTime) {
+        for peer in core::mem::take(&mut self.catch_up_wanted) {
+            let interval = self.config.anti_entropy_interval;
+            if self.catch_up_asked.get(&peer).is_some_and(|at| now < at.saturating_add(interval)) {
+                continue;
+            }
+            self.catch_up_asked.insert(peer, now);
+            self.send_digest_with(peer, DigestReply::IfBehind, true);
+        }
     }
 
     /// Ends a recovering leader's quiet period once it is over: what peers said during it is
@@ -1509,7 +1523,7 @@ impl Replica {
         let mut missing = entry.deps.missing_from(&self.applied);
         missing.sort();
         self.trace(|| TraceEvent::CausalWait { dot, missing });
-        let inserted = self.buffer.insert(Waiting { entry, from, seen_by: seen });
+        let inserted = self.buffer.insert(Waiting { entry, from, seen_by: seen, since: now });
         debug_assert!(inserted.is_ok(), "room was checked above");
     }
 
