@@ -339,11 +339,10 @@ fn check_convergence(run: &SimRun, settings: &CheckSettings, report: &mut CheckR
     }
 }
 
-/// A client write as the trace tells it: its key, timestamp and dependencies.
+/// A client write as the trace tells it: its key and dependencies.
 #[derive(Debug, Clone)]
 struct WriteInfo {
     key: String,
-    hlc: HlcTimestamp,
     deps: Option<VersionVector>,
 }
 
@@ -364,6 +363,10 @@ struct Writes {
     by_dot: BTreeMap<Dot, WriteInfo>,
     /// Writes a rejoining leader discarded (stamped by its bad clock), with when.
     discarded: Vec<(Dot, Duration)>,
+    /// When each write was stamped, by dot and stamp.
+    written_at: BTreeMap<(Dot, HlcTimestamp), Duration>,
+    /// Each write's stamp by its dot's text (as final states name dots).
+    stamp_by_text: BTreeMap<String, HlcTimestamp>,
 }
 
 /// Causal order, exactly-once and clocks, from the marks; returns what it learnt of the writes.
@@ -381,7 +384,7 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
         match &line.mark {
             Mark::Crashed | Mark::Restarted | Mark::Rejoined => *life = Life::default(),
             Mark::Discarded { dots } => all.discarded.extend(dots.iter().map(|d| (*d, line.at))),
-            Mark::SnapshotAdopted { vv, .. } => life.have.merge(vv),
+            Mark::SnapshotAdopted { vv, .. } => life.have.merge(&vv.to_version_vector()),
             Mark::Applied { dot, deps } => {
                 report.applications_checked += 1;
                 if life.have.contains(*dot) {
@@ -389,9 +392,10 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
                 } else {
                     let origin_next = life.have.get(dot.origin).next() == dot.seq;
                     let missing: Vec<String> = deps
+                        .0
                         .iter()
-                        .filter(|(leader, seq)| *leader != dot.origin && life.have.get(*leader) < *seq)
-                        .map(|(leader, seq)| format!("{}", Dot::new(leader, seq)))
+                        .filter(|d| d.origin != dot.origin && life.have.get(d.origin) < d.seq)
+                        .map(ToString::to_string)
                         .collect();
                     if !origin_next || !missing.is_empty() {
                         let before =
@@ -406,13 +410,15 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
                 }
                 if let Some(w) = writes.get_mut(dot) {
                     if w.deps.is_none() {
-                        w.deps = Some(deps.clone());
+                        w.deps = Some(deps.to_version_vector());
                     }
                 }
             }
             Mark::Write { dot, key, hlc } => {
                 report.timestamps_checked += 1;
-                writes.insert(*dot, WriteInfo { key: key.clone(), hlc: *hlc, deps: None });
+                all.written_at.entry((*dot, *hlc)).or_insert(line.at);
+                all.stamp_by_text.insert(dot.to_string(), *hlc);
+                writes.insert(*dot, WriteInfo { key: key.clone(), deps: None });
                 if let Some(last) = life.last_issued.filter(|last| hlc <= last) {
                     fail(Invariant::Clocks, format!("{id} stamped {dot} with {hlc}, not after its previous {last}"));
                 }
@@ -476,12 +482,7 @@ fn fate_of(
     }
     // Discarded by its leader when it rejoined after the cluster fenced its clock: reported in
     // the trace, and the dot may since have been issued again for another write.
-    let written_at = run
-        .trace()
-        .marks
-        .iter()
-        .find(|m| matches!(&m.mark, Mark::Write { dot: d, hlc, .. } if *d == dot && *hlc == acked.hlc))
-        .map_or(acked.at, |m| m.at);
+    let written_at = all.written_at.get(&(dot, acked.hlc)).copied().unwrap_or(acked.at);
     if all.discarded.iter().any(|(d, at)| *d == dot && *at >= written_at) {
         return Ok(WriteFate::Quarantined);
     }
@@ -516,7 +517,7 @@ fn fate_of(
                 return Ok(WriteFate::Visible);
             }
             let mine = acked.hlc;
-            let theirs = writes.iter().find(|(d, _)| d.to_string() == *winner).map(|(_, w)| w.hlc);
+            let theirs = all.stamp_by_text.get(winner).copied();
             match theirs {
                 Some(theirs) if theirs > mine => Ok(WriteFate::Superseded),
                 Some(theirs) => {

@@ -85,6 +85,28 @@ pub struct ClockSkew {
     pub drift_ppm: i32,
 }
 
+/// Bounds on what waits between the leaders and the network, so that a burst costs bounded
+/// memory and shows as an error instead.
+///
+/// Each leader hands its messages to the network actor with `try_send`; when the network's
+/// mailbox is full, they wait in the leader's outbox for their peer (in order, retried every
+/// millisecond). When a peer's outbox is full, client writes at that leader are refused with
+/// [`crate::LeaderError::Backpressure`] naming the peer, and further messages to it are dropped —
+/// counted and traced; anti-entropy repairs what they carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowControl {
+    /// The most messages waiting in one leader's outbox for one peer (default 4096).
+    pub outbox_max: usize,
+    /// The network actor's mailbox capacity for leaders' messages (default 65,536).
+    pub network_mailbox: usize,
+}
+
+impl Default for FlowControl {
+    fn default() -> Self {
+        FlowControl { outbox_max: 4096, network_mailbox: 65_536 }
+    }
+}
+
 /// Builds a [`Cluster`]. Start from [`Cluster::builder`].
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
@@ -97,6 +119,7 @@ pub struct ClusterBuilder {
     replica: ReplicaConfig,
     supervisor: SupervisorConfig,
     tick_interval: Duration,
+    flow: FlowControl,
     simulated: Option<(SimEpoch, Vec<ClockSkew>)>,
     clock_sync: Option<ClockSyncConfig>,
     sink: TraceSink,
@@ -194,6 +217,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// The bounds of the queues between leaders and the network (see [`FlowControl`]).
+    #[must_use]
+    pub fn flow_control(mut self, flow: FlowControl) -> Self {
+        self.flow = flow;
+        self
+    }
+
     /// Simulated clocks over `epoch` (one skew per leader; missing ones are perfect) instead of
     /// the system clock. Used by the simulator.
     #[must_use]
@@ -254,7 +284,9 @@ impl ClusterBuilder {
             keyspaces = keyspaces.with(name, *resolution)?;
         }
         let replica_config = ReplicaConfig { keyspaces, ..self.replica.clone() };
-        let network = Network::new(self.network.clone(), self.seed, self.sink.clone()).start();
+        let network = Network::new(self.network.clone(), self.seed, self.sink.clone())
+            .with_mailbox_capacity(self.flow.network_mailbox.max(1))
+            .start();
         let mut leaders = BTreeMap::new();
         let mut clocks = Vec::with_capacity(n);
         for (id, name) in LeaderId::range(n).zip(&self.names) {
@@ -278,6 +310,7 @@ impl ClusterBuilder {
                 config: replica_config.clone(),
                 clock,
                 tick_interval: self.tick_interval,
+                outbox_max: self.flow.outbox_max.max(1),
             };
             let leader = Leader::new(spec, network.clone(), self.sink.clone())?;
             leaders.insert(id, actix::Supervisor::start(move |_| leader));
@@ -331,6 +364,8 @@ pub struct ClusterMetrics {
     pub rejected: u64,
     /// Rewirings the supervisor made.
     pub rewires: u64,
+    /// Messages dropped because a leader's outbox to a peer was full.
+    pub outbox_dropped: u64,
 }
 
 impl Cluster {
@@ -347,6 +382,7 @@ impl Cluster {
             replica: ReplicaConfig::default(),
             supervisor: SupervisorConfig::default(),
             tick_interval: Duration::from_millis(100),
+            flow: FlowControl::default(),
             simulated: None,
             clock_sync: None,
             sink: TraceSink::disabled(),
@@ -466,6 +502,7 @@ impl Cluster {
             m.causal_waits += s.metrics.causal_waits;
             m.lww_discarded += s.metrics.lww_discarded;
             m.rejected += s.metrics.rejected;
+            m.outbox_dropped += s.outbox_dropped;
         }
         Ok(m)
     }

@@ -9,6 +9,7 @@
 //! leader stays *down* — answering nothing, sending nothing — until [`Restart`] builds a fresh
 //! replica with [`Replica::restarted`], which catches up from its peers through anti-entropy.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Supervised};
@@ -20,14 +21,15 @@ use roundtable_runtime::{
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError, LeaderState,
-    Put, Report, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    AppliedTotal, Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError,
+    LeaderState, Put, PutBatch, Report, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::network::{Network, Route, Transmit};
 use crate::trace::{Actor as Who, Mark, TraceSink};
 use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
 use roundtable_runtime::siblings::SiblingRead;
+use roundtable_runtime::wire::PeerMessage;
 use roundtable_runtime::WriteError;
 
 /// What a leader needs to be built (and rebuilt after a restart).
@@ -47,6 +49,8 @@ pub struct LeaderSpec {
     pub clock: LeaderClockSource,
     /// How often the replica ticks (anti-entropy, truncation) and the leader sends a heartbeat.
     pub tick_interval: Duration,
+    /// The most messages waiting for one peer (see [`crate::FlowControl`]).
+    pub outbox_max: usize,
 }
 
 /// One leader as an actix actor. Build it through [`crate::Cluster`].
@@ -60,7 +64,18 @@ pub struct Leader {
     me: Option<Addr<Leader>>,
     /// When the flush timer in flight fires (leader time), if one is.
     flush_armed: Option<roundtable_runtime::WallTime>,
+    /// Messages the network's mailbox had no room for yet, per peer, in order.
+    outboxes: BTreeMap<LeaderId, VecDeque<PeerMessage>>,
+    /// Whether a retry of the outboxes is scheduled.
+    pump_armed: bool,
+    /// Messages dropped because their peer's outbox was full.
+    outbox_dropped: u64,
 }
+
+/// Retry handing the outboxes to the network.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "()")]
+struct PumpDue;
 
 /// The batching flush timer fired.
 #[derive(Debug, Clone, Copy, actix::Message)]
@@ -83,6 +98,9 @@ impl Leader {
             sink,
             me: None,
             flush_armed: None,
+            outboxes: BTreeMap::new(),
+            pump_armed: false,
+            outbox_dropped: 0,
         })
     }
 
@@ -102,9 +120,9 @@ impl Leader {
         let Some(replica) = self.replica.as_mut() else { return };
         let id = self.spec.id;
         let _span = tracing::debug_span!("leader", name = %self.spec.name, id = %id).entered();
-        for effect in replica.drain_effects() {
+        for effect in replica.take_effects() {
             match effect {
-                Effect::Send { to, msg } => self.network.do_send(Transmit { from: id, to, msg }),
+                Effect::Send { to, msg } => self.enqueue(to, msg),
                 Effect::Trace(event) => {
                     tracing::debug!(%event);
                     self.sink.record(Who::Leader(id), &event);
@@ -126,7 +144,66 @@ impl Leader {
                 _ => {}
             }
         }
+        self.pump();
         self.arm_flush();
+    }
+
+    /// Queues a message for `to`: behind what already waits for it, or dropped (counted and
+    /// traced) when its outbox is full.
+    fn enqueue(&mut self, to: LeaderId, msg: PeerMessage) {
+        let max = self.spec.outbox_max;
+        let outbox = self.outboxes.entry(to).or_default();
+        if outbox.len() >= max {
+            self.outbox_dropped += 1;
+            if self.outbox_dropped.is_power_of_two() {
+                tracing::warn!(leader = %self.spec.name, peer = %to, "outbox full: messages dropped");
+                self.sink.record(
+                    Who::Leader(self.spec.id),
+                    format_args!(
+                        "outbox to {to} full ({max} messages): {} dropped so far, anti-entropy repairs",
+                        self.outbox_dropped
+                    ),
+                );
+            }
+            return;
+        }
+        outbox.push_back(msg);
+    }
+
+    /// Hands waiting messages to the network until its mailbox is full; retries in 1 ms if any
+    /// are left.
+    fn pump(&mut self) {
+        let from = self.spec.id;
+        'peers: for (&to, outbox) in &mut self.outboxes {
+            while let Some(msg) = outbox.pop_front() {
+                match self.network.try_send(Transmit { from, to, msg }) {
+                    Ok(()) => {}
+                    Err(actix::dev::SendError::Full(t)) => {
+                        outbox.push_front(t.msg);
+                        break 'peers;
+                    }
+                    // The network is gone (the system is stopping): nothing to deliver to.
+                    Err(actix::dev::SendError::Closed(_)) => {
+                        outbox.clear();
+                        break 'peers;
+                    }
+                }
+            }
+        }
+        self.outboxes.retain(|_, o| !o.is_empty());
+        if !self.outboxes.is_empty() && !self.pump_armed {
+            let Some(me) = self.me.clone() else { return };
+            self.pump_armed = true;
+            actix::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                me.do_send(PumpDue);
+            });
+        }
+    }
+
+    /// The peer whose outbox is full, if any, with how many messages wait for it.
+    fn backlogged(&self) -> Option<(LeaderId, usize)> {
+        self.outboxes.iter().find(|(_, o)| o.len() >= self.spec.outbox_max).map(|(peer, o)| (*peer, o.len()))
     }
 
     /// With batching: makes sure a timer fires when the replica's waiting entries are due.
@@ -149,6 +226,16 @@ impl Leader {
     }
 
     fn write(&mut self, key: &str, update: Update, routed: bool) -> Result<WriteReceipt, LeaderError> {
+        let result = self.write_unperformed(key, update, routed);
+        self.perform();
+        result
+    }
+
+    /// A write whose effects are left for the caller to perform.
+    fn write_unperformed(&mut self, key: &str, update: Update, routed: bool) -> Result<WriteReceipt, LeaderError> {
+        if let Some((peer, pending)) = self.backlogged() {
+            return Err(LeaderError::Backpressure { peer, pending });
+        }
         let now = self.now();
         let key = Key::new(key)?;
         let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
@@ -157,7 +244,6 @@ impl Leader {
         } else {
             replica.handle_update(now, key, update)
         };
-        self.perform();
         Ok(result?)
     }
 
@@ -408,6 +494,14 @@ impl Handler<Deliver> for Leader {
     }
 }
 
+impl Handler<PumpDue> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: PumpDue, _: &mut Context<Self>) {
+        self.pump_armed = false;
+        self.pump();
+    }
+}
+
 impl Handler<FlushDue> for Leader {
     type Result = ();
     fn handle(&mut self, _: FlushDue, _: &mut Context<Self>) {
@@ -476,6 +570,29 @@ impl Handler<ClockSample> for Leader {
     }
 }
 
+impl Handler<PutBatch> for Leader {
+    type Result = actix::MessageResult<PutBatch>;
+    fn handle(&mut self, batch: PutBatch, _: &mut Context<Self>) -> Self::Result {
+        let results = batch
+            .into_puts()
+            .into_iter()
+            .map(|(key, value)| {
+                let value = Value::new(value)?;
+                self.write_unperformed(&key, Update::Put(value), false)
+            })
+            .collect();
+        self.perform();
+        actix::MessageResult(results)
+    }
+}
+
+impl Handler<AppliedTotal> for Leader {
+    type Result = Option<u64>;
+    fn handle(&mut self, _: AppliedTotal, _: &mut Context<Self>) -> Option<u64> {
+        self.replica.as_ref().map(|r| r.applied().total())
+    }
+}
+
 impl Handler<Inspect> for Leader {
     type Result = actix::MessageResult<Inspect>;
     fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
@@ -496,6 +613,7 @@ impl Handler<Inspect> for Leader {
                 quarantined: Vec::new(),
                 resolved: Vec::new(),
                 digest: Vec::new(),
+                outbox_dropped: self.outbox_dropped,
             },
             Some(r) => LeaderState {
                 id: s.id,
@@ -521,6 +639,7 @@ impl Handler<Inspect> for Leader {
                     .collect(),
                 resolved: r.render_resolved(),
                 digest: r.state_digest(),
+                outbox_dropped: self.outbox_dropped,
             },
         };
         actix::MessageResult(state)

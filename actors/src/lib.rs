@@ -23,14 +23,14 @@ pub mod trace;
 pub use check::{CheckReport, Invariant, Violation, WriteFate};
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, ClockSyncConfig, TimeQuery, TimeServer};
-pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics};
+pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl};
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{
-    Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, Restart, Subscribe,
-    Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    AppliedTotal, Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, PutBatch,
+    Restart, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS, PUT_BATCH_MAX,
 };
 pub use network::{Fault, NetStats, Network, NetworkModel};
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use sim::{ms, AckedWrite, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
 pub use supervisor::{Supervisor, SupervisorConfig};
-pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceLine, TraceSink};
+pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceLine, TraceSink, Vv};

@@ -31,6 +31,21 @@ pub enum LeaderError {
     /// Too many subscriptions at this leader.
     #[error("this leader already has {MAX_SUBSCRIPTIONS} subscriptions")]
     TooManySubscriptions,
+    /// The leader's outbox to a peer is full (the network cannot keep up): the write is refused
+    /// rather than queued without bound. Retry later.
+    #[error("backpressure: {pending} messages wait for {peer} already; retry later")]
+    Backpressure {
+        /// The peer whose outbox is full.
+        peer: roundtable_runtime::LeaderId,
+        /// Messages waiting for it.
+        pending: usize,
+    },
+    /// A [`PutBatch`] with too many puts.
+    #[error("a batch holds at most {max} puts")]
+    BatchTooLarge {
+        /// The bound.
+        max: usize,
+    },
     /// The write concern was not met in time. The write itself stands (it is applied at the
     /// leader that took it) and is still propagating.
     #[error(
@@ -81,6 +96,63 @@ impl Put {
         self
     }
 }
+
+/// Many puts in one message, applied at this leader in order; the entries they produce leave
+/// for each peer together when batching is on ([`roundtable_runtime::BatchConfig`]). Each put is
+/// answered on its own: a key whose home is another leader (a home-leader keyspace) is refused
+/// with `NotHome` — send those as [`Put`], which routes them. At most [`PUT_BATCH_MAX`] puts.
+///
+/// ```
+/// use roundtable_actors::PutBatch;
+/// let batch = PutBatch::new((0..3).map(|i| (format!("k{i}"), format!("v{i}").into_bytes())))?;
+/// assert_eq!(batch.len(), 3);
+/// # Ok::<(), roundtable_actors::LeaderError>(())
+/// ```
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Vec<Result<WriteReceipt, LeaderError>>")]
+pub struct PutBatch {
+    puts: Vec<(String, Vec<u8>)>,
+}
+
+/// The most puts in one [`PutBatch`].
+pub const PUT_BATCH_MAX: usize = 4096;
+
+impl PutBatch {
+    /// A batch of `(key, value)` puts.
+    ///
+    /// # Errors
+    /// [`LeaderError::BatchTooLarge`] beyond [`PUT_BATCH_MAX`] puts.
+    pub fn new(puts: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Self, LeaderError> {
+        let puts: Vec<(String, Vec<u8>)> = puts.into_iter().take(PUT_BATCH_MAX + 1).collect();
+        if puts.len() > PUT_BATCH_MAX {
+            return Err(LeaderError::BatchTooLarge { max: PUT_BATCH_MAX });
+        }
+        Ok(PutBatch { puts })
+    }
+
+    /// How many puts.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.puts.len()
+    }
+
+    /// Whether it holds no put.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+    }
+
+    /// The puts.
+    pub(crate) fn into_puts(self) -> Vec<(String, Vec<u8>)> {
+        self.puts
+    }
+}
+
+/// How many writes this leader has applied, over all origins (cheaper than [`Inspect`]: for
+/// progress checks). `None` while the leader is down.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<u64>")]
+pub struct AppliedTotal;
 
 /// Delete `key` at this leader (a timestamped tombstone that replicates like a write).
 #[derive(Debug, Clone, Message)]
@@ -297,6 +369,8 @@ pub struct LeaderState {
     /// Everything it holds as one comparable value (equal at leaders that applied the same
     /// writes, siblings and CRDT keys included).
     pub digest: Vec<u8>,
+    /// Messages to peers dropped because their outbox was full (see [`crate::FlowControl`]).
+    pub outbox_dropped: u64,
 }
 
 /// Fault injection: the leader crashes, losing its in-memory state; it stays down until

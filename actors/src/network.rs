@@ -185,6 +185,7 @@ pub struct Network {
     isolated: LeaderSet,
     stats: NetStats,
     sink: TraceSink,
+    mailbox_capacity: usize,
 }
 
 impl Network {
@@ -200,7 +201,16 @@ impl Network {
             isolated: LeaderSet::EMPTY,
             stats: NetStats::default(),
             sink,
+            mailbox_capacity: 65_536,
         }
+    }
+
+    /// This network with a mailbox of `capacity` messages for what leaders send with
+    /// `try_send` (see [`crate::FlowControl`]).
+    #[must_use]
+    pub fn with_mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = capacity.max(1);
+        self
     }
 
     fn blocked(&self, from: LeaderId, to: LeaderId) -> bool {
@@ -235,6 +245,10 @@ impl Network {
 
 impl Actor for Network {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
 }
 
 /// A message from one leader to another.

@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -458,12 +459,21 @@ impl Simulation {
         let trace = sink.snapshot();
         // A write refused for its stamp (quarantined) or discarded by a rejoining leader is
         // reported as such, not as lost.
-        let reported = |a: &AckedWrite| {
-            states.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot))
-                || trace.marks.iter().any(|m| matches!(&m.mark, Mark::Discarded { dots } if dots.contains(&a.dot)))
-        };
-        let lost_with_leader =
-            acked.iter().filter(|a| !reported(a) && every_holder_lost_it(&trace, a)).cloned().collect();
+        let discarded: std::collections::BTreeSet<roundtable_runtime::Dot> = trace
+            .marks
+            .iter()
+            .filter_map(|m| if let Mark::Discarded { dots } = &m.mark { Some(dots.iter().copied()) } else { None })
+            .flatten()
+            .collect();
+        let quarantined: std::collections::BTreeSet<roundtable_runtime::Dot> =
+            states.iter().flat_map(|s| s.quarantined.iter().map(|(d, _)| *d)).collect();
+        let unheld = holders_all_lost(&trace, &acked);
+        let lost_with_leader = acked
+            .iter()
+            .zip(unheld)
+            .filter(|(a, unheld)| *unheld && !discarded.contains(&a.dot) && !quarantined.contains(&a.dot))
+            .map(|(a, _)| a.clone())
+            .collect();
         Ok(SimRun {
             check_settings: self.cluster.check_settings(),
             seed: self.seed,
@@ -601,33 +611,67 @@ pub(crate) fn voided_anywhere(states: &[LeaderState], dot: roundtable_runtime::D
     states.iter().any(|s| s.voided.contains(&dot))
 }
 
-/// Whether every leader that held `acked` (applied it, or adopted a snapshot with it) lost its
-/// state afterwards, so that no leader holds it.
-fn every_holder_lost_it(trace: &Trace, acked: &AckedWrite) -> bool {
-    let mut holders = LeaderSet::EMPTY;
+/// For each acknowledged write, whether every leader that held it (applied it, or adopted a
+/// snapshot with it) lost its state afterwards, so that no leader holds it. One pass over the
+/// marks.
+fn holders_all_lost(trace: &Trace, acked: &[AckedWrite]) -> Vec<bool> {
+    let mut by_dot: BTreeMap<roundtable_runtime::Dot, Vec<usize>> = BTreeMap::new();
+    for (i, a) in acked.iter().enumerate() {
+        by_dot.entry(a.dot).or_default().push(i);
+    }
+    let mut holders = vec![LeaderSet::EMPTY; acked.len()];
+    // Past its dot being issued again, or voided: what follows is about another entry.
+    let mut done = vec![false; acked.len()];
     for line in &trace.marks {
         let crate::trace::Actor::Leader(id) = line.actor else { continue };
         match &line.mark {
-            // The dot was issued again: what follows is about another write.
-            Mark::Write { dot, hlc, .. } if *dot == acked.dot && *hlc != acked.hlc => break,
-            // Voided by its restarted origin: what is applied from here on is the void.
-            Mark::Voided { dot } if *dot == acked.dot => break,
-            Mark::Applied { dot, .. } if *dot == acked.dot => holders = holders.with(id),
-            Mark::SnapshotAdopted { vv, .. } if vv.contains(acked.dot) => holders = holders.with(id),
-            Mark::Crashed | Mark::Restarted | Mark::Rejoined => holders = holders.without(id),
+            Mark::Write { dot, hlc, .. } => {
+                for &i in by_dot.get(dot).into_iter().flatten() {
+                    done[i] |= acked[i].hlc != *hlc;
+                }
+            }
+            Mark::Voided { dot } => {
+                for &i in by_dot.get(dot).into_iter().flatten() {
+                    done[i] = true;
+                }
+            }
+            Mark::Applied { dot, .. } => {
+                for &i in by_dot.get(dot).into_iter().flatten() {
+                    if !done[i] {
+                        holders[i] = holders[i].with(id);
+                    }
+                }
+            }
+            Mark::SnapshotAdopted { vv, .. } => {
+                for (i, a) in acked.iter().enumerate() {
+                    if !done[i] && vv.contains(a.dot) {
+                        holders[i] = holders[i].with(id);
+                    }
+                }
+            }
+            Mark::Crashed | Mark::Restarted | Mark::Rejoined => {
+                for (i, h) in holders.iter_mut().enumerate() {
+                    if !done[i] {
+                        *h = h.without(id);
+                    }
+                }
+            }
             _ => {}
         }
     }
-    holders.is_empty()
+    holders.iter().map(|h| h.is_empty()).collect()
 }
 
-/// Whether `acked`'s dot was stamped again, for another write (its leader restarted and no
-/// peer held the first).
-fn reissued(trace: &Trace, acked: &AckedWrite) -> bool {
-    trace
-        .marks
-        .iter()
-        .any(|m| matches!(&m.mark, Mark::Write { dot, hlc, .. } if *dot == acked.dot && *hlc != acked.hlc))
+/// Every stamp given to each dot (more than one: a leader restarted and issued a dot again
+/// that no peer held).
+fn stamps_by_dot(trace: &Trace) -> BTreeMap<roundtable_runtime::Dot, Vec<roundtable_runtime::clock::HlcTimestamp>> {
+    let mut stamps: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for m in &trace.marks {
+        if let Mark::Write { dot, hlc, .. } = &m.mark {
+            stamps.entry(*dot).or_default().push(*hlc);
+        }
+    }
+    stamps
 }
 
 /// A write a client got an acknowledgement for.
@@ -733,9 +777,10 @@ impl SimRun {
                 return Err(format!("{} ({}) and {} ({}) differ", first.name, first.applied, s.name, s.applied));
             }
         }
+        let stamps = stamps_by_dot(&self.trace);
+        let reissued = |a: &AckedWrite| stamps.get(&a.dot).is_some_and(|s| s.iter().any(|h| *h != a.hlc));
         for a in &self.acked {
-            let held =
-                first.applied.contains(a.dot) && !voided_anywhere(&self.states, a.dot) && !reissued(&self.trace, a);
+            let held = first.applied.contains(a.dot) && !voided_anywhere(&self.states, a.dot) && !reissued(a);
             // A write refused everywhere for its timestamp is reported, not lost silently.
             let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
             if !held && !quarantined && !self.lost_with_leader.contains(a) {

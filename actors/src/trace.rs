@@ -102,7 +102,7 @@ pub enum Mark {
         /// The entry.
         dot: Dot,
         /// Its dependencies.
-        deps: VersionVector,
+        deps: Vv,
     },
     /// A copy of an entry already held was dropped.
     Duplicate {
@@ -137,7 +137,7 @@ pub enum Mark {
         /// The peer it came from.
         from: LeaderId,
         /// The writes it named.
-        vv: VersionVector,
+        vv: Vv,
     },
     /// A restarted leader voided one of its sequence numbers.
     Voided {
@@ -188,6 +188,42 @@ pub enum Mark {
     },
 }
 
+/// A version vector as marks keep it: only its non-zero entries, on the heap. (A
+/// [`VersionVector`] is a fixed 520 bytes; a trace of a loaded run holds hundreds of thousands
+/// of marks.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vv(pub Vec<Dot>);
+
+impl Vv {
+    /// Whether it names `dot` (holds its origin's sequence number or a later one).
+    #[must_use]
+    pub fn contains(&self, dot: Dot) -> bool {
+        self.0.iter().any(|d| d.origin == dot.origin && d.seq >= dot.seq)
+    }
+
+    /// The version vector.
+    #[must_use]
+    pub fn to_version_vector(&self) -> VersionVector {
+        let mut vv = VersionVector::new();
+        for d in &self.0 {
+            vv.set(d.origin, d.seq);
+        }
+        vv
+    }
+}
+
+impl From<&VersionVector> for Vv {
+    fn from(vv: &VersionVector) -> Self {
+        Vv(vv.iter().map(|(leader, seq)| Dot::new(leader, seq)).collect())
+    }
+}
+
+impl fmt::Display for Vv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_version_vector(), f)
+    }
+}
+
 impl Mark {
     /// The mark a replica's trace event leaves, if a checker or a diagram needs it.
     #[must_use]
@@ -197,7 +233,7 @@ impl Mark {
                 Mark::Write { dot: *dot, key: key.as_str().to_owned(), hlc: *hlc }
             }
             TraceEvent::Received { from, dot, clock, .. } => Mark::Received { from: *from, dot: *dot, clock: *clock },
-            TraceEvent::Applied { dot, deps, .. } => Mark::Applied { dot: *dot, deps: deps.clone() },
+            TraceEvent::Applied { dot, deps, .. } => Mark::Applied { dot: *dot, deps: Vv::from(deps) },
             TraceEvent::DuplicateDropped { from, dot } => Mark::Duplicate { from: *from, dot: *dot },
             TraceEvent::CausalWait { dot, .. } => Mark::CausalWait { dot: *dot },
             TraceEvent::LwwDiscarded { key, kept, discarded, .. } => {
@@ -206,7 +242,7 @@ impl Mark {
             TraceEvent::Siblings { key, dots, .. } => {
                 Mark::Siblings { key: key.as_str().to_owned(), count: dots.len() }
             }
-            TraceEvent::SnapshotApplied { from, vv } => Mark::SnapshotAdopted { from: *from, vv: vv.clone() },
+            TraceEvent::SnapshotApplied { from, vv } => Mark::SnapshotAdopted { from: *from, vv: Vv::from(vv) },
             TraceEvent::Voided { dot } => Mark::Voided { dot: *dot },
             TraceEvent::Rejected { from, reason } => {
                 let (dot, far_future) = match reason {

@@ -193,3 +193,37 @@ async fn a_write_concern_waits_for_k_leaders_or_says_the_write_stands() -> Resul
     }
     Ok(())
 }
+
+/// Flow control: when the network cannot keep up, messages wait in a bounded outbox per peer;
+/// a full outbox refuses client writes with an error naming the peer (memory stays bounded),
+/// drops further messages (counted), and anti-entropy repairs what they carried.
+#[actix::test]
+async fn a_full_outbox_refuses_writes_and_the_cluster_still_converges() -> Result<(), Box<dyn std::error::Error>> {
+    use roundtable_actors::{FlowControl, PutBatch};
+    let cluster = Cluster::builder()
+        .leader_count(3)
+        .flow_control(FlowControl { outbox_max: 4, network_mailbox: 1 })
+        .start()
+        .await?;
+    let leader = cluster.leader("L0")?;
+    // One message with 200 writes: 400 replicate messages for a network that takes one at a time.
+    let batch = PutBatch::new((0..200).map(|i| (format!("k{i}"), b"v".to_vec())))?;
+    let results = leader.send(batch).await?;
+    assert!(results.iter().all(Result::is_ok), "the batch itself was accepted");
+    let refused = leader.send(Put::new("one more", "v")).await?;
+    let Err(LeaderError::Backpressure { peer, pending }) = refused else {
+        panic!("expected backpressure, got {refused:?}");
+    };
+    assert!(peer.index() == 1 || peer.index() == 2, "{peer}");
+    assert_eq!(pending, 4, "the outbox holds its bound, no more");
+    let metrics = cluster.metrics().await?;
+    assert!(metrics.outbox_dropped > 0, "messages beyond the bound were dropped and counted");
+    // The outboxes drain, anti-entropy repairs the dropped messages, and writes are taken again.
+    cluster.settled_within(Duration::from_secs(10)).await?;
+    for name in cluster.names() {
+        let read = cluster.leader(name)?.send(Get::new("k199")).await??;
+        assert!(read.is_some(), "k199 reached {name}");
+    }
+    leader.send(Put::new("one more", "v")).await??;
+    Ok(())
+}

@@ -997,6 +997,15 @@ impl Replica {
         Ok(event)
     }
 
+    /// Takes the effects produced so far, in the order they must be performed, as a vector
+    /// (no copy: the replica starts a new one).
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        if self.config.batch.is_some_and(|b| b.flush_interval.is_zero()) {
+            self.flush_all();
+        }
+        core::mem::take(&mut self.effects)
+    }
+
     /// Takes the effects produced so far, in the order they must be performed.
     pub fn drain_effects(&mut self) -> alloc::vec::Drain<'_, Effect> {
         // Batching without a flush interval: what this input produced leaves now, together.
