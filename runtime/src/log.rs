@@ -152,6 +152,11 @@ impl ReplicationLog {
             debug_assert!(popped.is_some());
             removed += 1;
         }
+        // Give back the memory of a burst once it is truncated (a log that once held its bound
+        // of 600-byte slots would keep tens of megabytes for good otherwise).
+        if removed > 0 && self.entries.capacity() > 1024 && self.entries.capacity() > 4 * self.entries.len() {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
         removed
     }
 

@@ -77,9 +77,12 @@ pub struct ReplicaConfig {
     pub log_entries_max: usize,
     /// How often anti-entropy digests go to the neighbours (default 1 s).
     pub anti_entropy_interval: Duration,
-    /// How often a digest goes to every live member, not only the neighbours, so that each
-    /// leader learns what everyone holds and can truncate its log (default 5 s; `None`: never,
-    /// and the log only shrinks at its bound).
+    /// How often acknowledgement digests go out so that each leader learns what everyone holds
+    /// and can truncate its log (default 5 s): to every live member, or only to the neighbours
+    /// when a hub hears from everyone (star, all-to-all) and its stable vector travels in its
+    /// digests. `None`: no acknowledgement rounds; the log then shrinks only by what the
+    /// anti-entropy digests of the neighbours tell (enough in all-to-all, where everyone is a
+    /// neighbour) or at its bound.
     pub ack_interval: Option<Duration>,
     /// The most entries in one catch-up message (default 256); a message also stays under
     /// [`wire::MAX_FRAME_BYTES`].
