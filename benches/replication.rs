@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Context, Handler, Message};
 use criterion::Criterion;
 use roundtable::actors::sim::{ms, Simulation};
-use roundtable::actors::{AppliedTotal, Cluster, Leader, NetworkModel, Put, PutBatch, SupervisorConfig};
+use roundtable::actors::{AppliedTotal, Cluster, FlowControl, Leader, NetworkModel, Put, PutBatch, SupervisorConfig};
 use roundtable::runtime::{BatchConfig, LeaderId, ReplicaConfig, Topology};
 
 /// Distinct keys the writes cycle through.
@@ -140,6 +140,10 @@ fn replicated(topology_name: &str, leaders: usize, client: Client, writes: u64) 
             // Heartbeats share mailboxes with the writes: a long burst must not read as a death.
             .supervisor_config(SupervisorConfig { dead_after: LIMIT, ..SupervisorConfig::default() })
             .replica_config(ReplicaConfig { batch, ..ReplicaConfig::default() })
+            // The client floods open loop (do_send, results dropped): with the default bounds a
+            // large sample fills the outboxes and writes are refused (backpressure), which is
+            // the right answer for a client but not this measurement of absorbed throughput.
+            .flow_control(FlowControl { outbox_max: 1 << 24, network_mailbox: 1 << 24 })
             .start()
             .await
             .expect("cluster starts");
