@@ -237,9 +237,6 @@ impl CrdtState {
 }
 
 /// A client's update of a CRDT key.
-// The MV-register's context makes `Set` large; updates are built once per write and not stored,
-// so boxing it would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrdtUpdate {
     /// Add to a counter.
@@ -279,6 +276,9 @@ pub enum CrdtUpdate {
 }
 
 /// What a client asks of a key.
+// The siblings context makes `PutWithContext` large; updates are built once per write and not
+// stored, so boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// Write a value (LWW: the register; siblings: a blind write).

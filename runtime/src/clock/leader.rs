@@ -130,6 +130,10 @@ impl LeaderClock {
     /// - [`ClockError::Exhausted`] when the HLC has reached the end of its range.
     ///
     /// The HLC is then unchanged: no timestamp was issued.
+    // Inlined into the caller: the hot path is a few dozen instructions (the slow paths are
+    // out of line), and a call returns the `Result` through memory, which the caller then
+    // copies — reading back what was just written costs more than the stamp's own logic.
+    #[inline(always)]
     pub fn stamp(&mut self, raw_now: WallTime) -> Result<HlcTimestamp, ClockError> {
         let pt = self.corrector.now(raw_now);
         self.corrector.ensure_not_fenced()?;

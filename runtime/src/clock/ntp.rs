@@ -76,7 +76,7 @@ pub const DEFAULT_MAX_SLEW_PPM: u32 = 500;
 /// 500 ms (as CockroachDB does).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_millis(400);
 
-const PPM: u128 = 1_000_000;
+const PPM: u64 = 1_000_000;
 
 /// One NTP exchange: four timestamps, two from each clock (RFC 5905 §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,7 +193,7 @@ impl CorrectionConfig {
         if self.max_slew_ppm == 0 {
             return Err(ClockError::InvalidConfig { reason: "max_slew_ppm is 0, so slewing would never finish" });
         }
-        if u128::from(self.max_slew_ppm) >= PPM {
+        if u64::from(self.max_slew_ppm) >= PPM {
             return Err(ClockError::InvalidConfig {
                 reason: "max_slew_ppm must be below 1,000,000 (a faster slew stops the clock)",
             });
@@ -304,7 +304,7 @@ impl FilterStage {
     fn distance_ns(&self, now: WallTime) -> u128 {
         let age_ns = now.saturating_duration_since(self.added_at).as_nanos();
         let half_delay = u128::from(self.delay_ns.max(0).unsigned_abs() / 2);
-        half_delay + age_ns * u128::from(PHI_PPM) / PPM
+        half_delay + age_ns * u128::from(PHI_PPM) / u128::from(PPM)
     }
 }
 
@@ -344,11 +344,18 @@ pub struct ClockCorrector {
     /// The correction currently added to raw time.
     applied_ns: i64,
     /// Slew allowance carried between calls, in ns·ppm (always below 10^6).
-    slew_credit: u128,
+    slew_credit: u64,
     /// The raw time of the last call, for slewing.
     last_raw: Option<WallTime>,
     /// The last corrected time handed out; corrected time never goes below it.
     last_output: WallTime,
+    /// `config.tolerance` in nanoseconds (computed once: a `Duration` converts by multiplying).
+    tolerance_ns: u128,
+    /// Whether the last [`now`](Self::now) handed out exactly `raw + applied` (the clock moved
+    /// forward, no saturation): the overhang is then 0, and the fencing check of a stamp needs
+    /// only the estimate and the applied correction. Cleared by anything else that reads the raw
+    /// clock ([`add_sample`](Self::add_sample)).
+    forward: bool,
 }
 
 impl ClockCorrector {
@@ -367,6 +374,8 @@ impl ClockCorrector {
             slew_credit: 0,
             last_raw: None,
             last_output: WallTime::EPOCH,
+            tolerance_ns: config.tolerance.as_nanos(),
+            forward: false,
         })
     }
 
@@ -387,6 +396,7 @@ impl ClockCorrector {
     pub fn add_sample(&mut self, now_raw: WallTime, sample: NtpSample) -> Result<CorrectionEvent, ClockError> {
         sample.validate()?;
         self.advance(now_raw);
+        self.forward = false;
         if self.samples.is_full() {
             self.samples.pop_front();
         }
@@ -416,9 +426,14 @@ impl ClockCorrector {
 
     /// Corrected time at raw time `raw`: `raw + applied correction`, after letting the correction
     /// slew for the raw time elapsed since the previous call. Never less than any earlier result.
+    #[inline]
     pub fn now(&mut self, raw: WallTime) -> WallTime {
         self.advance(raw);
         let computed = raw.offset_by_ns(self.applied_ns);
+        // computed ≥ last_output makes it the output; unless it saturated at the epoch (raw +
+        // applied < 0) it is then exactly raw + applied, so the overhang is 0. (Saturating at the
+        // far end leaves raw + applied ≥ the output: overhang 0 as well.)
+        self.forward = computed >= self.last_output && computed > WallTime::EPOCH;
         self.last_output = self.last_output.max(computed);
         self.last_output
     }
@@ -446,6 +461,7 @@ impl ClockCorrector {
     /// Timestamps issued meanwhile would be that far in the future, so the overhang counts towards
     /// fencing.
     #[must_use]
+    #[inline]
     pub fn residual_offset_ns(&self) -> Option<i64> {
         self.target_ns.map(|target| clamp_i64(i128::from(target) - i128::from(self.applied_ns) - self.overhang_ns()))
     }
@@ -467,9 +483,8 @@ impl ClockCorrector {
         let Some(residual_ns) = self.residual_offset_ns() else {
             return ClockHealth::Unsynchronized;
         };
-        let tolerance = self.config.tolerance;
-        if u128::from(residual_ns.unsigned_abs()) > tolerance.as_nanos() {
-            ClockHealth::Fenced { residual_ns, tolerance }
+        if u128::from(residual_ns.unsigned_abs()) > self.tolerance_ns {
+            ClockHealth::Fenced { residual_ns, tolerance: self.config.tolerance }
         } else {
             ClockHealth::Synchronized { residual_ns }
         }
@@ -481,7 +496,25 @@ impl ClockCorrector {
     /// [`ClockError::Fenced`] when [`health`](Self::health) is fenced;
     /// [`ClockError::Unsynchronized`] when there is no sample yet and the config sets
     /// [`fence_when_unsynchronized`](CorrectionConfig::fence_when_unsynchronized).
+    #[inline]
     pub fn ensure_not_fenced(&self) -> Result<(), ClockError> {
+        // The stamp path, right after `now` moved the clock forward (no overhang): a residual
+        // within tolerance before clamping to i64 is within it after, so a few instructions say
+        // yes without computing (or caching) the health. Anything else takes the exact way.
+        if let (true, Some(target_ns)) = (self.forward, self.target_ns) {
+            debug_assert_eq!(self.overhang_ns(), 0);
+            let residual_ns = i128::from(target_ns) - i128::from(self.applied_ns);
+            if residual_ns.unsigned_abs() <= self.tolerance_ns {
+                return Ok(());
+            }
+        }
+        self.fencing_verdict()
+    }
+
+    /// [`ensure_not_fenced`](Self::ensure_not_fenced) from the health, out of the stamp path.
+    #[cold]
+    #[inline(never)]
+    fn fencing_verdict(&self) -> Result<(), ClockError> {
         match self.health() {
             ClockHealth::Fenced { residual_ns, tolerance } => Err(ClockError::Fenced { residual_ns, tolerance }),
             ClockHealth::Unsynchronized if self.config.fence_when_unsynchronized => Err(ClockError::Unsynchronized),
@@ -491,6 +524,7 @@ impl ClockCorrector {
 
     /// How far the last corrected time handed out is ahead of `raw + applied` at the last raw
     /// reading, in nanoseconds (0 unless the corrected clock is standing still to catch up).
+    #[inline]
     fn overhang_ns(&self) -> i128 {
         let Some(raw) = self.last_raw else {
             return 0;
@@ -513,9 +547,10 @@ impl ClockCorrector {
 
     /// Lets the applied correction slew towards the target for the raw time elapsed since the last
     /// call. A raw clock that went backwards grants no slew (and restarts the count from `raw`).
+    #[inline]
     fn advance(&mut self, raw: WallTime) {
         let elapsed_ns = match self.last_raw {
-            Some(previous) => raw.saturating_duration_since(previous).as_nanos(),
+            Some(previous) => raw.as_nanos().saturating_sub(previous.as_nanos()),
             None => 0,
         };
         self.last_raw = Some(raw);
@@ -525,13 +560,40 @@ impl ClockCorrector {
         if self.config.mode == CorrectionMode::Observe {
             return;
         }
-        let gap_ns = i128::from(target_ns) - i128::from(self.applied_ns);
-        if gap_ns == 0 {
+        if target_ns == self.applied_ns {
             self.slew_credit = 0;
             return;
         }
-        let credit = self.slew_credit + elapsed_ns * u128::from(self.config.max_slew_ppm);
-        let allowed_ns = credit / PPM;
+        // The allowance in ns·ppm: credit + elapsed · max_slew_ppm. In u64 whenever it fits —
+        // credit < 10^6 and max_slew_ppm < 10^6 (validated), so it does for any elapsed time up to
+        // (2^64 − 1 − 10^6) / 10^6 ns, over five hours, i.e. always between stamps — with both
+        // divisions by the constant 10^6 (a multiplication, no 128-bit division). The exact u128
+        // computation remains for longer gaps.
+        match elapsed_ns.checked_mul(u64::from(self.config.max_slew_ppm)).and_then(|c| c.checked_add(self.slew_credit))
+        {
+            // Less than a nanosecond of slew so far (a stamp's worth of elapsed time): carry it,
+            // as the general case would.
+            Some(credit) if credit < PPM => self.slew_credit = credit,
+            credit => self.slew_step(target_ns, elapsed_ns, credit),
+        }
+    }
+
+    /// The rest of [`advance`](Self::advance), once the allowance reaches a nanosecond: moves the
+    /// applied correction towards the target. `credit` is the allowance in ns·ppm if it fits a
+    /// u64 (`None` for more than five hours' worth).
+    #[inline(never)]
+    fn slew_step(&mut self, target_ns: i64, elapsed_ns: u64, credit: Option<u64>) {
+        // Both are i64, so the difference fits an i128 exactly; it is not 0 (`advance` checked).
+        let gap_ns = i128::from(target_ns) - i128::from(self.applied_ns);
+        let (allowed_ns, credit_left) = match credit {
+            Some(credit) => (u128::from(credit / PPM), credit % PPM),
+            None => {
+                let credit =
+                    u128::from(self.slew_credit) + u128::from(elapsed_ns) * u128::from(self.config.max_slew_ppm);
+                // credit % 10^6 < 10^6 fits a u64.
+                (credit / u128::from(PPM), (credit % u128::from(PPM)) as u64)
+            }
+        };
         if allowed_ns >= gap_ns.unsigned_abs() {
             self.applied_ns = target_ns;
             self.slew_credit = 0;
@@ -541,7 +603,7 @@ impl ClockCorrector {
             let step = allowed_ns as i128;
             let moved = i128::from(self.applied_ns) + if gap_ns > 0 { step } else { -step };
             self.applied_ns = clamp_i64(moved);
-            self.slew_credit = credit % PPM;
+            self.slew_credit = credit_left;
         }
     }
 }
@@ -780,5 +842,77 @@ mod tests {
                 .expect("valid config");
         assert_eq!(clock.health(), ClockHealth::Unsynchronized);
         assert_eq!(clock.ensure_not_fenced(), Err(ClockError::Unsynchronized));
+    }
+
+    /// The slew step as it was computed before the u64 fast path: all in u128. Returns the new
+    /// applied correction and credit.
+    fn slew_u128(applied_ns: i64, credit: u64, target_ns: i64, elapsed_ns: u64, ppm: u32) -> (i64, u64) {
+        let gap_ns = i128::from(target_ns) - i128::from(applied_ns);
+        if gap_ns == 0 {
+            return (applied_ns, 0);
+        }
+        let credit = u128::from(credit) + u128::from(elapsed_ns) * u128::from(ppm);
+        let allowed_ns = credit / 1_000_000;
+        if allowed_ns >= gap_ns.unsigned_abs() {
+            (target_ns, 0)
+        } else {
+            let step = allowed_ns as i128;
+            let moved = i128::from(applied_ns) + if gap_ns > 0 { step } else { -step };
+            (clamp_i64(moved), (credit % 1_000_000) as u64)
+        }
+    }
+
+    proptest::proptest! {
+        /// The corrector's slew (u64 fast path, u128 for long gaps) follows the u128 reference
+        /// exactly, and the quick fencing check of the stamp path says what the health says,
+        /// through steps, slews, backwards raw clocks, gaps of hours and extreme tolerances.
+        #[test]
+        fn slewing_matches_the_u128_reference_and_fencing_matches_health(
+            mode in proptest::sample::select(vec![CorrectionMode::SlewOnly, CorrectionMode::SlewAndStep]),
+            tolerance in proptest::sample::select(vec![
+                DEFAULT_TOLERANCE,
+                Duration::ZERO,
+                Duration::from_millis(1),
+                Duration::from_nanos(i64::MAX as u64),
+                Duration::from_nanos(u64::MAX),
+                Duration::MAX,
+            ]),
+            max_slew_ppm in proptest::prop_oneof![proptest::strategy::Just(500u32), 1u32..1_000_000],
+            offsets_ms in proptest::collection::vec(-3_000i64..3_000, 1..4),
+            steps in proptest::collection::vec(
+                proptest::prop_oneof![0u64..100, 0u64..100_000_000, 0u64..40_000_000_000_000, 0u64..u64::MAX / 256],
+                1..60,
+            ),
+            backwards in proptest::collection::vec(0u64..2_000_000_000, 0..3),
+        ) {
+            let config = CorrectionConfig { mode, max_slew_ppm, tolerance, ..CorrectionConfig::default() };
+            let mut clock = ClockCorrector::new(config).expect("valid config");
+            let mut raw = 1_767_225_600 * 1_000 * MS;
+            let mut samples = offsets_ms.iter().cycle();
+            let mut back = backwards.iter();
+            for (i, &step) in steps.iter().enumerate() {
+                if i % 20 == 0 {
+                    let offset = samples.next().copied().unwrap_or(0) * MS as i64;
+                    let s = sample(raw, offset, MS, MS);
+                    raw = s.t4.as_nanos();
+                    let _ = clock.add_sample(s.t4, s);
+                }
+                let before = (clock.applied_offset_ns(), clock.slew_credit, clock.last_raw);
+                raw = raw.saturating_add(step);
+                if i % 17 == 16 {
+                    raw = raw.saturating_sub(back.next().copied().unwrap_or(0));
+                }
+                let _ = clock.now(t(raw));
+                let elapsed = before.2.map_or(0, |prev: WallTime| raw.saturating_sub(prev.as_nanos()));
+                let target = clock.measured_offset_ns().expect("sampled");
+                let want = slew_u128(before.0, before.1, target, elapsed, max_slew_ppm);
+                proptest::prop_assert_eq!((clock.applied_offset_ns(), clock.slew_credit), want);
+                let expected = match clock.health() {
+                    ClockHealth::Fenced { residual_ns, tolerance } => Err(ClockError::Fenced { residual_ns, tolerance }),
+                    ClockHealth::Synchronized { .. } | ClockHealth::Unsynchronized => Ok(()),
+                };
+                proptest::prop_assert_eq!(clock.ensure_not_fenced(), expected);
+            }
+        }
     }
 }

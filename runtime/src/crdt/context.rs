@@ -26,7 +26,8 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::causality::{Dot, VersionVector};
+use super::small::SmallSet;
+use crate::causality::{Dot, Seq, VersionVector};
 use crate::LeaderId;
 
 /// Out-of-order dots a causal context may hold before its replica should stop merging deltas for
@@ -47,13 +48,18 @@ pub const DOT_CLOUD_MAX: usize = 1024;
 /// assert_eq!(cx.cloud_len(), 0);
 /// assert_eq!(cx.next_dot(a), Dot::new(a, Seq(3)));
 /// ```
+///
+/// Serialized as `{ vv: VersionVector, cloud: BTreeSet<Dot> }`. In memory the vector is a plain
+/// vector (empty, unallocated, in most deltas) and the cloud keeps one dot inline, so a delta's
+/// context is a few words, cheap to build and to move.
 #[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "RawCausalContext")]
 pub struct CausalContext {
     /// Every dot `(i, 1..=vv[i])`.
-    vv: VersionVector,
-    /// Dots seen out of order: never covered by `vv`, never `(i, vv[i] + 1)`.
-    cloud: BTreeSet<Dot>,
+    vv: Prefixes,
+    /// Dots seen out of order: never covered by `vv`, never `(i, vv[i] + 1)`. Inline while it
+    /// holds one dot (a delta's context typically does); serialized as a `BTreeSet<Dot>`.
+    cloud: SmallSet<Dot>,
 }
 
 /// The decoded shape of a [`CausalContext`], canonicalised on the way in.
@@ -66,7 +72,11 @@ struct RawCausalContext {
 
 impl From<RawCausalContext> for CausalContext {
     fn from(raw: RawCausalContext) -> Self {
-        let mut cx = CausalContext { vv: raw.vv, cloud: BTreeSet::new() };
+        let mut vv = Prefixes::default();
+        for (leader, seq) in raw.vv.iter() {
+            vv.set(leader, seq);
+        }
+        let mut cx = CausalContext { vv, cloud: SmallSet::default() };
         for dot in raw.cloud {
             cx.insert(dot);
         }
@@ -93,36 +103,55 @@ impl CausalContext {
 
     /// Whether `dot` has been seen. A dot with sequence number 0 (never issued) counts as seen.
     #[must_use]
+    #[inline]
     pub fn contains(&self, dot: Dot) -> bool {
-        self.vv.contains(dot) || self.cloud.contains(&dot)
+        self.vv.contains(dot) || (!self.cloud.is_empty() && self.cloud.contains(&dot))
     }
 
     /// Records `dot` as seen, compacting the cloud into the vector where it becomes contiguous.
+    #[inline]
     pub fn insert(&mut self, dot: Dot) {
         if self.vv.contains(dot) {
             return;
         }
         if dot.seq == self.vv.get(dot.origin).next() {
             self.vv.set(dot.origin, dot.seq);
-            self.compact(dot.origin);
+            if !self.cloud.is_empty() {
+                self.compact(dot.origin);
+            }
         } else {
-            self.cloud.insert(dot);
+            let _ = self.cloud.insert(dot);
         }
     }
 
     /// Records every dot of `other` as seen (set union).
+    ///
+    /// Costs `O(|other's vector| + |other's cloud| · log |cloud|)`, plus a pass over this cloud
+    /// when other's vector raised a counter: merging a delta's small context is cheap whatever
+    /// the size of this one. The result is canonical, so it equals the union however computed.
     pub fn merge(&mut self, other: &CausalContext) {
-        self.vv.merge(&other.vv);
-        let vv = &self.vv;
-        self.cloud.retain(|&dot| !vv.contains(dot));
-        for &dot in &other.cloud {
-            if !self.vv.contains(dot) {
-                self.cloud.insert(dot);
+        if !other.vv.le(&self.vv) {
+            self.vv.merge(&other.vv);
+            if !self.cloud.is_empty() {
+                let vv = &self.vv;
+                self.cloud.retain(|&dot| !vv.contains(dot));
+                self.compact_all();
             }
         }
-        let origins: BTreeSet<LeaderId> = self.cloud.iter().map(|dot| dot.origin).collect();
-        for origin in origins {
-            self.compact(origin);
+        for &dot in other.cloud.iter() {
+            self.insert(dot);
+        }
+    }
+
+    /// Compacts every origin that has dots in the cloud.
+    fn compact_all(&mut self) {
+        let mut next = self.cloud.iter().next().copied();
+        while let Some(first) = next {
+            self.compact(first.origin);
+            next = match LeaderId::new(first.origin.index() + 1) {
+                Ok(origin) => self.cloud.range(Dot::new(origin, Seq(0))..).next().copied(),
+                Err(_) => None,
+            };
         }
     }
 
@@ -141,22 +170,46 @@ impl CausalContext {
 
     /// The next dot `leader` should mint: one past the highest of its dots seen here.
     #[must_use]
+    #[inline]
     pub fn next_dot(&self, leader: LeaderId) -> Dot {
-        let in_cloud =
-            self.cloud.range(Dot::new(leader, crate::Seq(0))..).take_while(|dot| dot.origin == leader).last();
-        let highest = in_cloud.map_or(self.vv.get(leader), |dot| dot.seq.max(self.vv.get(leader)));
-        Dot::new(leader, highest.next())
+        Dot::new(leader, self.highest(leader).next())
+    }
+
+    /// The highest sequence number of `leader`'s dots seen here (0 when none).
+    #[must_use]
+    #[inline]
+    pub(crate) fn highest(&self, leader: LeaderId) -> Seq {
+        let in_vv = self.vv.get(leader);
+        if self.cloud.is_empty() {
+            return in_vv;
+        }
+        let in_cloud = self.cloud.range(Dot::new(leader, Seq(0))..=Dot::new(leader, Seq(u64::MAX))).next_back();
+        in_cloud.map_or(in_vv, |dot| dot.seq.max(in_vv))
     }
 
     /// The contiguous part of the context.
     #[must_use]
-    pub fn version_vector(&self) -> &VersionVector {
-        &self.vv
+    pub fn version_vector(&self) -> VersionVector {
+        let mut vv = VersionVector::new();
+        for (leader, seq) in self.vv.iter() {
+            vv.set(leader, seq);
+        }
+        vv
+    }
+
+    /// The contiguous part of the context: per leader with a non-zero prefix, its length.
+    pub(crate) fn prefixes(&self) -> impl Iterator<Item = (LeaderId, Seq)> + '_ {
+        self.vv.iter()
     }
 
     /// The dots seen out of order, in ascending order.
     pub fn cloud(&self) -> impl Iterator<Item = Dot> + '_ {
         self.cloud.iter().copied()
+    }
+
+    /// The dots seen out of order, as stored.
+    pub(crate) fn cloud_set(&self) -> &SmallSet<Dot> {
+        &self.cloud
     }
 
     /// How many dots are seen out of order (compare with [`DOT_CLOUD_MAX`]).
@@ -172,6 +225,73 @@ impl CausalContext {
     }
 }
 
+/// The contiguous part of a [`CausalContext`]: `counts[i]` is the length of leader `i`'s prefix
+/// `(i, 1..=counts[i])`. Canonical, as [`VersionVector`]: no trailing zeros, at most
+/// [`MAX_LEADERS`](crate::MAX_LEADERS) counters (leader ids index it). Unlike a
+/// `VersionVector`, which reserves room for every leader inline, it takes three words and
+/// allocates only when non-empty. Serialized as a `VersionVector` is: a sequence of counters.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+struct Prefixes {
+    counts: Vec<u64>,
+}
+
+impl Prefixes {
+    #[inline]
+    fn get(&self, leader: LeaderId) -> Seq {
+        Seq(self.counts.get(leader.index()).copied().unwrap_or(0))
+    }
+
+    #[inline]
+    fn contains(&self, dot: Dot) -> bool {
+        dot.seq <= self.get(dot.origin)
+    }
+
+    #[inline]
+    fn set(&mut self, leader: LeaderId, seq: Seq) {
+        let i = leader.index();
+        if i >= self.counts.len() {
+            if seq.0 == 0 {
+                return;
+            }
+            // i < MAX_LEADERS: the vector stays bounded.
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] = seq.0;
+        while self.counts.last() == Some(&0) {
+            self.counts.pop();
+        }
+    }
+
+    /// Raises every counter to at least the other's.
+    fn merge(&mut self, other: &Prefixes) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (mine, &theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine = (*mine).max(theirs);
+        }
+    }
+
+    /// Whether every counter is at most the other's.
+    fn le(&self, other: &Prefixes) -> bool {
+        self.counts.len() <= other.counts.len() && self.counts.iter().zip(&other.counts).all(|(a, b)| a <= b)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// The non-zero counters, in ascending leader order.
+    fn iter(&self) -> impl Iterator<Item = (LeaderId, Seq)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .filter_map(|(i, &n)| LeaderId::new(i).ok().map(|id| (id, Seq(n))))
+    }
+}
+
 impl fmt::Debug for CausalContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -181,7 +301,7 @@ impl fmt::Debug for CausalContext {
 /// Renders as `[L0:2 L1:1]` or, with a cloud, `[L0:2]+{L1:3 L1:5}`.
 impl fmt::Display for CausalContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.vv, f)?;
+        fmt::Display::fmt(&self.version_vector(), f)?;
         if !self.cloud.is_empty() {
             f.write_str("+{")?;
             for (i, dot) in self.cloud.iter().enumerate() {
@@ -240,6 +360,45 @@ pub(crate) fn join_dot_funs<T: Ord + Clone>(
     for (&dot, value) in theirs {
         if !mine.contains_key(&dot) && !my_context.contains(dot) {
             mine.insert(dot, value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The shape a causal context had on the wire before its in-memory form changed.
+    #[derive(Serialize)]
+    #[serde(rename = "CausalContext")]
+    struct Wire {
+        vv: VersionVector,
+        cloud: BTreeSet<Dot>,
+    }
+
+    proptest! {
+        /// Whatever dots it holds, a context encodes to the bytes of `{ vv: VersionVector, cloud:
+        /// BTreeSet<Dot> }` and decodes back to itself; merging contexts gives the context of the
+        /// union of their dots.
+        #[test]
+        fn wire_format_and_union(
+            a in prop::collection::vec((0usize..6, 0u64..12), 0..20),
+            b in prop::collection::vec((0usize..6, 0u64..12), 0..20),
+        ) {
+            let dots = |v: &[(usize, u64)]| -> Vec<Dot> {
+                v.iter().map(|&(i, s)| Dot::new(LeaderId::new(i).expect("small"), Seq(s))).collect()
+            };
+            let (a, b) = (dots(&a), dots(&b));
+            let cx = CausalContext::from_dots(&a);
+            let wire = Wire { vv: cx.version_vector(), cloud: cx.cloud().collect() };
+            let bytes = postcard::to_allocvec(&cx).expect("encodes");
+            prop_assert_eq!(&bytes, &postcard::to_allocvec(&wire).expect("encodes"));
+            prop_assert_eq!(postcard::from_bytes::<CausalContext>(&bytes).expect("decodes"), cx.clone());
+            let mut merged = cx.clone();
+            merged.merge(&CausalContext::from_dots(&b));
+            let all: Vec<Dot> = a.iter().chain(&b).copied().collect();
+            prop_assert_eq!(merged, CausalContext::from_dots(&all));
         }
     }
 }

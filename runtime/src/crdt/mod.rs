@@ -54,11 +54,13 @@
 pub mod context;
 pub mod counter;
 pub mod delta;
+mod dot_index;
 pub mod map;
 pub mod op;
 pub mod orset;
 pub mod register;
 pub mod set;
+mod small;
 
 pub use context::{CausalContext, DOT_CLOUD_MAX};
 pub use counter::{GCounter, PnCounter};
