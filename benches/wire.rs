@@ -22,8 +22,11 @@
 //! `--bench` (`cargo test --benches`, `cargo test --all-targets`) criterion runs every routine once
 //! as a smoke test and writes no estimates: the size table is printed, the time table says so.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{criterion_dir, median_ns};
+
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use criterion::Criterion;
@@ -170,44 +173,6 @@ fn time(ns: f64, count: usize) -> String {
     } else {
         format!("{:.2} µs ({:.0} ns per entry)", ns / 1e3, ns / count as f64)
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading criterion's estimates (the same lookup in every bench of this directory).
-
-/// Where criterion writes its estimates, found the way criterion finds it: `$CRITERION_HOME`,
-/// else `$CARGO_TARGET_DIR/criterion`, else the target directory from `cargo metadata`, else
-/// `target/criterion`.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
-        let output = Command::new(cargo).args(["metadata", "--format-version", "1", "--no-deps"]).output().ok()?;
-        let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-        Some(PathBuf::from(metadata.get("target_directory")?.as_str()?).join("criterion"))
-    });
-    from_metadata.unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// Criterion's median time per iteration of `group/id`, in ns, if this run (after `started`)
-/// measured it.
-fn median_ns(dir: &Path, group: &str, id: &str, started: SystemTime) -> Option<f64> {
-    let path = dir.join(filename_safe(group)).join(filename_safe(id)).join("new").join("estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < started {
-        return None; // left over from an earlier run
-    }
-    let estimates: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    estimates.get("median")?.get("point_estimate")?.as_f64()
-}
-
-/// A benchmark id as criterion names its directory (it replaces these characters by `_`).
-fn filename_safe(id: &str) -> String {
-    id.chars().map(|c| if "?\"/\\*<>:|^".contains(c) { '_' } else { c }).collect()
 }
 
 fn main() {
