@@ -92,7 +92,8 @@ pub struct ClockSkew {
 /// mailbox is full, they wait in the leader's outbox for their peer (in order, retried every
 /// millisecond). When a peer's outbox is full, client writes at that leader are refused with
 /// [`crate::LeaderError::Backpressure`] naming the peer, and further messages to it are dropped —
-/// counted and traced; anti-entropy repairs what they carried.
+/// counted and traced; anti-entropy repairs what they carried. Not bounded yet: the network's
+/// deliveries into leaders' mailboxes and notifications to subscribers (`do_send`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowControl {
     /// The most messages waiting in one leader's outbox for one peer (default 4096).

@@ -43,11 +43,6 @@ use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
 use crate::{LeaderId, LeaderSet, WallTime};
 
-/// `d` in nanoseconds, saturating.
-fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// What a peer said, in a digest, of a recovering leader's own writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RecoveryReport {
@@ -923,7 +918,7 @@ impl Replica {
         // An entry that has waited for its dependencies longer than the catch-up grace will not
         // see them arrive along the topology (they were lost, or cut off by a partition that
         // has healed): ask the peer it came from now rather than at the next digest.
-        let overdue = WallTime::from_nanos(now.as_nanos().saturating_sub(duration_ns(self.config.catch_up_grace)));
+        let overdue = now.saturating_sub(self.config.catch_up_grace);
         let stalled: LeaderSet =
             self.buffer.waiting().filter(|w| w.since < overdue && self.live.contains(w.from)).map(|w| w.from).collect();
         self.catch_up_wanted = self.catch_up_wanted.union(stalled);
@@ -1003,18 +998,13 @@ impl Replica {
     /// Takes the effects produced so far, in the order they must be performed, as a vector
     /// (no copy: the replica starts a new one).
     pub fn take_effects(&mut self) -> Vec<Effect> {
-        if self.config.batch.is_some_and(|b| b.flush_interval.is_zero()) {
-            self.flush_all();
-        }
+        self.flush_per_input();
         core::mem::take(&mut self.effects)
     }
 
     /// Takes the effects produced so far, in the order they must be performed.
     pub fn drain_effects(&mut self) -> alloc::vec::Drain<'_, Effect> {
-        // Batching without a flush interval: what this input produced leaves now, together.
-        if self.config.batch.is_some_and(|b| b.flush_interval.is_zero()) {
-            self.flush_all();
-        }
+        self.flush_per_input();
         self.effects.drain(..)
     }
 
@@ -1304,6 +1294,14 @@ impl Replica {
         let dots = entries.iter().map(|e| e.entry.dot).collect();
         self.send(to, PeerMessage::Replicate { entries, catch_up: false });
         self.trace(|| TraceEvent::Sent { to, dots, catch_up: false });
+    }
+
+    /// Batching without a flush interval: what the input just handled produced leaves now,
+    /// together.
+    fn flush_per_input(&mut self) {
+        if self.config.batch.is_some_and(|b| b.flush_interval.is_zero()) {
+            self.flush_all();
+        }
     }
 
     /// Sends every waiting entry.
@@ -1634,8 +1632,8 @@ impl Replica {
             }
         }
         // A restarting asker gets everything at once; others not what is still on its way.
-        let logged_by = (reply != DigestReply::Always && !repair)
-            .then(|| WallTime::from_nanos(now.as_nanos().saturating_sub(duration_ns(self.config.catch_up_grace))));
+        let logged_by =
+            (reply != DigestReply::Always && !repair).then(|| now.saturating_sub(self.config.catch_up_grace));
         let missing: Result<Vec<Entry>, ()> =
             match self.log.missing_for(&assumed, self.config.catch_up_entries_max, logged_by) {
                 Missing::Nothing => Ok(Vec::new()),

@@ -197,46 +197,9 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
     let now = net.now;
     let r = &mut net.replicas[1];
     r.handle_frame(now, id(0), &[0x02, 0x00, 0x01]);
-    r.handle_frame(
-        now,
-        id(0),
-        &wire::encode(&Envelope::new(
-            id(2),
-            PeerMessage::Digest {
-                vv: Default::default(),
-                reply: DigestReply::Never,
-                held: vec![],
-                needed: Default::default(),
-                stable: Default::default(),
-                repair: false,
-            },
-        ))
-        .expect("fits"),
-    );
-    r.handle_peer(
-        now,
-        id(9),
-        PeerMessage::Digest {
-            vv: Default::default(),
-            reply: DigestReply::Never,
-            held: vec![],
-            needed: Default::default(),
-            stable: Default::default(),
-            repair: false,
-        },
-    );
-    r.handle_peer(
-        now,
-        id(1),
-        PeerMessage::Digest {
-            vv: Default::default(),
-            reply: DigestReply::Never,
-            held: vec![],
-            needed: Default::default(),
-            stable: Default::default(),
-            repair: false,
-        },
-    );
+    r.handle_frame(now, id(0), &wire::encode(&Envelope::new(id(2), empty_digest())).expect("fits"));
+    r.handle_peer(now, id(9), empty_digest());
+    r.handle_peer(now, id(1), empty_digest());
     assert_eq!(r.metrics().rejected, 4);
     net.collect(1);
     assert_eq!(
@@ -393,4 +356,16 @@ fn gossip_sends_digests_to_random_live_peers_beyond_the_neighbours() {
     net.tick_all(Duration::from_secs(1));
     let targets: LeaderSet = net.in_flight.iter().filter(|(f, _, _)| *f == id(0)).map(|(_, t, _)| *t).collect();
     assert_eq!(targets.to_string(), "{L1,L5}");
+}
+
+/// A digest that says nothing: this leader has applied nothing and asks for no answer.
+fn empty_digest() -> PeerMessage {
+    PeerMessage::Digest {
+        vv: Default::default(),
+        reply: DigestReply::Never,
+        held: vec![],
+        needed: Default::default(),
+        stable: Default::default(),
+        repair: false,
+    }
 }
