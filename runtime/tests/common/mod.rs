@@ -224,3 +224,15 @@ impl Net {
         self.events.iter().filter(|(_, e)| pred(e)).count()
     }
 }
+
+impl Net {
+    /// Delivers, oldest first, every message in flight on a link `pred` accepts (and those the
+    /// deliveries produce on such links), until none is left; the others stay in flight.
+    pub fn deliver_all_where(&mut self, pred: impl Fn(LeaderId, LeaderId) -> bool) {
+        for _ in 0..100_000 {
+            let Some(k) = self.in_flight.iter().position(|(from, to, _)| pred(*from, *to)) else { return };
+            self.deliver(k);
+        }
+        panic!("messages kept flowing after 100,000 deliveries");
+    }
+}
