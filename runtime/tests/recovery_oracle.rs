@@ -54,6 +54,12 @@
 //!    that a live replica holds; a `DotConflict` rejection anywhere is a failure too; at the
 //!    end, no two live replicas applied a void and a write under the same dot.
 //!
+//! Failures are reported with the seed, the configuration, every violation (with, for a value
+//! the oracle does not expect, the lost writes between it and the surviving write that replaced
+//! it; for a missing value, its origin's lost earlier-life writes), counters of the faults and the
+//! rejections. The `sweep` test (ignored) runs many seeds and tags each failure with the known bug
+//! it shows; the `repro` module holds the minimal reproduction of each class found.
+//!
 //! # What the runtime does not promise, encoded precisely
 //!
 //! - A write whose only copies were lost (its origin crashed, every message carrying it was lost
@@ -118,6 +124,7 @@ fn v(s: &str) -> Value {
 }
 
 /// A client's write, as the oracle sees it.
+#[allow(clippy::large_enum_variant)] // built once per write; boxing buys nothing here
 #[derive(Debug, Clone)]
 enum Op {
     Add(String),
@@ -468,8 +475,8 @@ impl Sim {
         self.applied_seen[i] = VersionVector::new();
         self.received[i].clear();
         self.applied_void[i].clear();
-        let mut r = Replica::restarted(id(i), self.members, self.topology.clone(), self.config.clone())
-            .expect("valid replica");
+        let mut r =
+            Replica::restarted(id(i), self.members, self.topology.clone(), self.config.clone()).expect("valid replica");
         let live = self.up().with(id(i));
         r.handle_topology(self.now, live);
         self.replicas[i] = Some(r);
@@ -492,9 +499,9 @@ impl Sim {
                 self.stats.writes += 1;
                 self.note(|| format!("WRITE L{i} {dot} {k} {op:?} deps {deps}"));
                 // Check 3: the dot must not be one a live replica holds under an earlier entry.
-                if let Some(earlier) = self.by_dot.get(&dot).cloned().or_else(|| {
-                    self.voided_events.contains(&dot).then(Vec::new)
-                }) {
+                if let Some(earlier) =
+                    self.by_dot.get(&dot).cloned().or_else(|| self.voided_events.contains(&dot).then(Vec::new))
+                {
                     let mut held_by = Vec::new();
                     for j in (0..self.n).filter(|j| *j != i) {
                         if let Some(r) = &self.replicas[j] {
@@ -506,8 +513,10 @@ impl Sim {
                     if held_by.is_empty() {
                         self.stats.forgotten_reissued += 1;
                     } else {
-                        let what: Vec<String> =
-                            earlier.iter().map(|k| format!("{} {:?}", self.accepted[*k].key, self.accepted[*k].op)).collect();
+                        let what: Vec<String> = earlier
+                            .iter()
+                            .map(|k| format!("{} {:?}", self.accepted[*k].key, self.accepted[*k].op))
+                            .collect();
                         let what = if what.is_empty() { "a void".to_owned() } else { what.join(", ") };
                         self.violation(format!(
                             "L{i} issued {dot} again (now {k} {op:?}) while {held_by:?} hold the earlier entry ({what})"
@@ -718,7 +727,13 @@ impl Sim {
         let first = rs[0];
         for r in &rs[1..] {
             if r.applied() != first.applied() {
-                return Err(format!("{} applied {} but {} applied {}", r.id(), r.applied(), first.id(), first.applied()));
+                return Err(format!(
+                    "{} applied {} but {} applied {}",
+                    r.id(),
+                    r.applied(),
+                    first.id(),
+                    first.applied()
+                ));
             }
             if r.state_digest() != first.state_digest() {
                 return Err(format!(
@@ -765,9 +780,9 @@ impl Sim {
             let mut present = BTreeSet::new();
             for a in live.iter().filter(|w| w.key == key) {
                 if let Op::Add(e) = &a.op {
-                    let removed = live.iter().any(|r| {
-                        r.key == key && matches!(&r.op, Op::Remove(x) if x == e) && r.deps.contains(a.dot)
-                    });
+                    let removed = live
+                        .iter()
+                        .any(|r| r.key == key && matches!(&r.op, Op::Remove(x) if x == e) && r.deps.contains(a.dot));
                     if !removed {
                         present.insert(e.clone());
                     }
@@ -839,7 +854,9 @@ impl Sim {
                     _ => None,
                 })
                 .filter(|(dot, _)| {
-                    !live.iter().any(|o| o.key == key && matches!(&o.op, Op::Sib { context, .. } if context.contains(*dot)))
+                    !live
+                        .iter()
+                        .any(|o| o.key == key && matches!(&o.op, Op::Sib { context, .. } if context.contains(*dot)))
                 })
                 .collect()
         };
@@ -885,8 +902,11 @@ impl Sim {
             }
         }
         for w in live.iter().filter(|w| w.key == MV) {
-            let by: Vec<Dot> =
-                live.iter().filter(|o| o.key == MV && o.dot != w.dot && o.deps.contains(w.dot)).map(|o| o.dot).collect();
+            let by: Vec<Dot> = live
+                .iter()
+                .filter(|o| o.key == MV && o.dot != w.dot && o.deps.contains(w.dot))
+                .map(|o| o.dot)
+                .collect();
             if !by.is_empty() {
                 let same = |op: &Op| matches!(op, Op::MvSet(_));
                 let Op::MvSet(value) = &w.op else { continue };
@@ -913,7 +933,10 @@ impl Sim {
                 .filter(|(o, s)| !**s && o.key == w.key && o.dot.origin == w.dot.origin && o.life < w.life)
                 .map(|(o, _)| format!("{} {:?} (life {})", o.dot, o.op, o.life))
                 .collect();
-            let text = format!("missing {} {value} (life {}); its origin's lost earlier-life writes here: {lost:?}", w.dot, w.life);
+            let text = format!(
+                "missing {} {value} (life {}); its origin's lost earlier-life writes here: {lost:?}",
+                w.dot, w.life
+            );
             missing.push((w.key, value, text));
         }
         let why_extra = |key: &str, got: &BTreeSet<String>, expected: &BTreeSet<String>| -> String {
@@ -975,9 +998,7 @@ impl Sim {
             for (k, expected) in SIB_KEYS.iter().zip(&expected_sibs) {
                 let got: BTreeSet<(Dot, String)> = r
                     .read_siblings(&key(k))
-                    .map(|read| {
-                        read.siblings.iter().map(|(d, x)| (*d, x.as_str().unwrap_or("?").to_owned())).collect()
-                    })
+                    .map(|read| read.siblings.iter().map(|(d, x)| (*d, x.as_str().unwrap_or("?").to_owned())).collect())
                     .unwrap_or_default();
                 if &got != expected {
                     problems.push(format!("L{i} siblings of {k} {got:?}, oracle {expected:?}"));
@@ -1028,8 +1049,10 @@ fn classify(report: &str) -> Vec<&'static str> {
         tags.push("bug1-dot-conflict");
     }
     if report.contains("oracle: ") {
+        if (0..7).any(|i| report.contains(&format!("L{i} OR-set {{"))) {
+            tags.push("oracle-orset");
+        }
         for (needle, tag) in [
-            ("OR-set {", "oracle-orset"),
             ("op OR-set", "oracle-op-orset"),
             ("MV-register", "oracle-mv"),
             ("op counter", "oracle-op-counter"),
@@ -1050,7 +1073,11 @@ fn classify(report: &str) -> Vec<&'static str> {
     if report.contains("did not settle") {
         tags.push("no-convergence");
     }
-    if report.contains("applied") && (report.contains("twice") || report.contains("out of sequence") || report.contains("before its dependencies")) {
+    if report.contains("applied")
+        && (report.contains("twice")
+            || report.contains("out of sequence")
+            || report.contains("before its dependencies"))
+    {
         tags.push("causal-or-exactly-once");
     }
     tags
