@@ -1898,7 +1898,11 @@ impl Replica {
             if !matches!(self.config.keyspaces.resolution(key), Resolution::Siblings { .. }) {
                 return Err(malformed("siblings for a key of another keyspace"));
             }
-            if !state.context().version_vector().le(&chunk.vv) {
+            // Every live sibling is a write the sender applied. The key's context may name more:
+            // writes a client saw at another leader and replaced, which the sender has not
+            // received yet (they arrive later as already covered). Requiring the whole context
+            // to be covered rejected such snapshots for ever (issue 16, bug 2).
+            if !state.siblings().all(|(dot, _)| chunk.vv.contains(dot)) {
                 return Err(malformed("siblings not covered by the snapshot's version vector"));
             }
         }

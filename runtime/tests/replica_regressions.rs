@@ -536,3 +536,38 @@ fn recovery_does_not_trust_answers_that_went_stale_before_it_concluded() {
     }
     assert!(!net.trace.iter().any(|l| l.contains("conflicts with the entry already held")), "{:#?}", net.trace);
 }
+
+/// Issue 16, bug 2: a client that read siblings at one leader and wrote back at another made
+/// that leader's key context name writes it had not applied; after a partition that needed
+/// snapshots, each side rejected the other's ("siblings not covered by the snapshot's version
+/// vector") for ever. A client must not need to write back where it read.
+#[test]
+fn siblings_read_at_one_leader_and_written_at_another_converge_after_a_partition() {
+    use roundtable_runtime::resolution::{Keyspaces, Resolution, Update};
+    use roundtable_runtime::siblings::CausalContext;
+    let keyspaces = Keyspaces::default().with("sib", Resolution::Siblings { max_siblings: 8 }).expect("keyspaces");
+    let config = ReplicaConfig { keyspaces, log_entries_max: 1, ..ReplicaConfig::default() };
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+    let value = |v: &str| Some(roundtable_runtime::Value::new(v.as_bytes()).expect("value"));
+    let put = |v: &str, context: CausalContext| Update::PutWithContext { value: value(v), context };
+    net.cut = vec![(id(0), id(1)), (id(1), id(0))];
+    net.update(0, "sib/k", put("a", CausalContext::empty())).expect("accepted");
+    net.update(1, "sib/k", put("b", CausalContext::empty())).expect("accepted");
+    // One client reads at L0 and writes at L1; another reads at L1 and writes at L0.
+    let read_at_0 = net.replicas[0].read_siblings(&key("sib/k")).expect("a").context;
+    let read_at_1 = net.replicas[1].read_siblings(&key("sib/k")).expect("b").context;
+    net.update(1, "sib/k", put("a+b written at L1", read_at_0)).expect("accepted");
+    net.update(0, "sib/k", put("a+b written at L0", read_at_1)).expect("accepted");
+    net.in_flight.clear();
+    net.cut.clear();
+    anti_entropy_rounds(&mut net, 4);
+    assert!(!net.trace.iter().any(|l| l.contains("siblings not covered")), "{:#?}", net.trace);
+    assert_eq!(net.assert_converged(), Ok(()), "{:#?}", net.trace);
+    // Each written value saw one of the originals and not the other's rewrite: both stay, and
+    // the originals are gone everywhere.
+    for i in 0..2 {
+        let read = net.replicas[i].read_siblings(&key("sib/k")).expect("siblings");
+        let values: Vec<&str> = read.values().map(|v| v.as_str().expect("utf-8")).collect();
+        assert_eq!(values, ["a+b written at L0", "a+b written at L1"], "L{i}");
+    }
+}
