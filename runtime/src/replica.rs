@@ -102,8 +102,12 @@ pub struct ReplicaConfig {
     /// The most registers in one snapshot chunk (default 512); a chunk also stays under
     /// [`wire::MAX_FRAME_BYTES`].
     pub snapshot_chunk_registers: usize,
-    /// The most chunks of one incoming snapshot staged before adoption (default 4096); a larger
-    /// snapshot is rejected.
+    /// The most chunks of one snapshot (default 4096), staged whole before adoption; set it the
+    /// same at every leader. A receiver rejects a larger snapshot, and a sender whose state needs
+    /// more chunks does not send one: it traces [`TraceEvent::SnapshotTooLarge`] (once per peer
+    /// and size) and counts [`Metrics::snapshots_refused`], and the peer stays behind until the
+    /// bound (or `snapshot_chunk_registers`, or `log_entries_max`, so that the log still holds
+    /// what the peer lacks) is raised. With the defaults that takes about two million registers.
     pub snapshot_chunks_max: u32,
     /// The most quarantined (rejected, far-future) entries kept for inspection (default 256).
     pub quarantine_max: usize,
@@ -456,6 +460,8 @@ pub struct Metrics {
     pub catch_up_entries_sent: u64,
     /// Snapshot chunks sent.
     pub snapshot_chunks_sent: u64,
+    /// Snapshots not sent because they would need more than `snapshot_chunks_max` chunks.
+    pub snapshots_refused: u64,
     /// Snapshots adopted.
     pub snapshots_applied: u64,
     /// Log entries truncated because every live leader had them.
@@ -549,6 +555,9 @@ pub struct Replica {
     staging: BTreeMap<LeaderId, StagedSnapshot>,
     /// The id of the next snapshot this leader sends.
     next_snapshot_id: u64,
+    /// Per peer, the size in chunks of the last snapshot refused to it for being too large (so
+    /// that the refusal is traced once per size, not at every digest).
+    snapshot_refused: BTreeMap<LeaderId, u32>,
     quarantine: alloc::collections::VecDeque<Quarantined>,
     metrics: Metrics,
     effects: Vec<Effect>,
@@ -624,6 +633,7 @@ impl Replica {
             recently_sent: BTreeMap::new(),
             staging: BTreeMap::new(),
             next_snapshot_id: 1,
+            snapshot_refused: BTreeMap::new(),
             quarantine: alloc::collections::VecDeque::new(),
             metrics: Metrics::default(),
             effects: Vec::new(),
@@ -1862,6 +1872,17 @@ impl Replica {
         }
         chunks.push(current);
         let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        if count > self.config.snapshot_chunks_max {
+            // The receiver would reject it (it stages at most that many chunks): refuse loudly
+            // instead of sending chunks that can never be adopted.
+            self.metrics.snapshots_refused += 1;
+            let max = self.config.snapshot_chunks_max;
+            if self.snapshot_refused.insert(to, count) != Some(count) {
+                self.trace(|| TraceEvent::SnapshotTooLarge { to, chunks: count, max });
+            }
+            return;
+        }
+        self.snapshot_refused.remove(&to);
         let id = self.next_snapshot_id;
         self.next_snapshot_id += 1;
         for (index, mut chunk) in (0u32..).zip(chunks) {

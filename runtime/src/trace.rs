@@ -173,6 +173,18 @@ pub enum TraceEvent {
         /// Registers in this chunk.
         registers: usize,
     },
+    /// A peer needs a snapshot, but this leader's state would take more chunks than
+    /// `snapshot_chunks_max`, which the peer would reject: none is sent, and the peer stays
+    /// behind until the bound is raised. Traced once per peer and size; every refusal is
+    /// counted in `Metrics::snapshots_refused`.
+    SnapshotTooLarge {
+        /// The peer.
+        to: LeaderId,
+        /// The chunks the snapshot would take.
+        chunks: u32,
+        /// The bound.
+        max: u32,
+    },
     /// A snapshot from a peer was merged and its version vector adopted.
     SnapshotApplied {
         /// The peer.
@@ -311,6 +323,10 @@ impl fmt::Display for TraceEvent {
                 write!(f, "snapshot -> {to} {vv} ({registers} keys)")
             }
             TraceEvent::SnapshotApplied { from, vv } => write!(f, "snapshot <- {from} adopted {vv}"),
+            TraceEvent::SnapshotTooLarge { to, chunks, max } => write!(
+                f,
+                "snapshot -> {to} refused: it would take {chunks} chunks, more than snapshot_chunks_max {max}; {to} stays behind"
+            ),
             TraceEvent::Rejected { from, reason } => write!(f, "reject <- {from}: {reason}"),
             TraceEvent::ClockCorrected(event) => write!(f, "clock {event}"),
             TraceEvent::Fenced { residual_ns } => {

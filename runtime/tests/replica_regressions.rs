@@ -571,3 +571,44 @@ fn siblings_read_at_one_leader_and_written_at_another_converge_after_a_partition
         assert_eq!(values, ["a+b written at L0", "a+b written at L1"], "L{i}");
     }
 }
+
+/// Issue 16, bug 4: a peer whose needs the log had truncated, and whose snapshot needed more
+/// chunks than `snapshot_chunks_max`, never caught up, and the sender resent every chunk at
+/// every digest (186 chunks in 30 s). The sender now refuses loudly: nothing is sent, the
+/// refusal is traced once and counted each time, and the bound is the one thing to raise.
+#[test]
+fn a_snapshot_larger_than_its_chunk_bound_is_refused_loudly_and_sends_nothing() {
+    let bounded = |max| ReplicaConfig {
+        log_entries_max: 2,
+        snapshot_chunk_registers: 1,
+        snapshot_chunks_max: max,
+        ..ReplicaConfig::default()
+    };
+    let behind = |config: ReplicaConfig| {
+        let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+        net.cut = vec![(id(0), id(1))];
+        for k in 0..6 {
+            net.write(0, &format!("k{k}"), "v"); // the log keeps 2: L1 will need a snapshot
+        }
+        net.in_flight.clear();
+        net.cut.clear();
+        for _ in 0..30 {
+            net.tick_all(Duration::from_secs(1));
+            net.deliver_all();
+        }
+        net
+    };
+    let net = behind(bounded(4));
+    assert_eq!(net.replicas[0].metrics().snapshot_chunks_sent, 0, "no chunk that cannot be adopted is sent");
+    assert!(net.replicas[0].metrics().snapshots_refused >= 15, "{:?}", net.replicas[0].metrics());
+    let refusals: Vec<&String> = net.trace.iter().filter(|l| l.contains("refused: it would take")).collect();
+    assert_eq!(
+        refusals,
+        ["L0 snapshot -> L1 refused: it would take 6 chunks, more than snapshot_chunks_max 4; L1 stays behind"]
+    );
+    assert!(net.assert_converged().is_err(), "L1 stays behind until the bound is raised");
+    // With room for the snapshot, the same history converges.
+    let net = behind(bounded(6));
+    assert_eq!(net.assert_converged(), Ok(()), "{:#?}", net.trace);
+    assert_eq!(net.replicas[0].metrics().snapshots_refused, 0);
+}
