@@ -27,6 +27,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::context::CausalContext;
 use super::counter::{GCounter, PnCounter};
 use super::OpCrdt;
 use crate::causality::{Dot, VersionVector};
@@ -139,8 +140,14 @@ pub enum OrSetOp<T> {
     Remove {
         /// The element removed.
         element: T,
-        /// The dots of the adds removed.
+        /// The dots of the adds removed (the element's live dots at the issuing replica).
         observed: BTreeSet<Dot>,
+        /// Every add-dot the issuing replica had seen for the element: the remove deletes those
+        /// too. An add that was replaced at the issuer, or removed by a remove whose operation
+        /// was then lost (a void entry), is in the remove's causal past but no longer among the
+        /// live dots; without this, it would survive at a replica that never got the lost
+        /// operation.
+        seen: CausalContext,
     },
 }
 
@@ -149,7 +156,7 @@ impl<T> OrSetOp<T> {
     /// such an operation need not be shipped.
     #[must_use]
     pub fn is_noop(&self) -> bool {
-        matches!(self, OrSetOp::Remove { observed, .. } if observed.is_empty())
+        matches!(self, OrSetOp::Remove { observed, seen, .. } if observed.is_empty() && seen.is_empty())
     }
 }
 
@@ -227,7 +234,8 @@ impl<T: Ord + Clone> OpOrSet<T> {
     /// ship (a no-op, see [`OrSetOp::is_noop`], when the element is absent).
     pub fn remove(&mut self, element: &T) -> OrSetOp<T> {
         let observed = self.entries.get(element).cloned().unwrap_or_default();
-        let op = OrSetOp::Remove { element: element.clone(), observed };
+        let seen = CausalContext::from_version_vector(&self.seen);
+        let op = OrSetOp::Remove { element: element.clone(), observed, seen };
         self.apply(&op);
         op
     }
@@ -278,9 +286,9 @@ impl<T: Ord + Clone> OpCrdt for OpOrSet<T> {
                 dots.retain(|d| d.origin != dot.origin);
                 dots.insert(*dot);
             }
-            OrSetOp::Remove { element, observed } => {
+            OrSetOp::Remove { element, observed, seen } => {
                 if let Some(dots) = self.entries.get_mut(element) {
-                    dots.retain(|d| !observed.contains(d));
+                    dots.retain(|d| !observed.contains(d) && !seen.contains(*d));
                     if dots.is_empty() {
                         self.entries.remove(element);
                     }
