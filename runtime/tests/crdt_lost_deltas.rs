@@ -266,8 +266,11 @@ struct Origin<C> {
     knows: BTreeSet<usize>,
 }
 
+/// The operations of a history and their deltas (by operation id).
+type History<C> = (Vec<Recorded<<C as Lossy>::Op>>, Vec<C>);
+
 /// Runs the history; returns the operations and their deltas.
-fn history<C: Lossy>(case: &Case<C::Op>) -> Result<(Vec<Recorded<C::Op>>, Vec<C>), TestCaseError> {
+fn history<C: Lossy>(case: &Case<C::Op>) -> Result<History<C>, TestCaseError> {
     let n = case.origins;
     let mut origins: Vec<Origin<C>> = (0..n).map(|_| Origin { state: C::default(), knows: BTreeSet::new() }).collect();
     let mut ops = Vec::new();

@@ -21,7 +21,14 @@
 //!
 //! **Deltas.** [`OrMap::update`] hands the key's current value to a closure that mutates it with
 //! the value type's own mutators and returns *their* delta (δ-mutators compose: Almeida et al.);
-//! the map's delta carries the key's new dot, the dots it replaced, and that value delta.
+//! the map's delta carries the key's new dot, the dots it replaced, that value delta, and the
+//! origin's whole causal context *scoped to the key*. A remove's delta carries the key's live
+//! dots and the same scoped context (also when the key is absent). Key presence is an OR-set,
+//! and the scoped contexts are those of [`OrSet`](super::OrSet) (see its module docs): without
+//! them, a lost delta (a write lost in a crash, replaced by a void entry) would let an update
+//! the remover had seen come back — update, update, remove with the second update lost kept the
+//! key present (issue 16). The value deltas need nothing of the sort: a counter's delta carries
+//! its origin's running total, and values are never reset.
 //!
 //! **Bounds.** Keys and values are user data, and the values of removed keys are kept (hidden):
 //! the map holds every key ever updated. Metadata: at most one dot per (key, leader) and one

@@ -15,6 +15,15 @@
 //!   before one of those adds, it would miss it and the element would wrongly survive. Causal
 //!   delivery guarantees the adds come first; concurrent add and remove then commute, and the add
 //!   wins (its dot was not observed).
+//! - The runtime does not quite keep that contract for every operation: an operation lost with
+//!   its leader's crash is replaced by a void entry, and the leader's later operations are still
+//!   delivered. A remove therefore carries, besides the live dots it observed, the issuer's
+//!   context for the element (`seen`) and deletes every add of the element it names: an add
+//!   replaced at the issuer, or removed there by a remove whose operation was lost, is in the
+//!   remove's causal past though no longer live. Adds need nothing more: what an add replaced
+//!   at its issuer (an older dot of the same leader) is in the `seen` of every later remove that
+//!   saw the add. (The runtime's operation-based OR-set, `CrdtKind::OpOrSet`, keeps an
+//!   [`OrSet`](super::OrSet) as state and its adds replace nothing at all.)
 //!
 //! **Bounds and overflow.** The counter keeps one increment and one decrement total per leader,
 //! saturating at `u64::MAX` (saturating addition of non-negative amounts is still commutative, so

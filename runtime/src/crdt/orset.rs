@@ -12,10 +12,40 @@
 //!
 //! Join of `(s, c)` and `(s', c')` (the dot-map join of Almeida et al., §6), per element: keep
 //! the dots both hold, plus the dots one side holds that the other has not seen; the context is
-//! `c ∪ c'`.
+//! `c ∪ c'`. ("Seen" is for the element: see the scoped contexts below.)
 //!
 //! An add also replaces the dots of the element it observed (they are causally older), so each
 //! element carries at most one dot per leader that added it concurrently.
+//!
+//! **Lost deltas and scoped contexts.** The runtime may never deliver some deltas of an origin
+//! while delivering its later ones: a write no peer received before its leader crashed is
+//! replaced by a *void* entry. A delta that names only the dots it *directly* replaced is then
+//! not enough: after `add(x)`, `add(x)`, `remove(x)` at one leader, the second add's delta
+//! replaced the first add's dot and the remove's delta named only the second add's; a replica
+//! that never got the second delta kept the first add, and `x` came back although the remove
+//! had seen it (issue 16). So a delta for element `x` — add, remove, also the remove of an
+//! absent element — carries its origin's **whole causal context, scoped to `x`**: it removes,
+//! wherever it arrives, every dot of `x` its origin had seen (its causal past), but no dot of
+//! another element, which it does not mention. (The unscoped context of a delta stays what it
+//! was — the new dot and the dots directly replaced or removed — so the dots it mints still
+//! reach every replica's context.) [`clear`](OrSet::clear) mentions every element and carries the
+//! whole context unscoped. This is the causal-context reasoning of Almeida, Shoker and Baquero
+//! (2018, §5–6: a delta's context says what the mutation has seen), applied per element.
+//!
+//! The state is therefore `(entries, context, scoped)`, with `scoped: element → CausalContext`;
+//! the *effective context* of element `x` is `context ∪ scoped[x]`, and the meaning is, per
+//! element, the causal dot set `(entries[x], context ∪ scoped[x])`: a product of the dot-set
+//! lattices of Almeida et al., one per element, sharing the common part `context`. The join is
+//! the dot-set join per element with effective contexts; `context` and `scoped` are united
+//! (pointwise). Canonical form (`CausalContext::normalize_above`): per element and leader,
+//! `scoped[x]` holds nothing if `context` already has every dot of that leader it would name,
+//! and otherwise exactly the effective context's dots of that leader — so equal meanings are
+//! equal bytes, and a scoped context stays a version vector rather than a cloud of differences.
+//! When `context` grows, the scoped contexts are normalized again. Under causal delivery without
+//! loss, a replica's context already covers every scoped context it receives, so `scoped` is
+//! empty; it holds something only where dots were lost (or while deltas arrive out of order).
+//! [`next_dot`](OrSet::next_dot) looks at the scoped contexts too, so a leader that recovered its
+//! state from a peer never mints a dot that a scoped context already names.
 //!
 //! **Applying a delta costs what the delta names, not what the set holds.** Joining a delta
 //! `(s', c')` into a large state `(s, c)` changes only two kinds of dots: the dots of `s'` that
@@ -30,9 +60,14 @@
 //! state of comparable size walks both, as before. Both paths compute the same join (a property
 //! test checks them, on random histories, against the plain dot-map join that `merge` was before).
 //!
+//! The scoped contexts of a delta name few elements: their removals are found by looking those
+//! elements up (`join_scoped_removals`), not through the index, so the sparse path keeps its
+//! cost.
+//!
 //! A delta of one element and one dot — what [`add`](OrSet::add), [`remove`](OrSet::remove),
 //! [`add_delta`](OrSet::add_delta) and [`remove_delta`](OrSet::remove_delta) return — is stored
-//! inline, without heap allocation (see `small.rs`).
+//! inline (its scoped context too, apart from the context's own vector), with little heap
+//! allocation (see `small.rs`).
 //!
 //! **Bounds.** Elements are user data; a set of [`INDEXED_MIN`] elements or more also holds each
 //! element once more per dot in its index. Metadata: at most one dot per (element, leader) and
@@ -69,8 +104,8 @@ use crate::LeaderId;
 /// assert!(x.contains(&"milk")); // add wins
 /// ```
 ///
-/// Serialized as the struct `{ entries: BTreeMap<T, BTreeSet<Dot>>, context }` (the index is not
-/// serialized; a decoded set rebuilds it).
+/// Serialized as the struct `{ entries: BTreeMap<T, BTreeSet<Dot>>, context, scoped: BTreeMap<T,
+/// CausalContext> }` (the index is not serialized; a decoded set rebuilds it).
 #[derive(Clone, Deserialize)]
 #[serde(bound(deserialize = "T: Ord + Clone + Deserialize<'de>"))]
 #[serde(from = "RawOrSet<T>")]
@@ -83,7 +118,7 @@ pub struct OrSet<T> {
     context: CausalContext,
     /// Extra dots seen *for one element only*: the effective context of element `x` is
     /// `context ∪ scoped[x]` (see the module docs). Canonical: each is normalized above
-    /// `context` ([`CausalContext::normalize_above`]) and none is empty.
+    /// `context` (`CausalContext::normalize_above`) and none is empty.
     scoped: SmallMap<T, CausalContext>,
 }
 

@@ -15,7 +15,12 @@
 //! replaces the values whose dots the writer has seen; concurrent writes are all kept, as
 //! siblings, until a write that saw them replaces them. The state is a dot function (dot → value)
 //! plus a [`CausalContext`]; the join keeps a value if both sides hold it or if one side holds
-//! it and the other has not seen its dot.
+//! it and the other has not seen its dot. A write's delta is the register's whole new state: its
+//! context is everything the writer had seen, so the write replaces every write in its causal
+//! past wherever it arrives, even where the delta of an intermediate write was lost (a void
+//! entry; with a delta naming only the replaced dots, write, write, write with the second lost
+//! brought the first back as a sibling — issue 16). The register is one slot, so that delta is
+//! small: the value (and the siblings a contextual write kept) and a version vector.
 //!
 //! **Bounds.** [`MvRegister::write`] replaces everything present, so the siblings are at most one
 //! per leader writing concurrently ([`MAX_LEADERS`](crate::MAX_LEADERS)).
