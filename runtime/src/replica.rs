@@ -40,18 +40,33 @@ use crate::resolution::{CrdtKind, CrdtOpPayload, CrdtState, CrdtStore, CrdtUpdat
 use crate::siblings::{CausalContext, SiblingError, SiblingOutcome, SiblingRead, SiblingStore};
 use crate::store::{ApplyOutcome, LwwStore, Register, SnapshotChunk};
 use crate::trace::{Rejection, TraceEvent};
-use crate::wire::{self, DigestReply, PeerMessage, ReplicatedEntry};
+use crate::wire::{self, DigestReply, PeerMessage, RecoveryPhase, RecoveryStatus, ReplicatedEntry};
 use crate::{LeaderId, LeaderSet, WallTime};
 
-/// What a peer said, in a digest, of a recovering leader's own writes.
+/// What a peer said, in a digest sent while it held the recovering leader sealed, of the
+/// recovering leader's own writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RecoveryReport {
+    /// The peer's life (see [`RecoveryStatus::life`]): a report from a new life means it lost
+    /// its state.
+    life: u32,
     /// The highest of them it applied.
     applied: crate::causality::Seq,
     /// Those waiting in its causal buffer.
     held: Vec<crate::causality::Seq>,
     /// The highest of them an entry waiting there depends on.
     needed: crate::causality::Seq,
+}
+
+/// What a recovering leader settled from its peers' sealed reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RecoveryDecision {
+    /// The highest of its writes any peer applied: all of them come back by catch-up first.
+    applied_max: crate::causality::Seq,
+    /// The highest of its writes anyone holds or needs: it writes again only past it.
+    high_water: crate::causality::Seq,
+    /// Its writes peers hold undelivered: they come back; every other gap is voided.
+    held: alloc::collections::BTreeSet<crate::causality::Seq>,
 }
 
 /// How many void entries a replica remembers for [`Replica::voided`].
@@ -87,8 +102,12 @@ pub struct ReplicaConfig {
     /// The most registers in one snapshot chunk (default 512); a chunk also stays under
     /// [`wire::MAX_FRAME_BYTES`].
     pub snapshot_chunk_registers: usize,
-    /// The most chunks of one incoming snapshot staged before adoption (default 4096); a larger
-    /// snapshot is rejected.
+    /// The most chunks of one snapshot (default 4096), staged whole before adoption; set it the
+    /// same at every leader. A receiver rejects a larger snapshot, and a sender whose state needs
+    /// more chunks does not send one: it traces [`TraceEvent::SnapshotTooLarge`] (once per peer
+    /// and size) and counts [`Metrics::snapshots_refused`], and the peer stays behind until the
+    /// bound (or `snapshot_chunk_registers`, or `log_entries_max`, so that the log still holds
+    /// what the peer lacks) is raised. With the defaults that takes about two million registers.
     pub snapshot_chunks_max: u32,
     /// The most quarantined (rejected, far-future) entries kept for inspection (default 256).
     pub quarantine_max: usize,
@@ -441,6 +460,8 @@ pub struct Metrics {
     pub catch_up_entries_sent: u64,
     /// Snapshot chunks sent.
     pub snapshot_chunks_sent: u64,
+    /// Snapshots not sent because they would need more than `snapshot_chunks_max` chunks.
+    pub snapshots_refused: u64,
     /// Snapshots adopted.
     pub snapshots_applied: u64,
     /// Log entries truncated because every live leader had them.
@@ -455,6 +476,9 @@ pub struct Metrics {
     pub siblings_kept: u64,
     /// Gossip rounds (digests to random peers).
     pub gossip_rounds: u64,
+    /// Entries (and snapshots) of a recovering leader refused because this leader holds it
+    /// sealed and did not hold them already.
+    pub sealed_refused: u64,
 }
 
 /// One leader's replication state machine. See the [module documentation](self).
@@ -482,13 +506,26 @@ pub struct Replica {
     own_high_water: crate::causality::Seq,
     /// Whether the leader restarted and has not caught up yet (refuses writes meanwhile).
     recovering: bool,
-    /// While recovering: answers before this time do not end the wait for their sender
+    /// While recovering: when the quiet period ends and this leader asks its peers to seal it
     /// ([`ReplicaConfig::recovery_quiet`]); set by [`Replica::start`].
     recovery_trusted_from: Option<WallTime>,
-    /// After a restart: what each peer last said of this leader's own writes (only answers
-    /// after the quiet period count; the latest answer of a peer replaces its earlier ones, as
-    /// a write parked at a peer can leave with that peer's state).
+    /// While recovering: whether the quiet period is over and digests ask peers to seal.
+    recovery_sealing: bool,
+    /// While recovering, once settled: which earlier writes come back and which are voided.
+    recovery_decision: Option<RecoveryDecision>,
+    /// While recovering: the earliest time to conclude — a quiet period after the start and
+    /// after the latest report from a peer's new life (entries its earlier life sent may still
+    /// be in flight).
+    recovery_settle_at: WallTime,
+    /// After a restart: what each peer last said of this leader's own writes while holding it
+    /// sealed (the latest sealed report of a peer replaces its earlier ones, as a write parked
+    /// at a peer can leave with that peer's state).
     recovery_reports: BTreeMap<LeaderId, RecoveryReport>,
+    /// Recovering leaders this leader holds sealed: it refuses their entries it does not
+    /// already hold until they say they are done (see [`RecoveryStatus`]).
+    sealed: LeaderSet,
+    /// This leader's life (see [`RecoveryStatus::life`]), set by [`Replica::start`].
+    life: u32,
     /// With batching: entries waiting to leave, per peer, with their size bound in bytes.
     outbox: BTreeMap<LeaderId, (Vec<ReplicatedEntry>, usize)>,
     /// With batching: when the waiting entries must leave.
@@ -518,6 +555,9 @@ pub struct Replica {
     staging: BTreeMap<LeaderId, StagedSnapshot>,
     /// The id of the next snapshot this leader sends.
     next_snapshot_id: u64,
+    /// Per peer, the size in chunks of the last snapshot refused to it for being too large (so
+    /// that the refusal is traced once per size, not at every digest).
+    snapshot_refused: BTreeMap<LeaderId, u32>,
     quarantine: alloc::collections::VecDeque<Quarantined>,
     metrics: Metrics,
     effects: Vec<Effect>,
@@ -568,6 +608,11 @@ impl Replica {
             own_high_water: crate::causality::Seq(0),
             recovering: false,
             recovery_trusted_from: None,
+            recovery_sealing: false,
+            recovery_decision: None,
+            recovery_settle_at: WallTime::from_nanos(0),
+            sealed: LeaderSet::EMPTY,
+            life: 0,
             outbox: BTreeMap::new(),
             next_flush: None,
             input_at: WallTime::from_nanos(0),
@@ -588,6 +633,7 @@ impl Replica {
             recently_sent: BTreeMap::new(),
             staging: BTreeMap::new(),
             next_snapshot_id: 1,
+            snapshot_refused: BTreeMap::new(),
             quarantine: alloc::collections::VecDeque::new(),
             metrics: Metrics::default(),
             effects: Vec::new(),
@@ -618,16 +664,27 @@ impl Replica {
         let mut replica = Replica::new(id, members, topology, config)?;
         replica.catching_up = members.without(id);
         replica.recovering = true;
+        // Born sealed: a peer that is recovering right now may have counted this leader's
+        // earlier life as sealed; this life must not take in that peer's old writes either.
+        replica.sealed = members.without(id);
         Ok(replica)
     }
 
     /// Starts the leader: schedules the periodic anti-entropy and, after a restart, asks every
     /// live peer for what it lacks (a link appearing starts anti-entropy).
     pub fn start(&mut self, now: WallTime) {
+        if self.recovering {
+            self.life = u32::try_from((now.as_nanos() / 1_000_000) % (1 << 32)).unwrap_or(1).max(1);
+        }
         // A fresh leader of a fresh cluster has nothing to exchange yet; a restarted one asks
         // every live peer at once.
         if self.recovering {
+            if !self.sealed.is_empty() {
+                let leaders = self.sealed;
+                self.trace(|| TraceEvent::Sealed { leaders });
+            }
             self.recovery_trusted_from = Some(now.saturating_add(self.config.recovery_quiet));
+            self.recovery_settle_at = now.saturating_add(self.config.recovery_quiet);
             for peer in self.catching_up.intersection(self.live) {
                 self.send_digest(peer, self.digest_reply());
             }
@@ -867,9 +924,9 @@ impl Replica {
                     self.receive_entry(now, from, replicated, catch_up);
                 }
             }
-            PeerMessage::Digest { vv, reply, held, needed, stable, repair } => {
+            PeerMessage::Digest { vv, reply, held, needed, stable, repair, recovery } => {
                 self.learned_stable.merge(&stable);
-                self.receive_digest(now, from, vv, reply, (&held, needed), repair);
+                self.receive_digest(now, from, vv, (reply, repair), (&held, needed), recovery);
             }
             PeerMessage::Snapshot(chunk) => self.receive_snapshot(now, from, chunk),
         }
@@ -886,10 +943,11 @@ impl Replica {
         self.clock.tick(now);
         self.update_fence();
         let mut targets = LeaderSet::EMPTY;
-        if self.end_quiet_period_if_due(now) {
+        if self.start_sealing_if_due(now) {
             targets = self.catching_up.intersection(self.live);
         }
-        if self.next_anti_entropy.is_none_or(|due| now >= due) {
+        let anti_entropy_due = self.next_anti_entropy.is_none_or(|due| now >= due);
+        if anti_entropy_due {
             targets = self.neighbours().union(self.catching_up.intersection(self.live));
             self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
         }
@@ -912,8 +970,14 @@ impl Replica {
                 self.next_gossip = Some(now.saturating_add(gossip.interval));
             }
         }
+        // A leader held sealed is asked, every interval, whether its recovery is done (its
+        // answer lifts the seal): its "done" digest may have been lost.
+        if anti_entropy_due {
+            targets = targets.union(self.sealed.intersection(self.live));
+        }
         for peer in targets {
-            self.send_digest(peer, self.digest_reply());
+            let reply = if self.sealed.contains(peer) { DigestReply::Always } else { self.digest_reply() };
+            self.send_digest(peer, reply);
         }
         // An entry that has waited for its dependencies longer than the catch-up grace will not
         // see them arrive along the topology (they were lost, or cut off by a partition that
@@ -926,6 +990,7 @@ impl Replica {
         let stable = self.stable_vector();
         let removed = self.log.truncate_stable(&stable, self.live);
         self.metrics.log_truncated += removed as u64;
+        self.check_caught_up(now);
     }
 
     /// With batching ([`ReplicaConfig::batch`]): sends the waiting entries whose flush interval
@@ -951,6 +1016,7 @@ impl Replica {
             self.next_anti_entropy,
             self.next_ack_round,
             self.recovery_trusted_from.filter(|_| self.recovering),
+            Some(self.recovery_settle_at).filter(|_| self.recovering),
             self.next_flush,
         ]
         .into_iter()
@@ -977,6 +1043,11 @@ impl Replica {
         }
         if !self.config.restart_waits_for_all_members {
             self.catching_up = self.catching_up.intersection(live);
+            // Availability over safety (see the field's docs): a member that is down does not
+            // keep its writes out of this leader.
+            for leader in self.sealed.difference(live) {
+                self.unseal(leader);
+            }
         }
         // What a departed leader acknowledged says nothing about what it will hold if it returns.
         self.acked.retain(|peer, _| live.contains(*peer));
@@ -1169,7 +1240,27 @@ impl Replica {
         self.metrics.digests_sent += 1;
         let (held, needed) = self.held_for(to);
         let stable = alloc::boxed::Box::new(self.stable_vector());
-        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held, needed, stable, repair });
+        let recovery = self.recovery_status(to);
+        self.send(to, PeerMessage::Digest { vv: self.applied.clone(), reply, held, needed, stable, repair, recovery });
+    }
+
+    /// What this leader's digests to `to` say about recovery.
+    fn recovery_status(&self, to: LeaderId) -> RecoveryStatus {
+        // Once settled, the seals have done their work (see `check_caught_up`).
+        let phase = match (self.recovering && self.recovery_decision.is_none(), self.recovery_sealing) {
+            (false, _) => RecoveryPhase::Done,
+            (true, false) => RecoveryPhase::Asking,
+            (true, true) => RecoveryPhase::Sealing,
+        };
+        RecoveryStatus { life: self.life, phase, sealed: self.sealed.contains(to) }
+    }
+
+    /// Lifts the seal of `leader` (its recovery is done).
+    fn unseal(&mut self, leader: LeaderId) {
+        if self.sealed.contains(leader) {
+            self.sealed.remove(leader);
+            self.trace(|| TraceEvent::Unsealed { leader });
+        }
     }
 
     /// Sends a repair digest to each peer asked for a catch-up (at most one per peer per
@@ -1185,12 +1276,12 @@ impl Replica {
         }
     }
 
-    /// Ends a recovering leader's quiet period once it is over: what peers said during it is
-    /// forgotten, and the answers that count start now. Returns whether it just ended.
-    fn end_quiet_period_if_due(&mut self, now: WallTime) -> bool {
+    /// Ends a recovering leader's quiet period once it is over: from now on its digests ask
+    /// peers to seal it. Returns whether it just ended.
+    fn start_sealing_if_due(&mut self, now: WallTime) -> bool {
         if self.recovery_trusted_from.is_some_and(|t| self.recovering && now >= t) {
             self.recovery_trusted_from = None;
-            self.recovery_reports.clear();
+            self.recovery_sealing = true;
             return true;
         }
         false
@@ -1448,12 +1539,15 @@ impl Replica {
     /// `Some(true)` a faithful copy, `Some(false)` other contents under the same dot, `None` new.
     fn held_copy(&self, entry: &Entry) -> Option<bool> {
         let dot = entry.dot;
+        // Two voids of one dot say the same thing (nothing), whenever they were stamped: a
+        // restarted leader may void again a dot its earlier life voided.
+        let same = |held: &Entry| held == entry || (held.op == Op::Void && entry.op == Op::Void);
         if let Some(waiting) = self.buffer.get(dot) {
-            return Some(waiting.entry == *entry);
+            return Some(same(&waiting.entry));
         }
         if self.applied.contains(dot) {
             // Truncated entries cannot be compared; a copy of one is taken as faithful.
-            return Some(self.log.get(dot).is_none_or(|held| held.entry == *entry));
+            return Some(self.log.get(dot).is_none_or(|held| same(&held.entry)));
         }
         None
     }
@@ -1485,6 +1579,13 @@ impl Replica {
                 return;
             }
             None => {}
+        }
+        // A recovering origin counts on what this leader reported of its writes: take in none
+        // it did not hold then. Voids are its own decisions (or repeat them), and always safe.
+        if self.sealed.contains(dot.origin) && entry.op != Op::Void {
+            self.metrics.sealed_refused += 1;
+            self.trace(|| TraceEvent::RefusedWhileSealed { from, dot });
+            return;
         }
         // An entry so far ahead of its origin's applied sequence cannot be delivered before the
         // buffer would fill: refuse it and let a catch-up bring the whole stretch in order.
@@ -1598,12 +1699,34 @@ impl Replica {
         now: WallTime,
         from: LeaderId,
         theirs: VersionVector,
-        reply: DigestReply,
+        (reply, repair): (DigestReply, bool),
         (held, needed): (&[crate::causality::Seq], crate::causality::Seq),
-        repair: bool,
+        status: RecoveryStatus,
     ) {
-        if self.recovering {
-            self.end_quiet_period_if_due(now);
+        match status.phase {
+            RecoveryPhase::Sealing if !self.sealed.contains(from) => {
+                self.sealed.insert(from);
+                self.trace(|| TraceEvent::Sealed { leaders: LeaderSet::single(from) });
+            }
+            RecoveryPhase::Done => self.unseal(from),
+            _ => {}
+        }
+        let known_life = self.recovery_reports.get(&from).map(|r| r.life);
+        if self.recovering && self.recovery_decision.is_some() {
+            if known_life.is_some_and(|life| life != status.life) {
+                self.reopen_recovery(now);
+            }
+        } else if self.recovering && !status.sealed {
+            // A peer that no longer holds this leader sealed (it took a late "done" of this
+            // leader's earlier life for this one's) may take in old writes again: its report
+            // no longer counts, and it is asked to seal again.
+            if self.recovery_reports.remove(&from).is_some() {
+                self.catching_up.insert(from);
+                if !self.config.restart_waits_for_all_members {
+                    self.catching_up = self.catching_up.intersection(self.live);
+                }
+            }
+        } else if self.recovering {
             let applied = theirs.get(self.id);
             // A peer's buffer holds at most `causal_buffer_max` entries, none further ahead of
             // what it applied than that: a report beyond it is a lie (or a bug), and believing it
@@ -1612,11 +1735,17 @@ impl Replica {
             let believable =
                 held.len() <= self.config.causal_buffer_max && held.iter().all(|s| s.0 <= limit) && needed.0 <= limit;
             if believable {
-                let report = RecoveryReport { applied, held: held.to_vec(), needed };
-                self.recovery_reports.insert(from, report);
-                if self.recovery_trusted_from.is_none() {
-                    self.catching_up.remove(from);
+                // A report from a life of the peer not heard before (or one that lifted its seal
+                // meanwhile): entries its earlier life sent may still be in flight, so the
+                // conclusion waits a quiet period past it; they land at sealed peers and are
+                // refused, or at peers whose reports still count them.
+                if known_life != Some(status.life) {
+                    let settle_at = now.saturating_add(self.config.recovery_quiet);
+                    self.recovery_settle_at = self.recovery_settle_at.max(settle_at);
                 }
+                let report = RecoveryReport { life: status.life, applied, held: held.to_vec(), needed };
+                self.recovery_reports.insert(from, report);
+                self.catching_up.remove(from);
             } else {
                 let why = "claims writes of the receiver beyond what a causal buffer can hold";
                 self.reject(from, Rejection::MalformedDigest { why });
@@ -1666,7 +1795,9 @@ impl Replica {
             self.metrics.digests_sent += 1;
             let (held, needed) = self.held_for(from);
             let (vv, stable) = (self.applied.clone(), alloc::boxed::Box::new(self.stable_vector()));
-            let answer = PeerMessage::Digest { vv, reply: DigestReply::Never, held, needed, stable, repair: false };
+            let recovery = self.recovery_status(from);
+            let answer =
+                PeerMessage::Digest { vv, reply: DigestReply::Never, held, needed, stable, repair: false, recovery };
             self.send(from, answer);
         }
         self.acked.insert(from, theirs);
@@ -1741,6 +1872,17 @@ impl Replica {
         }
         chunks.push(current);
         let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        if count > self.config.snapshot_chunks_max {
+            // The receiver would reject it (it stages at most that many chunks): refuse loudly
+            // instead of sending chunks that can never be adopted.
+            self.metrics.snapshots_refused += 1;
+            let max = self.config.snapshot_chunks_max;
+            if self.snapshot_refused.insert(to, count) != Some(count) {
+                self.trace(|| TraceEvent::SnapshotTooLarge { to, chunks: count, max });
+            }
+            return;
+        }
+        self.snapshot_refused.remove(&to);
         let id = self.next_snapshot_id;
         self.next_snapshot_id += 1;
         for (index, mut chunk) in (0u32..).zip(chunks) {
@@ -1777,7 +1919,11 @@ impl Replica {
             if !matches!(self.config.keyspaces.resolution(key), Resolution::Siblings { .. }) {
                 return Err(malformed("siblings for a key of another keyspace"));
             }
-            if !state.context().version_vector().le(&chunk.vv) {
+            // Every live sibling is a write the sender applied. The key's context may name more:
+            // writes a client saw at another leader and replaced, which the sender has not
+            // received yet (they arrive later as already covered). Requiring the whole context
+            // to be covered rejected such snapshots for ever (issue 16, bug 2).
+            if !state.siblings().all(|(dot, _)| chunk.vv.contains(dot)) {
                 return Err(malformed("siblings not covered by the snapshot's version vector"));
             }
         }
@@ -1792,6 +1938,15 @@ impl Replica {
 
     fn receive_snapshot(&mut self, now: WallTime, from: LeaderId, chunk: SnapshotChunk) {
         self.input_at = now;
+        // A snapshot naming writes of a sealed leader beyond what this leader holds would take
+        // them in (see `receive_entry`): refused whole; anti-entropy repeats it after the seal.
+        if let Some(origin) = self.sealed.iter().find(|o| chunk.vv.get(*o) > self.applied.get(*o)) {
+            self.staging.remove(&from);
+            self.metrics.sealed_refused += 1;
+            let dot = Dot::new(origin, chunk.vv.get(origin));
+            self.trace(|| TraceEvent::RefusedWhileSealed { from, dot });
+            return;
+        }
         if let Err(reason) = self.check_chunk(&chunk) {
             self.staging.remove(&from);
             self.reject(from, reason);
@@ -1900,31 +2055,49 @@ impl Replica {
         }
     }
 
-    /// After a restart, once every live peer has answered: the leader's own writes that some
-    /// peer applied come back by catch-up; those that some peer holds undelivered come back once
-    /// their gaps are filled; the rest were lost with the crash, and the leader voids their
-    /// sequence numbers (in order, as they come up) so that the writes after them can be
-    /// delivered everywhere. Then it accepts writes again.
+    /// After a restart, once every peer has reported while holding this leader sealed and a
+    /// quiet period has passed since the last report from a new life: the reports are the whole
+    /// truth about this leader's earlier writes (no copy of one that nobody reported is still in
+    /// flight), so the leader *settles* — fixes which of its sequence numbers some peer holds and
+    /// the highest anyone holds or needs — and lifts the seals (from now on every old write that
+    /// moves is one of those held). Its writes that some peer applied come back by catch-up;
+    /// those some peer holds undelivered come back once their gaps are filled; the rest were
+    /// lost with the crash, and the leader voids their sequence numbers (in order, as they come
+    /// up) so that the writes after them can be delivered everywhere. Then it accepts writes.
     fn check_caught_up(&mut self, now: WallTime) {
-        if !self.recovering || !self.catching_up.is_empty() {
+        if !self.recovering {
             return;
         }
-        let reports = self.recovery_reports.values();
-        let applied_max = reports.clone().map(|r| r.applied).max().unwrap_or_default();
-        let high_water = reports
-            .clone()
-            .flat_map(|r| r.held.iter().copied().chain([r.applied, r.needed]))
-            .fold(self.own_high_water, core::cmp::Ord::max);
-        let mut held: alloc::collections::BTreeSet<crate::causality::Seq> =
-            reports.flat_map(|r| r.held.iter().copied()).collect();
-        // This leader's own buffer counts too: entries of its own that came back and wait, and
-        // entries of others that depend on writes of its own that left with its old state.
-        let (own_held, own_needed) = self.held_for(self.id);
-        held.extend(own_held.iter().copied());
-        let high_water = own_held.into_iter().chain([own_needed]).fold(high_water, core::cmp::Ord::max);
+        if self.recovery_decision.is_none() {
+            if !self.catching_up.is_empty() || now < self.recovery_settle_at {
+                return;
+            }
+            let reports = self.recovery_reports.values();
+            let applied_max = reports.clone().map(|r| r.applied).max().unwrap_or_default();
+            let high_water = reports
+                .clone()
+                .flat_map(|r| r.held.iter().copied().chain([r.applied, r.needed]))
+                .fold(self.own_high_water, core::cmp::Ord::max);
+            let held = reports.flat_map(|r| r.held.iter().copied()).collect();
+            // This leader's own buffer counts too: entries of its own that came back and wait,
+            // and entries of others that depend on writes of its own that left with its old
+            // state.
+            let (own_held, own_needed) = self.held_for(self.id);
+            let high_water = own_held.into_iter().chain([own_needed]).fold(high_water, core::cmp::Ord::max);
+            self.recovery_decision = Some(RecoveryDecision { applied_max, high_water, held });
+            self.trace(|| TraceEvent::Settled { high_water });
+            // Every peer lifts its seal at once (those that miss this ask every interval).
+            for peer in self.live.without(self.id) {
+                self.send_digest(peer, DigestReply::Always);
+            }
+        }
+        let Some(decision) = &self.recovery_decision else { return };
+        let (applied_max, high_water) = (decision.applied_max, decision.high_water);
+        let (own_held, _) = self.held_for(self.id);
         while self.applied.get(self.id) >= applied_max && self.applied.get(self.id) < high_water {
             let next = self.applied.get(self.id).next();
-            if held.contains(&next) {
+            let held = self.recovery_decision.as_ref().is_some_and(|d| d.held.contains(&next));
+            if held || own_held.contains(&next) {
                 break; // It will come back once a peer can deliver it.
             }
             if !self.void(now, next) {
@@ -1933,9 +2106,27 @@ impl Replica {
         }
         if self.applied.get(self.id) >= high_water {
             self.recovering = false;
+            self.recovery_sealing = false;
             self.recovery_reports.clear();
+            self.recovery_decision = None;
             let vv = self.applied.clone();
             self.trace(|| TraceEvent::CaughtUp { vv });
+        }
+    }
+
+    /// After this leader settled its recovery, a peer that reports from a new life lost what
+    /// its earlier life held — perhaps writes of this leader's that were to come back. The
+    /// decision no longer holds: seal and ask everyone again.
+    fn reopen_recovery(&mut self, now: WallTime) {
+        self.recovery_decision = None;
+        self.recovery_reports.clear();
+        self.catching_up = self.members.without(self.id);
+        if !self.config.restart_waits_for_all_members {
+            self.catching_up = self.catching_up.intersection(self.live);
+        }
+        self.recovery_settle_at = now.saturating_add(self.config.recovery_quiet);
+        for peer in self.catching_up.intersection(self.live) {
+            self.send_digest(peer, DigestReply::Always);
         }
     }
 

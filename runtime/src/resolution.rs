@@ -344,12 +344,13 @@ impl CrdtStore {
                 return Some(CrdtOpPayload::Counter(PnCounterOp::Decrement { by: me, amount: *n }))
             }
             (CrdtState::OrSet(s), CrdtUpdate::Add(v), CrdtKind::OpOrSet) => {
-                let dot = s.context().next_dot(me);
+                let dot = s.next_dot(me);
                 return Some(CrdtOpPayload::SetOp(OrSetOp::Add { element: v.clone(), dot }));
             }
             (CrdtState::OrSet(s), CrdtUpdate::Remove(v), CrdtKind::OpOrSet) => {
                 let observed = s.dots(v).collect();
-                return Some(CrdtOpPayload::SetOp(OrSetOp::Remove { element: v.clone(), observed }));
+                let seen = s.context_of(v);
+                return Some(CrdtOpPayload::SetOp(OrSetOp::Remove { element: v.clone(), observed, seen }));
             }
             (CrdtState::CounterMap(m), CrdtUpdate::MapIncrement { field, amount }, _) => {
                 CrdtState::CounterMap(m.update(me, field.clone(), |c| c.increment(me, *amount)))
@@ -393,7 +394,9 @@ impl CrdtStore {
             (CrdtState::OrSet(s), CrdtOpPayload::SetOp(op), CrdtKind::OpOrSet) => {
                 let delta = match op {
                     OrSetOp::Add { element, dot } => OrSet::add_delta(element.clone(), *dot),
-                    OrSetOp::Remove { observed, .. } => OrSet::remove_delta(observed),
+                    OrSetOp::Remove { element, observed, seen } => {
+                        OrSet::remove_seen_delta(element.clone(), observed, seen)
+                    }
                 };
                 s.merge(&delta);
                 true

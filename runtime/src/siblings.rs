@@ -23,6 +23,13 @@
 //!   every origin's writes in sequence order: when `(L, s)` is applied, every earlier write of `L`
 //!   to this key has been applied here already (live or superseded), so `C[L] ≥ s` claims nothing
 //!   false.
+//! - **A context may name writes this replica has not applied yet.** A client may read at one
+//!   leader and write back at another: the write's context then names writes its own leader has
+//!   not received. `C := C ⊔ C_w` records that the client superseded them; when they arrive they
+//!   are already covered and add no sibling, which is what the client meant. So a key's context
+//!   is not bounded by the replica's applied version vector — only its live siblings are, and a
+//!   snapshot is checked for that alone (the runtime once required the whole context and
+//!   rejected such snapshots for ever).
 //! - **Delete** is a write without a value, a tombstone. A tombstone sibling would only ever add its
 //!   dot to the join below, and the context holds that dot already, so tombstones are implicit:
 //!   a delete removes what its client saw, leaves concurrent writes standing, and adds no sibling.

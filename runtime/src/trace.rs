@@ -173,6 +173,18 @@ pub enum TraceEvent {
         /// Registers in this chunk.
         registers: usize,
     },
+    /// A peer needs a snapshot, but this leader's state would take more chunks than
+    /// `snapshot_chunks_max`, which the peer would reject: none is sent, and the peer stays
+    /// behind until the bound is raised. Traced once per peer and size; every refusal is
+    /// counted in `Metrics::snapshots_refused`.
+    SnapshotTooLarge {
+        /// The peer.
+        to: LeaderId,
+        /// The chunks the snapshot would take.
+        chunks: u32,
+        /// The bound.
+        max: u32,
+    },
     /// A snapshot from a peer was merged and its version vector adopted.
     SnapshotApplied {
         /// The peer.
@@ -226,6 +238,33 @@ pub enum TraceEvent {
     Voided {
         /// The voided identity.
         dot: Dot,
+    },
+    /// This leader sealed recovering leaders: it refuses every entry of theirs it does not
+    /// already hold (voids excepted) until each says its recovery is done, so that what it
+    /// reported of their writes stays true. A restarted leader starts with every peer sealed.
+    Sealed {
+        /// The leaders sealed.
+        leaders: LeaderSet,
+    },
+    /// A sealed leader said its recovery is done: its entries are accepted again.
+    Unsealed {
+        /// The leader.
+        leader: LeaderId,
+    },
+    /// An entry (or a snapshot naming writes) of a sealed leader that this leader does not hold
+    /// was refused; anti-entropy brings it once the seal is lifted.
+    RefusedWhileSealed {
+        /// The peer it came from.
+        from: LeaderId,
+        /// The entry (for a snapshot: the sealed leader's highest write it names).
+        dot: Dot,
+    },
+    /// A restarted leader heard from every peer while they held it sealed, and no copy of its
+    /// earlier writes is in flight any more: it knows which come back, voids the rest, and
+    /// writes again past `high_water`. Peers lift their seals.
+    Settled {
+        /// The highest of its earlier writes anyone holds or needs.
+        high_water: crate::causality::Seq,
     },
     /// The leader finished catching up after a restart and accepts writes again.
     CaughtUp {
@@ -284,6 +323,10 @@ impl fmt::Display for TraceEvent {
                 write!(f, "snapshot -> {to} {vv} ({registers} keys)")
             }
             TraceEvent::SnapshotApplied { from, vv } => write!(f, "snapshot <- {from} adopted {vv}"),
+            TraceEvent::SnapshotTooLarge { to, chunks, max } => write!(
+                f,
+                "snapshot -> {to} refused: it would take {chunks} chunks, more than snapshot_chunks_max {max}; {to} stays behind"
+            ),
             TraceEvent::Rejected { from, reason } => write!(f, "reject <- {from}: {reason}"),
             TraceEvent::ClockCorrected(event) => write!(f, "clock {event}"),
             TraceEvent::Fenced { residual_ns } => {
@@ -308,6 +351,20 @@ impl fmt::Display for TraceEvent {
                 Ok(())
             }
             TraceEvent::CaughtUp { vv } => write!(f, "caught up {vv}"),
+            TraceEvent::Settled { high_water } => {
+                write!(
+                    f,
+                    "settled: every peer reported while sealed; earlier writes up to seq {} come back or are voided",
+                    high_water.0
+                )
+            }
+            TraceEvent::Sealed { leaders } => {
+                write!(f, "seal {leaders}: their writes not held here are refused while they recover")
+            }
+            TraceEvent::Unsealed { leader } => write!(f, "unseal {leader}: its recovery is done"),
+            TraceEvent::RefusedWhileSealed { from, dot } => {
+                write!(f, "refuse {dot} <- {from}: {} sealed until it says it is not recovering", dot.origin)
+            }
             TraceEvent::Siblings { key, dots: d, over_bound } => {
                 write!(f, "siblings {key} ")?;
                 dots(f, d)?;

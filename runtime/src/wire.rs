@@ -10,7 +10,7 @@
 //! ```
 //! use roundtable_runtime::wire::{decode, encode, DigestReply, Envelope, PeerMessage};
 //! use roundtable_runtime::{causality::VersionVector, LeaderId, Seq};
-//! let digest = PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![], needed: Seq(0), stable: Default::default(), repair: false };
+//! let digest = PeerMessage::Digest { vv: VersionVector::new(), reply: DigestReply::IfBehind, held: vec![], needed: Seq(0), stable: Default::default(), repair: false, recovery: Default::default() };
 //! let env = Envelope::new(LeaderId::new(2)?, digest);
 //! let bytes = encode(&env)?;
 //! assert_eq!(decode(&bytes)?, env);
@@ -28,7 +28,9 @@ use crate::store::SnapshotChunk;
 use crate::{LeaderId, LeaderSet};
 
 /// The protocol version this build speaks. A frame of another version is rejected.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 (issue 16): digests carry a [`RecoveryStatus`].
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest frame, in bytes (1 MiB).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -104,6 +106,9 @@ pub enum PeerMessage {
         /// receiver got them (a periodic digest is not answered with entries that are probably
         /// still on their way).
         repair: bool,
+        /// The sender's recovery after a restart, and whether it holds the receiver sealed (see
+        /// [`RecoveryStatus`]).
+        recovery: RecoveryStatus,
     },
     /// A chunk of a state snapshot, for a peer whose needs the sender's log has truncated.
     Snapshot(SnapshotChunk),
@@ -120,6 +125,43 @@ impl PeerMessage {
             PeerMessage::Snapshot(_) => "snapshot",
         }
     }
+}
+
+/// Where a leader stands in its recovery after a restart, as its digests say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecoveryPhase {
+    /// Not recovering (or done): a peer that holds the sender sealed lifts the seal.
+    #[default]
+    Done,
+    /// Restarted, in its quiet period: entries of its earlier life may still be in flight, and
+    /// peers still accept them.
+    Asking,
+    /// Restarted, past its quiet period: every peer is asked to seal it — to refuse every entry
+    /// of the sender's that the peer does not already hold — so that what the peer reports of
+    /// the sender's writes stays true until the sender has concluded.
+    Sealing,
+}
+
+/// What a digest says about recovery: the sender's own, and the receiver's seal at the sender.
+///
+/// A restarted in-memory leader does not know its last sequence number. It learns it from its
+/// peers' reports (the digests' `vv`, `held` and `needed`), but a report is only worth something
+/// if it cannot go stale before the leader concludes: a peer could receive one of the leader's
+/// old writes from a third leader a moment after answering. A peer that *seals* the leader
+/// refuses every entry of the leader's it does not already hold, so its report stays true; the
+/// leader concludes only from sealed reports. See `ARCHITECTURE.md`, "Recovery of an in-memory
+/// leader".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecoveryStatus {
+    /// The sender's life: 0 for a leader that has run since the cluster started, else the
+    /// millisecond (mod 2^32, never 0) of its raw clock at which it restarted. A report from a
+    /// new life of a peer means the peer lost its state.
+    pub life: u32,
+    /// The sender's recovery.
+    pub phase: RecoveryPhase,
+    /// Whether the sender holds the *receiver* sealed: the report in this digest of the
+    /// receiver's writes stays true while the seal lasts.
+    pub sealed: bool,
 }
 
 /// When the receiver of a digest answers with its own.

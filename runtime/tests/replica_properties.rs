@@ -246,6 +246,7 @@ fn peer_message() -> impl Strategy<Value = PeerMessage> {
                 needed: Default::default(),
                 stable: Default::default(),
                 repair: false,
+                recovery: Default::default(),
             }
         ),
         (vv(), proptest::collection::vec(entry(), 0..4), any::<u64>(), 0u32..4, 1u32..5).prop_map(

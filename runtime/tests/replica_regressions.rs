@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::{id, key, put, Net};
 use roundtable_runtime::clock::HlcTimestamp;
-use roundtable_runtime::wire::{self, DigestReply, Envelope, PeerMessage, ReplicatedEntry};
+use roundtable_runtime::wire::{
+    self, DigestReply, Envelope, PeerMessage, RecoveryPhase, RecoveryStatus, ReplicatedEntry,
+};
 use roundtable_runtime::{
     Dot, Effect, Entry, LeaderSet, Replica, ReplicaConfig, Seq, Topology, TraceEvent, VersionVector,
 };
@@ -146,6 +148,7 @@ fn one_digest_is_answered_with_a_bounded_number_of_entries() {
             needed: Default::default(),
             stable: Default::default(),
             repair: false,
+            recovery: Default::default(),
         },
     );
     let sent: usize = net.replicas[0]
@@ -233,8 +236,9 @@ fn a_restarted_leader_voids_the_writes_it_lost_and_never_reuses_a_dot_its_peers_
     net.replicas[0].start(raw);
     net.collect(0);
     net.deliver_all();
-    anti_entropy_rounds(&mut net, 1); // past its quiet period: the answers that count
-                                      // It learned that L0:2 and L0:3 wait at its peers and that nobody has L0:1: it voids L0:1 …
+    // Past its quiet period its peers seal it and report; a quiet period later it concludes. It
+    // learned that L0:2 and L0:3 wait at its peers and that nobody has L0:1: it voids L0:1 …
+    anti_entropy_rounds(&mut net, 2);
     assert!(net.trace.iter().any(|l| l == "L0 void L0:1: lost with this leader's crash"), "{:#?}", net.trace);
     // … which lets the peers deliver L0:2 and L0:3; anti-entropy brings them back to L0.
     anti_entropy_rounds(&mut net, 2);
@@ -388,7 +392,7 @@ fn restart(net: &mut Net, i: usize, config: ReplicaConfig) {
 /// Found by the seed sweep: an entry of a leader's earlier life, still in flight when the leader
 /// restarted, landed after its peers had answered; the leader took the answers as the truth and
 /// issued that entry's dot again. It now waits out `recovery_quiet` and asks again.
-fn late_entry_of_an_earlier_life(config: ReplicaConfig) -> (Net, Dot) {
+fn late_entry_of_an_earlier_life(config: ReplicaConfig, land_after_ticks: usize) -> (Net, Dot) {
     let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
     net.write(0, "a", "1");
     net.deliver_all();
@@ -396,9 +400,11 @@ fn late_entry_of_an_earlier_life(config: ReplicaConfig) -> (Net, Dot) {
     let late = net.in_flight.remove(0);
     restart(&mut net, 0, config); // … when L0 restarts
     net.deliver_all(); // L1 answers: it has L0:1
-    net.in_flight.push(late); // L0:2 lands at L1 only now
-    net.deliver_all();
-    for _ in 0..3 {
+    for tick in 0..6 {
+        if tick == land_after_ticks {
+            net.in_flight.push(late.clone()); // L0:2 lands at L1 only now
+        }
+        net.deliver_all();
         net.tick_all(Duration::from_millis(600));
         net.deliver_all();
     }
@@ -409,15 +415,27 @@ fn late_entry_of_an_earlier_life(config: ReplicaConfig) -> (Net, Dot) {
 
 #[test]
 fn a_restarted_leader_waits_out_its_quiet_period_so_a_late_entry_of_its_earlier_life_keeps_its_dot() {
-    let (net, next) = late_entry_of_an_earlier_life(ReplicaConfig::default());
+    // L0:2 lands during L0's quiet period (before L1 sealed L0): it counts.
+    let (net, next) = late_entry_of_an_earlier_life(ReplicaConfig::default(), 0);
     assert_eq!(next, Dot::new(id(0), Seq(3)), "L0:2 came back; no dot is reused");
     assert_eq!(net.value(0, "b").as_deref(), Some("2"));
     assert_eq!(net.assert_converged(), Ok(()));
-    // Without the quiet period the dot is reused, and the replicas hold different L0:2s.
+    // L0:2 lands after L1 sealed L0 (the second tick, 1.2 s) and reported that it lacks it,
+    // but before L0 concluded: L1 refuses it, so the dot L0 issues again is the only one
+    // anywhere. The write is lost with its leader; the replicas agree.
+    let (net, next) = late_entry_of_an_earlier_life(ReplicaConfig::default(), 2);
+    assert_eq!(next, Dot::new(id(0), Seq(2)), "nobody holds the late entry: its dot is free");
+    assert!(net.count(|e| matches!(e, TraceEvent::RefusedWhileSealed { .. })) > 0, "{:#?}", net.trace);
+    assert_eq!(net.assert_converged(), Ok(()), "{:#?}", net.trace);
+    assert_eq!(net.value(1, "b"), None);
+    assert_eq!(net.value(1, "c").as_deref(), Some("3"));
+    // The limit: an entry still in flight when the leader concludes (here: no quiet period at
+    // all) lands at a peer that lifted its seal. Its dot was issued again, and the replicas
+    // hold different L0:2s. `recovery_quiet` must exceed the longest a message is in flight.
     let quiet_off = ReplicaConfig { recovery_quiet: Duration::ZERO, ..ReplicaConfig::default() };
-    let (net, next) = late_entry_of_an_earlier_life(quiet_off);
+    let (net, next) = late_entry_of_an_earlier_life(quiet_off, 2);
     assert_eq!(next, Dot::new(id(0), Seq(2)), "the dot of the late entry is issued again");
-    assert!(net.count(|e| matches!(e, TraceEvent::Rejected { .. })) > 0, "{:#?}", net.trace);
+    assert!(net.assert_converged().is_err(), "{:#?}", net.trace);
 }
 
 /// Found by the seed sweep: a write of another leader that depends on a write of this leader's
@@ -437,7 +455,7 @@ fn a_restarted_leader_voids_a_lost_write_that_a_waiting_entry_depends_on() {
     // L0 and L1 both lose their state: L1:1 is gone, L0:1 survives only parked at L2.
     restart(&mut net, 0, ReplicaConfig::default());
     restart(&mut net, 1, ReplicaConfig::default());
-    for _ in 0..4 {
+    for _ in 0..8 {
         net.tick_all(Duration::from_millis(600));
         net.deliver_all();
     }
@@ -462,10 +480,135 @@ fn a_digest_that_claims_impossible_dependencies_is_rejected_and_counted() {
         needed: Seq(u64::MAX),
         stable: Box::default(),
         repair: false,
+        // A report counts only from a peer that holds the recovering leader sealed.
+        recovery: RecoveryStatus { life: 1, phase: RecoveryPhase::Done, sealed: true },
     };
     net.in_flight.push((id(1), id(0), lie));
     net.deliver_all();
     assert_eq!(net.replicas[0].metrics().rejected, 1);
     assert!(net.trace.iter().any(|l| l.contains("malformed digest")), "{:#?}", net.trace);
     assert!(net.trace.iter().all(|l| !l.contains("void")), "nothing voided");
+}
+
+/// Issue 16, bug 1 (found outside the project): recovery concluded from answers that went stale
+/// before it concluded. L1:1 reaches only L0; L1 restarts; past its quiet period L2 and L3 say
+/// they lack L1:1; L0 then copies L1:1 to L2 in anti-entropy and crashes; L0's new life answers
+/// too. L1 took the answers as the truth, issued L1:1 again, and L2 kept the old one for good.
+/// Peers now seal a recovering leader (refuse its writes they do not hold) before their reports
+/// count, so L2 refuses the late copy and the answers stay true.
+#[test]
+fn recovery_does_not_trust_answers_that_went_stale_before_it_concluded() {
+    let mut net = Net::new(4, Topology::AllToAll { relay: false }, ReplicaConfig::default());
+    net.cut = vec![(id(1), id(2)), (id(1), id(3))];
+    net.write(1, "k", "old"); // L1:1 reaches L0 only
+    net.deliver_all();
+    net.cut = vec![(id(1), id(0))]; // L0 never hears the restarted L1
+    restart(&mut net, 1, ReplicaConfig::default());
+    net.deliver_all();
+    // Past L1's quiet period, only L1 ticks: L2 and L3 answer that they lack L1:1.
+    net.advance(Duration::from_millis(1100));
+    let raw = net.raw(1);
+    net.replicas[1].handle_tick(raw);
+    net.collect(1);
+    net.deliver_all();
+    // L2's anti-entropy with L0 copies L1:1 to L2 …
+    net.advance(Duration::from_millis(10));
+    let raw = net.raw(2);
+    net.replicas[2].handle_tick(raw);
+    net.collect(2);
+    net.in_flight.retain(|(_, to, _)| *to == id(0));
+    net.deliver_all();
+    // … and L0 crashes. Its new life answers L1 too.
+    net.cut.clear();
+    restart(&mut net, 0, ReplicaConfig::default());
+    net.deliver_all();
+    for _ in 0..6 {
+        net.tick_all(Duration::from_millis(600));
+        net.deliver_all();
+    }
+    assert!((0..4).all(|i| !net.replicas[i].is_catching_up()), "{:#?}", net.trace);
+    let next = net.write(1, "k", "new");
+    net.deliver_all();
+    anti_entropy_rounds(&mut net, 3);
+    assert_eq!(net.assert_converged(), Ok(()), "dot {next} {:#?}", net.trace);
+    for i in 0..4 {
+        assert_eq!(net.value(i, "k").as_deref(), Some("new"), "L{i}");
+    }
+    assert!(!net.trace.iter().any(|l| l.contains("conflicts with the entry already held")), "{:#?}", net.trace);
+}
+
+/// Issue 16, bug 2: a client that read siblings at one leader and wrote back at another made
+/// that leader's key context name writes it had not applied; after a partition that needed
+/// snapshots, each side rejected the other's ("siblings not covered by the snapshot's version
+/// vector") for ever. A client must not need to write back where it read.
+#[test]
+fn siblings_read_at_one_leader_and_written_at_another_converge_after_a_partition() {
+    use roundtable_runtime::resolution::{Keyspaces, Resolution, Update};
+    use roundtable_runtime::siblings::CausalContext;
+    let keyspaces = Keyspaces::default().with("sib", Resolution::Siblings { max_siblings: 8 }).expect("keyspaces");
+    let config = ReplicaConfig { keyspaces, log_entries_max: 1, ..ReplicaConfig::default() };
+    let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+    let value = |v: &str| Some(roundtable_runtime::Value::new(v.as_bytes()).expect("value"));
+    let put = |v: &str, context: CausalContext| Update::PutWithContext { value: value(v), context };
+    net.cut = vec![(id(0), id(1)), (id(1), id(0))];
+    net.update(0, "sib/k", put("a", CausalContext::empty())).expect("accepted");
+    net.update(1, "sib/k", put("b", CausalContext::empty())).expect("accepted");
+    // One client reads at L0 and writes at L1; another reads at L1 and writes at L0.
+    let read_at_0 = net.replicas[0].read_siblings(&key("sib/k")).expect("a").context;
+    let read_at_1 = net.replicas[1].read_siblings(&key("sib/k")).expect("b").context;
+    net.update(1, "sib/k", put("a+b written at L1", read_at_0)).expect("accepted");
+    net.update(0, "sib/k", put("a+b written at L0", read_at_1)).expect("accepted");
+    net.in_flight.clear();
+    net.cut.clear();
+    anti_entropy_rounds(&mut net, 4);
+    assert!(!net.trace.iter().any(|l| l.contains("siblings not covered")), "{:#?}", net.trace);
+    assert_eq!(net.assert_converged(), Ok(()), "{:#?}", net.trace);
+    // Each written value saw one of the originals and not the other's rewrite: both stay, and
+    // the originals are gone everywhere.
+    for i in 0..2 {
+        let read = net.replicas[i].read_siblings(&key("sib/k")).expect("siblings");
+        let values: Vec<&str> = read.values().map(|v| v.as_str().expect("utf-8")).collect();
+        assert_eq!(values, ["a+b written at L0", "a+b written at L1"], "L{i}");
+    }
+}
+
+/// Issue 16, bug 4: a peer whose needs the log had truncated, and whose snapshot needed more
+/// chunks than `snapshot_chunks_max`, never caught up, and the sender resent every chunk at
+/// every digest (186 chunks in 30 s). The sender now refuses loudly: nothing is sent, the
+/// refusal is traced once and counted each time, and the bound is the one thing to raise.
+#[test]
+fn a_snapshot_larger_than_its_chunk_bound_is_refused_loudly_and_sends_nothing() {
+    let bounded = |max| ReplicaConfig {
+        log_entries_max: 2,
+        snapshot_chunk_registers: 1,
+        snapshot_chunks_max: max,
+        ..ReplicaConfig::default()
+    };
+    let behind = |config: ReplicaConfig| {
+        let mut net = Net::new(2, Topology::AllToAll { relay: false }, config);
+        net.cut = vec![(id(0), id(1))];
+        for k in 0..6 {
+            net.write(0, &format!("k{k}"), "v"); // the log keeps 2: L1 will need a snapshot
+        }
+        net.in_flight.clear();
+        net.cut.clear();
+        for _ in 0..30 {
+            net.tick_all(Duration::from_secs(1));
+            net.deliver_all();
+        }
+        net
+    };
+    let net = behind(bounded(4));
+    assert_eq!(net.replicas[0].metrics().snapshot_chunks_sent, 0, "no chunk that cannot be adopted is sent");
+    assert!(net.replicas[0].metrics().snapshots_refused >= 15, "{:?}", net.replicas[0].metrics());
+    let refusals: Vec<&String> = net.trace.iter().filter(|l| l.contains("refused: it would take")).collect();
+    assert_eq!(
+        refusals,
+        ["L0 snapshot -> L1 refused: it would take 6 chunks, more than snapshot_chunks_max 4; L1 stays behind"]
+    );
+    assert!(net.assert_converged().is_err(), "L1 stays behind until the bound is raised");
+    // With room for the snapshot, the same history converges.
+    let net = behind(bounded(6));
+    assert_eq!(net.assert_converged(), Ok(()), "{:#?}", net.trace);
+    assert_eq!(net.replicas[0].metrics().snapshots_refused, 0);
 }

@@ -176,8 +176,13 @@ fn a_restarted_leader_catches_up_before_it_writes_and_never_reuses_a_dot() {
     assert!(matches!(net.try_write(0, "d", "4"), Err(WriteError::CatchingUp { .. })));
     net.deliver_all();
     // Its peers answered at once, but messages of its earlier life may still be in flight: it
-    // waits out `recovery_quiet` (1 s) and asks again before it trusts the answers.
+    // waits out `recovery_quiet` (1 s), then asks its peers to seal it (refuse its old writes
+    // they do not hold) and report, and concludes a quiet period after the last report.
     assert!(net.replicas[0].is_catching_up(), "still in its quiet period");
+    net.tick_all(Duration::from_millis(1_100));
+    net.deliver_all();
+    assert!(net.replicas[0].is_catching_up(), "sealed reports are in; settling");
+    assert!(net.trace.iter().any(|l| l.starts_with("L1 seal {L0}")), "{:#?}", net.trace);
     net.tick_all(Duration::from_millis(1_100));
     net.deliver_all();
 
@@ -196,7 +201,7 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
     let mut net = Net::new(3, Topology::AllToAll { relay: false }, ReplicaConfig::default());
     let now = net.now;
     let r = &mut net.replicas[1];
-    r.handle_frame(now, id(0), &[0x02, 0x00, 0x01]);
+    r.handle_frame(now, id(0), &[0x09, 0x00, 0x01]);
     r.handle_frame(now, id(0), &wire::encode(&Envelope::new(id(2), empty_digest())).expect("fits"));
     r.handle_peer(now, id(9), empty_digest());
     r.handle_peer(now, id(1), empty_digest());
@@ -205,7 +210,7 @@ fn bad_peer_input_is_rejected_counted_and_traced_never_a_panic() {
     assert_eq!(
         net.trace,
         vec![
-            "L1 reject <- L0: undecodable frame: unsupported protocol version 2 (this build speaks 1)".to_owned(),
+            "L1 reject <- L0: undecodable frame: unsupported protocol version 9 (this build speaks 2)".to_owned(),
             "L1 reject <- L0: envelope claims sender L2 but arrived from L0".to_owned(),
             "L1 reject <- L9: sender L9 is not a peer of this leader".to_owned(),
             "L1 reject <- L1: sender L1 is not a peer of this leader".to_owned(),
@@ -367,5 +372,6 @@ fn empty_digest() -> PeerMessage {
         needed: Default::default(),
         stable: Default::default(),
         repair: false,
+        recovery: Default::default(),
     }
 }

@@ -101,6 +101,16 @@ impl CausalContext {
         cx
     }
 
+    /// The context naming the dots `(i, 1..=vv[i])` of every leader `i`.
+    #[must_use]
+    pub fn from_version_vector(vv: &VersionVector) -> Self {
+        let mut prefixes = Prefixes::default();
+        for (leader, seq) in vv.iter() {
+            prefixes.set(leader, seq);
+        }
+        CausalContext { vv: prefixes, cloud: SmallSet::default() }
+    }
+
     /// Whether `dot` has been seen. A dot with sequence number 0 (never issued) counts as seen.
     #[must_use]
     #[inline]
@@ -223,6 +233,56 @@ impl CausalContext {
     pub fn is_empty(&self) -> bool {
         self.vv.is_empty() && self.cloud.is_empty()
     }
+
+    /// Whether every dot of this context is in `other` (set inclusion).
+    #[must_use]
+    pub fn is_within(&self, other: &CausalContext) -> bool {
+        self.vv.le(&other.vv) && self.cloud.iter().all(|&dot| other.contains(dot))
+    }
+
+    /// The leaders with at least one dot here, ascending, without repetition.
+    fn leaders(&self) -> impl Iterator<Item = LeaderId> + '_ {
+        let mut leaders: Vec<LeaderId> =
+            self.vv.iter().map(|(leader, _)| leader).chain(self.cloud.iter().map(|dot| dot.origin)).collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        leaders.into_iter()
+    }
+
+    /// `leader`'s dots in the cloud, ascending.
+    fn cloud_of(&self, leader: LeaderId) -> impl Iterator<Item = Dot> + '_ {
+        self.cloud.range(Dot::new(leader, Seq(0))..=Dot::new(leader, Seq(u64::MAX))).copied()
+    }
+
+    /// Whether every dot of `leader` here is in `other`. Both are canonical, so a longer prefix
+    /// here names `(leader, other's prefix + 1)`, which `other` does not hold.
+    fn leader_within(&self, leader: LeaderId, other: &CausalContext) -> bool {
+        self.vv.get(leader) <= other.vv.get(leader) && self.cloud_of(leader).all(|dot| other.contains(dot))
+    }
+
+    /// Puts this context, the *scoped* context of one element (or field) whose effective context
+    /// is `base ∪ self`, in its canonical form relative to `base`: per leader, nothing when
+    /// `base` already holds every dot of that leader named here, otherwise exactly the effective
+    /// context's dots of that leader (`base`'s and this one's). The result depends only on the
+    /// effective context and `base`, so two replicas meaning the same store the same bytes; and
+    /// it stays a version vector (plus the clouds of the two) rather than a difference of
+    /// prefixes, which would be a cloud of every dot between them.
+    pub(crate) fn normalize_above(&mut self, base: &CausalContext) {
+        if self.is_empty() {
+            return;
+        }
+        let mut out = CausalContext::new();
+        for leader in self.leaders() {
+            if self.leader_within(leader, base) {
+                continue;
+            }
+            out.vv.set(leader, self.vv.get(leader).max(base.vv.get(leader)));
+            for dot in base.cloud_of(leader).chain(self.cloud_of(leader)) {
+                out.insert(dot);
+            }
+        }
+        *self = out;
+    }
 }
 
 /// The contiguous part of a [`CausalContext`]: `counts[i]` is the length of leader `i`'s prefix
@@ -316,30 +376,8 @@ impl fmt::Display for CausalContext {
     }
 }
 
-/// Joins their dot store (key → dot set) into mine, in place: a dot survives if both hold it, or
-/// if one side holds it and the other side's context has not seen it. Keys left without dots are
-/// dropped. `my_context` must be my context *before* the contexts are merged.
-pub(crate) fn join_dot_maps<K: Ord + Clone>(
-    mine: &mut BTreeMap<K, BTreeSet<Dot>>,
-    my_context: &CausalContext,
-    theirs: &BTreeMap<K, BTreeSet<Dot>>,
-    their_context: &CausalContext,
-) {
-    for (key, dots) in mine.iter_mut() {
-        let their_dots = theirs.get(key);
-        dots.retain(|&dot| their_dots.is_some_and(|t| t.contains(&dot)) || !their_context.contains(dot));
-    }
-    for (key, their_dots) in theirs {
-        let unseen: Vec<Dot> = their_dots.iter().copied().filter(|&dot| !my_context.contains(dot)).collect();
-        if !unseen.is_empty() {
-            mine.entry(key.clone()).or_default().extend(unseen);
-        }
-    }
-    mine.retain(|_, dots| !dots.is_empty());
-}
-
-/// Joins their dot function (dot → value) into mine, in place, with the survival rule of
-/// [`join_dot_maps`]. A dot names one write, so both sides hold the same value for a dot they
+/// Joins their dot function (dot → value) into mine, in place: a dot survives if both hold it,
+/// or if one side holds it and the other side's context has not seen it. A dot names one write, so both sides hold the same value for a dot they
 /// share; should a misbehaving peer send a different one, the greater value is kept, so the join
 /// stays commutative.
 pub(crate) fn join_dot_funs<T: Ord + Clone>(

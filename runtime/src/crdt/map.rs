@@ -21,7 +21,14 @@
 //!
 //! **Deltas.** [`OrMap::update`] hands the key's current value to a closure that mutates it with
 //! the value type's own mutators and returns *their* delta (δ-mutators compose: Almeida et al.);
-//! the map's delta carries the key's new dot, the dots it replaced, and that value delta.
+//! the map's delta carries the key's new dot, the dots it replaced, that value delta, and the
+//! origin's whole causal context *scoped to the key*. A remove's delta carries the key's live
+//! dots and the same scoped context (also when the key is absent). Key presence is an OR-set,
+//! and the scoped contexts are those of [`OrSet`](super::OrSet) (see its module docs): without
+//! them, a lost delta (a write lost in a crash, replaced by a void entry) would let an update
+//! the remover had seen come back — update, update, remove with the second update lost kept the
+//! key present (issue 16). The value deltas need nothing of the sort: a counter's delta carries
+//! its origin's running total, and values are never reset.
 //!
 //! **Bounds.** Keys and values are user data, and the values of removed keys are kept (hidden):
 //! the map holds every key ever updated. Metadata: at most one dot per (key, leader) and one
@@ -31,7 +38,9 @@ use alloc::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::context::{join_dot_maps, CausalContext};
+use alloc::vec::Vec;
+
+use super::context::CausalContext;
 use super::StateCrdt;
 use crate::causality::Dot;
 use crate::LeaderId;
@@ -65,6 +74,10 @@ pub struct OrMap<K, V> {
     values: BTreeMap<K, V>,
     /// Every dot seen; covers every dot in `keys`.
     context: CausalContext,
+    /// Extra dots seen *for one key only*: the effective context of key `k` is
+    /// `context ∪ scoped[k]`, as in [`OrSet`](super::OrSet). Canonical: each is normalized above
+    /// `context` and none is empty.
+    scoped: BTreeMap<K, CausalContext>,
 }
 
 /// The decoded shape of an [`OrMap`], made canonical on the way in.
@@ -75,16 +88,18 @@ struct RawOrMap<K, V> {
     keys: BTreeMap<K, BTreeSet<Dot>>,
     values: BTreeMap<K, V>,
     context: CausalContext,
+    scoped: BTreeMap<K, CausalContext>,
 }
 
 impl<K: Ord + Clone, V: StateCrdt> From<RawOrMap<K, V>> for OrMap<K, V> {
     fn from(raw: RawOrMap<K, V>) -> Self {
-        let RawOrMap { mut keys, values, mut context } = raw;
+        let RawOrMap { mut keys, values, mut context, mut scoped } = raw;
         keys.retain(|_, dots| !dots.is_empty());
         for dot in keys.values().flatten() {
             context.insert(*dot);
         }
-        let mut map = OrMap { keys, values, context };
+        renormalize(&mut scoped, &context);
+        let mut map = OrMap { keys, values, context, scoped };
         map.normalize_all();
         map
     }
@@ -92,8 +107,16 @@ impl<K: Ord + Clone, V: StateCrdt> From<RawOrMap<K, V>> for OrMap<K, V> {
 
 impl<K, V> Default for OrMap<K, V> {
     fn default() -> Self {
-        OrMap { keys: BTreeMap::new(), values: BTreeMap::new(), context: CausalContext::new() }
+        OrMap { keys: BTreeMap::new(), values: BTreeMap::new(), context: CausalContext::new(), scoped: BTreeMap::new() }
     }
+}
+
+/// Restores the canonical form of scoped contexts after `context` grew.
+fn renormalize<K: Ord>(scoped: &mut BTreeMap<K, CausalContext>, context: &CausalContext) {
+    scoped.retain(|_, extra| {
+        extra.normalize_above(context);
+        !extra.is_empty()
+    });
 }
 
 impl<K: Ord + Clone, V: StateCrdt> OrMap<K, V> {
@@ -116,7 +139,7 @@ impl<K: Ord + Clone, V: StateCrdt> OrMap<K, V> {
         F: FnOnce(&mut V) -> V,
     {
         let value_delta = update(self.values.entry(key.clone()).or_default());
-        let dot = self.context.next_dot(leader);
+        let dot = self.next_dot(leader);
         let replaced = self.keys.insert(key.clone(), BTreeSet::from([dot])).unwrap_or_default();
         self.context.insert(dot);
         self.normalize(&key);
@@ -124,19 +147,46 @@ impl<K: Ord + Clone, V: StateCrdt> OrMap<K, V> {
         let mut delta = OrMap::new();
         delta.context = CausalContext::from_dots(&replaced);
         delta.context.insert(dot);
+        self.scope_delta(&mut delta, &key);
+        renormalize(&mut self.scoped, &self.context);
         delta.keys.insert(key.clone(), BTreeSet::from([dot]));
         delta.values.insert(key.clone(), value_delta);
         delta.normalize(&key);
         delta
     }
 
+    /// Gives `delta` (whose context is set) this replica's context for `key`, scoped to `key`:
+    /// the delta then replaces or removes, wherever it arrives, every update of `key` this
+    /// replica has seen, even one whose delta (or the delta that replaced it) was lost.
+    fn scope_delta(&self, delta: &mut OrMap<K, V>, key: &K) {
+        let mut extra = self.context.clone();
+        if let Some(mine) = self.scoped.get(key) {
+            extra.merge(mine);
+        }
+        extra.normalize_above(&delta.context);
+        if !extra.is_empty() {
+            delta.scoped.insert(key.clone(), extra);
+        }
+    }
+
+    /// The next dot `leader` mints here: one past the highest of its dots seen, for any key.
+    fn next_dot(&self, leader: LeaderId) -> Dot {
+        let seq = self.scoped.values().map(|extra| extra.highest(leader)).fold(self.context.highest(leader), Ord::max);
+        Dot::new(leader, seq.next())
+    }
+
     /// Removes `key` as observed here (hides it; its value is kept, see the module docs) and
-    /// returns the delta. An update of the key this replica has not seen keeps it present.
-    /// Removing an absent key is a no-op (empty delta).
+    /// returns the delta: the key's live dots and this replica's context scoped to the key, so
+    /// that every update of it seen here is removed, even one whose delta was lost. An update of
+    /// the key this replica has not seen keeps it present. Removing an absent key changes
+    /// nothing here, but its delta still removes, elsewhere, the updates this replica saw.
     pub fn remove(&mut self, key: &K) -> OrMap<K, V> {
-        let Some(dots) = self.keys.remove(key) else { return OrMap::new() };
+        let dots = self.keys.remove(key).unwrap_or_default();
         self.normalize(key);
-        OrMap { keys: BTreeMap::new(), values: BTreeMap::new(), context: CausalContext::from_dots(&dots) }
+        let mut delta = OrMap::new();
+        delta.context = CausalContext::from_dots(&dots);
+        self.scope_delta(&mut delta, key);
+        delta
     }
 
     /// The value of `key`, if present.
@@ -218,8 +268,44 @@ impl<K: Ord + Clone, V: StateCrdt> OrMap<K, V> {
 
 impl<K: Ord + Clone, V: StateCrdt> StateCrdt for OrMap<K, V> {
     fn merge(&mut self, other: &Self) {
-        join_dot_maps(&mut self.keys, &self.context, &other.keys, &other.context);
+        // The dot-map join with effective (scoped) contexts: first my dots their context for the
+        // key has seen but they do not hold, then their dots my context for the key has not seen.
+        for (key, dots) in self.keys.iter_mut() {
+            let (theirs, extra) = (other.keys.get(key), other.scoped.get(key));
+            dots.retain(|&dot| {
+                theirs.is_some_and(|t| t.contains(&dot))
+                    || !(other.context.contains(dot) || extra.is_some_and(|e| e.contains(dot)))
+            });
+        }
+        self.keys.retain(|_, dots| !dots.is_empty());
+        for (key, their_dots) in &other.keys {
+            let extra = self.scoped.get(key);
+            let unseen: Vec<Dot> = their_dots
+                .iter()
+                .copied()
+                .filter(|&dot| !(self.context.contains(dot) || extra.is_some_and(|e| e.contains(dot))))
+                .collect();
+            if !unseen.is_empty() {
+                self.keys.entry(key.clone()).or_default().extend(unseen);
+            }
+        }
+        let grew = !self.scoped.is_empty() && !other.context.is_within(&self.context);
         self.context.merge(&other.context);
+        if grew {
+            renormalize(&mut self.scoped, &self.context);
+        }
+        for (key, theirs) in &other.scoped {
+            let mut extra = theirs.clone();
+            if let Some(mine) = self.scoped.get(key) {
+                extra.merge(mine);
+            }
+            extra.normalize_above(&self.context);
+            if extra.is_empty() {
+                self.scoped.remove(key);
+            } else {
+                self.scoped.insert(key.clone(), extra);
+            }
+        }
         for (key, theirs) in &other.values {
             match self.values.get_mut(key) {
                 Some(mine) => mine.merge(theirs),
@@ -232,6 +318,8 @@ impl<K: Ord + Clone, V: StateCrdt> StateCrdt for OrMap<K, V> {
     }
 
     fn dot_cloud_len(&self) -> usize {
-        self.values.values().fold(self.context.cloud_len(), |sum, value| sum.saturating_add(value.dot_cloud_len()))
+        let own =
+            self.scoped.values().fold(self.context.cloud_len(), |sum, extra| sum.saturating_add(extra.cloud_len()));
+        self.values.values().fold(own, |sum, value| sum.saturating_add(value.dot_cloud_len()))
     }
 }

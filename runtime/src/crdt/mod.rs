@@ -42,9 +42,9 @@
 //! causal context is a version vector (one counter per leader) plus a dot cloud that is compacted
 //! into the vector whenever it becomes contiguous, and whose size a replica watches through
 //! [`StateCrdt::dot_cloud_len`] (above [`DOT_CLOUD_MAX`], ask the peer for its full state, which
-//! fills the gaps); an OR-set element carries at most one dot per leader; a 2P-set's tombstones
-//! grow with every removed element and are never collected — prefer [`OrSet`] when elements come
-//! and go.
+//! fills the gaps); an OR-set element carries at most one dot per leader (and, only where deltas
+//! were lost, a scoped causal context: see [`OrSet`]); a 2P-set's tombstones grow with every
+//! removed element and are never collected — prefer [`OrSet`] when elements come and go.
 //!
 //! **Architecture invariant:** this module knows nothing about the network, the log or clocks. It
 //! reads no time (an [`LwwRegister`] is given its [`HlcTimestamp`](crate::clock::HlcTimestamp)),

@@ -15,6 +15,15 @@
 //!   before one of those adds, it would miss it and the element would wrongly survive. Causal
 //!   delivery guarantees the adds come first; concurrent add and remove then commute, and the add
 //!   wins (its dot was not observed).
+//! - The runtime does not quite keep that contract for every operation: an operation lost with
+//!   its leader's crash is replaced by a void entry, and the leader's later operations are still
+//!   delivered. A remove therefore carries, besides the live dots it observed, the issuer's
+//!   context for the element (`seen`) and deletes every add of the element it names: an add
+//!   replaced at the issuer, or removed there by a remove whose operation was lost, is in the
+//!   remove's causal past though no longer live. Adds need nothing more: what an add replaced
+//!   at its issuer (an older dot of the same leader) is in the `seen` of every later remove that
+//!   saw the add. (The runtime's operation-based OR-set, `CrdtKind::OpOrSet`, keeps an
+//!   [`OrSet`](super::OrSet) as state and its adds replace nothing at all.)
 //!
 //! **Bounds and overflow.** The counter keeps one increment and one decrement total per leader,
 //! saturating at `u64::MAX` (saturating addition of non-negative amounts is still commutative, so
@@ -27,6 +36,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::context::CausalContext;
 use super::counter::{GCounter, PnCounter};
 use super::OpCrdt;
 use crate::causality::{Dot, VersionVector};
@@ -139,8 +149,14 @@ pub enum OrSetOp<T> {
     Remove {
         /// The element removed.
         element: T,
-        /// The dots of the adds removed.
+        /// The dots of the adds removed (the element's live dots at the issuing replica).
         observed: BTreeSet<Dot>,
+        /// Every add-dot the issuing replica had seen for the element: the remove deletes those
+        /// too. An add that was replaced at the issuer, or removed by a remove whose operation
+        /// was then lost (a void entry), is in the remove's causal past but no longer among the
+        /// live dots; without this, it would survive at a replica that never got the lost
+        /// operation.
+        seen: CausalContext,
     },
 }
 
@@ -149,7 +165,7 @@ impl<T> OrSetOp<T> {
     /// such an operation need not be shipped.
     #[must_use]
     pub fn is_noop(&self) -> bool {
-        matches!(self, OrSetOp::Remove { observed, .. } if observed.is_empty())
+        matches!(self, OrSetOp::Remove { observed, seen, .. } if observed.is_empty() && seen.is_empty())
     }
 }
 
@@ -227,7 +243,8 @@ impl<T: Ord + Clone> OpOrSet<T> {
     /// ship (a no-op, see [`OrSetOp::is_noop`], when the element is absent).
     pub fn remove(&mut self, element: &T) -> OrSetOp<T> {
         let observed = self.entries.get(element).cloned().unwrap_or_default();
-        let op = OrSetOp::Remove { element: element.clone(), observed };
+        let seen = CausalContext::from_version_vector(&self.seen);
+        let op = OrSetOp::Remove { element: element.clone(), observed, seen };
         self.apply(&op);
         op
     }
@@ -278,9 +295,9 @@ impl<T: Ord + Clone> OpCrdt for OpOrSet<T> {
                 dots.retain(|d| d.origin != dot.origin);
                 dots.insert(*dot);
             }
-            OrSetOp::Remove { element, observed } => {
+            OrSetOp::Remove { element, observed, seen } => {
                 if let Some(dots) = self.entries.get_mut(element) {
-                    dots.retain(|d| !observed.contains(d));
+                    dots.retain(|d| !observed.contains(d) && !seen.contains(*d));
                     if dots.is_empty() {
                         self.entries.remove(element);
                     }

@@ -12,10 +12,40 @@
 //!
 //! Join of `(s, c)` and `(s', c')` (the dot-map join of Almeida et al., §6), per element: keep
 //! the dots both hold, plus the dots one side holds that the other has not seen; the context is
-//! `c ∪ c'`.
+//! `c ∪ c'`. ("Seen" is for the element: see the scoped contexts below.)
 //!
 //! An add also replaces the dots of the element it observed (they are causally older), so each
 //! element carries at most one dot per leader that added it concurrently.
+//!
+//! **Lost deltas and scoped contexts.** The runtime may never deliver some deltas of an origin
+//! while delivering its later ones: a write no peer received before its leader crashed is
+//! replaced by a *void* entry. A delta that names only the dots it *directly* replaced is then
+//! not enough: after `add(x)`, `add(x)`, `remove(x)` at one leader, the second add's delta
+//! replaced the first add's dot and the remove's delta named only the second add's; a replica
+//! that never got the second delta kept the first add, and `x` came back although the remove
+//! had seen it (issue 16). So a delta for element `x` — add, remove, also the remove of an
+//! absent element — carries its origin's **whole causal context, scoped to `x`**: it removes,
+//! wherever it arrives, every dot of `x` its origin had seen (its causal past), but no dot of
+//! another element, which it does not mention. (The unscoped context of a delta stays what it
+//! was — the new dot and the dots directly replaced or removed — so the dots it mints still
+//! reach every replica's context.) [`clear`](OrSet::clear) mentions every element and carries the
+//! whole context unscoped. This is the causal-context reasoning of Almeida, Shoker and Baquero
+//! (2018, §5–6: a delta's context says what the mutation has seen), applied per element.
+//!
+//! The state is therefore `(entries, context, scoped)`, with `scoped: element → CausalContext`;
+//! the *effective context* of element `x` is `context ∪ scoped[x]`, and the meaning is, per
+//! element, the causal dot set `(entries[x], context ∪ scoped[x])`: a product of the dot-set
+//! lattices of Almeida et al., one per element, sharing the common part `context`. The join is
+//! the dot-set join per element with effective contexts; `context` and `scoped` are united
+//! (pointwise). Canonical form (`CausalContext::normalize_above`): per element and leader,
+//! `scoped[x]` holds nothing if `context` already has every dot of that leader it would name,
+//! and otherwise exactly the effective context's dots of that leader — so equal meanings are
+//! equal bytes, and a scoped context stays a version vector rather than a cloud of differences.
+//! When `context` grows, the scoped contexts are normalized again. Under causal delivery without
+//! loss, a replica's context already covers every scoped context it receives, so `scoped` is
+//! empty; it holds something only where dots were lost (or while deltas arrive out of order).
+//! [`next_dot`](OrSet::next_dot) looks at the scoped contexts too, so a leader that recovered its
+//! state from a peer never mints a dot that a scoped context already names.
 //!
 //! **Applying a delta costs what the delta names, not what the set holds.** Joining a delta
 //! `(s', c')` into a large state `(s, c)` changes only two kinds of dots: the dots of `s'` that
@@ -30,9 +60,14 @@
 //! state of comparable size walks both, as before. Both paths compute the same join (a property
 //! test checks them, on random histories, against the plain dot-map join that `merge` was before).
 //!
+//! The scoped contexts of a delta name few elements: their removals are found by looking those
+//! elements up (`join_scoped_removals`), not through the index, so the sparse path keeps its
+//! cost.
+//!
 //! A delta of one element and one dot — what [`add`](OrSet::add), [`remove`](OrSet::remove),
 //! [`add_delta`](OrSet::add_delta) and [`remove_delta`](OrSet::remove_delta) return — is stored
-//! inline, without heap allocation (see `small.rs`).
+//! inline (its scoped context too, apart from the context's own vector), with little heap
+//! allocation (see `small.rs`).
 //!
 //! **Bounds.** Elements are user data; a set of [`INDEXED_MIN`] elements or more also holds each
 //! element once more per dot in its index. Metadata: at most one dot per (element, leader) and
@@ -69,8 +104,8 @@ use crate::LeaderId;
 /// assert!(x.contains(&"milk")); // add wins
 /// ```
 ///
-/// Serialized as the struct `{ entries: BTreeMap<T, BTreeSet<Dot>>, context }` (the index is not
-/// serialized; a decoded set rebuilds it).
+/// Serialized as the struct `{ entries: BTreeMap<T, BTreeSet<Dot>>, context, scoped: BTreeMap<T,
+/// CausalContext> }` (the index is not serialized; a decoded set rebuilds it).
 #[derive(Clone, Deserialize)]
 #[serde(bound(deserialize = "T: Ord + Clone + Deserialize<'de>"))]
 #[serde(from = "RawOrSet<T>")]
@@ -81,6 +116,10 @@ pub struct OrSet<T> {
     index: DotIndex<T>,
     /// Every dot seen; covers every dot in `entries`.
     context: CausalContext,
+    /// Extra dots seen *for one element only*: the effective context of element `x` is
+    /// `context ∪ scoped[x]` (see the module docs). Canonical: each is normalized above
+    /// `context` (`CausalContext::normalize_above`) and none is empty.
+    scoped: SmallMap<T, CausalContext>,
 }
 
 /// The decoded shape of an [`OrSet`], made canonical on the way in.
@@ -90,44 +129,60 @@ pub struct OrSet<T> {
 struct RawOrSet<T> {
     entries: BTreeMap<T, BTreeSet<Dot>>,
     context: CausalContext,
+    scoped: BTreeMap<T, CausalContext>,
 }
 
 impl<T: Ord + Clone> From<RawOrSet<T>> for OrSet<T> {
     fn from(raw: RawOrSet<T>) -> Self {
-        let RawOrSet { mut entries, mut context } = raw;
+        let RawOrSet { mut entries, mut context, mut scoped } = raw;
         entries.retain(|_, dots| !dots.is_empty());
         for dot in entries.values().flatten() {
             context.insert(*dot);
         }
         let entries: BTreeMap<T, SmallSet<Dot>> =
             entries.into_iter().map(|(element, dots)| (element, SmallSet::from(dots))).collect();
-        let mut set = OrSet { entries: SmallMap::from(entries), index: DotIndex::default(), context };
+        scoped.retain(|_, extra| {
+            extra.normalize_above(&context);
+            !extra.is_empty()
+        });
+        let mut set = OrSet {
+            entries: SmallMap::from(entries),
+            index: DotIndex::default(),
+            context,
+            scoped: SmallMap::from(scoped),
+        };
         set.index.build_if_large(&set.entries);
         set
     }
 }
 
-/// The struct a derived `Serialize` of `{ entries: BTreeMap<T, BTreeSet<Dot>>, context }` writes:
-/// same field names, same bytes.
+/// The struct a derived `Serialize` of `{ entries: BTreeMap<T, BTreeSet<Dot>>, context, scoped:
+/// BTreeMap<T, CausalContext> }` writes: same field names, same bytes.
 impl<T: Serialize> Serialize for OrSet<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut state = serializer.serialize_struct("OrSet", 2)?;
+        let mut state = serializer.serialize_struct("OrSet", 3)?;
         state.serialize_field("entries", &self.entries)?;
         state.serialize_field("context", &self.context)?;
+        state.serialize_field("scoped", &self.scoped)?;
         state.end()
     }
 }
 
 impl<T> Default for OrSet<T> {
     fn default() -> Self {
-        OrSet { entries: SmallMap::default(), index: DotIndex::default(), context: CausalContext::new() }
+        OrSet {
+            entries: SmallMap::default(),
+            index: DotIndex::default(),
+            context: CausalContext::new(),
+            scoped: SmallMap::default(),
+        }
     }
 }
 
 /// Equal when the elements, their dots and the contexts are (the index follows from them).
 impl<T: PartialEq> PartialEq for OrSet<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries && self.context == other.context
+        self.entries == other.entries && self.context == other.context && self.scoped == other.scoped
     }
 }
 
@@ -137,12 +192,17 @@ impl<T: Hash> Hash for OrSet<T> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.entries.hash(state);
         self.context.hash(state);
+        self.scoped.hash(state);
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for OrSet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OrSet").field("entries", &self.entries).field("context", &self.context).finish()
+        f.debug_struct("OrSet")
+            .field("entries", &self.entries)
+            .field("context", &self.context)
+            .field("scoped", &self.scoped)
+            .finish()
     }
 }
 
@@ -154,9 +214,11 @@ impl<T: Ord + Clone> OrSet<T> {
     }
 
     /// `leader` adds `element` (with a fresh dot, replacing the element's dots seen here) and
-    /// returns the delta.
+    /// returns the delta: the new dot, the dots it replaced, and this replica's whole context
+    /// scoped to `element` (so that the add also replaces, wherever it arrives, what lost
+    /// deltas of this replica had replaced; see the module docs).
     pub fn add(&mut self, leader: LeaderId, element: T) -> OrSet<T> {
-        let dot = self.context.next_dot(leader);
+        let dot = self.next_dot(leader);
         let replaced = self.entries.insert(element.clone(), SmallSet::one(dot));
         if let Some(replaced) = &replaced {
             for &old in replaced.iter() {
@@ -166,24 +228,91 @@ impl<T: Ord + Clone> OrSet<T> {
         self.index.add(dot, &element);
         self.index.build_if_large(&self.entries);
         self.context.insert(dot);
-        let mut delta = OrSet { entries: SmallMap::one(element, SmallSet::one(dot)), ..OrSet::default() };
+        let mut delta = OrSet::default();
         for &old in replaced.iter().flat_map(SmallSet::iter) {
             delta.context.insert(old);
         }
         delta.context.insert(dot);
+        if let Some(extra) = self.scoped_above(&element, &delta.context) {
+            delta.scoped = SmallMap::one(element.clone(), extra);
+        }
+        delta.entries = SmallMap::one(element, SmallSet::one(dot));
+        Self::renormalize(&mut self.scoped, &self.context);
         delta
     }
 
-    /// Removes `element` as observed here (its dots seen here) and returns the delta. Adds of it
-    /// this replica has not seen survive. Removing an absent element is a no-op (empty delta).
+    /// Removes `element` as observed here and returns the delta: the element's live dots, and
+    /// this replica's whole context scoped to `element`, so that the remove deletes every add of
+    /// it this replica has seen — even one whose delta (or the delta that replaced it) is lost.
+    /// Adds of it this replica has not seen survive. Removing an absent element changes nothing
+    /// here, but its delta still removes, elsewhere, the adds this replica saw.
     pub fn remove(&mut self, element: &T) -> OrSet<T> {
         let mut delta = OrSet::new();
-        let Some(dots) = self.entries.remove(element) else { return delta };
-        for &dot in dots.iter() {
-            self.index.remove(dot, element);
-            delta.context.insert(dot);
+        if let Some(dots) = self.entries.remove(element) {
+            for &dot in dots.iter() {
+                self.index.remove(dot, element);
+                delta.context.insert(dot);
+            }
+        }
+        if let Some(extra) = self.scoped_above(element, &delta.context) {
+            delta.scoped = SmallMap::one(element.clone(), extra);
         }
         delta
+    }
+
+    /// The delta of a remove of `element` that observed the adds `observed` at a replica whose
+    /// context for the element was `seen` (an operation-based remove, see
+    /// [`OrSetOp::Remove`](super::OrSetOp::Remove)): every add of `element` that `seen` names
+    /// is removed.
+    #[must_use]
+    pub fn remove_seen_delta<'a>(
+        element: T,
+        observed: impl IntoIterator<Item = &'a Dot>,
+        seen: &CausalContext,
+    ) -> OrSet<T> {
+        let mut delta = OrSet::remove_delta(observed);
+        let mut extra = seen.clone();
+        extra.normalize_above(&delta.context);
+        if !extra.is_empty() {
+            delta.scoped = SmallMap::one(element, extra);
+        }
+        delta
+    }
+
+    /// The next dot `leader` mints here: one past the highest of its dots seen, for any element.
+    #[must_use]
+    pub fn next_dot(&self, leader: LeaderId) -> Dot {
+        let seq = self.scoped.values().map(|extra| extra.highest(leader)).fold(self.context.highest(leader), Ord::max);
+        Dot::new(leader, seq.next())
+    }
+
+    /// Every dot this replica has seen for `element`: the context, plus the dots seen for this
+    /// element only.
+    #[must_use]
+    pub fn context_of(&self, element: &T) -> CausalContext {
+        let mut cx = self.context.clone();
+        if let Some(extra) = self.scoped.get(element) {
+            cx.merge(extra);
+        }
+        cx
+    }
+
+    /// What a delta for `element` whose context is `delta_context` carries as its scoped
+    /// context: this replica's context for the element, normalized above `delta_context`.
+    fn scoped_above(&self, element: &T, delta_context: &CausalContext) -> Option<CausalContext> {
+        let mut extra = self.context_of(element);
+        extra.normalize_above(delta_context);
+        (!extra.is_empty()).then_some(extra)
+    }
+
+    /// Restores the canonical form of the scoped contexts after `context` grew.
+    fn renormalize(scoped: &mut SmallMap<T, CausalContext>, context: &CausalContext) {
+        if !scoped.is_empty() {
+            scoped.retain(|_, extra| {
+                extra.normalize_above(context);
+                !extra.is_empty()
+            });
+        }
     }
 
     /// The delta of an add of `element` tagged `dot` made elsewhere (an operation-based add,
@@ -205,14 +334,17 @@ impl<T: Ord + Clone> OrSet<T> {
         delta
     }
 
-    /// Removes every element observed here and returns the delta.
+    /// Removes every element observed here and returns the delta: this replica's whole context
+    /// (and scoped contexts), so that it deletes every add this replica has seen, including
+    /// adds whose deltas are lost.
     pub fn clear(&mut self) -> OrSet<T> {
-        let removed = core::mem::take(&mut self.entries);
+        self.entries = SmallMap::default();
         self.index = DotIndex::default();
         OrSet {
             entries: SmallMap::default(),
             index: DotIndex::default(),
-            context: CausalContext::from_dots(removed.values().flat_map(SmallSet::iter)),
+            context: self.context.clone(),
+            scoped: self.scoped.clone(),
         }
     }
 
@@ -262,13 +394,15 @@ impl<T: Ord + Clone> OrSet<T> {
     /// `other` names few elements and cloud dots compared with this set's size.
     fn sparse_join_pays(&self, other: &Self) -> bool {
         self.index.is_usable()
-            && other.entries.len().saturating_add(other.context.cloud_len()) <= self.entries.len() / 4
+            && other.entries.len().saturating_add(other.context.cloud_len()).saturating_add(other.scoped.len())
+                <= self.entries.len() / 4
     }
 
     /// The dot-map join's first half, by a scan of every element here: my dots that `other` has
     /// seen (its context) but does not hold under the same element were removed there.
     fn join_full_removals(&mut self, other: &Self) {
         let OrSet { entries, index, .. } = self;
+        // `other`'s scoped contexts are applied by `join_scoped_removals`.
         entries.retain(|element, dots| {
             let theirs = other.entries.get(element);
             dots.retain(|&dot| {
@@ -291,7 +425,7 @@ impl<T: Ord + Clone> OrSet<T> {
     /// My dots are all in my context, so a dot my context has not seen needs no lookup (the
     /// typical add-delta's), and a range needs looking up only as far as my context reaches.
     fn join_sparse_removals(&mut self, other: &Self) {
-        let OrSet { entries, index, context } = self;
+        let OrSet { entries, index, context, .. } = self;
         for (leader, upto) in other.context.prefixes() {
             let upto = upto.min(context.highest(leader));
             index.retain_holders_upto(leader, upto, |dot, element| Self::keep_or_drop(entries, other, dot, element));
@@ -319,13 +453,36 @@ impl<T: Ord + Clone> OrSet<T> {
         false
     }
 
-    /// The dot-map join's second half: their dots that I have not seen (`self.context` is still
-    /// mine alone) are new here. Visits only `other`'s elements.
+    /// The rest of the first half, for the elements `other` has a scoped context for: my dots of
+    /// such an element that the scoped context names and `other` does not hold under it were
+    /// removed there. Visits only those elements.
+    fn join_scoped_removals(&mut self, other: &Self) {
+        let OrSet { entries, index, .. } = self;
+        for (element, extra) in other.scoped.iter() {
+            let Some(dots) = entries.get_mut(element) else { continue };
+            let theirs = other.entries.get(element);
+            dots.retain(|&dot| {
+                let keep = theirs.is_some_and(|t| t.contains(&dot)) || !extra.contains(dot);
+                if !keep {
+                    index.remove(dot, element);
+                }
+                keep
+            });
+            if dots.is_empty() {
+                let _ = entries.remove(element);
+            }
+        }
+    }
+
+    /// The dot-map join's second half: their dots that I have not seen for the element (my
+    /// context and scoped context are still mine alone) are new here. Visits only `other`'s
+    /// elements.
     fn join_additions(&mut self, other: &Self) {
-        let OrSet { entries, index, context } = self;
+        let OrSet { entries, index, context, scoped } = self;
         for (element, their_dots) in other.entries.iter() {
+            let extra = if scoped.is_empty() { None } else { scoped.get(element) };
             for &dot in their_dots.iter() {
-                if context.contains(dot) {
+                if context.contains(dot) || extra.is_some_and(|extra| extra.contains(dot)) {
                     continue;
                 }
                 entries.upsert(
@@ -336,6 +493,28 @@ impl<T: Ord + Clone> OrSet<T> {
                     },
                 );
                 index.add(dot, element);
+            }
+        }
+    }
+
+    /// The join of the scoped contexts, once `self.context` holds the joined context: unions
+    /// per element, in canonical form. `grew` says whether the context grew (every scoped
+    /// context is then normalized again).
+    fn join_scoped(&mut self, other: &Self, grew: bool) {
+        let OrSet { context, scoped, .. } = self;
+        if grew {
+            Self::renormalize(scoped, context);
+        }
+        for (element, theirs) in other.scoped.iter() {
+            let mut extra = theirs.clone();
+            if let Some(mine) = scoped.get(element) {
+                extra.merge(mine);
+            }
+            extra.normalize_above(context);
+            if extra.is_empty() {
+                let _ = scoped.remove(element);
+            } else {
+                let _ = scoped.insert(element.clone(), extra);
             }
         }
     }
@@ -370,17 +549,20 @@ impl<T: Ord + Clone> StateCrdt for OrSet<T> {
         } else {
             self.join_full_removals(other);
         }
+        self.join_scoped_removals(other);
         self.join_additions(other);
+        let grew = !self.scoped.is_empty() && !other.context.is_within(&self.context);
         self.context.merge(&other.context);
+        self.join_scoped(other, grew);
         self.index.build_if_large(&self.entries);
     }
 
     fn is_bottom(&self) -> bool {
-        self.entries.is_empty() && self.context.is_empty()
+        self.entries.is_empty() && self.context.is_empty() && self.scoped.is_empty()
     }
 
     fn dot_cloud_len(&self) -> usize {
-        self.context.cloud_len()
+        self.scoped.values().fold(self.context.cloud_len(), |sum, extra| sum.saturating_add(extra.cloud_len()))
     }
 }
 
@@ -388,7 +570,6 @@ impl<T: Ord + Clone> StateCrdt for OrSet<T> {
 mod tests {
     use super::*;
     use crate::causality::Seq;
-    use crate::crdt::context::join_dot_maps;
     use alloc::vec::Vec;
     use proptest::prelude::*;
 
@@ -396,21 +577,79 @@ mod tests {
         LeaderId::new(usize::from(i)).expect("below 64")
     }
 
-    /// The plain representation the set had before the index and the inline storage: element →
-    /// dot set in B-trees, and the context.
-    fn plain(set: &OrSet<u16>) -> (BTreeMap<u16, BTreeSet<Dot>>, CausalContext) {
+    /// The plain representation of a set, without the index and the inline storage: element →
+    /// dot set in B-trees, the context, and the scoped contexts.
+    type Plain = (BTreeMap<u16, BTreeSet<Dot>>, CausalContext, BTreeMap<u16, CausalContext>);
+
+    fn plain(set: &OrSet<u16>) -> Plain {
         let entries = set.entries.iter().map(|(e, dots)| (*e, dots.iter().copied().collect())).collect();
-        (entries, set.context.clone())
+        let scoped = set.scoped.iter().map(|(e, cx)| (*e, cx.clone())).collect();
+        (entries, set.context.clone(), scoped)
     }
 
-    /// The reference join: the dot-map join over the plain representation, as `merge` was
-    /// written before (and as [`OrMap`](crate::crdt::OrMap) still joins its keys).
-    fn reference_merge(mine: &OrSet<u16>, theirs: &OrSet<u16>) -> (BTreeMap<u16, BTreeSet<Dot>>, CausalContext) {
-        let (mut entries, mut context) = plain(mine);
-        let (their_entries, their_context) = plain(theirs);
-        join_dot_maps(&mut entries, &context, &their_entries, &their_context);
+    /// The effective context of `element`: the context and its scoped context.
+    fn effective(context: &CausalContext, scoped: &BTreeMap<u16, CausalContext>, element: u16) -> CausalContext {
+        let mut cx = context.clone();
+        if let Some(extra) = scoped.get(&element) {
+            cx.merge(extra);
+        }
+        cx
+    }
+
+    /// The reference join over the plain representation, element by element: a dot survives if
+    /// both hold it, or one holds it and the other's effective context for the element has not
+    /// seen it; contexts united; scoped contexts united and normalized.
+    fn reference_merge(mine: &OrSet<u16>, theirs: &OrSet<u16>) -> Plain {
+        let (entries, mut context, mut scoped) = plain(mine);
+        let (their_entries, their_context, their_scoped) = plain(theirs);
+        let elements: BTreeSet<u16> = entries.keys().chain(their_entries.keys()).copied().collect();
+        let mut joined = BTreeMap::new();
+        for element in elements {
+            let (my_cx, their_cx) =
+                (effective(&context, &scoped, element), effective(&their_context, &their_scoped, element));
+            let (my_dots, their_dots) = (
+                entries.get(&element).cloned().unwrap_or_default(),
+                their_entries.get(&element).cloned().unwrap_or_default(),
+            );
+            let dots: BTreeSet<Dot> = my_dots
+                .iter()
+                .filter(|d| their_dots.contains(d) || !their_cx.contains(**d))
+                .chain(their_dots.iter().filter(|d| !my_cx.contains(**d)))
+                .copied()
+                .collect();
+            if !dots.is_empty() {
+                joined.insert(element, dots);
+            }
+        }
         context.merge(&their_context);
-        (entries, context)
+        for (element, extra) in their_scoped {
+            scoped.entry(element).or_default().merge(&extra);
+        }
+        scoped.retain(|_, extra| {
+            extra.normalize_above(&context);
+            !extra.is_empty()
+        });
+        (joined, context, scoped)
+    }
+
+    /// The scoped part a delta for `element` with context `delta_context` carries, made at a
+    /// replica whose plain state was `before` (and that minted `minted`, if any).
+    fn scoped_part(
+        before: &Plain,
+        element: u16,
+        minted: Option<Dot>,
+        delta_context: &CausalContext,
+    ) -> BTreeMap<u16, CausalContext> {
+        let mut extra = effective(&before.1, &before.2, element);
+        if let Some(dot) = minted {
+            extra.insert(dot);
+        }
+        extra.normalize_above(delta_context);
+        if extra.is_empty() {
+            BTreeMap::new()
+        } else {
+            BTreeMap::from([(element, extra)])
+        }
     }
 
     /// One step of a random history over a few replicas.
@@ -475,8 +714,11 @@ mod tests {
             // The sparse removals, forced even where `merge` would choose the scan.
             let mut sparse = replica.clone();
             sparse.join_sparse_removals(other);
+            sparse.join_scoped_removals(other);
             sparse.join_additions(other);
+            let grew = !sparse.scoped.is_empty() && !other.context.is_within(&sparse.context);
             sparse.context.merge(&other.context);
+            sparse.join_scoped(other, grew);
             prop_assert_eq!(plain(&sparse), expected.clone(), "sparse join");
         }
         replica.merge(other);
@@ -500,34 +742,37 @@ mod tests {
                 match step {
                     Step::Add { at, element } => {
                         let replica = &mut replicas[usize::from(at)];
-                        let (before, _) = plain(replica);
-                        let expected_dot = replica.context.next_dot(leader(at));
+                        let before = plain(replica);
+                        let expected_dot = replica.next_dot(leader(at));
+                        prop_assert!(!effective(&before.1, &before.2, element).contains(expected_dot));
                         let delta = replica.add(leader(at), element);
-                        let replaced: Vec<Dot> = before.get(&element).into_iter().flatten().copied().collect();
+                        let replaced: Vec<Dot> = before.0.get(&element).into_iter().flatten().copied().collect();
                         let mut context = CausalContext::from_dots(&replaced);
                         context.insert(expected_dot);
+                        let scoped = scoped_part(&before, element, Some(expected_dot), &context);
                         prop_assert_eq!(
                             plain(&delta),
-                            (BTreeMap::from([(element, BTreeSet::from([expected_dot]))]), context)
+                            (BTreeMap::from([(element, BTreeSet::from([expected_dot]))]), context, scoped)
                         );
                         prop_assert!(replica.index_is_consistent());
                         deltas.push(delta);
                     }
                     Step::Remove { at, element } => {
                         let replica = &mut replicas[usize::from(at)];
-                        let observed: Vec<Dot> = replica.dots(&element).collect();
+                        let before = plain(replica);
+                        let observed = CausalContext::from_dots(&before.0.get(&element).cloned().unwrap_or_default());
                         let delta = replica.remove(&element);
-                        prop_assert_eq!(plain(&delta), (BTreeMap::new(), CausalContext::from_dots(&observed)));
+                        let scoped = scoped_part(&before, element, None, &observed);
+                        prop_assert_eq!(plain(&delta), (BTreeMap::new(), observed, scoped));
                         prop_assert!(!replica.contains(&element));
                         prop_assert!(replica.index_is_consistent());
                         deltas.push(delta);
                     }
                     Step::Clear { at } => {
                         let replica = &mut replicas[usize::from(at)];
-                        let observed: Vec<Dot> =
-                            replica.iter().flat_map(|e| replica.dots(e).collect::<Vec<_>>()).collect();
+                        let (_, context, scoped) = plain(replica);
                         let delta = replica.clear();
-                        prop_assert_eq!(plain(&delta), (BTreeMap::new(), CausalContext::from_dots(&observed)));
+                        prop_assert_eq!(plain(&delta), (BTreeMap::new(), context, scoped));
                         prop_assert!(replica.is_empty() && replica.index_is_consistent());
                         deltas.push(delta);
                     }
@@ -562,13 +807,14 @@ mod tests {
             for replica in &replicas {
                 #[derive(Serialize)]
                 #[serde(rename = "OrSet")]
-                struct Plain {
+                struct Wire {
                     entries: BTreeMap<u16, BTreeSet<Dot>>,
                     context: CausalContext,
+                    scoped: BTreeMap<u16, CausalContext>,
                 }
-                let (entries, context) = plain(replica);
+                let (entries, context, scoped) = plain(replica);
                 let bytes = postcard::to_allocvec(replica).expect("encodes");
-                prop_assert_eq!(&bytes, &postcard::to_allocvec(&Plain { entries, context }).expect("encodes"));
+                prop_assert_eq!(&bytes, &postcard::to_allocvec(&Wire { entries, context, scoped }).expect("encodes"));
                 let decoded: OrSet<u16> = postcard::from_bytes(&bytes).expect("decodes");
                 prop_assert_eq!(&decoded, replica);
                 prop_assert!(decoded.index_is_consistent());

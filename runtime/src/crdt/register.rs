@@ -15,7 +15,12 @@
 //! replaces the values whose dots the writer has seen; concurrent writes are all kept, as
 //! siblings, until a write that saw them replaces them. The state is a dot function (dot → value)
 //! plus a [`CausalContext`]; the join keeps a value if both sides hold it or if one side holds
-//! it and the other has not seen its dot.
+//! it and the other has not seen its dot. A write's delta is the register's whole new state: its
+//! context is everything the writer had seen, so the write replaces every write in its causal
+//! past wherever it arrives, even where the delta of an intermediate write was lost (a void
+//! entry; with a delta naming only the replaced dots, write, write, write with the second lost
+//! brought the first back as a sibling — issue 16). The register is one slot, so that delta is
+//! small: the value (and the siblings a contextual write kept) and a version vector.
 //!
 //! **Bounds.** [`MvRegister::write`] replaces everything present, so the siblings are at most one
 //! per leader writing concurrently ([`MAX_LEADERS`](crate::MAX_LEADERS)).
@@ -24,7 +29,6 @@
 //! sibling, never a lost write), so such clients must read before they write.
 
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
@@ -170,8 +174,8 @@ impl<T: Ord + Clone> MvRegister<T> {
 
     /// `leader` writes `value`, replacing every value present here, and returns the delta.
     pub fn write(&mut self, leader: LeaderId, value: T) -> MvRegister<T> {
-        let replaced = core::mem::take(&mut self.values);
-        self.put(leader, value, replaced.keys())
+        self.values.clear();
+        self.put(leader, value)
     }
 
     /// `leader` writes `value`, replacing the values present here whose dots `seen` names (a
@@ -179,24 +183,22 @@ impl<T: Ord + Clone> MvRegister<T> {
     /// the delta. Values `seen` does not name stay, as siblings of the new one; dots in `seen`
     /// that have not arrived here are not claimed, so a write the reader never saw is never lost.
     pub fn write_with_context(&mut self, leader: LeaderId, value: T, seen: &CausalContext) -> MvRegister<T> {
-        let replaced: Vec<Dot> = self.values.keys().copied().filter(|&dot| seen.contains(dot)).collect();
-        for dot in &replaced {
-            self.values.remove(dot);
-        }
-        self.put(leader, value, replaced.iter())
+        self.values.retain(|&dot, _| !seen.contains(dot));
+        self.put(leader, value)
     }
 
-    /// Adds `value` under a fresh dot of `leader`; `replaced` are the dots just removed.
-    fn put<'a>(&mut self, leader: LeaderId, value: T, replaced: impl Iterator<Item = &'a Dot>) -> MvRegister<T> {
+    /// Adds `value` under a fresh dot of `leader` (the values it replaces are already gone) and
+    /// returns the delta: the register's whole new state. Its context is everything this
+    /// replica has seen, so the write replaces, wherever it arrives, every write in its causal
+    /// past — also one whose own delta, or the delta of the write that replaced it, was lost
+    /// (a void entry). A delta naming only the replaced dots would let such a write come back
+    /// as a sibling. The register is one slot, so its whole state is the smallest delta that
+    /// does this: the new value, the siblings a contextual write kept, and a version vector.
+    fn put(&mut self, leader: LeaderId, value: T) -> MvRegister<T> {
         let dot = self.context.next_dot(leader);
-        let mut context = CausalContext::new();
-        for &old in replaced {
-            context.insert(old);
-        }
-        context.insert(dot);
         self.context.insert(dot);
-        self.values.insert(dot, value.clone());
-        MvRegister { values: BTreeMap::from([(dot, value)]), context }
+        self.values.insert(dot, value);
+        self.clone()
     }
 
     /// The present values (one, or several concurrent siblings), in the order of their dots.
