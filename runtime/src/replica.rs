@@ -67,6 +67,9 @@ struct RecoveryDecision {
     high_water: crate::causality::Seq,
     /// Its writes peers hold undelivered: they come back; every other gap is voided.
     held: alloc::collections::BTreeSet<crate::causality::Seq>,
+    /// Per peer, what it had applied when it first said, after the decision, that nothing
+    /// waiting there depends on a write of this leader's: this leader catches up to it.
+    caught_up_to: BTreeMap<LeaderId, VersionVector>,
 }
 
 /// How many void entries a replica remembers for [`Replica::voided`].
@@ -949,6 +952,10 @@ impl Replica {
         let anti_entropy_due = self.next_anti_entropy.is_none_or(|due| now >= due);
         if anti_entropy_due {
             targets = self.neighbours().union(self.catching_up.intersection(self.live));
+            if let Some(decision) = &self.recovery_decision {
+                let pending = self.live.without(self.id).iter().filter(|p| !decision.caught_up_to.contains_key(p));
+                targets = targets.union(pending.collect());
+            }
             self.next_anti_entropy = Some(now.saturating_add(self.config.anti_entropy_interval));
         }
         if let Some(interval) = self.config.ack_interval {
@@ -1712,9 +1719,32 @@ impl Replica {
             _ => {}
         }
         let known_life = self.recovery_reports.get(&from).map(|r| r.life);
-        if self.recovering && self.recovery_decision.is_some() {
+        if let Some(decision) = self.recovery_decision.as_mut().filter(|_| self.recovering) {
             if known_life.is_some_and(|life| life != status.life) {
                 self.reopen_recovery(now);
+            } else if held.is_empty() && needed.0 == 0 {
+                // Nothing waits at this peer for a write of this leader's earlier life: what
+                // depended on one (a write whose context names a CRDT dot of a voided write) is
+                // applied there, and this leader catches up to it before it writes (or it would
+                // mint that dot again).
+                decision.caught_up_to.entry(from).or_insert(theirs.clone());
+            }
+        } else if !self.recovering && needed > self.applied.get(self.id) {
+            // An entry waiting at this peer depends on a write of an earlier life of this
+            // leader's that nobody held when it settled (every held one is at most what it
+            // applied since): no copy exists, so voiding the gap is safe, and the entry is
+            // delivered instead of waiting for ever.
+            let limit = self.applied.get(self.id).0.saturating_add(self.config.causal_buffer_max as u64);
+            if needed.0 <= limit {
+                while self.applied.get(self.id) < needed {
+                    let next = self.applied.get(self.id).next();
+                    if !self.void(now, next) {
+                        break;
+                    }
+                }
+            } else {
+                let why = "claims writes of the receiver beyond what a causal buffer can hold";
+                self.reject(from, Rejection::MalformedDigest { why });
             }
         } else if self.recovering && !status.sealed {
             // A peer that no longer holds this leader sealed (it took a late "done" of this
@@ -2084,7 +2114,8 @@ impl Replica {
             // state.
             let (own_held, own_needed) = self.held_for(self.id);
             let high_water = own_held.into_iter().chain([own_needed]).fold(high_water, core::cmp::Ord::max);
-            self.recovery_decision = Some(RecoveryDecision { applied_max, high_water, held });
+            let caught_up_to = BTreeMap::new();
+            self.recovery_decision = Some(RecoveryDecision { applied_max, high_water, held, caught_up_to });
             self.trace(|| TraceEvent::Settled { high_water });
             // Every peer lifts its seal at once (those that miss this ask every interval).
             for peer in self.live.without(self.id) {
@@ -2104,7 +2135,14 @@ impl Replica {
                 break;
             }
         }
-        if self.applied.get(self.id) >= high_water {
+        let mut waited_for = self.members.without(self.id);
+        if !self.config.restart_waits_for_all_members {
+            waited_for = waited_for.intersection(self.live);
+        }
+        let caught_up = self.recovery_decision.as_ref().is_some_and(|d| {
+            waited_for.iter().all(|peer| d.caught_up_to.get(&peer).is_some_and(|vv| vv.le(&self.applied)))
+        });
+        if self.applied.get(self.id) >= high_water && caught_up {
             self.recovering = false;
             self.recovery_sealing = false;
             self.recovery_reports.clear();
