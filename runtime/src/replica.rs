@@ -1722,6 +1722,13 @@ impl Replica {
         if let Some(decision) = self.recovery_decision.as_mut().filter(|_| self.recovering) {
             if known_life.is_some_and(|life| life != status.life) {
                 self.reopen_recovery(now);
+            } else if needed > decision.high_water
+                && needed.0 <= decision.high_water.0.saturating_add(self.config.causal_buffer_max as u64)
+            {
+                // An entry that arrived at the peer after the decision depends on a write of
+                // this leader's earlier life beyond what anyone held: void up to it too (nobody
+                // holds it; see `check_caught_up`).
+                decision.high_water = needed;
             } else if held.is_empty() && needed.0 == 0 {
                 // Nothing waits at this peer for a write of this leader's earlier life: what
                 // depended on one (a write whose context names a CRDT dot of a voided write) is
