@@ -326,15 +326,25 @@ pub enum WriteError {
         /// The leader.
         leader: LeaderId,
     },
-    /// This leader restarted and has not yet heard from every live peer, so it does not yet
-    /// know its own last sequence number.
-    #[error("leader {leader} is catching up after a restart (waiting for {waiting_for})")]
+    /// This leader restarted and does not know its own last sequence number yet: it waits for
+    /// its peers' reports (`waiting_for`), then a quiet period, then for its own writes to come
+    /// back and to catch up with the peers named. [`Replica::is_catching_up`] says when it is
+    /// done.
+    #[error("leader {leader} is catching up after a restart (waiting for {})", waiting_list(waiting_for))]
     CatchingUp {
         /// The leader.
         leader: LeaderId,
         /// The peers it still waits for.
         waiting_for: LeaderSet,
     },
+}
+
+fn waiting_list(waiting_for: &LeaderSet) -> alloc::string::String {
+    if waiting_for.is_empty() {
+        "a quiet period and its own writes to come back".into()
+    } else {
+        alloc::format!("{waiting_for}")
+    }
 }
 
 /// What a client gets back for an accepted write.
@@ -776,7 +786,7 @@ impl Replica {
         }
         if self.recovering {
             self.metrics.writes_refused += 1;
-            return Err(WriteError::CatchingUp { leader: self.id, waiting_for: self.catching_up });
+            return Err(WriteError::CatchingUp { leader: self.id, waiting_for: self.recovery_waiting_for() });
         }
         let hlc = match self.clock.stamp(now) {
             Ok(hlc) => hlc,
@@ -1260,6 +1270,18 @@ impl Replica {
             (true, true) => RecoveryPhase::Sealing,
         };
         RecoveryStatus { life: self.life, phase, sealed: self.sealed.contains(to) }
+    }
+
+    /// The peers a recovering leader still waits for: those that have not reported while
+    /// holding it sealed, then (once settled) those it has not caught up with. Empty while it
+    /// waits out a quiet period or for its own writes to come back.
+    fn recovery_waiting_for(&self) -> LeaderSet {
+        let Some(decision) = &self.recovery_decision else { return self.catching_up };
+        let mut waiting = self.members.without(self.id);
+        if !self.config.restart_waits_for_all_members {
+            waiting = waiting.intersection(self.live);
+        }
+        waiting.iter().filter(|p| decision.caught_up_to.get(p).is_none_or(|vv| !vv.le(&self.applied))).collect()
     }
 
     /// Lifts the seal of `leader` (its recovery is done).
@@ -2142,14 +2164,7 @@ impl Replica {
                 break;
             }
         }
-        let mut waited_for = self.members.without(self.id);
-        if !self.config.restart_waits_for_all_members {
-            waited_for = waited_for.intersection(self.live);
-        }
-        let caught_up = self.recovery_decision.as_ref().is_some_and(|d| {
-            waited_for.iter().all(|peer| d.caught_up_to.get(&peer).is_some_and(|vv| vv.le(&self.applied)))
-        });
-        if self.applied.get(self.id) >= high_water && caught_up {
+        if self.applied.get(self.id) >= high_water && self.recovery_waiting_for().is_empty() {
             self.recovering = false;
             self.recovery_sealing = false;
             self.recovery_reports.clear();
