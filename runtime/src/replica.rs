@@ -1785,7 +1785,11 @@ impl Replica {
                     self.catching_up = self.catching_up.intersection(self.live);
                 }
             }
-        } else if self.recovering {
+        } else if self.recovering && self.recovery_sealing {
+            // Only reports sent once this leader asked for seals count: a peer born sealed may
+            // report earlier, but a late "done" of this leader's earlier life (in flight for up
+            // to the quiet period) can still lift its seal, and it then takes in old writes
+            // its report does not name (the recovery oracle found exactly that).
             let applied = theirs.get(self.id);
             // A peer's buffer holds at most `causal_buffer_max` entries, none further ahead of
             // what it applied than that: a report beyond it is a lie (or a bug), and believing it

@@ -472,6 +472,11 @@ fn a_restarted_leader_voids_a_lost_write_that_a_waiting_entry_depends_on() {
 fn a_digest_that_claims_impossible_dependencies_is_rejected_and_counted() {
     let mut net = Net::new(2, Topology::AllToAll { relay: false }, ReplicaConfig::default());
     restart(&mut net, 0, ReplicaConfig::default());
+    // Past its quiet period, when reports count.
+    net.advance(Duration::from_millis(1100));
+    let raw = net.raw(0);
+    net.replicas[0].handle_tick(raw);
+    net.collect(0);
     net.in_flight.clear();
     let lie = PeerMessage::Digest {
         vv: VersionVector::new(),
