@@ -1140,6 +1140,25 @@ proptest! {
     }
 }
 
+/// Seeds the properties and sweeps found, each failing on the code before its fix: (leaders,
+/// all-to-all, seed, what it showed).
+const FOUND: &[(usize, bool, u64, &str)] = &[
+    (4, true, 1500, "a report taken during the quiet period from a peer born sealed, whose seal a late 'done' lifted: a void under a parked dot"),
+    (4, true, 9_606_795_294_907_046_325, "an entry needing a later old-life write arrived after the decision: two recoveries waited for ever"),
+    (7, true, 2_553_441_154_752_570_560, "a settled leader left an entry waiting for ever on an old-life gap nobody held"),
+    (4, true, 1_333_213_880_136_220_443, "a restarted leader minted again the CRDT dot of a voided write that a parked write had seen"),
+    (4, false, 1_654_625_442_537_018_710, "the same CRDT dot reuse, in a circle"),
+];
+
+#[test]
+fn seeds_that_once_failed_keep_the_meaning_of_surviving_writes() {
+    for &(n, all, seed, what) in FOUND {
+        if let Err(report) = run_case(seed, n, all, false) {
+            panic!("{what}:\n{report}");
+        }
+    }
+}
+
 /// Runs `ORACLE_SWEEP` seeds (from `ORACLE_FIRST`, default 0) of each configuration and prints
 /// one line per failing seed with its classification.
 #[test]
