@@ -168,3 +168,16 @@ fn seeds_that_once_failed_stay_fixed() {
     let outcome = scenario.run();
     assert!(outcome.passed(), "{}", outcome.report.map(|r| r.to_string()).unwrap_or_else(|e| e));
 }
+
+/// The same sweeps at seven leaders (issue 16: recovery must hold beyond the default four), with
+/// NTP and without: 20 pairs × 16 seeds each. `ROUNDTABLE_SWEEP_SEEDS` raises them too.
+#[test]
+fn every_topology_and_resolution_survives_at_seven_leaders_with_and_without_ntp() {
+    let seeds = std::env::var("ROUNDTABLE_SWEEP_SEEDS").map_or(16, |_| seeds());
+    for faults in [FaultMix::standard(), without_ntp()] {
+        let result = Sweep::new(1000..1000 + seeds).leaders(7).faults(faults).run(|_| {});
+        eprintln!("{}", result.summary());
+        assert!(result.pairs.iter().all(|p| p.runs == seeds), "every pair ran every seed");
+        assert!(result.passed(), "sweep failed:\n{}", result.summary());
+    }
+}
