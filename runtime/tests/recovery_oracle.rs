@@ -724,28 +724,7 @@ impl Sim {
                 return Err(format!("{} has {} entries waiting", r.id(), r.waiting()));
             }
         }
-        let first = rs[0];
-        for r in &rs[1..] {
-            if r.applied() != first.applied() {
-                return Err(format!(
-                    "{} applied {} but {} applied {}",
-                    r.id(),
-                    r.applied(),
-                    first.id(),
-                    first.applied()
-                ));
-            }
-            if r.state_digest() != first.state_digest() {
-                return Err(format!(
-                    "{} and {} hold different states: {:?} vs {:?}",
-                    r.id(),
-                    first.id(),
-                    r.render_resolved(),
-                    first.render_resolved()
-                ));
-            }
-        }
-        Ok(())
+        common::same_state(&rs)
     }
 
     // ----- the oracle -------------------------------------------------------------------------

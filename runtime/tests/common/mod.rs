@@ -195,25 +195,8 @@ impl Net {
 
     /// Whether the replicas in `which` hold equal applied vectors and stores.
     pub fn converged(&self, which: LeaderSet) -> Result<(), String> {
-        let mut it = which.iter();
-        let Some(first) = it.next() else { return Ok(()) };
-        let first = &self.replicas[first.index()];
-        for other in it {
-            let r = &self.replicas[other.index()];
-            if r.applied() != first.applied() {
-                return Err(format!(
-                    "{} applied {} but {} applied {}",
-                    r.id(),
-                    r.applied(),
-                    first.id(),
-                    first.applied()
-                ));
-            }
-            if r.state_digest() != first.state_digest() {
-                return Err(format!("{} and {} hold different stores", r.id(), first.id()));
-            }
-        }
-        Ok(())
+        let replicas: Vec<&Replica> = which.iter().map(|i| &self.replicas[i.index()]).collect();
+        same_state(&replicas)
     }
 
     pub fn assert_converged(&self) -> Result<(), String> {
@@ -235,4 +218,24 @@ impl Net {
         }
         panic!("messages kept flowing after 100,000 deliveries");
     }
+}
+
+/// Whether `replicas` hold equal applied vectors and states; the first difference otherwise.
+pub fn same_state(replicas: &[&Replica]) -> Result<(), String> {
+    let Some((first, rest)) = replicas.split_first() else { return Ok(()) };
+    for r in rest {
+        if r.applied() != first.applied() {
+            return Err(format!("{} applied {} but {} applied {}", r.id(), r.applied(), first.id(), first.applied()));
+        }
+        if r.state_digest() != first.state_digest() {
+            return Err(format!(
+                "{} and {} hold different states: {:?} vs {:?}",
+                r.id(),
+                first.id(),
+                r.render_resolved(),
+                first.render_resolved()
+            ));
+        }
+    }
+    Ok(())
 }
