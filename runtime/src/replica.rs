@@ -686,12 +686,10 @@ impl Replica {
     /// Starts the leader: schedules the periodic anti-entropy and, after a restart, asks every
     /// live peer for what it lacks (a link appearing starts anti-entropy).
     pub fn start(&mut self, now: WallTime) {
+        // A fresh leader of a fresh cluster has nothing to exchange yet; a restarted one starts a
+        // new life and asks every live peer at once.
         if self.recovering {
             self.life = u32::try_from((now.as_nanos() / 1_000_000) % (1 << 32)).unwrap_or(1).max(1);
-        }
-        // A fresh leader of a fresh cluster has nothing to exchange yet; a restarted one asks
-        // every live peer at once.
-        if self.recovering {
             if !self.sealed.is_empty() {
                 let leaders = self.sealed;
                 self.trace(|| TraceEvent::Sealed { leaders });
