@@ -229,6 +229,33 @@ impl CrdtState {
         }
     }
 
+    /// How many dots this state holds out of order, over its causal contexts (see
+    /// [`StateCrdt::dot_cloud_len`](crate::crdt::StateCrdt::dot_cloud_len)); 0 for types without one.
+    #[must_use]
+    pub fn dot_cloud_len(&self) -> usize {
+        use crate::crdt::StateCrdt;
+        match self {
+            CrdtState::OrSet(s) => s.dot_cloud_len(),
+            CrdtState::MvRegister(r) => r.dot_cloud_len(),
+            CrdtState::CounterMap(m) => m.dot_cloud_len(),
+            _ => 0,
+        }
+    }
+
+    /// After a delta was joined *in causal order* (as the runtime applies entries): every dot
+    /// its scoped contexts name was minted by an entry this replica has applied — then it is in
+    /// the context already — or one that was voided, whose dot is dead everywhere. Folding the
+    /// scoped contexts into the context is then true for every element, and keeps the context
+    /// a version vector: left scoped, a lost delta's dot would leave a gap that every later dot
+    /// of its origin waits behind, out of order, for ever.
+    pub fn absorb_scoped(&mut self) {
+        match self {
+            CrdtState::OrSet(s) => s.absorb_scoped(),
+            CrdtState::CounterMap(m) => m.absorb_scoped(),
+            _ => {}
+        }
+    }
+
     /// Whether this state is of the type `kind` stores.
     #[must_use]
     pub fn fits(&self, kind: CrdtKind) -> bool {
@@ -399,10 +426,13 @@ impl CrdtStore {
                     }
                 };
                 s.merge(&delta);
+                s.absorb_scoped();
                 true
             }
             (state, CrdtOpPayload::Delta(delta), _) if delta.fits(kind) && !kind.is_operation_based() => {
-                state.merge(delta)
+                let merged = state.merge(delta);
+                state.absorb_scoped();
+                merged
             }
             _ => false,
         }

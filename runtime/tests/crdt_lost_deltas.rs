@@ -510,3 +510,32 @@ proptest! {
         check::<OrMap<u8, PnCounter>>(&case)?;
     }
 }
+
+// ---- The runtime applies deltas in causal order: a lost delta leaves no gap behind ----
+
+/// Applied in causal order (as the runtime delivers entries), every dot a delta's context names
+/// was minted by an entry the receiver has applied or that was voided: a lost delta's dot is
+/// dead, and the receiver's context absorbs it. Without that, every later dot of the origin
+/// stayed out of order ("cloud") for good: the key's metadata grew with each write.
+#[test]
+fn after_a_lost_delta_the_contexts_stay_compact_as_the_origin_keeps_writing() {
+    for kind in [CrdtKind::OrSet, CrdtKind::CounterMap, CrdtKind::MvRegister] {
+        // The lost write is the only one of its element: nothing later replaces its dot.
+        let name = |i: usize| if i == 1 { "lost".to_owned() } else { format!("e{}", i % 3) };
+        let update = |i: usize| match kind {
+            CrdtKind::OrSet => CrdtUpdate::Add(value(&name(i))),
+            CrdtKind::CounterMap => CrdtUpdate::MapIncrement { field: value(&name(i)), amount: 1 },
+            _ => CrdtUpdate::Set { value: value(&format!("v{i}")), context: None },
+        };
+        let updates: Vec<CrdtUpdate> = (0..40).map(update).collect();
+        let (key, payloads) = store_payloads(kind, &updates);
+        let mut replica = CrdtStore::default();
+        for (i, payload) in payloads.iter().enumerate() {
+            if i != 1 {
+                assert!(replica.apply_crdt(&key, kind, payload)); // the second one is lost
+            }
+        }
+        let state = replica.crdts.get(&key).expect("written");
+        assert_eq!(state.dot_cloud_len(), 0, "{kind:?}: {}", state.render());
+    }
+}

@@ -255,6 +255,15 @@ impl<K: Ord + Clone, V: StateCrdt> OrMap<K, V> {
     }
 
     /// Restores the canonical form for every key.
+    /// Folds every scoped context into the context; see [`OrSet::absorb_scoped`](super::OrSet)
+    /// for when that is true.
+    pub fn absorb_scoped(&mut self) {
+        for extra in core::mem::take(&mut self.scoped).into_values() {
+            self.context.merge(&extra);
+        }
+        self.normalize_all();
+    }
+
     fn normalize_all(&mut self) {
         let keys = &self.keys;
         self.values.retain(|key, value| keys.contains_key(key) || !value.is_bottom());

@@ -315,6 +315,19 @@ impl<T: Ord + Clone> OrSet<T> {
         }
     }
 
+    /// Folds every scoped context into the context. Only true where every dot a scoped context
+    /// names is either seen here or dead everywhere — deltas joined in causal order, as the
+    /// runtime applies them (see `CrdtState::absorb_scoped`); a general join must keep them
+    /// scoped.
+    pub fn absorb_scoped(&mut self) {
+        if self.scoped.is_empty() {
+            return;
+        }
+        for (_, extra) in core::mem::take(&mut self.scoped).iter() {
+            self.context.merge(extra);
+        }
+    }
+
     /// The delta of an add of `element` tagged `dot` made elsewhere (an operation-based add,
     /// turned into state so that it joins with everything else).
     #[must_use]
