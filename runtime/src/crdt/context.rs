@@ -240,13 +240,19 @@ impl CausalContext {
         self.vv.le(&other.vv) && self.cloud.iter().all(|&dot| other.contains(dot))
     }
 
-    /// The leaders with at least one dot here, ascending, without repetition.
-    fn leaders(&self) -> impl Iterator<Item = LeaderId> + '_ {
-        let mut leaders: Vec<LeaderId> =
-            self.vv.iter().map(|(leader, _)| leader).chain(self.cloud.iter().map(|dot| dot.origin)).collect();
-        leaders.sort_unstable();
-        leaders.dedup();
-        leaders.into_iter()
+    /// The leaders with at least one dot here, ascending, without repetition (a bit set: leader
+    /// ids are below [`MAX_LEADERS`](crate::MAX_LEADERS), 64, so nothing is allocated).
+    fn leaders(&self) -> impl Iterator<Item = LeaderId> {
+        const _: () = assert!(crate::MAX_LEADERS <= 64, "leader ids index a u64 bit set");
+        let mut bits = 0u64;
+        for leader in self.vv.iter().map(|(leader, _)| leader).chain(self.cloud.iter().map(|dot| dot.origin)) {
+            bits |= 1 << leader.index();
+        }
+        core::iter::from_fn(move || {
+            let i = bits.trailing_zeros();
+            bits &= bits.checked_sub(1)?;
+            LeaderId::new(i as usize).ok()
+        })
     }
 
     /// `leader`'s dots in the cloud, ascending.
@@ -271,7 +277,21 @@ impl CausalContext {
         if self.is_empty() {
             return;
         }
+        *self = self.normalized_above(base);
+    }
+
+    /// This context in its canonical form relative to `base`, as
+    /// [`normalize_above`](Self::normalize_above) makes it, built without changing (or cloning)
+    /// this one.
+    #[must_use]
+    pub(crate) fn normalized_above(&self, base: &CausalContext) -> CausalContext {
         let mut out = CausalContext::new();
+        if self.is_empty() {
+            return out;
+        }
+        // No counter of the result lies beyond both vectors (a leader with no prefix on either
+        // side has no cloud dot `(leader, 1)` to start one), so this is the only allocation.
+        out.vv.counts.reserve_exact(self.vv.counts.len().max(base.vv.counts.len()));
         for leader in self.leaders() {
             if self.leader_within(leader, base) {
                 continue;
@@ -281,7 +301,7 @@ impl CausalContext {
                 out.insert(dot);
             }
         }
-        *self = out;
+        out
     }
 }
 

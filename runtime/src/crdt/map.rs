@@ -159,11 +159,16 @@ impl<K: Ord + Clone, V: StateCrdt> OrMap<K, V> {
     /// the delta then replaces or removes, wherever it arrives, every update of `key` this
     /// replica has seen, even one whose delta (or the delta that replaced it) was lost.
     fn scope_delta(&self, delta: &mut OrMap<K, V>, key: &K) {
-        let mut extra = self.context.clone();
-        if let Some(mine) = self.scoped.get(key) {
-            extra.merge(mine);
-        }
-        extra.normalize_above(&delta.context);
+        let extra = match self.scoped.get(key) {
+            // The key's context is the map's: normalized without a copy of it.
+            None => self.context.normalized_above(&delta.context),
+            Some(mine) => {
+                let mut extra = self.context.clone();
+                extra.merge(mine);
+                extra.normalize_above(&delta.context);
+                extra
+            }
+        };
         if !extra.is_empty() {
             delta.scoped.insert(key.clone(), extra);
         }
@@ -304,11 +309,15 @@ impl<K: Ord + Clone, V: StateCrdt> StateCrdt for OrMap<K, V> {
             renormalize(&mut self.scoped, &self.context);
         }
         for (key, theirs) in &other.scoped {
-            let mut extra = theirs.clone();
-            if let Some(mine) = self.scoped.get(key) {
-                extra.merge(mine);
-            }
-            extra.normalize_above(&self.context);
+            let extra = match self.scoped.get(key) {
+                None => theirs.normalized_above(&self.context),
+                Some(mine) => {
+                    let mut extra = theirs.clone();
+                    extra.merge(mine);
+                    extra.normalize_above(&self.context);
+                    extra
+                }
+            };
             if extra.is_empty() {
                 self.scoped.remove(key);
             } else {

@@ -271,8 +271,7 @@ impl<T: Ord + Clone> OrSet<T> {
         seen: &CausalContext,
     ) -> OrSet<T> {
         let mut delta = OrSet::remove_delta(observed);
-        let mut extra = seen.clone();
-        extra.normalize_above(&delta.context);
+        let extra = seen.normalized_above(&delta.context);
         if !extra.is_empty() {
             delta.scoped = SmallMap::one(element, extra);
         }
@@ -300,8 +299,15 @@ impl<T: Ord + Clone> OrSet<T> {
     /// What a delta for `element` whose context is `delta_context` carries as its scoped
     /// context: this replica's context for the element, normalized above `delta_context`.
     fn scoped_above(&self, element: &T, delta_context: &CausalContext) -> Option<CausalContext> {
-        let mut extra = self.context_of(element);
-        extra.normalize_above(delta_context);
+        let extra = match self.scoped.get(element) {
+            // The element's context is the set's: normalized without a copy of it.
+            None => self.context.normalized_above(delta_context),
+            Some(_) => {
+                let mut extra = self.context_of(element);
+                extra.normalize_above(delta_context);
+                extra
+            }
+        };
         (!extra.is_empty()).then_some(extra)
     }
 
@@ -519,11 +525,15 @@ impl<T: Ord + Clone> OrSet<T> {
             Self::renormalize(scoped, context);
         }
         for (element, theirs) in other.scoped.iter() {
-            let mut extra = theirs.clone();
-            if let Some(mine) = scoped.get(element) {
-                extra.merge(mine);
-            }
-            extra.normalize_above(context);
+            let extra = match scoped.get(element) {
+                None => theirs.normalized_above(context),
+                Some(mine) => {
+                    let mut extra = theirs.clone();
+                    extra.merge(mine);
+                    extra.normalize_above(context);
+                    extra
+                }
+            };
             if extra.is_empty() {
                 let _ = scoped.remove(element);
             } else {
