@@ -1275,11 +1275,34 @@ impl Replica {
     /// waits out a quiet period or for its own writes to come back.
     fn recovery_waiting_for(&self) -> LeaderSet {
         let Some(decision) = &self.recovery_decision else { return self.catching_up };
-        let mut waiting = self.members.without(self.id);
-        if !self.config.restart_waits_for_all_members {
-            waiting = waiting.intersection(self.live);
+        self.recovery_peers()
+            .iter()
+            .filter(|p| decision.caught_up_to.get(p).is_none_or(|vv| !vv.le(&self.applied)))
+            .collect()
+    }
+
+    /// The peers a recovering leader hears from before it trusts what it knows: every member,
+    /// or only the live ones without [`ReplicaConfig::restart_waits_for_all_members`].
+    fn recovery_peers(&self) -> LeaderSet {
+        let peers = self.members.without(self.id);
+        if self.config.restart_waits_for_all_members {
+            peers
+        } else {
+            peers.intersection(self.live)
         }
-        waiting.iter().filter(|p| decision.caught_up_to.get(p).is_none_or(|vv| !vv.le(&self.applied))).collect()
+    }
+
+    /// The highest sequence number a peer's causal buffer can name beyond `base`: it holds at
+    /// most `causal_buffer_max` entries, none further ahead than that.
+    fn buffer_reach(&self, base: crate::causality::Seq) -> u64 {
+        base.0.saturating_add(self.config.causal_buffer_max as u64)
+    }
+
+    /// A digest claiming writes of this leader no causal buffer could hold: believing it would
+    /// make this leader void sequence numbers without end.
+    fn reject_impossible_need(&mut self, from: LeaderId) {
+        let why = "claims writes of the receiver beyond what a causal buffer can hold";
+        self.reject(from, Rejection::MalformedDigest { why });
     }
 
     /// Lifts the seal of `leader` (its recovery is done).
@@ -1739,16 +1762,19 @@ impl Replica {
             _ => {}
         }
         let known_life = self.recovery_reports.get(&from).map(|r| r.life);
+        let reach = self.recovery_decision.as_ref().map(|d| self.buffer_reach(d.high_water));
         if let Some(decision) = self.recovery_decision.as_mut().filter(|_| self.recovering) {
             if known_life.is_some_and(|life| life != status.life) {
                 self.reopen_recovery(now);
-            } else if needed > decision.high_water
-                && needed.0 <= decision.high_water.0.saturating_add(self.config.causal_buffer_max as u64)
-            {
+            } else if needed > decision.high_water {
                 // An entry that arrived at the peer after the decision depends on a write of
                 // this leader's earlier life beyond what anyone held: void up to it too (nobody
                 // holds it; see `check_caught_up`).
-                decision.high_water = needed;
+                if reach.is_some_and(|reach| needed.0 <= reach) {
+                    decision.high_water = needed;
+                } else {
+                    self.reject_impossible_need(from);
+                }
             } else if held.is_empty() && needed.0 == 0 {
                 // Nothing waits at this peer for a write of this leader's earlier life: what
                 // depended on one (a write whose context names a CRDT dot of a voided write) is
@@ -1761,8 +1787,7 @@ impl Replica {
             // leader's that nobody held when it settled (every held one is at most what it
             // applied since): no copy exists, so voiding the gap is safe, and the entry is
             // delivered instead of waiting for ever.
-            let limit = self.applied.get(self.id).0.saturating_add(self.config.causal_buffer_max as u64);
-            if needed.0 <= limit {
+            if needed.0 <= self.buffer_reach(self.applied.get(self.id)) {
                 while self.applied.get(self.id) < needed {
                     let next = self.applied.get(self.id).next();
                     if !self.void(now, next) {
@@ -1770,18 +1795,14 @@ impl Replica {
                     }
                 }
             } else {
-                let why = "claims writes of the receiver beyond what a causal buffer can hold";
-                self.reject(from, Rejection::MalformedDigest { why });
+                self.reject_impossible_need(from);
             }
         } else if self.recovering && !status.sealed {
             // A peer that no longer holds this leader sealed (it took a late "done" of this
             // leader's earlier life for this one's) may take in old writes again: its report
             // no longer counts, and it is asked to seal again.
             if self.recovery_reports.remove(&from).is_some() {
-                self.catching_up.insert(from);
-                if !self.config.restart_waits_for_all_members {
-                    self.catching_up = self.catching_up.intersection(self.live);
-                }
+                self.catching_up = self.catching_up.with(from).intersection(self.recovery_peers());
             }
         } else if self.recovering && self.recovery_sealing {
             // Only reports sent once this leader asked for seals count: a peer born sealed may
@@ -1792,7 +1813,7 @@ impl Replica {
             // A peer's buffer holds at most `causal_buffer_max` entries, none further ahead of
             // what it applied than that: a report beyond it is a lie (or a bug), and believing it
             // would make this leader void sequence numbers without end.
-            let limit = applied.0.saturating_add(self.config.causal_buffer_max as u64);
+            let limit = self.buffer_reach(applied);
             let believable =
                 held.len() <= self.config.causal_buffer_max && held.iter().all(|s| s.0 <= limit) && needed.0 <= limit;
             if believable {
@@ -1808,8 +1829,7 @@ impl Replica {
                 self.recovery_reports.insert(from, report);
                 self.catching_up.remove(from);
             } else {
-                let why = "claims writes of the receiver beyond what a causal buffer can hold";
-                self.reject(from, Rejection::MalformedDigest { why });
+                self.reject_impossible_need(from);
             }
         }
         // What was sent to this peer less than an anti-entropy interval ago is probably still in
@@ -2182,10 +2202,7 @@ impl Replica {
     fn reopen_recovery(&mut self, now: WallTime) {
         self.recovery_decision = None;
         self.recovery_reports.clear();
-        self.catching_up = self.members.without(self.id);
-        if !self.config.restart_waits_for_all_members {
-            self.catching_up = self.catching_up.intersection(self.live);
-        }
+        self.catching_up = self.recovery_peers();
         self.recovery_settle_at = now.saturating_add(self.config.recovery_quiet);
         for peer in self.catching_up.intersection(self.live) {
             self.send_digest(peer, DigestReply::Always);
