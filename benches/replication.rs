@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler, Message};
 use criterion::Criterion;
-use roundtable::actors::sim::{ms, Simulation};
-use roundtable::actors::{AppliedTotal, Cluster, FlowControl, Leader, NetworkModel, Put, PutBatch, SupervisorConfig};
+use roundtable::actors::{AppliedTotal, Cluster, FlowControl, Leader, Put, PutBatch, SupervisorConfig};
 use roundtable::runtime::{BatchConfig, LeaderId, ReplicaConfig, Topology};
+use roundtable_sim::{ms, NetworkModel, Simulation};
 
 /// Distinct keys the writes cycle through.
 const KEYS: u64 = 256;
@@ -136,7 +136,6 @@ fn replicated(topology_name: &str, leaders: usize, client: Client, writes: u64) 
         let cluster = Cluster::builder()
             .leader_count(leaders)
             .topology(topology(&topology_name))
-            .network(NetworkModel::in_process())
             // Heartbeats share mailboxes with the writes: a long burst must not read as a death.
             .supervisor_config(SupervisorConfig { dead_after: LIMIT, ..SupervisorConfig::default() })
             .replica_config(ReplicaConfig { batch, ..ReplicaConfig::default() })

@@ -20,9 +20,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use roundtable::actors::sim::{ms, FaultEvent, SimRun, Simulation};
-use roundtable::actors::{Mark, NetworkModel, SupervisorConfig, TraceActor};
+use roundtable::actors::{Mark, SupervisorConfig, TraceActor};
 use roundtable::runtime::{BatchConfig, Dot, LeaderId, LeaderSet, ReplicaConfig, Topology};
+use roundtable_sim::{ms, FaultEvent, NetworkModel, SimRun, Simulation};
 
 /// Leaders in the challenge.
 const LEADERS: usize = 25;

@@ -23,8 +23,9 @@
 
 use std::time::Duration;
 
-use roundtable::actors::{ClockSyncConfig, TraceLine};
+use roundtable::actors::TraceLine;
 use roundtable::prelude::*;
+use roundtable_sim::{ms, ClockSyncConfig, FaultEvent, NetworkModel, SimRun, Simulation};
 
 const KEY: &str = "price";
 const FIRST: &str = "9.99 (set at L1)";

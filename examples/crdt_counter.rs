@@ -16,14 +16,16 @@
 //! total of the operations, exactly; the network's loss and duplication counts show what the
 //! counters went through. The network's choices and the operations are seeded, so every run does
 //! the same operations over the same kind of network (timings are real, so the exact counts of
-//! lost and duplicated messages vary a little). Run it with `cargo run --example crdt_counter`; it
+//! lost and duplicated messages vary a little). The network is the simulator's
+//! (`roundtable_sim::SimulatedNetwork`), plugged into an ordinary cluster as its transport. Run it with `cargo run --example crdt_counter`; it
 //! exits with an error if a check fails.
 
 use std::time::Duration;
 
-use roundtable::actors::{CrdtKind, CrdtState, GetCrdt, Write};
+use roundtable::actors::CrdtState;
 use roundtable::prelude::*;
 use roundtable::runtime::rng::SeededRng;
+use roundtable_sim::{ms, NetworkModel, SimulatedNetwork};
 
 const LEADERS: usize = 5;
 const OPERATIONS: usize = 200;
@@ -40,8 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .topology(Topology::AllToAll { relay: false })
         .keyspace("op", Resolution::Crdt(CrdtKind::OpCounter))
         .keyspace("state", Resolution::Crdt(CrdtKind::PnCounter))
-        .network(NetworkModel::fixed(ms(1)).drop_rate(DROP_RATE).duplicate_rate(DUPLICATE_RATE))
-        .seed(SEED)
+        .transport(SimulatedNetwork::new(
+            NetworkModel::fixed(ms(1)).drop_rate(DROP_RATE).duplicate_rate(DUPLICATE_RATE),
+            SEED,
+        ))
         .start()
         .await?;
     println!(

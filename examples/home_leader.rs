@@ -10,6 +10,7 @@
 
 use roundtable::prelude::*;
 use roundtable::topologies::rendezvous_home;
+use roundtable_sim::{ms, NetworkModel, Simulation};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let home = rendezvous_home(b"account:7", LeaderSet::first(3)).ok_or("no home")?.index();

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 
-use roundtable::actors::{GetSiblings, Write};
 use roundtable::prelude::*;
 use roundtable::runtime::siblings::SiblingRead;
 

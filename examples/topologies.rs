@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use roundtable::actors::sim::AckedWrite;
-use roundtable::actors::{FaultEvent, LeaderState, TraceActor, Workload};
+use roundtable::actors::{LeaderState, TraceActor};
 use roundtable::prelude::*;
+use roundtable_sim::{ms, AckedWrite, FaultEvent, NetworkModel, SimRun, Simulation, Workload};
 
 const LEADERS: usize = 5;
 const WRITES_PER_LEADER: u64 = 12;

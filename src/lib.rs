@@ -6,8 +6,12 @@
 //! physical clock, suppresses duplicates, delivers causally dependent writes in order, resolves
 //! conflicting writes by last-write-wins (reporting every write it discards), and repairs what the
 //! topology lost through anti-entropy. [`topologies`] holds the pure wiring logic; [`actors`]
-//! holds the actix shell: leader and supervisor actors, the network, the [`actors::Cluster`]
-//! builder and the deterministic [`actors::Simulation`].
+//! holds the actix shell: leader and supervisor actors, the transport interface, the
+//! [`actors::Cluster`] builder. The deterministic simulator and the invariant checker are
+//! `roundtable::sim` (feature `sim`, off by default: a host application does not compile them).
+//!
+//! Three entry points: [`prelude`] for host applications, [`core`] for the sans-IO state machine
+//! (drive a `Replica` yourself), and `sim` for the simulator.
 //!
 //! Start with [`prelude`]:
 //!
@@ -34,7 +38,10 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub use roundtable_actors as actors;
+pub use roundtable_runtime as core;
 pub use roundtable_runtime as runtime;
+#[cfg(feature = "sim")]
+pub use roundtable_sim as sim;
 pub use roundtable_topologies as topologies;
 
 pub use roundtable_runtime::Topology;
@@ -44,7 +51,7 @@ pub use roundtable_runtime::Topology;
 /// The snapshot file is `snapshots/<name>.snap` under the calling crate's root, named without the
 /// module prefix and without the expression, so every snapshot reads well on its own and lives
 /// in one reviewed folder. `run` is anything with a `render() -> String` method (a
-/// [`actors::SimRun`] or a [`actors::Trace`]). The calling crate needs `insta` as a
+/// `roundtable_sim::SimRun` or a [`actors::Trace`]). The calling crate needs `insta` as a
 /// dev-dependency.
 ///
 /// When a trace changes, the test fails and insta writes `snapshots/<name>.snap.new`; review it
@@ -65,8 +72,8 @@ macro_rules! assert_trace {
 /// The names most programs need.
 pub mod prelude {
     pub use roundtable_actors::{
-        ms, AckedWrite, Cluster, ClusterError, Delete, FaultEvent, Get, LeaderError, LeaderState, NetworkModel, Put,
-        Resolution, SimRun, Simulation, Trace, TraceActor, Workload,
+        Changed, Cluster, ClusterError, CrdtKind, Delete, Get, GetCrdt, GetSiblings, LeaderError, LeaderState, Put,
+        Resolution, Subscribe, Trace, TraceActor, Write,
     };
     pub use roundtable_runtime::clock::{ClockHealth, CorrectionConfig, HlcTimestamp, NtpSample};
     pub use roundtable_runtime::wire::PeerMessage;

@@ -16,11 +16,11 @@
 //! `snapshots/<name>.snap.new` against `<name>.snap` and accept it only if the new trace still
 //! tells a correct story.
 
-use roundtable::actors::sim::{ms, Simulation};
-use roundtable::actors::{ClockSyncConfig, CrdtKind, CrdtUpdate, NetworkModel, Resolution, SimRun, Update};
+use roundtable::actors::{CrdtKind, CrdtUpdate, Resolution, Update};
 use roundtable::assert_trace;
 use roundtable::runtime::topologies::rendezvous_home;
 use roundtable::runtime::{LeaderId, LeaderSet, Value};
+use roundtable_sim::{ms, ClockSyncConfig, NetworkModel, SimRun, Simulation};
 
 /// A scenario: builds and runs one simulation.
 type Scenario = fn() -> SimRun;

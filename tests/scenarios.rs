@@ -9,10 +9,9 @@
 //! `snapshots/<name>.snap.new` against `<name>.snap`), and accept it only if the new trace still
 //! tells a correct story.
 
-use roundtable::actors::sim::{ms, FaultEvent, Simulation};
-use roundtable::actors::{NetworkModel, SimRun};
 use roundtable::assert_trace;
 use roundtable::runtime::{LeaderId, LeaderSet, Topology};
+use roundtable_sim::{ms, FaultEvent, NetworkModel, SimRun, Simulation};
 
 /// A scenario: builds and runs one simulation.
 type Scenario = fn() -> SimRun;
@@ -301,7 +300,7 @@ fn sends(run: &SimRun) -> Vec<Sent> {
 /// (never in CI) and fails; look at the new picture and move it over the old one if it is right.
 #[test]
 fn the_readme_picture_is_the_star_hub_failover_diagram() {
-    use roundtable::actors::svg::{render_svg, SvgOptions};
+    use roundtable_sim::svg::{render_svg, SvgOptions};
     let run = star_hub_crash_and_restart_run();
     let options = SvgOptions {
         title: Some("Star, 4 leaders: the hub L0 crashes at 15 ms, L1 takes over, L0 returns at 1.2 s".into()),

@@ -9,10 +9,10 @@
 //! `ROUNDTABLE_SWEEP_SEEDS=10000 cargo test --release --test sweep` raises the seeds per pair
 //! (default [`DEFAULT_SEEDS`]).
 
-use roundtable::actors::sweep::{
+use roundtable_sim::sweep::{
     FaultMix, Sabotage, Scenario, Sweep, SweepResolution, SweepResult, SweepTopology, SWEEP_LEADERS,
 };
-use roundtable::actors::Invariant;
+use roundtable_sim::Invariant;
 
 /// Seeds per topology × resolution pair under plain `cargo test`: 20 pairs × 25 seeds is 500
 /// simulations, a few seconds on two cores.

@@ -21,6 +21,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, MailboxError};
@@ -29,12 +30,12 @@ use roundtable_runtime::resolution::{KeyspaceError, Keyspaces, Resolution};
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, WallTime, MAX_LEADERS};
 
 use crate::clock::{LeaderClockSource, SimEpoch, SystemClock};
-use crate::clock_sync::{ClockSync, ClockSyncConfig, TimeServer};
+use crate::clock_sync::{ClockSync, TimeReference};
 use crate::leader::{Leader, LeaderSpec};
-use crate::messages::{Crash, Inspect, LeaderState, Restart};
-use crate::network::{Connect, Fault, NetStats, Network, NetworkModel, Stats};
+use crate::messages::{Crash, Inspect, LeaderControl, LeaderState, Restart};
 use crate::supervisor::{Liveness, Supervisor, SupervisorConfig};
 use crate::trace::{Trace, TraceSink};
+use crate::transport::{Connect, Fault, InProcess, LeaderInbox, NetStats, SupervisorInbox, Transport, TransportLinks};
 
 /// Why a cluster could not be built or used.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,9 @@ pub enum ClusterError {
     /// The cluster did not settle in time.
     #[error("the cluster did not settle within {0:?}")]
     NotSettled(Duration),
+    /// The transport cannot make link faults (only the simulated network can).
+    #[error("this cluster's transport cannot make link faults; use the simulated network of roundtable-sim")]
+    NoFaults,
 }
 
 /// Per-leader clock settings for simulated clocks.
@@ -109,38 +113,46 @@ impl Default for FlowControl {
 }
 
 /// Builds a [`Cluster`]. Start from [`Cluster::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterBuilder {
     names: Vec<String>,
     topology: Topology,
     resolution: Resolution,
     keyspaces: Vec<(String, Resolution)>,
-    network: NetworkModel,
-    seed: u64,
+    transport: Arc<dyn Transport>,
     replica: ReplicaConfig,
     supervisor: SupervisorConfig,
     tick_interval: Duration,
     flow: FlowControl,
     simulated: Option<(SimEpoch, Vec<ClockSkew>)>,
-    clock_sync: Option<ClockSyncConfig>,
+    clock_sync: Option<(Arc<dyn TimeReference>, Duration)>,
     sink: TraceSink,
 }
 
-impl ClusterBuilder {
-    /// What the invariant checker needs of these settings.
-    pub(crate) fn check_settings(&self) -> crate::check::CheckSettings {
-        crate::check::CheckSettings {
-            max_offset: self.replica.max_offset,
-            default_resolution: self.resolution,
-            keyspaces: self.keyspaces.clone(),
-        }
+impl std::fmt::Debug for ClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterBuilder")
+            .field("names", &self.names)
+            .field("topology", &self.topology)
+            .field("resolution", &self.resolution)
+            .field("keyspaces", &self.keyspaces)
+            .field("replica", &self.replica)
+            .field("supervisor", &self.supervisor)
+            .field("tick_interval", &self.tick_interval)
+            .field("flow", &self.flow)
+            .field("simulated", &self.simulated)
+            .field("clock_sync", &self.clock_sync.as_ref().map(|(_, interval)| interval))
+            .finish_non_exhaustive()
     }
+}
 
-    /// Synchronise every leader's clock against a time server that knows true time (the
-    /// simulation's true time, or the system clock), NTP style. Off by default.
+impl ClusterBuilder {
+    /// Synchronise every leader's clock against `reference`, NTP style, sampling it every
+    /// `interval`. Off by default. (The simulator's time server is one reference; real NTP
+    /// servers are another, not built yet.)
     #[must_use]
-    pub fn clock_sync(mut self, config: ClockSyncConfig) -> Self {
-        self.clock_sync = Some(config);
+    pub fn clock_sync(mut self, reference: Arc<dyn TimeReference>, interval: Duration) -> Self {
+        self.clock_sync = Some((reference, interval));
         self
     }
 
@@ -183,17 +195,11 @@ impl ClusterBuilder {
         self
     }
 
-    /// The network (default in-process).
+    /// What carries the leaders' messages (default [`InProcess`]: mailbox to mailbox). The
+    /// simulator plugs its simulated network in here.
     #[must_use]
-    pub fn network(mut self, model: NetworkModel) -> Self {
-        self.network = model;
-        self
-    }
-
-    /// The seed of the network's fault and latency choices (default 0).
-    #[must_use]
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -249,8 +255,24 @@ impl ClusterBuilder {
     }
 
     /// The leaders' names so far.
-    pub(crate) fn leader_names(&self) -> &[String] {
+    #[must_use]
+    pub fn leader_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The replica settings so far.
+    #[must_use]
+    pub fn replica_settings(&self) -> &ReplicaConfig {
+        &self.replica
+    }
+
+    /// The keyspaces and their resolutions, as the leaders will use them.
+    pub fn keyspaces(&self) -> Result<Keyspaces, ClusterError> {
+        let mut keyspaces = Keyspaces::new(self.resolution);
+        for (name, resolution) in &self.keyspaces {
+            keyspaces = keyspaces.with(name, *resolution)?;
+        }
+        Ok(keyspaces)
     }
 
     /// Starts the network, the leaders and the supervisor inside the current actix system.
@@ -280,14 +302,8 @@ impl ClusterBuilder {
         if self.tick_interval.is_zero() {
             return Err(ClusterError::Settings("tick_interval must not be zero".into()));
         }
-        let mut keyspaces = Keyspaces::new(self.resolution);
-        for (name, resolution) in &self.keyspaces {
-            keyspaces = keyspaces.with(name, *resolution)?;
-        }
-        let replica_config = ReplicaConfig { keyspaces, ..self.replica.clone() };
-        let network = Network::new(self.network.clone(), self.seed, self.sink.clone())
-            .with_mailbox_capacity(self.flow.network_mailbox.max(1))
-            .start();
+        let replica_config = ReplicaConfig { keyspaces: self.keyspaces()?, ..self.replica.clone() };
+        let links = self.transport.start(self.sink.clone(), self.flow.network_mailbox.max(1));
         let mut leaders = BTreeMap::new();
         let mut clocks = Vec::with_capacity(n);
         for (id, name) in LeaderId::range(n).zip(&self.names) {
@@ -313,26 +329,35 @@ impl ClusterBuilder {
                 tick_interval: self.tick_interval,
                 outbox_max: self.flow.outbox_max.max(1),
             };
-            let leader = Leader::new(spec, network.clone(), self.sink.clone())?;
+            let leader = Leader::new(spec, links.clone(), self.sink.clone())?;
             leaders.insert(id, actix::Supervisor::start(move |_| leader));
         }
-        if let Some(config) = self.clock_sync {
-            let truth = match &self.simulated {
-                None => LeaderClockSource::System(SystemClock),
-                Some((epoch, _)) => {
-                    LeaderClockSource::Simulated { epoch: *epoch, clock: SimulatedClock::new(epoch.now()) }
-                }
-            };
-            let server = TimeServer::new(truth, self.seed ^ 0x7157_0c10_c4a5_11ed, config).start();
+        if let Some((reference, interval)) = &self.clock_sync {
+            let server = reference.start();
             for (id, leader) in &leaders {
                 let clock = clocks[id.index()].clone();
-                ClockSync::new(leader.clone(), server.clone(), clock, config.interval).start();
+                ClockSync::new(leader.clone().recipient(), server.clone(), clock, *interval).start();
             }
         }
-        let supervisor =
-            Supervisor::new(self.topology.clone(), leaders.clone(), self.supervisor, self.sink.clone()).start();
-        network.send(Connect { leaders: leaders.clone(), supervisor: Some(supervisor.clone()) }).await?;
-        Ok(Cluster { names: self.names, by_name, leaders, network, supervisor, sink: self.sink })
+        let controls = leaders
+            .iter()
+            .map(|(id, leader)| {
+                let control = LeaderControl {
+                    set_live: leader.clone().recipient(),
+                    fence: leader.clone().recipient(),
+                    restart: leader.clone().recipient(),
+                };
+                (*id, control)
+            })
+            .collect();
+        let supervisor = Supervisor::new(self.topology.clone(), controls, self.supervisor, self.sink.clone()).start();
+        let inboxes = leaders
+            .iter()
+            .map(|(id, leader)| (*id, LeaderInbox::new(*id, leader.clone().recipient(), leader.clone().recipient())))
+            .collect();
+        let supervisor_inbox = SupervisorInbox::new(supervisor.clone().recipient(), supervisor.clone().recipient());
+        links.connect.send(Connect::new(inboxes, supervisor_inbox)).await?;
+        Ok(Cluster { names: self.names, by_name, leaders, links, supervisor, sink: self.sink })
     }
 }
 
@@ -343,7 +368,7 @@ pub struct Cluster {
     names: Vec<String>,
     by_name: BTreeMap<String, usize>,
     leaders: BTreeMap<LeaderId, Addr<Leader>>,
-    network: Addr<Network>,
+    links: TransportLinks,
     supervisor: Addr<Supervisor>,
     sink: TraceSink,
 }
@@ -378,8 +403,7 @@ impl Cluster {
             topology: Topology::AllToAll { relay: false },
             resolution: Resolution::LastWriteWins,
             keyspaces: Vec::new(),
-            network: NetworkModel::in_process(),
-            seed: 0,
+            transport: Arc::new(InProcess),
             replica: ReplicaConfig::default(),
             supervisor: SupervisorConfig::default(),
             tick_interval: Duration::from_millis(100),
@@ -416,10 +440,10 @@ impl Cluster {
         &self.supervisor
     }
 
-    /// The network.
+    /// The transport's links.
     #[must_use]
-    pub fn network(&self) -> &Addr<Network> {
-        &self.network
+    pub fn transport(&self) -> &TransportLinks {
+        &self.links
     }
 
     /// The trace recorded so far (empty unless the cluster was built with a recording sink).
@@ -452,7 +476,7 @@ impl Cluster {
 
     /// The states of the live leaders if, right now, they agree and nothing is in flight.
     async fn quiet_states(&self) -> Result<Option<Vec<LeaderState>>, ClusterError> {
-        if self.network.send(Stats).await?.in_flight > 0 {
+        if self.links.stats().await?.in_flight > 0 {
             return Ok(None);
         }
         let (live, _) = self.supervisor.send(Liveness).await?;
@@ -467,7 +491,7 @@ impl Cluster {
                 .iter()
                 .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.digest == first.digest)
         });
-        if !agreed || self.network.send(Stats).await?.in_flight > 0 {
+        if !agreed || self.links.stats().await?.in_flight > 0 {
             return Ok(None);
         }
         Ok(Some(live_states))
@@ -494,7 +518,7 @@ impl Cluster {
 
     /// Counters summed over the leaders and the network.
     pub async fn metrics(&self) -> Result<ClusterMetrics, ClusterError> {
-        let network = self.network.send(Stats).await?;
+        let network = self.links.stats().await?;
         let (_, rewires) = self.supervisor.send(Liveness).await?;
         let mut m = ClusterMetrics { network, rewires, ..Default::default() };
         for s in self.states().await? {
@@ -520,24 +544,32 @@ impl Cluster {
         Ok(())
     }
 
-    /// Fault injection: cut a leader off from everyone.
-    pub fn isolate(&self, id: LeaderId) {
-        self.network.do_send(Fault::Isolate(id));
+    /// Fault injection: a link fault, when the transport can make one (the simulated network
+    /// can; [`ClusterError::NoFaults`] otherwise).
+    pub fn fault(&self, fault: Fault) -> Result<(), ClusterError> {
+        let faults = self.links.faults.as_ref().ok_or(ClusterError::NoFaults)?;
+        faults.do_send(fault);
+        Ok(())
     }
 
-    /// Fault injection: reconnect an isolated leader.
-    pub fn heal(&self, id: LeaderId) {
-        self.network.do_send(Fault::Heal(id));
+    /// Fault injection: cut a leader off from everyone (see [`Cluster::fault`]).
+    pub fn isolate(&self, id: LeaderId) -> Result<(), ClusterError> {
+        self.fault(Fault::Isolate(id))
     }
 
-    /// Fault injection: lose everything between two sets of leaders.
-    pub fn partition(&self, a: LeaderSet, b: LeaderSet) {
-        self.network.do_send(Fault::Partition(a, b));
+    /// Fault injection: reconnect an isolated leader (see [`Cluster::fault`]).
+    pub fn heal(&self, id: LeaderId) -> Result<(), ClusterError> {
+        self.fault(Fault::Heal(id))
     }
 
-    /// Undo all partitions and isolations.
-    pub fn heal_all(&self) {
-        self.network.do_send(Fault::HealAll);
+    /// Fault injection: lose everything between two sets of leaders (see [`Cluster::fault`]).
+    pub fn partition(&self, a: LeaderSet, b: LeaderSet) -> Result<(), ClusterError> {
+        self.fault(Fault::Partition(a, b))
+    }
+
+    /// Undo all partitions and isolations (see [`Cluster::fault`]).
+    pub fn heal_all(&self) -> Result<(), ClusterError> {
+        self.fault(Fault::HealAll)
     }
 
     /// The start of simulated time for a simulation's wall clock (2026-01-01T00:00:00Z).

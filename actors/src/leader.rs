@@ -2,7 +2,7 @@
 //!
 //! **Architecture invariant:** this file holds no replication logic. Each handler reads the clock,
 //! turns the message into one call on [`Replica`], and performs the effects that come back: sends
-//! go to the [`Network`] actor, trace events to the [`TraceSink`] and to `tracing`.
+//! go to the transport ([`crate::transport`]), trace events to the [`TraceSink`] and to `tracing`.
 //!
 //! Crash and restart follow actix supervision: a [`Crash`] drops the replica (all in-memory state)
 //! and stops the actor; actix's `Supervisor` restarts it at once under the same address, but the
@@ -21,11 +21,11 @@ use roundtable_runtime::{
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    AppliedTotal, Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetSiblings, Heartbeat, Inspect, LeaderError,
-    LeaderState, Put, PutBatch, Report, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    AppliedTotal, Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState,
+    Put, PutBatch, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
-use crate::network::{Network, Route, Transmit};
 use crate::trace::{Actor as Who, Mark, TraceSink};
+use crate::transport::{Heartbeat, Report, Route, Transmit, TransportLinks};
 use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
 use roundtable_runtime::siblings::SiblingRead;
@@ -58,7 +58,7 @@ pub struct Leader {
     spec: LeaderSpec,
     replica: Option<Replica>,
     subscriptions: Vec<(String, actix::Recipient<Changed>)>,
-    network: Addr<Network>,
+    links: TransportLinks,
     sink: TraceSink,
     /// This actor's address, for its own flush timer.
     me: Option<Addr<Leader>>,
@@ -83,10 +83,10 @@ struct PumpDue;
 struct FlushDue;
 
 impl Leader {
-    /// A leader that is up, with a fresh replica.
-    pub fn new(
+    /// A leader that is up, with a fresh replica, sending through `links`.
+    pub(crate) fn new(
         spec: LeaderSpec,
-        network: Addr<Network>,
+        links: TransportLinks,
         sink: TraceSink,
     ) -> Result<Self, roundtable_runtime::ConfigError> {
         let replica = Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?;
@@ -94,7 +94,7 @@ impl Leader {
             spec,
             replica: Some(replica),
             subscriptions: Vec::new(),
-            network,
+            links,
             sink,
             me: None,
             flush_armed: None,
@@ -139,7 +139,7 @@ impl Leader {
                         }
                     }
                 }
-                Effect::Alarm(alarm) => self.network.do_send(Report { from: id, alarm }),
+                Effect::Alarm(alarm) => self.links.report.do_send(Report { from: id, alarm }),
                 // Effects a later version of the core may add: nothing to perform here.
                 _ => {}
             }
@@ -176,10 +176,10 @@ impl Leader {
         let from = self.spec.id;
         'peers: for (&to, outbox) in &mut self.outboxes {
             while let Some(msg) = outbox.pop_front() {
-                match self.network.try_send(Transmit { from, to, msg }) {
+                match self.links.transmit.try_send(Transmit::new(from, to, msg)) {
                     Ok(()) => {}
                     Err(actix::dev::SendError::Full(t)) => {
-                        outbox.push_front(t.msg);
+                        outbox.push_front(t.into_msg());
                         break 'peers;
                     }
                     // The network is gone (the system is stopping): nothing to deliver to.
@@ -275,9 +275,11 @@ impl Leader {
             Err(LeaderError::Write(WriteError::NotHome { home, .. })) => {
                 let from = self.spec.id;
                 self.sink.record(Who::Leader(from), format_args!("route {key:?} to its home {home}"));
-                let route = Route { from, to: home, write: Write { key, update, concern: None } };
-                let network = self.network.clone();
-                Box::pin(async move { network.send(route).await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) })
+                let route = Route::new(from, home, Write { key, update, concern: None });
+                let transport = self.links.route.clone();
+                Box::pin(
+                    async move { transport.send(route).await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) },
+                )
             }
             result => Box::pin(async move { result }),
         }
@@ -301,7 +303,7 @@ impl Actor for Leader {
             let Some(replica) = leader.replica.as_mut() else { return };
             replica.handle_tick(now);
             leader.perform();
-            leader.network.do_send(Heartbeat { from: leader.spec.id });
+            leader.links.heartbeat.do_send(Heartbeat { from: leader.spec.id });
         });
     }
 }

@@ -1,36 +1,41 @@
 //! The actix shell of roundtable: leaders as actors, the supervisor that rewires the topology
-//! when a leader dies, the network between them (in-process or simulated), the [`Cluster`]
-//! builder and the deterministic [`Simulation`].
+//! when a leader dies, clock synchronisation, the transport interface with its in-process
+//! implementation, and the [`Cluster`] builder a host application uses. The simulator, the
+//! simulated network and the invariant checker live in `roundtable-sim`, which a host never
+//! compiles.
 //!
 //! **Architecture invariant:** no replication logic lives here. A handler reads the clock, turns
 //! its message into one call on `roundtable_runtime::Replica`, and performs the effects that
 //! come back.
+//!
+//! Files depend on each other in one direction only (checked by `tests/architecture.rs`):
+//! `clock` ← `trace`; {`messages`, `trace`} ← `transport`; `clock` ← `clock_sync`;
+//! {`messages`, `trace`, `transport`} ← `supervisor`; everything ← `leader` ← `cluster`. Actors
+//! address each other through recipients and the [`transport`] interface, never through each
+//! other's types.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod check;
 pub mod clock;
 pub mod clock_sync;
 pub mod cluster;
 pub mod leader;
 pub mod messages;
-pub mod network;
-pub mod sim;
 pub mod supervisor;
-pub mod svg;
-pub mod sweep;
 pub mod trace;
+pub mod transport;
 
-pub use check::{CheckReport, Invariant, Violation, WriteFate};
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
-pub use clock_sync::{ClockSample, ClockSync, ClockSyncConfig, TimeQuery, TimeServer};
+pub use clock_sync::{ClockSample, ClockSync, TimeQuery, TimeReference};
 pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl};
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{
     AppliedTotal, Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, PutBatch,
     Restart, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS, PUT_BATCH_MAX,
 };
-pub use network::{Fault, NetStats, Network, NetworkModel};
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
-pub use sim::{ms, AckedWrite, ClientOp, FaultEvent, SimError, SimRun, Simulation, Workload};
-pub use supervisor::{Supervisor, SupervisorConfig};
+pub use supervisor::{Liveness, Supervisor, SupervisorConfig};
 pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceLine, TraceSink, Vv};
+pub use transport::{
+    Connect, Fault, Heartbeat, InProcess, KindStats, LeaderInbox, NetStats, Report, Route, Stats, SupervisorInbox,
+    Transmit, Transport, TransportLinks,
+};

@@ -285,7 +285,7 @@ pub struct WriteConcern {
 /// A write routed to this leader because it is the key's home (conflict avoidance).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<WriteReceipt, LeaderError>")]
-pub struct Routed(pub Write);
+pub(crate) struct Routed(pub(crate) Write);
 
 /// Read the siblings of a key of a siblings keyspace, with the causal context to write back.
 #[derive(Debug, Clone, Message)]
@@ -387,41 +387,31 @@ pub struct Restart;
 /// From the supervisor: the live set changed.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct SetLive(pub LeaderSet);
+pub(crate) struct SetLive(pub(crate) LeaderSet);
 
-/// From the network: a frame from a peer.
+/// From a transport: a frame from a peer.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Deliver {
+pub(crate) struct Deliver {
     /// The peer.
-    pub from: LeaderId,
+    pub(crate) from: LeaderId,
     /// The encoded envelope.
-    pub frame: Vec<u8>,
+    pub(crate) frame: Vec<u8>,
     /// When it was sent (time since the start of the run; for the trace).
-    pub sent_at: std::time::Duration,
+    pub(crate) sent_at: std::time::Duration,
     /// Its kind (for the trace).
-    pub kind: &'static str,
-}
-
-/// From a leader, through the network, to the supervisor: something it must act on.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Report {
-    /// The reporting leader.
-    pub from: LeaderId,
-    /// What it saw.
-    pub alarm: roundtable_runtime::Alarm,
+    pub(crate) kind: &'static str,
 }
 
 /// From the supervisor: refuse writes until your clock is synchronised.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Fence;
+pub(crate) struct Fence;
 
-/// From a leader, through the network, to the supervisor: "I am alive".
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Heartbeat {
-    /// The leader.
-    pub from: LeaderId,
+/// How the supervisor reaches one leader: rewire it, fence it, restart it.
+#[derive(Clone)]
+pub(crate) struct LeaderControl {
+    pub(crate) set_live: actix::Recipient<SetLive>,
+    pub(crate) fence: actix::Recipient<Fence>,
+    pub(crate) restart: actix::Recipient<Restart>,
 }

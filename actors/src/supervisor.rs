@@ -5,7 +5,7 @@
 //! ```text
 //!                 Supervisor ── SetLive(live) ──▶ every live Leader
 //!                     ▲
-//!     Heartbeat (via Network, so isolation silences it)
+//!     Heartbeat (via the transport, so isolation silences it)
 //!                     │
 //!   Leader L0   Leader L1   Leader L2 …   (restarted by actix `Supervisor` after a crash)
 //! ```
@@ -16,12 +16,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use roundtable_runtime::{LeaderId, LeaderSet, Topology};
 
-use crate::leader::Leader;
-use crate::messages::{Fence, Heartbeat, Report, Restart, SetLive};
+use crate::messages::{Fence, LeaderControl, Restart, SetLive};
 use crate::trace::{Actor as Who, TraceSink};
+use crate::transport::{Heartbeat, Report};
 
 /// When the supervisor checks and how long a silence means death.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct Supervisor {
     topology: Topology,
     members: LeaderSet,
     live: LeaderSet,
-    leaders: BTreeMap<LeaderId, Addr<Leader>>,
+    leaders: BTreeMap<LeaderId, LeaderControl>,
     last_seen: BTreeMap<LeaderId, tokio::time::Instant>,
     config: SupervisorConfig,
     rewires: u64,
@@ -64,9 +64,9 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor of `leaders`, all live at the start.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         topology: Topology,
-        leaders: BTreeMap<LeaderId, Addr<Leader>>,
+        leaders: BTreeMap<LeaderId, LeaderControl>,
         config: SupervisorConfig,
         sink: TraceSink,
     ) -> Self {
@@ -93,7 +93,7 @@ impl Supervisor {
         tracing::info!(%live, %rewiring, "rewired");
         for id in live {
             if let Some(leader) = self.leaders.get(&id) {
-                leader.do_send(SetLive(live));
+                leader.set_live.do_send(SetLive(live));
             }
         }
     }
@@ -124,7 +124,7 @@ impl Supervisor {
                     }
                     if let Some(leader) = sup.leaders.get(&id) {
                         sup.sink.record(Who::Supervisor, format_args!("restarting {id}"));
-                        leader.do_send(Restart);
+                        leader.restart.do_send(Restart);
                     }
                 });
             }
@@ -175,7 +175,7 @@ impl Handler<Report> for Supervisor {
             ),
         );
         if let Some(addr) = self.leaders.get(&leader) {
-            addr.do_send(Fence);
+            addr.fence.do_send(Fence);
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::clock::SimEpoch;
 pub enum Actor {
     /// A leader (its replica, or its actor shell).
     Leader(LeaderId),
-    /// The simulated network.
+    /// The transport (the simulated network, or the in-process transport).
     Network,
     /// The supervisor.
     Supervisor,
@@ -53,7 +53,7 @@ pub struct Trace {
     /// The lines, in the order they happened.
     pub lines: Vec<TraceLine>,
     /// The structured facts of the run, in the order they happened: what the invariant checker
-    /// ([`crate::check`]) and the space-time diagram ([`crate::svg`]) read. Not part of
+    /// (`roundtable_sim::check`) and the space-time diagram (`roundtable_sim::svg`) read. Not part of
     /// [`Trace::render`].
     pub marks: Vec<MarkLine>,
     /// Whether marks were left out because the trace reached [`TRACE_LINES_MAX`] of them (a

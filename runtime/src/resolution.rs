@@ -150,7 +150,15 @@ impl Keyspaces {
     /// The resolution of the keyspace `key` belongs to.
     #[must_use]
     pub fn resolution(&self, key: &Key) -> Resolution {
-        key.as_str().split_once('/').and_then(|(space, _)| self.named.get(space)).copied().unwrap_or(self.default)
+        self.keyspace_of(key.as_str()).1
+    }
+
+    /// The named keyspace `key` belongs to (`None`: the default one) and its resolution.
+    #[must_use]
+    pub fn keyspace_of<'a>(&'a self, key: &str) -> (Option<&'a str>, Resolution) {
+        key.split_once('/')
+            .and_then(|(space, _)| self.named.get_key_value(space))
+            .map_or((None, self.default), |(name, resolution)| (Some(name.as_str()), *resolution))
     }
 
     /// The named keyspaces, in name order.

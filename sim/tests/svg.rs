@@ -2,10 +2,10 @@
 //! leader, one arrow per delivered message, the crash on the hub's lane and a legend, rendered
 //! byte for byte the same every time.
 
-use roundtable_actors::sim::{ms, SimRun, Simulation};
-use roundtable_actors::svg::{render_svg, SvgOptions};
-use roundtable_actors::{Mark, NetworkModel};
+use roundtable_actors::Mark;
 use roundtable_runtime::{LeaderId, Topology};
+use roundtable_sim::svg::{render_svg, SvgOptions};
+use roundtable_sim::{ms, NetworkModel, SimRun, Simulation};
 
 const LEADERS: usize = 4;
 

@@ -9,7 +9,7 @@
 //! checker ([`crate::check`]) and keeps the failures.
 //!
 //! ```
-//! use roundtable_actors::sweep::{FaultMix, Sweep, SweepResolution, SweepTopology};
+//! use roundtable_sim::sweep::{FaultMix, Sweep, SweepResolution, SweepTopology};
 //!
 //! let result = Sweep::new(0..2)
 //!     .topologies(&[SweepTopology::Star])
@@ -30,11 +30,13 @@ use roundtable_runtime::rng::SeededRng;
 use roundtable_runtime::topologies::Graph;
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, Value};
 
+use roundtable_runtime::resolution::{CrdtKind, CrdtUpdate, Resolution, Update};
+
 use crate::check::{CheckReport, Invariant};
-use crate::clock_sync::ClockSyncConfig;
 use crate::network::NetworkModel;
-use crate::sim::{ms, FaultEvent, SimRun, Simulation, Workload};
-use crate::{CrdtKind, CrdtUpdate, Resolution, Update};
+use crate::run::SimRun;
+use crate::simulation::{ms, FaultEvent, Simulation, Workload};
+use crate::time_server::ClockSyncConfig;
 
 /// The topologies a sweep covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -479,14 +481,14 @@ impl Scenario {
     /// The one command that replays exactly this run and prints its trace.
     #[must_use]
     pub fn replay_command(&self) -> String {
-        let mut cmd = String::from("cargo run --release");
+        let mut cmd = String::from("cargo run --release -p roundtable-cli");
         #[cfg(feature = "fault-injection")]
         if self.sabotage != Sabotage::None {
             cmd.push_str(" --features fault-injection");
         }
         let _ = write!(
             cmd,
-            " --bin roundtable -- sim --topology {} --resolution {} --leaders {} --seed {} --faults {}",
+            " -- sim --topology {} --resolution {} --leaders {} --seed {} --faults {}",
             self.topology, self.resolution, self.leaders, self.seed, self.faults
         );
         #[cfg(feature = "fault-injection")]

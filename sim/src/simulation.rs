@@ -7,8 +7,8 @@
 //! production actors rather than mocks).
 //!
 //! ```
-//! use roundtable_actors::sim::{ms, Simulation};
-//! use roundtable_actors::NetworkModel;
+//! use roundtable_sim::{ms, Simulation};
+//! use roundtable_sim::NetworkModel;
 //! use roundtable_runtime::{LeaderId, Topology};
 //!
 //! let run = Simulation::new(7)
@@ -23,18 +23,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
-use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, VersionVector, MAX_LEADERS};
+use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, MAX_LEADERS};
 
-use crate::cluster::{ClockSkew, Cluster, ClusterError, ClusterMetrics};
-use crate::messages::{Delete, Get, LeaderState, Put};
-use crate::network::{Fault, NetworkModel};
-use crate::supervisor::SupervisorConfig;
-use crate::trace::{Actor as Who, Mark, Trace, TraceSink};
-use crate::SimEpoch;
+use roundtable_actors::trace::{Actor as Who, Mark, TraceSink};
+use roundtable_actors::{
+    ClockSkew, Cluster, ClusterBuilder, ClusterError, Delete, Get, GetSiblings, LeaderClockSource, Liveness, Put,
+    Resolution, SimEpoch, SupervisorConfig, Write,
+};
+use roundtable_runtime::clock::SimulatedClock;
+use roundtable_runtime::resolution::Update;
+
+use crate::network::{NetworkModel, SimulatedNetwork};
+use crate::run::{holders_all_lost, AckedWrite, CheckSettings, SimRun};
+use crate::time_server::{ClockSyncConfig, SimulatedTimeServer};
 
 /// `n` milliseconds.
 #[must_use]
@@ -57,12 +61,12 @@ pub enum ClientOp {
         /// The key.
         key: String,
     },
-    /// Any update (a CRDT update, a siblings write…), as [`crate::Write`] sends it.
+    /// Any update (a CRDT update, a siblings write…), as [`Write`] sends it.
     Update {
         /// The key.
         key: String,
         /// The update (boxed: an MV-register context makes it large).
-        update: Box<crate::Update>,
+        update: Box<Update>,
     },
     /// Read a key (a client read: no replication traffic; traced).
     Get {
@@ -109,7 +113,7 @@ impl Workload {
     /// Any update of `key` at leader `leader`, `at` after the start (a CRDT update, a siblings
     /// write with a context…).
     #[must_use]
-    pub fn update(mut self, at: Duration, leader: usize, key: &str, update: crate::Update) -> Self {
+    pub fn update(mut self, at: Duration, leader: usize, key: &str, update: Update) -> Self {
         self.ops.push((at, leader, ClientOp::Update { key: key.into(), update: Box::new(update) }));
         self
     }
@@ -198,8 +202,11 @@ pub enum FaultEvent {
 #[derive(Debug, Clone)]
 pub struct Simulation {
     seed: u64,
-    /// The cluster's settings; the simulation adds simulated clocks and a trace sink.
-    cluster: crate::ClusterBuilder,
+    /// The cluster's settings; the simulation adds simulated clocks, its network, its time
+    /// server and a trace sink.
+    cluster: ClusterBuilder,
+    network: NetworkModel,
+    clock_sync: Option<ClockSyncConfig>,
     skews: Vec<ClockSkew>,
     workload: Workload,
     faults: Vec<(Duration, FaultEvent)>,
@@ -227,7 +234,9 @@ impl Simulation {
     pub fn new(seed: u64) -> Self {
         Simulation {
             seed,
-            cluster: Cluster::builder().leader_count(3).seed(seed),
+            cluster: Cluster::builder().leader_count(3),
+            network: NetworkModel::in_process(),
+            clock_sync: None,
             skews: Vec::new(),
             workload: Workload::default(),
             faults: Vec::new(),
@@ -253,7 +262,7 @@ impl Simulation {
     /// The network model.
     #[must_use]
     pub fn network(mut self, model: NetworkModel) -> Self {
-        self.cluster = self.cluster.network(model);
+        self.network = model;
         self
     }
 
@@ -272,23 +281,23 @@ impl Simulation {
     }
 
     /// Synchronise the leaders' clocks against a time server that knows the simulation's true
-    /// time (NTP style; see [`crate::clock_sync`]).
+    /// time (NTP style; see [`roundtable_actors::clock_sync`]).
     #[must_use]
-    pub fn clock_sync(mut self, config: crate::ClockSyncConfig) -> Self {
-        self.cluster = self.cluster.clock_sync(config);
+    pub fn clock_sync(mut self, config: ClockSyncConfig) -> Self {
+        self.clock_sync = Some(config);
         self
     }
 
     /// The resolution of keys outside every named keyspace (default last-write-wins).
     #[must_use]
-    pub fn resolution(mut self, resolution: crate::Resolution) -> Self {
+    pub fn resolution(mut self, resolution: Resolution) -> Self {
         self.cluster = self.cluster.resolution(resolution);
         self
     }
 
     /// A named keyspace: keys `name/…` are reconciled by `resolution`.
     #[must_use]
-    pub fn keyspace(mut self, name: &str, resolution: crate::Resolution) -> Self {
+    pub fn keyspace(mut self, name: &str, resolution: Resolution) -> Self {
         self.cluster = self.cluster.keyspace(name, resolution);
         self
     }
@@ -400,8 +409,19 @@ impl Simulation {
     async fn drive(self) -> Result<SimRun, SimError> {
         let epoch = SimEpoch::starting_now(Cluster::simulation_epoch());
         let sink = TraceSink::recording(epoch);
-        let cluster =
-            self.cluster.clone().simulated_clocks(epoch, self.skews.clone()).trace_sink(sink.clone()).start().await?;
+        let network = SimulatedNetwork { model: self.network.clone(), seed: self.seed };
+        let mut builder = self
+            .cluster
+            .clone()
+            .simulated_clocks(epoch, self.skews.clone())
+            .trace_sink(sink.clone())
+            .transport(Arc::new(network));
+        if let Some(config) = self.clock_sync {
+            let truth = LeaderClockSource::Simulated { epoch, clock: SimulatedClock::new(epoch.now()) };
+            let server = SimulatedTimeServer { truth, seed: self.seed ^ 0x7157_0c10_c4a5_11ed, config };
+            builder = builder.clock_sync(Arc::new(server), config.interval);
+        }
+        let cluster = builder.start().await?;
 
         // One schedule of client operations and faults, in time order (stable for equal times).
         enum Step {
@@ -449,7 +469,7 @@ impl Simulation {
         }
         let states = cluster.states().await?;
         let metrics = cluster.metrics().await?;
-        let (live, _) = cluster.supervisor().send(crate::supervisor::Liveness).await.map_err(ClusterError::from)?;
+        let (live, _) = cluster.supervisor().send(Liveness).await.map_err(ClusterError::from)?;
         // A write is lost with its leader when that leader crashed after acknowledging it and no
         // live leader holds it: it never applied anywhere, or its restarted origin voided it.
         // A write is lost with its leaders when it is not held at the end and every leader that
@@ -475,7 +495,10 @@ impl Simulation {
             .map(|(a, _)| a.clone())
             .collect();
         Ok(SimRun {
-            check_settings: self.cluster.check_settings(),
+            check_settings: CheckSettings {
+                max_offset: self.cluster.replica_settings().max_offset,
+                keyspaces: self.cluster.keyspaces()?,
+            },
             seed: self.seed,
             trace,
             states,
@@ -511,7 +534,7 @@ async fn client_op(
         }
         ClientOp::Update { key, update } => {
             let label = format!("update {key:?} {}", describe(&update));
-            let r = addr.send(crate::Write { key: key.clone(), update: *update, concern: None }).await?;
+            let r = addr.send(Write { key: key.clone(), update: *update, concern: None }).await?;
             (key, None, label, r)
         }
         ClientOp::Get { key } => {
@@ -525,14 +548,14 @@ async fn client_op(
             return Ok(None);
         }
         ClientOp::ResolveSiblings { key, value } => {
-            let read = addr.send(crate::GetSiblings::new(key.clone())).await?;
+            let read = addr.send(GetSiblings::new(key.clone())).await?;
             let Ok(Some(read)) = read else {
                 sink.record(Who::Client, format_args!("{id} has no siblings of {key:?} to resolve"));
                 return Ok(None);
             };
             let seen: Vec<String> = read.siblings.iter().map(|(dot, _)| dot.to_string()).collect();
             sink.record(Who::Client, format_args!("{id} read {key:?}: siblings [{}]", seen.join(" ")));
-            let write = crate::Write::with_context(key.clone(), Some(value.clone().into_bytes()), read.context)
+            let write = Write::with_context(key.clone(), Some(value.clone().into_bytes()), read.context)
                 .map_err(|e| ClusterError::Settings(e.to_string()))?;
             let r = addr.send(write).await?;
             let label = format!("put {key:?}={value:?} over the siblings read");
@@ -573,8 +596,8 @@ async fn client_op(
 }
 
 /// A short, stable description of an update for the trace.
-fn describe(update: &crate::Update) -> String {
-    use crate::{CrdtUpdate, Update};
+fn describe(update: &Update) -> String {
+    use roundtable_runtime::resolution::CrdtUpdate;
     let text = |v: &roundtable_runtime::Value| v.as_str().map_or_else(|| format!("{v:?}"), |s| format!("{s:?}"));
     match update {
         Update::Put(v) => format!("put {}", text(v)),
@@ -598,273 +621,10 @@ fn apply_fault(cluster: &Cluster, sink: &TraceSink, fault: FaultEvent) -> Result
     match fault {
         FaultEvent::Crash(l) => cluster.crash(id(l)?)?,
         FaultEvent::Restart(l) => cluster.restart(id(l)?)?,
-        FaultEvent::Isolate(l) => cluster.isolate(id(l)?),
-        FaultEvent::Heal(l) => cluster.heal(id(l)?),
-        FaultEvent::Partition(a, b) => cluster.network().do_send(Fault::Partition(a, b)),
-        FaultEvent::HealAll => cluster.heal_all(),
+        FaultEvent::Isolate(l) => cluster.isolate(id(l)?)?,
+        FaultEvent::Heal(l) => cluster.heal(id(l)?)?,
+        FaultEvent::Partition(a, b) => cluster.partition(a, b)?,
+        FaultEvent::HealAll => cluster.heal_all()?,
     }
     Ok(())
-}
-
-/// Whether any leader applied a void under `dot` (its origin restarted and gave the dot up).
-pub(crate) fn voided_anywhere(states: &[LeaderState], dot: roundtable_runtime::Dot) -> bool {
-    states.iter().any(|s| s.voided.contains(&dot))
-}
-
-/// For each acknowledged write, whether every leader that held it (applied it, or adopted a
-/// snapshot with it) lost its state afterwards, so that no leader holds it. One pass over the
-/// marks.
-fn holders_all_lost(trace: &Trace, acked: &[AckedWrite]) -> Vec<bool> {
-    let mut by_dot: BTreeMap<roundtable_runtime::Dot, Vec<usize>> = BTreeMap::new();
-    for (i, a) in acked.iter().enumerate() {
-        by_dot.entry(a.dot).or_default().push(i);
-    }
-    let mut holders = vec![LeaderSet::EMPTY; acked.len()];
-    // Past its dot being issued again, or voided: what follows is about another entry.
-    let mut done = vec![false; acked.len()];
-    for line in &trace.marks {
-        let crate::trace::Actor::Leader(id) = line.actor else { continue };
-        match &line.mark {
-            Mark::Write { dot, hlc, .. } => {
-                for &i in by_dot.get(dot).into_iter().flatten() {
-                    done[i] |= acked[i].hlc != *hlc;
-                }
-            }
-            Mark::Voided { dot } => {
-                for &i in by_dot.get(dot).into_iter().flatten() {
-                    done[i] = true;
-                }
-            }
-            Mark::Applied { dot, .. } => {
-                for &i in by_dot.get(dot).into_iter().flatten() {
-                    if !done[i] {
-                        holders[i] = holders[i].with(id);
-                    }
-                }
-            }
-            Mark::SnapshotAdopted { vv, .. } => {
-                for (i, a) in acked.iter().enumerate() {
-                    if !done[i] && vv.contains(a.dot) {
-                        holders[i] = holders[i].with(id);
-                    }
-                }
-            }
-            Mark::Crashed | Mark::Restarted | Mark::Rejoined => {
-                for (i, h) in holders.iter_mut().enumerate() {
-                    if !done[i] {
-                        *h = h.without(id);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    holders.iter().map(|h| h.is_empty()).collect()
-}
-
-/// Every stamp given to each dot (more than one: a leader restarted and issued a dot again
-/// that no peer held).
-fn stamps_by_dot(trace: &Trace) -> BTreeMap<roundtable_runtime::Dot, Vec<roundtable_runtime::clock::HlcTimestamp>> {
-    let mut stamps: BTreeMap<_, Vec<_>> = BTreeMap::new();
-    for m in &trace.marks {
-        if let Mark::Write { dot, hlc, .. } = &m.mark {
-            stamps.entry(*dot).or_default().push(*hlc);
-        }
-    }
-    stamps
-}
-
-/// A write a client got an acknowledgement for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AckedWrite {
-    /// The leader that acknowledged it.
-    pub leader: usize,
-    /// When.
-    pub at: Duration,
-    /// Its identity.
-    pub dot: roundtable_runtime::Dot,
-    /// Its timestamp.
-    pub hlc: roundtable_runtime::clock::HlcTimestamp,
-    /// The key.
-    pub key: String,
-    /// The value (`None` for a delete).
-    pub value: Option<String>,
-}
-
-/// The outcome of a simulation: the trace, the leaders' final states and a report.
-#[derive(Debug, Clone)]
-pub struct SimRun {
-    check_settings: crate::check::CheckSettings,
-    seed: u64,
-    trace: Trace,
-    states: Vec<LeaderState>,
-    live: LeaderSet,
-    metrics: ClusterMetrics,
-    acked: Vec<AckedWrite>,
-    lost_with_leader: Vec<AckedWrite>,
-    settled_at: Option<Duration>,
-    last_fault: Option<Duration>,
-}
-
-impl SimRun {
-    /// The seed that reproduces this run.
-    #[must_use]
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    /// The trace.
-    #[must_use]
-    pub fn trace(&self) -> &Trace {
-        &self.trace
-    }
-
-    /// Each leader's final state, in id order.
-    #[must_use]
-    pub fn states(&self) -> &[LeaderState] {
-        &self.states
-    }
-
-    /// The leaders the supervisor considered live at the end.
-    #[must_use]
-    pub fn live(&self) -> LeaderSet {
-        self.live
-    }
-
-    /// Counters of the run.
-    #[must_use]
-    pub fn metrics(&self) -> &ClusterMetrics {
-        &self.metrics
-    }
-
-    /// Writes acknowledged to clients.
-    #[must_use]
-    pub fn acked(&self) -> &[AckedWrite] {
-        &self.acked
-    }
-
-    /// Acknowledged writes whose leader crashed before passing them on: the only loss an
-    /// in-memory leader can have.
-    #[must_use]
-    pub fn lost_with_leader(&self) -> &[AckedWrite] {
-        &self.lost_with_leader
-    }
-
-    /// When the cluster settled (`None`: it did not within the run's limit).
-    #[must_use]
-    pub fn settled_at(&self) -> Option<Duration> {
-        self.settled_at
-    }
-
-    /// Checks convergence: the run settled, every live leader that is up holds the same state,
-    /// and every acknowledged write is applied there — except those lost with their leader.
-    /// Panics with the seed and what differs otherwise.
-    pub fn assert_converged(&self) {
-        if let Err(why) = self.check_converged() {
-            panic!("seed {}: not converged: {why}\n{}", self.seed, self.render());
-        }
-    }
-
-    /// Like [`SimRun::assert_converged`], as a `Result`.
-    pub fn check_converged(&self) -> Result<(), String> {
-        if self.settled_at.is_none() {
-            return Err("the cluster did not settle".into());
-        }
-        let live: Vec<&LeaderState> = self.states.iter().filter(|s| s.up && self.live.contains(s.id)).collect();
-        let Some(first) = live.first() else { return Err("no live leader".into()) };
-        for s in &live[1..] {
-            if s.applied != first.applied || s.digest != first.digest {
-                return Err(format!("{} ({}) and {} ({}) differ", first.name, first.applied, s.name, s.applied));
-            }
-        }
-        let stamps = stamps_by_dot(&self.trace);
-        let reissued = |a: &AckedWrite| stamps.get(&a.dot).is_some_and(|s| s.iter().any(|h| *h != a.hlc));
-        for a in &self.acked {
-            let held = first.applied.contains(a.dot) && !voided_anywhere(&self.states, a.dot) && !reissued(a);
-            // A write refused everywhere for its timestamp is reported, not lost silently.
-            let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
-            if !held && !quarantined && !self.lost_with_leader.contains(a) {
-                return Err(format!("acknowledged write {} ({:?}) is missing", a.dot, a.key));
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs the invariant checker ([`crate::check`]) over this run.
-    #[must_use]
-    pub fn check(&self) -> crate::CheckReport {
-        crate::check::check(self, &self.check_settings)
-    }
-
-    /// The trace, then a summary: final state per leader and the run's counters. This is what
-    /// snapshot tests lock down.
-    #[must_use]
-    pub fn render(&self) -> String {
-        let mut out = self.trace.render();
-        let _ = writeln!(out, "--- final state");
-        for s in &self.states {
-            let state = if !s.up {
-                "down".to_owned()
-            } else {
-                let kv: Vec<String> = s
-                    .store
-                    .iter()
-                    .map(|(k, v, dot)| match v {
-                        Some(v) => format!("{k}={}@{dot}", String::from_utf8_lossy(v)),
-                        None => format!("{k}=(deleted)@{dot}"),
-                    })
-                    .collect();
-                let resolved = s.resolved.iter().map(|(k, v)| format!("{k}={v}"));
-                let all: Vec<String> = kv.into_iter().chain(resolved).collect();
-                format!("{} {}", s.applied, all.join(" "))
-            };
-            let _ = writeln!(out, "{} {state}", s.name);
-        }
-        if self.states.iter().any(|s| !s.quarantined.is_empty()) {
-            let _ = writeln!(out, "--- quarantined (refused for their timestamps, never applied there)");
-            for s in &self.states {
-                for (dot, why) in &s.quarantined {
-                    let _ = writeln!(out, "{} {dot} {why}", s.name);
-                }
-            }
-        }
-        let _ = writeln!(out, "--- report");
-        out.push_str(&self.report());
-        out
-    }
-
-    /// The run's report: messages and bytes by kind, acknowledged and lost writes, duplicates
-    /// dropped, causal waits, last-write-wins discards, rejections, rewires, network losses,
-    /// and the time the cluster took to converge after the last fault.
-    #[must_use]
-    pub fn report(&self) -> String {
-        let mut out = String::new();
-        let m = &self.metrics;
-        for (kind, k) in &m.network.by_kind {
-            let _ = writeln!(out, "{kind}: {} messages, {} bytes", k.messages, k.bytes);
-        }
-        let _ = writeln!(
-            out,
-            "writes acked {}, lost with their leader {}, duplicates dropped {}, causal waits {}, lww discarded {}, rejected {}, rewires {}, network lost {} duplicated {}",
-            self.acked.len(),
-            self.lost_with_leader.len(),
-            m.duplicates_dropped,
-            m.causal_waits,
-            m.lww_discarded,
-            m.rejected,
-            m.rewires,
-            m.network.dropped,
-            m.network.duplicated,
-        );
-        if let (Some(settled), Some(fault)) = (self.settled_at, self.last_fault) {
-            let _ = writeln!(out, "converged {}ms after the last fault", settled.saturating_sub(fault).as_millis());
-        }
-        out
-    }
-
-    /// The version vector the live leaders agree on (empty if none is live).
-    #[must_use]
-    pub fn converged_vv(&self) -> VersionVector {
-        self.states.iter().find(|s| s.up && self.live.contains(s.id)).map(|s| s.applied.clone()).unwrap_or_default()
-    }
 }

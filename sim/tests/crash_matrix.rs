@@ -3,9 +3,8 @@
 //! that stayed alive, and every write the crashed leader had already passed to a live one, is on
 //! every live leader after settling; the restarted leader converges to the same state.
 
-use roundtable_actors::sim::{ms, SimRun, Simulation};
-use roundtable_actors::NetworkModel;
 use roundtable_runtime::{LeaderId, Topology};
+use roundtable_sim::{ms, NetworkModel, SimRun, Simulation};
 
 const SEEDS: [u64; 3] = [1, 2, 3];
 const RESTART: std::time::Duration = ms(1_500);

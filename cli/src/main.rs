@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use roundtable::actors::svg::{render_svg, SvgOptions};
-use roundtable::actors::sweep::{FaultMix, Progress, Scenario, Sweep, SweepResolution, SweepTopology, SWEEP_LEADERS};
-use roundtable::actors::Trace;
+use roundtable_actors::Trace;
+use roundtable_sim::svg::{render_svg, SvgOptions};
+use roundtable_sim::sweep::{FaultMix, Progress, Scenario, Sweep, SweepResolution, SweepTopology, SWEEP_LEADERS};
 
 /// Simulate, sweep and draw roundtable replication runs.
 #[derive(Debug, Parser)]

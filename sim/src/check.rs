@@ -11,8 +11,8 @@
 //! | [`Invariant::Clocks`] | no leader merged a timestamp more than `max_offset` ahead of its corrected clock into its HLC, and every timestamp a leader issued exceeds every one it issued or merged before (within one life of the leader) |
 //!
 //! ```
-//! use roundtable_actors::sim::{ms, Simulation};
-//! use roundtable_actors::NetworkModel;
+//! use roundtable_sim::{ms, Simulation};
+//! use roundtable_sim::NetworkModel;
 //!
 //! let run = Simulation::new(3)
 //!     .leaders(3)
@@ -33,10 +33,11 @@ use std::time::Duration;
 use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::{Dot, LeaderId, VersionVector};
 
-use crate::messages::LeaderState;
-use crate::sim::{AckedWrite, SimRun};
-use crate::trace::{Actor, Mark};
-use crate::Resolution;
+use roundtable_actors::trace::{Actor, Mark};
+use roundtable_actors::LeaderState;
+use roundtable_runtime::resolution::Resolution;
+
+use crate::run::{voided_anywhere, AckedWrite, CheckSettings, SimRun};
 
 /// A replication guarantee the checker verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -216,26 +217,11 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// What the checker needs to know of the run's settings.
-#[derive(Debug, Clone)]
-pub(crate) struct CheckSettings {
-    /// The replicas' `max_offset`.
-    pub(crate) max_offset: Duration,
-    /// The resolution of keys outside every named keyspace.
-    pub(crate) default_resolution: Resolution,
-    /// Named keyspaces.
-    pub(crate) keyspaces: Vec<(String, Resolution)>,
-}
-
-impl CheckSettings {
-    /// The keyspace of `key` (`None`: the default one) and its resolution.
-    fn keyspace_of<'a>(&'a self, key: &str) -> (Option<&'a str>, Resolution) {
-        if let Some((prefix, _)) = key.split_once('/') {
-            if let Some((name, resolution)) = self.keyspaces.iter().find(|(name, _)| name == prefix) {
-                return (Some(name.as_str()), *resolution);
-            }
-        }
-        (None, self.default_resolution)
+impl SimRun {
+    /// Runs the invariant checker over this run.
+    #[must_use]
+    pub fn check(&self) -> CheckReport {
+        check(self, &self.check_settings)
     }
 }
 
@@ -271,10 +257,10 @@ fn keyspace_view<'a>(
             Some(v) => format!("{}@{dot}", String::from_utf8_lossy(v)),
             None => format!("(deleted)@{dot}"),
         };
-        out.entry(settings.keyspace_of(key).0).or_default().insert(key.as_str(), text);
+        out.entry(settings.keyspaces.keyspace_of(key).0).or_default().insert(key.as_str(), text);
     }
     for (key, text) in &state.resolved {
-        out.entry(settings.keyspace_of(key).0).or_default().insert(key.as_str(), text.clone());
+        out.entry(settings.keyspaces.keyspace_of(key).0).or_default().insert(key.as_str(), text.clone());
     }
     out
 }
@@ -489,14 +475,14 @@ fn fate_of(
     if run.lost_with_leader().contains(acked) {
         return Ok(WriteFate::LostWithLeader);
     }
-    if crate::sim::voided_anywhere(run.states(), dot) {
+    if voided_anywhere(run.states(), dot) {
         return Err("its origin voided it, yet it was not lost with its leader".into());
     }
     if let Some(missing) = live.iter().find(|s| !s.applied.contains(dot)) {
         return Err(format!("{} does not hold it", missing.name));
     }
     let dot_text = dot.to_string();
-    let (_, resolution) = settings.keyspace_of(&acked.key);
+    let (_, resolution) = settings.keyspaces.keyspace_of(&acked.key);
     match resolution {
         Resolution::Crdt(_) => Ok(WriteFate::Merged),
         Resolution::Siblings { .. } => {

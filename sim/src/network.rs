@@ -1,6 +1,7 @@
-//! The network between leaders: in-process (mailbox to mailbox, no faults) by default, or a
-//! simulated network with per-link latency, loss, duplication, reordering and partitions, driven
-//! by a seeded generator so that a simulation replays exactly from its seed.
+//! The simulated network between leaders: per-link latency, loss, duplication, reordering and
+//! partitions, driven by a seeded generator so that a simulation replays exactly from its seed.
+//! It is one implementation of `roundtable_actors::transport`: the leaders cannot tell it from
+//! the in-process transport.
 //!
 //! Every message is encoded with the wire format on the way (so sizes are real and the receiver
 //! decodes exactly what a remote peer would send), counted by kind, and delivered as a frame.
@@ -8,16 +9,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{Actor, AsyncContext, Context, Handler, MessageResult};
+use roundtable_actors::trace::{Actor as Who, Mark, TraceSink};
+use roundtable_actors::transport::{
+    Connect, Fault, Heartbeat, LeaderInbox, NetStats, Report, Route, Stats, SupervisorInbox, Transmit, Transport,
+    TransportLinks,
+};
+use roundtable_actors::LeaderError;
 use roundtable_runtime::rng::SeededRng;
-use roundtable_runtime::wire::{self, Envelope, PeerMessage};
-use roundtable_runtime::{LeaderId, LeaderSet};
-
-use crate::leader::Leader;
-use crate::messages::{Deliver, Heartbeat, LeaderError, Report, Routed, Write};
-use crate::supervisor::Supervisor;
-use crate::trace::{Actor as Who, Mark, TraceSink};
-use roundtable_runtime::WriteReceipt;
+use roundtable_runtime::{LeaderId, LeaderSet, WriteReceipt};
 
 /// How the simulated network behaves. [`NetworkModel::in_process`] is perfect and instant.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,52 +133,12 @@ impl Default for NetworkModel {
     }
 }
 
-/// Message and byte counts of one kind of message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KindStats {
-    /// Messages sent.
-    pub messages: u64,
-    /// Bytes sent (encoded frames).
-    pub bytes: u64,
-}
-
-/// What the network carried.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetStats {
-    /// By message kind (`replicate`, `catch-up`, `digest`, `snapshot`), in name order.
-    pub by_kind: BTreeMap<&'static str, KindStats>,
-    /// Messages lost (by the loss model or a partition).
-    pub dropped: u64,
-    /// Extra copies delivered.
-    pub duplicated: u64,
-    /// Messages that could not be encoded (larger than a frame).
-    pub unencodable: u64,
-    /// Messages sent but not yet delivered.
-    pub in_flight: u64,
-    /// Heartbeats from leaders to the supervisor (not counted in `by_kind`).
-    pub heartbeats: u64,
-}
-
-impl NetStats {
-    /// All messages sent.
-    #[must_use]
-    pub fn messages(&self) -> u64 {
-        self.by_kind.values().map(|k| k.messages).sum()
-    }
-
-    /// All bytes sent.
-    #[must_use]
-    pub fn bytes(&self) -> u64 {
-        self.by_kind.values().map(|k| k.bytes).sum()
-    }
-}
-
 /// The network actor: carries messages between leaders and heartbeats to the supervisor.
 pub struct Network {
     model: NetworkModel,
     rng: SeededRng,
-    leaders: BTreeMap<LeaderId, Addr<Leader>>,
-    supervisor: Option<Addr<Supervisor>>,
+    leaders: BTreeMap<LeaderId, LeaderInbox>,
+    supervisor: Option<SupervisorInbox>,
     /// Directed links that lose everything.
     cut: BTreeSet<(LeaderId, LeaderId)>,
     /// Leaders cut off from everyone, the supervisor included.
@@ -206,7 +166,7 @@ impl Network {
     }
 
     /// This network with a mailbox of `capacity` messages for what leaders send with
-    /// `try_send` (see [`crate::FlowControl`]).
+    /// `try_send` (see [`roundtable_actors::FlowControl`]).
     #[must_use]
     pub fn with_mailbox_capacity(mut self, capacity: usize) -> Self {
         self.mailbox_capacity = capacity.max(1);
@@ -226,7 +186,7 @@ impl Network {
             return;
         }
         match self.leaders.get(&to) {
-            Some(leader) => leader.do_send(Deliver { from, frame, sent_at, kind }),
+            Some(leader) => leader.deliver(from, frame, sent_at, kind),
             None => {
                 self.stats.dropped += 1;
                 self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (no such leader)"));
@@ -251,62 +211,40 @@ impl Actor for Network {
     }
 }
 
-/// A message from one leader to another.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Transmit {
-    /// The sender.
-    pub from: LeaderId,
-    /// The receiver.
-    pub to: LeaderId,
-    /// The message.
-    pub msg: PeerMessage,
-}
-
 impl Handler<Transmit> for Network {
     type Result = ();
     fn handle(&mut self, t: Transmit, ctx: &mut Context<Self>) {
-        let kind = t.msg.kind();
-        let frame = match wire::encode(&Envelope::new(t.from, t.msg)) {
-            Ok(frame) => frame,
-            Err(e) => {
-                self.stats.unencodable += 1;
-                self.sink.record(Who::Network, format_args!("cannot send {kind} {}->{}: {e}", t.from, t.to));
-                return;
-            }
-        };
-        let stats = self.stats.by_kind.entry(kind).or_default();
-        stats.messages += 1;
-        stats.bytes += frame.len() as u64;
+        let Some((frame, kind)) = self.stats.encode(&t, &self.sink) else { return };
+        let (from, to) = (t.from(), t.to());
         let sent_at = self.sink.elapsed();
-        if self.blocked(t.from, t.to) {
+        if self.blocked(from, to) {
             self.stats.dropped += 1;
-            self.sink.record(Who::Network, format_args!("lost {kind} {}->{} (partitioned)", t.from, t.to));
-            self.mark_lost(t.from, t.to, kind, frame.len(), sent_at);
+            self.sink.record(Who::Network, format_args!("lost {kind} {}->{} (partitioned)", from, to));
+            self.mark_lost(from, to, kind, frame.len(), sent_at);
             return;
         }
         if self.model.is_instant() {
             self.stats.in_flight += 1;
-            self.deliver(t.from, t.to, frame, kind, sent_at);
+            self.deliver(from, to, frame, kind, sent_at);
             return;
         }
         if self.rng.chance(self.model.drop_rate) {
             self.stats.dropped += 1;
-            self.sink.record(Who::Network, format_args!("lost {kind} {}->{}", t.from, t.to));
-            self.mark_lost(t.from, t.to, kind, frame.len(), sent_at);
+            self.sink.record(Who::Network, format_args!("lost {kind} {}->{}", from, to));
+            self.mark_lost(from, to, kind, frame.len(), sent_at);
             return;
         }
         let copies = if self.rng.chance(self.model.duplicate_rate) {
             self.stats.duplicated += 1;
-            self.sink.record(Who::Network, format_args!("duplicated {kind} {}->{}", t.from, t.to));
+            self.sink.record(Who::Network, format_args!("duplicated {kind} {}->{}", from, to));
             2
         } else {
             1
         };
         for _ in 0..copies {
-            let latency = self.model.sample_latency(t.from, t.to, &mut self.rng);
+            let latency = self.model.sample_latency(from, to, &mut self.rng);
             self.stats.in_flight += 1;
-            let (from, to, frame) = (t.from, t.to, frame.clone());
+            let frame = frame.clone();
             ctx.run_later(latency, move |net, _| net.deliver(from, to, frame, kind, sent_at));
         }
     }
@@ -316,36 +254,23 @@ impl Handler<Heartbeat> for Network {
     type Result = ();
     fn handle(&mut self, hb: Heartbeat, _: &mut Context<Self>) {
         self.stats.heartbeats += 1;
-        if self.isolated.contains(hb.from) {
+        if self.isolated.contains(hb.from()) {
             return;
         }
         if let Some(sup) = &self.supervisor {
-            sup.do_send(hb);
+            sup.heartbeat(hb);
         }
     }
-}
-
-/// A client write routed from one leader to the key's home leader. Lost like any message when
-/// the two are cut off from each other.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<WriteReceipt, LeaderError>")]
-pub struct Route {
-    /// The leader the client wrote to.
-    pub from: LeaderId,
-    /// The key's home.
-    pub to: LeaderId,
-    /// The write.
-    pub write: Write,
 }
 
 impl Handler<Route> for Network {
     type Result = actix::ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, route: Route, _: &mut Context<Self>) -> Self::Result {
-        let unreachable = Err(LeaderError::HomeUnreachable { home: route.to });
-        let target = if self.blocked(route.from, route.to) { None } else { self.leaders.get(&route.to).cloned() };
+        let (from, to) = (route.from(), route.to());
+        let target = if self.blocked(from, to) { None } else { self.leaders.get(&to).cloned() };
         let Some(home) = target else {
-            self.sink.record(Who::Network, format_args!("lost route {}->{} (unreachable)", route.from, route.to));
-            return Box::pin(async move { unreachable });
+            self.sink.record(Who::Network, format_args!("lost route {from}->{to} (unreachable)"));
+            return Box::pin(async move { Err(LeaderError::HomeUnreachable { home: to }) });
         };
         // The request and the answer each take a one-way latency of the model (the simulated
         // network's loss and duplication are not applied to client routes: a lost answer would
@@ -353,16 +278,13 @@ impl Handler<Route> for Network {
         let (there, back) = if self.model.is_instant() {
             (Duration::ZERO, Duration::ZERO)
         } else {
-            (
-                self.model.sample_latency(route.from, route.to, &mut self.rng),
-                self.model.sample_latency(route.to, route.from, &mut self.rng),
-            )
+            (self.model.sample_latency(from, to, &mut self.rng), self.model.sample_latency(to, from, &mut self.rng))
         };
         Box::pin(async move {
             if !there.is_zero() {
                 tokio::time::sleep(there).await;
             }
-            let answer = home.send(Routed(route.write)).await.unwrap_or(unreachable);
+            let answer = home.route(route).await;
             if !back.is_zero() {
                 tokio::time::sleep(back).await;
             }
@@ -374,45 +296,22 @@ impl Handler<Route> for Network {
 impl Handler<Report> for Network {
     type Result = ();
     fn handle(&mut self, report: Report, _: &mut Context<Self>) {
-        if self.isolated.contains(report.from) {
+        if self.isolated.contains(report.from()) {
             return;
         }
         if let Some(sup) = &self.supervisor {
-            sup.do_send(report);
+            sup.report(report);
         }
     }
-}
-
-/// Wiring: the leaders' and the supervisor's addresses.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Connect {
-    /// Every leader's address.
-    pub leaders: BTreeMap<LeaderId, Addr<Leader>>,
-    /// The supervisor's.
-    pub supervisor: Option<Addr<Supervisor>>,
 }
 
 impl Handler<Connect> for Network {
     type Result = ();
     fn handle(&mut self, c: Connect, _: &mut Context<Self>) {
-        self.leaders = c.leaders;
-        self.supervisor = c.supervisor;
+        let (leaders, supervisor) = c.into_parts();
+        self.leaders = leaders;
+        self.supervisor = Some(supervisor);
     }
-}
-
-/// Fault injection at the network level.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub enum Fault {
-    /// Cut a leader off from everyone (its peers and the supervisor).
-    Isolate(LeaderId),
-    /// Undo [`Fault::Isolate`].
-    Heal(LeaderId),
-    /// Lose everything between the two sets, both ways.
-    Partition(LeaderSet, LeaderSet),
-    /// Undo every partition and isolation.
-    HealAll,
 }
 
 impl Handler<Fault> for Network {
@@ -445,14 +344,35 @@ impl Handler<Fault> for Network {
     }
 }
 
-/// Ask the network for its counters.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "NetStats")]
-pub struct Stats;
-
 impl Handler<Stats> for Network {
     type Result = MessageResult<Stats>;
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.stats.clone())
+    }
+}
+
+/// The simulated network as a cluster's transport: a [`Network`] with this model and seed, whose
+/// links can make faults.
+#[derive(Debug, Clone)]
+pub struct SimulatedNetwork {
+    /// How the network behaves.
+    pub model: NetworkModel,
+    /// The seed of its latency and loss choices.
+    pub seed: u64,
+}
+
+impl SimulatedNetwork {
+    /// The simulated network with `model` and `seed`, ready for
+    /// [`roundtable_actors::ClusterBuilder::transport`].
+    #[must_use]
+    pub fn new(model: NetworkModel, seed: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(SimulatedNetwork { model, seed })
+    }
+}
+
+impl Transport for SimulatedNetwork {
+    fn start(&self, sink: TraceSink, mailbox_capacity: usize) -> TransportLinks {
+        let network = Network::new(self.model.clone(), self.seed, sink).with_mailbox_capacity(mailbox_capacity).start();
+        TransportLinks::of(&network).with_faults(network.recipient())
     }
 }

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use roundtable_runtime::MAX_LEADERS;
 
-use crate::trace::{Actor, Mark, Trace};
+use roundtable_actors::trace::{Actor, Mark, Trace};
 
 /// How [`render_svg`] lays a diagram out. [`SvgOptions::default`] suits 3–9 leaders and a few
 /// hundred events.
@@ -1151,7 +1151,7 @@ mod tests {
     use roundtable_runtime::{Dot, LeaderId, Seq};
 
     use super::*;
-    use crate::trace::MarkLine;
+    use roundtable_actors::trace::MarkLine;
 
     #[test]
     fn escapes_every_special_character() {

@@ -1,9 +1,9 @@
 //! The simulator's knobs, each shown to matter: clock skew, isolation, automatic restarts, and
 //! replay from a seed.
 
-use roundtable_actors::sim::{ms, FaultEvent, Simulation};
-use roundtable_actors::{NetworkModel, SupervisorConfig};
+use roundtable_actors::SupervisorConfig;
 use roundtable_runtime::Topology;
+use roundtable_sim::{ms, FaultEvent, NetworkModel, Simulation};
 
 #[test]
 fn a_leader_two_seconds_fast_is_refused_quarantined_fenced_and_rejoins() {
@@ -90,7 +90,7 @@ fn clock_sync_corrects_a_fast_leader_before_it_stamps_anything() {
         .leaders(3)
         .network(NetworkModel::lan())
         .clock(1, 2_000_000_000, 0)
-        .clock_sync(roundtable_actors::ClockSyncConfig::default())
+        .clock_sync(roundtable_sim::ClockSyncConfig::default())
         .workload(|w| w.put(ms(100), 1, "k", "v"))
         .run();
     run.assert_converged();
@@ -108,7 +108,7 @@ fn a_fast_leader_that_stamped_before_its_first_sample_fences_itself_until_true_t
         .leaders(3)
         .network(NetworkModel::lan())
         .clock(1, 2_000_000_000, 0)
-        .clock_sync(roundtable_actors::ClockSyncConfig::default())
+        .clock_sync(roundtable_sim::ClockSyncConfig::default())
         .workload(|w| {
             w.put(ms(0), 1, "k", "stamped 2 s ahead").put(ms(1_000), 1, "k", "while fenced").put(
                 ms(3_000),

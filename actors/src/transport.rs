@@ -1,0 +1,473 @@
+//! The one small interface between leaders and whatever carries their messages, and the
+//! in-process transport a host application gets by default.
+//!
+//! A leader hands [`Transmit`]s (frames for a peer), [`Route`]s (client writes for a key's home
+//! leader), [`Heartbeat`]s and [`Report`]s (for the supervisor) to the recipients of a
+//! [`TransportLinks`]; it cannot tell which transport it runs on. A transport reaches leaders
+//! through [`LeaderInbox`]es and the supervisor through a [`SupervisorInbox`], which it receives
+//! in a [`Connect`] once everything has started. Three transports implement it: [`InProcess`]
+//! (mailbox to mailbox, here), the simulated network (latency, loss, partitions; in
+//! `roundtable-sim`), and TCP between processes (a later step).
+//!
+//! Only this crate can build the messages a transport delivers *into* a leader, and an inbox
+//! exposes no way to name another sender than the one the transport says: a host holding a
+//! leader's address cannot forge peer frames, rewire it or fence it.
+//!
+//! ```text
+//!   Leader ──Transmit / Route / Heartbeat / Report──▶ transport ──LeaderInbox──▶ Leader
+//!                                                        └──────SupervisorInbox──▶ Supervisor
+//! ```
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult, Recipient};
+use roundtable_runtime::wire::{self, Envelope, PeerMessage};
+use roundtable_runtime::{Alarm, LeaderId, LeaderSet, WriteReceipt};
+
+use crate::messages::{Deliver, LeaderError, Routed, Write};
+use crate::trace::{Actor as Who, Mark, TraceSink};
+
+/// A message from one leader for another.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Transmit {
+    from: LeaderId,
+    to: LeaderId,
+    msg: PeerMessage,
+}
+
+impl Transmit {
+    pub(crate) fn new(from: LeaderId, to: LeaderId, msg: PeerMessage) -> Self {
+        Transmit { from, to, msg }
+    }
+
+    /// The sending leader.
+    #[must_use]
+    pub fn from(&self) -> LeaderId {
+        self.from
+    }
+
+    /// The receiving leader.
+    #[must_use]
+    pub fn to(&self) -> LeaderId {
+        self.to
+    }
+
+    /// The message.
+    #[must_use]
+    pub fn msg(&self) -> &PeerMessage {
+        &self.msg
+    }
+
+    /// The message, taken.
+    #[must_use]
+    pub fn into_msg(self) -> PeerMessage {
+        self.msg
+    }
+}
+
+/// A client write that a leader routes to the key's home leader. Lost like any message when the
+/// two cannot reach each other.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<WriteReceipt, LeaderError>")]
+pub struct Route {
+    from: LeaderId,
+    to: LeaderId,
+    write: Write,
+}
+
+impl Route {
+    pub(crate) fn new(from: LeaderId, to: LeaderId, write: Write) -> Self {
+        Route { from, to, write }
+    }
+
+    /// The leader the client wrote to.
+    #[must_use]
+    pub fn from(&self) -> LeaderId {
+        self.from
+    }
+
+    /// The key's home leader.
+    #[must_use]
+    pub fn to(&self) -> LeaderId {
+        self.to
+    }
+}
+
+/// A leader's sign of life, for the supervisor.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Heartbeat {
+    pub(crate) from: LeaderId,
+}
+
+impl Heartbeat {
+    /// The leader it comes from.
+    #[must_use]
+    pub fn from(&self) -> LeaderId {
+        self.from
+    }
+}
+
+/// An alarm a leader raises for the supervisor (a peer whose clock runs ahead).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    pub(crate) from: LeaderId,
+    pub(crate) alarm: Alarm,
+}
+
+impl Report {
+    /// The leader that raised it.
+    #[must_use]
+    pub fn from(&self) -> LeaderId {
+        self.from
+    }
+}
+
+/// How a transport reaches one leader. Built by the cluster; a transport only holds it.
+#[derive(Clone)]
+pub struct LeaderInbox {
+    id: LeaderId,
+    deliver: Recipient<Deliver>,
+    routed: Recipient<Routed>,
+}
+
+impl std::fmt::Debug for LeaderInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderInbox").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl LeaderInbox {
+    pub(crate) fn new(id: LeaderId, deliver: Recipient<Deliver>, routed: Recipient<Routed>) -> Self {
+        LeaderInbox { id, deliver, routed }
+    }
+
+    /// The leader this inbox reaches.
+    #[must_use]
+    pub fn id(&self) -> LeaderId {
+        self.id
+    }
+
+    /// Hands the leader a frame that `from` sent at `sent_at` (time since the trace's start);
+    /// `kind` names the message for traces.
+    pub fn deliver(&self, from: LeaderId, frame: Vec<u8>, sent_at: Duration, kind: &'static str) {
+        self.deliver.do_send(Deliver { from, frame, sent_at, kind });
+    }
+
+    /// Hands the leader a write routed to it as the key's home, and resolves to its answer
+    /// ([`LeaderError::HomeUnreachable`] when the leader is gone).
+    pub fn route(&self, route: Route) -> impl Future<Output = Result<WriteReceipt, LeaderError>> + 'static {
+        let home = route.to;
+        let request = self.routed.send(Routed(route.write));
+        async move { request.await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) }
+    }
+}
+
+/// How a transport reaches the supervisor. Built by the cluster; a transport only holds it.
+#[derive(Clone)]
+pub struct SupervisorInbox {
+    heartbeat: Recipient<Heartbeat>,
+    report: Recipient<Report>,
+}
+
+impl std::fmt::Debug for SupervisorInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorInbox").finish_non_exhaustive()
+    }
+}
+
+impl SupervisorInbox {
+    pub(crate) fn new(heartbeat: Recipient<Heartbeat>, report: Recipient<Report>) -> Self {
+        SupervisorInbox { heartbeat, report }
+    }
+
+    /// Passes a leader's heartbeat on.
+    pub fn heartbeat(&self, heartbeat: Heartbeat) {
+        self.heartbeat.do_send(heartbeat);
+    }
+
+    /// Passes a leader's alarm on.
+    pub fn report(&self, report: Report) {
+        self.report.do_send(report);
+    }
+}
+
+/// Wiring, sent once to a transport when the leaders and the supervisor have started.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    leaders: BTreeMap<LeaderId, LeaderInbox>,
+    supervisor: SupervisorInbox,
+}
+
+impl Connect {
+    pub(crate) fn new(leaders: BTreeMap<LeaderId, LeaderInbox>, supervisor: SupervisorInbox) -> Self {
+        Connect { leaders, supervisor }
+    }
+
+    /// The leaders' inboxes (by id) and the supervisor's.
+    #[must_use]
+    pub fn into_parts(self) -> (BTreeMap<LeaderId, LeaderInbox>, SupervisorInbox) {
+        (self.leaders, self.supervisor)
+    }
+}
+
+/// Message and byte counts of one kind of message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindStats {
+    /// Messages sent.
+    pub messages: u64,
+    /// Bytes sent (encoded frames).
+    pub bytes: u64,
+}
+
+/// What a transport carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// By message kind (`replicate`, `catch-up`, `digest`, `snapshot`), in name order.
+    pub by_kind: BTreeMap<&'static str, KindStats>,
+    /// Messages lost (by a loss model, a partition, or a receiver that does not exist).
+    pub dropped: u64,
+    /// Extra copies delivered.
+    pub duplicated: u64,
+    /// Messages that could not be encoded (larger than a frame).
+    pub unencodable: u64,
+    /// Messages sent but not yet delivered.
+    pub in_flight: u64,
+    /// Heartbeats from leaders to the supervisor (not counted in `by_kind`).
+    pub heartbeats: u64,
+}
+
+impl NetStats {
+    /// All messages sent.
+    #[must_use]
+    pub fn messages(&self) -> u64 {
+        self.by_kind.values().map(|k| k.messages).sum()
+    }
+
+    /// All bytes sent.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.by_kind.values().map(|k| k.bytes).sum()
+    }
+
+    /// Encodes a leader's message into a frame and counts it by kind. A message that does not
+    /// fit a frame is counted as unencodable, traced, and `None` comes back.
+    pub fn encode(&mut self, t: &Transmit, sink: &TraceSink) -> Option<(Vec<u8>, &'static str)> {
+        let kind = t.msg.kind();
+        match wire::encode(&Envelope::new(t.from, t.msg.clone())) {
+            Ok(frame) => {
+                let stats = self.by_kind.entry(kind).or_default();
+                stats.messages += 1;
+                stats.bytes += frame.len() as u64;
+                Some((frame, kind))
+            }
+            Err(e) => {
+                self.unencodable += 1;
+                sink.record(Who::Network, format_args!("cannot send {kind} {}->{}: {e}", t.from, t.to));
+                None
+            }
+        }
+    }
+}
+
+/// Ask a transport for its counters.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "NetStats")]
+pub struct Stats;
+
+/// Link faults, for transports that can make them (the simulated network can; the in-process
+/// and TCP transports cannot: partitions between processes are made outside the node).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Fault {
+    /// Cut a leader off from everyone (its peers and the supervisor).
+    Isolate(LeaderId),
+    /// Undo [`Fault::Isolate`].
+    Heal(LeaderId),
+    /// Lose everything between the two sets, both ways.
+    Partition(LeaderSet, LeaderSet),
+    /// Undo every partition and isolation.
+    HealAll,
+}
+
+/// The recipients through which leaders, the supervisor and the cluster use a transport.
+#[derive(Clone)]
+pub struct TransportLinks {
+    pub(crate) transmit: Recipient<Transmit>,
+    pub(crate) route: Recipient<Route>,
+    pub(crate) heartbeat: Recipient<Heartbeat>,
+    pub(crate) report: Recipient<Report>,
+    pub(crate) connect: Recipient<Connect>,
+    pub(crate) stats: Recipient<Stats>,
+    pub(crate) faults: Option<Recipient<Fault>>,
+}
+
+impl std::fmt::Debug for TransportLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportLinks").field("faults", &self.faults.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl TransportLinks {
+    /// The links of a transport actor that handles every message of the interface.
+    pub fn of<A>(transport: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<Transmit>
+            + Handler<Route>
+            + Handler<Heartbeat>
+            + Handler<Report>
+            + Handler<Connect>
+            + Handler<Stats>,
+    {
+        TransportLinks {
+            transmit: transport.clone().recipient(),
+            route: transport.clone().recipient(),
+            heartbeat: transport.clone().recipient(),
+            report: transport.clone().recipient(),
+            connect: transport.clone().recipient(),
+            stats: transport.clone().recipient(),
+            faults: None,
+        }
+    }
+
+    /// These links, with a way to make link faults.
+    #[must_use]
+    pub fn with_faults(mut self, faults: Recipient<Fault>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Asks the transport for its counters.
+    pub async fn stats(&self) -> Result<NetStats, actix::MailboxError> {
+        self.stats.send(Stats).await
+    }
+}
+
+/// Something that can start a transport inside the current actix system. The cluster starts it
+/// before its leaders, with the cluster's trace sink and the mailbox capacity of its
+/// [`crate::FlowControl`].
+pub trait Transport: Send + Sync {
+    /// Starts the transport and returns its links.
+    fn start(&self, sink: TraceSink, mailbox_capacity: usize) -> TransportLinks;
+}
+
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn start(&self, sink: TraceSink, mailbox_capacity: usize) -> TransportLinks {
+        (**self).start(sink, mailbox_capacity)
+    }
+}
+
+/// The in-process transport: every message goes straight from one leader's mailbox to the
+/// other's, encoded on the way so that sizes are real and the receiver decodes exactly what a
+/// remote peer would send. No latency, loss or faults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InProcess;
+
+impl Transport for InProcess {
+    fn start(&self, sink: TraceSink, mailbox_capacity: usize) -> TransportLinks {
+        let actor = InProcessActor {
+            leaders: BTreeMap::new(),
+            supervisor: None,
+            stats: NetStats::default(),
+            sink,
+            mailbox_capacity: mailbox_capacity.max(1),
+        };
+        TransportLinks::of(&actor.start())
+    }
+}
+
+/// The actor behind [`InProcess`].
+struct InProcessActor {
+    leaders: BTreeMap<LeaderId, LeaderInbox>,
+    supervisor: Option<SupervisorInbox>,
+    stats: NetStats,
+    sink: TraceSink,
+    mailbox_capacity: usize,
+}
+
+impl Actor for InProcessActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
+}
+
+impl Handler<Transmit> for InProcessActor {
+    type Result = ();
+    fn handle(&mut self, t: Transmit, _: &mut Context<Self>) {
+        let Some((frame, kind)) = self.stats.encode(&t, &self.sink) else { return };
+        let sent_at = self.sink.elapsed();
+        match self.leaders.get(&t.to) {
+            Some(leader) => leader.deliver(t.from, frame, sent_at, kind),
+            None => {
+                self.stats.dropped += 1;
+                self.sink.record(Who::Network, format_args!("lost {kind} {}->{} (no such leader)", t.from, t.to));
+                if self.sink.is_enabled() {
+                    let mark = Mark::Message {
+                        from: t.from,
+                        to: t.to,
+                        kind: kind.to_owned(),
+                        bytes: frame.len(),
+                        sent_at,
+                        delivered: false,
+                    };
+                    self.sink.mark(Who::Network, mark);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Route> for InProcessActor {
+    type Result = actix::ResponseFuture<Result<WriteReceipt, LeaderError>>;
+    fn handle(&mut self, route: Route, _: &mut Context<Self>) -> Self::Result {
+        let home = route.to;
+        match self.leaders.get(&home) {
+            Some(leader) => Box::pin(leader.route(route)),
+            None => Box::pin(async move { Err(LeaderError::HomeUnreachable { home }) }),
+        }
+    }
+}
+
+impl Handler<Heartbeat> for InProcessActor {
+    type Result = ();
+    fn handle(&mut self, hb: Heartbeat, _: &mut Context<Self>) {
+        self.stats.heartbeats += 1;
+        if let Some(sup) = &self.supervisor {
+            sup.heartbeat(hb);
+        }
+    }
+}
+
+impl Handler<Report> for InProcessActor {
+    type Result = ();
+    fn handle(&mut self, report: Report, _: &mut Context<Self>) {
+        if let Some(sup) = &self.supervisor {
+            sup.report(report);
+        }
+    }
+}
+
+impl Handler<Connect> for InProcessActor {
+    type Result = ();
+    fn handle(&mut self, c: Connect, _: &mut Context<Self>) {
+        let (leaders, supervisor) = c.into_parts();
+        self.leaders = leaders;
+        self.supervisor = Some(supervisor);
+    }
+}
+
+impl Handler<Stats> for InProcessActor {
+    type Result = MessageResult<Stats>;
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats.clone())
+    }
+}
