@@ -10,9 +10,10 @@
 //! 1. [`Replica::new`] (or [`Replica::restarted`] after a crash), then [`Replica::start`].
 //! 2. For each input — a client write ([`Replica::handle_write`], which also returns the client's
 //!    answer), a frame or message from a peer ([`Replica::handle_frame`],
-//!    [`Replica::handle_peer`]), a timer tick ([`Replica::handle_tick`]), a new live set
-//!    ([`Replica::handle_topology`]) or a clock sample ([`Replica::handle_clock_sample`]) — call
-//!    the method, then drain the effects and perform them in order.
+//!    [`Replica::handle_peer`]), a timeout ([`Replica::handle_timeout`], due at
+//!    [`Replica::poll_timeout`]), a new live set ([`Replica::handle_topology`]) or a clock
+//!    sample ([`Replica::handle_clock_sample`]) — call the method, then drain the effects and
+//!    perform them in order.
 //! 3. Reads ([`Replica::read`]) are answered from the local store and produce no effects.
 //!
 //! What happens to a write: the origin stamps it with its hybrid logical clock (clients never
@@ -404,31 +405,20 @@ impl Replica {
         self.check_caught_up(now);
     }
 
-    /// A timer tick: periodic anti-entropy, log truncation and the clock's health check. Call it
-    /// at least every `anti_entropy_interval`; [`Replica::next_timeout`] says when it is due.
-    pub fn handle_tick(&mut self, now: WallTime) {
+    /// A timeout: whatever deadline is due (batched entries leaving, anti-entropy,
+    /// acknowledgement and gossip rounds, the steps of a recovery) and the periodic housekeeping
+    /// (the clock's health check, catch-up requests for stalled entries, log truncation). Call it
+    /// at [`Replica::poll_timeout`], and at least every `anti_entropy_interval`; calling it
+    /// earlier is harmless. When several deadlines are due at once, batched entries leave first;
+    /// see `timers.rs` for the whole order.
+    pub fn handle_timeout(&mut self, now: WallTime) {
         self.on_timeout(now);
     }
 
-    /// With batching ([`ReplicaConfig::batch`]): sends the waiting entries whose flush interval
-    /// is over. Cheaper than [`handle_tick`](Self::handle_tick), for a timer at the flush
-    /// interval.
-    pub fn handle_flush(&mut self, now: WallTime) {
-        if self.timers.expired(Timer::Flush, now) {
-            self.flush_all();
-        }
-    }
-
-    /// With batching: when the entries waiting to leave must be sent (call
-    /// [`handle_flush`](Self::handle_flush) then); `None` when nothing waits.
+    /// When [`Replica::handle_timeout`] is next due: the earliest armed deadline (`None` before
+    /// [`Replica::start`] with nothing waiting).
     #[must_use]
-    pub fn next_flush(&self) -> Option<WallTime> {
-        self.timers.get(Timer::Flush)
-    }
-
-    /// When the next tick is due.
-    #[must_use]
-    pub fn next_timeout(&self) -> Option<WallTime> {
+    pub fn poll_timeout(&self) -> Option<WallTime> {
         self.timers.next()
     }
 
