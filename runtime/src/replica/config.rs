@@ -1,6 +1,6 @@
 //! The settings of a replica ([`ReplicaConfig`] with its [`BatchConfig`] and [`GossipConfig`]),
-//! the fault-injection switch ([`Sabotage`]) and why a replica could not be built
-//! ([`ConfigError`]).
+//! the fault-injection switch (`Sabotage`, with the `fault-injection` feature) and why a
+//! replica could not be built ([`ConfigError`]).
 
 use core::time::Duration;
 
