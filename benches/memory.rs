@@ -200,7 +200,7 @@ impl Net {
     /// Every replica ticks at the current time.
     fn tick_all(&mut self) {
         for i in 0..self.replicas.len() {
-            self.replicas[i].handle_tick(self.now);
+            self.replicas[i].handle_timeout(self.now);
             self.collect(i);
         }
     }

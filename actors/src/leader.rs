@@ -77,7 +77,7 @@ pub struct Leader {
 #[rtype(result = "()")]
 struct PumpDue;
 
-/// The batching flush timer fired.
+/// The batching timer (at the replica's next deadline) fired.
 #[derive(Debug, Clone, Copy, actix::Message)]
 #[rtype(result = "()")]
 struct FlushDue;
@@ -206,9 +206,14 @@ impl Leader {
         self.outboxes.iter().find(|(_, o)| o.len() >= self.spec.outbox_max).map(|(peer, o)| (*peer, o.len()))
     }
 
-    /// With batching: makes sure a timer fires when the replica's waiting entries are due.
+    /// With batching (and a flush interval): makes sure a timer fires at the replica's next
+    /// deadline, so that waiting entries leave on time. Otherwise the tick interval alone drives
+    /// the replica, at the cadence the traces were recorded with.
     fn arm_flush(&mut self) {
-        let Some(due) = self.replica.as_ref().and_then(Replica::next_flush) else { return };
+        if self.spec.config.batch.is_none_or(|b| b.flush_interval.is_zero()) {
+            return;
+        }
+        let Some(due) = self.replica.as_ref().and_then(Replica::poll_timeout) else { return };
         if self.flush_armed.is_some_and(|armed| armed <= due) {
             return;
         }
@@ -301,7 +306,7 @@ impl Actor for Leader {
         ctx.run_interval(self.spec.tick_interval, |leader, _| {
             let now = leader.now();
             let Some(replica) = leader.replica.as_mut() else { return };
-            replica.handle_tick(now);
+            replica.handle_timeout(now);
             leader.perform();
             leader.links.heartbeat.do_send(Heartbeat { from: leader.spec.id });
         });
@@ -510,7 +515,7 @@ impl Handler<FlushDue> for Leader {
         self.flush_armed = None;
         let now = self.now();
         let Some(replica) = self.replica.as_mut() else { return };
-        replica.handle_flush(now);
+        replica.handle_timeout(now);
         self.perform();
     }
 }

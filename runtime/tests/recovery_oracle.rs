@@ -436,7 +436,7 @@ impl Sim {
         for i in 0..self.n {
             if self.replicas[i].is_some() {
                 let now = self.now;
-                self.replica(i).handle_tick(now);
+                self.replica(i).handle_timeout(now);
                 self.collect(i);
             }
         }
@@ -1318,7 +1318,7 @@ mod repro {
         net.in_flight.clear(); // its first digests are answered during the quiet period anyway
         net.advance(Duration::from_millis(1100));
         let raw = net.raw(0);
-        net.replicas[0].handle_tick(raw); // quiet period over: asks L1 and L2 again
+        net.replicas[0].handle_timeout(raw); // quiet period over: asks L1 and L2 again
         net.collect(0);
         // Only L2's answer arrives.
         net.in_flight.retain(|(_, to, _)| *to == id(2));

@@ -130,7 +130,7 @@ proptest! {
         // Exchange: A -> B digest; B -> A what A lacks (+ its digest); A -> B what B lacks.
         // (Past the catch-up grace: entries younger than it are presumed still on their way.)
         net.advance(std::time::Duration::from_secs(1));
-        net.replicas[0].handle_tick(net.now);
+        net.replicas[0].handle_timeout(net.now);
         net.collect(0);
         for _ in 0..3 {
             let batch: Vec<_> = std::mem::take(&mut net.in_flight);

@@ -358,7 +358,7 @@ fn a_restarted_leader_waits_for_a_down_member_before_it_writes_so_no_dot_is_reus
     net.advance(Duration::from_secs(2));
     for i in 0..2 {
         let raw = net.raw(i);
-        net.replicas[i].handle_tick(raw);
+        net.replicas[i].handle_timeout(raw);
         net.collect(i);
     }
     net.in_flight.retain(|(from, to, _)| from.index() != 2 && to.index() != 2);
@@ -475,7 +475,7 @@ fn a_digest_that_claims_impossible_dependencies_is_rejected_and_counted() {
     // Past its quiet period, when reports count.
     net.advance(Duration::from_millis(1100));
     let raw = net.raw(0);
-    net.replicas[0].handle_tick(raw);
+    net.replicas[0].handle_timeout(raw);
     net.collect(0);
     net.in_flight.clear();
     let lie = PeerMessage::Digest {
@@ -513,13 +513,13 @@ fn recovery_does_not_trust_answers_that_went_stale_before_it_concluded() {
     // Past L1's quiet period, only L1 ticks: L2 and L3 answer that they lack L1:1.
     net.advance(Duration::from_millis(1100));
     let raw = net.raw(1);
-    net.replicas[1].handle_tick(raw);
+    net.replicas[1].handle_timeout(raw);
     net.collect(1);
     net.deliver_all();
     // L2's anti-entropy with L0 copies L1:1 to L2 …
     net.advance(Duration::from_millis(10));
     let raw = net.raw(2);
-    net.replicas[2].handle_tick(raw);
+    net.replicas[2].handle_timeout(raw);
     net.collect(2);
     net.in_flight.retain(|(_, to, _)| *to == id(0));
     net.deliver_all();

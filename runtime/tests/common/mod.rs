@@ -154,7 +154,7 @@ impl Net {
         self.advance(d);
         for i in 0..self.replicas.len() {
             let raw = self.raw(i);
-            self.replicas[i].handle_tick(raw);
+            self.replicas[i].handle_timeout(raw);
             self.collect(i);
         }
     }
