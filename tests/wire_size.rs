@@ -1,10 +1,10 @@
 //! The wire format's size goal (issue 6): a replicated put, and an entry of a batch, take at most
 //! 0.3× the bytes of `serde_json` of the same message.
 //!
-//! The messages are those of `benches/wire.rs` (which prints the figures): consecutive writes of
-//! leader 2 in a 5-leader cluster, sequence numbers around 10,000, keys like `user/000123`,
-//! 16-byte ASCII values. A second test varies the value (empty to 4 KiB, text and binary), since
-//! values dominate large frames.
+//! The messages are those of `benches/benches/wire.rs` (which prints the figures): consecutive
+//! writes of leader 2 in a 5-leader cluster, sequence numbers around 10,000, keys like
+//! `user/000123`, 16-byte ASCII values. A second test varies the value (empty to 4 KiB, text and
+//! binary), since values dominate large frames.
 
 use std::time::Duration;
 

@@ -24,13 +24,9 @@
 //! to show the cost of the clocks' logic without the system call.
 //!
 //! The ratio is taken from criterion's median time per iteration (one timestamp) in this run's
-//! `estimates.json`. `cargo bench --bench hlc` runs in under a minute. Without `--bench`
-//! (`cargo test --benches`, `cargo test --all-targets`) criterion runs every routine once as a
-//! smoke test, writes no estimates, and the table says so.
-
-mod common;
-
-use common::{criterion_dir, median_ns};
+//! `estimates.json`. `cargo bench -p roundtable-benches --bench hlc` runs in under a minute.
+//! Without `--bench` (`cargo test -p roundtable-benches --benches`, or `--all-targets`) criterion
+//! runs every routine once as a smoke test, writes no estimates, and the table says so.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use criterion::Criterion;
 use roundtable::runtime::clock::{LeaderClock, LeaderClockConfig, NtpSample, SAMPLE_WINDOW};
 use roundtable::runtime::{LeaderId, WallTime};
+use roundtable_benches::{criterion_dir, median_ns};
 use uhlc::{HLCBuilder, HLC, ID, NTP64};
 
 /// The criterion group of every measurement here.

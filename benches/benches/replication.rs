@@ -24,8 +24,9 @@
 //! criterion drives every measurement (`iter_custom`: a fresh actix system per sample, cluster
 //! start-up untimed); each routine also adds what it timed to a tally, and the table printed at
 //! the end divides the tallies, so the ratios come from exactly the samples criterion took.
-//! `cargo bench --bench replication` runs it (about 2 minutes). Without `--bench`
-//! (`cargo test --benches`) criterion runs each routine once as a smoke test.
+//! `cargo bench -p roundtable-benches --bench replication` runs it (about 2 minutes). Without
+//! `--bench` (`cargo test -p roundtable-benches --benches`) criterion runs each routine once as a
+//! smoke test.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

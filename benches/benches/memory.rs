@@ -48,9 +48,9 @@
 //! the defaults (no forced truncation, no growth from the first half to the second, and an empty
 //! log once writes stop and one acknowledgement round has passed).
 //!
-//! `cargo bench --bench memory` runs the full measurement and prints Markdown tables. Run without
-//! `--bench` — as `cargo test --benches` does — it runs a smoke version with tiny sizes, whose
-//! figures mean nothing.
+//! `cargo bench -p roundtable-benches --bench memory` runs the full measurement and prints
+//! Markdown tables. Run without `--bench` — as `cargo test -p roundtable-benches --benches` does —
+//! it runs a smoke version with tiny sizes, whose figures mean nothing.
 
 use std::collections::VecDeque;
 use std::process::Command;

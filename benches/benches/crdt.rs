@@ -32,13 +32,10 @@
 //! not charged for cloning. Both sides use `std::hint::black_box` through criterion.
 //!
 //! The ratio is taken from criterion's median time per iteration (`estimates.json` of this run),
-//! divided by the operations per iteration. `cargo bench --bench crdt` runs it in about a minute.
-//! Without `--bench` (`cargo test --benches`, `cargo test --all-targets`) criterion runs every
-//! routine once as a smoke test, writes no estimates, and the table says so.
-
-mod common;
-
-use common::{criterion_dir, median_ns};
+//! divided by the operations per iteration. `cargo bench -p roundtable-benches --bench crdt` runs
+//! it in about a minute. Without `--bench` (`cargo test -p roundtable-benches --benches`, or
+//! `--all-targets`) criterion runs every routine once as a smoke test, writes no estimates, and
+//! the table says so.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -49,6 +46,7 @@ use criterion::{BatchSize, Criterion};
 use roundtable::runtime::causality::Dot;
 use roundtable::runtime::crdt::{OrSet, PnCounter, StateCrdt};
 use roundtable::runtime::LeaderId;
+use roundtable_benches::{criterion_dir, median_ns};
 
 /// Replicas (leaders, actors) on each side.
 const LEADERS: u8 = 5;

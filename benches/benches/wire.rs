@@ -18,13 +18,10 @@
 //! Times (criterion medians of this run, one iteration = encode then decode of the whole frame):
 //! `wire::encode` + `wire::decode` against `serde_json::to_vec` + `serde_json::from_slice`; ratio =
 //! postcard frames per second ÷ JSON frames per second (above 1: postcard is faster). For
-//! information only; no goal. `cargo bench --bench wire` runs in under a minute. Without
-//! `--bench` (`cargo test --benches`, `cargo test --all-targets`) criterion runs every routine once
-//! as a smoke test and writes no estimates: the size table is printed, the time table says so.
-
-mod common;
-
-use common::{criterion_dir, median_ns};
+//! information only; no goal. `cargo bench -p roundtable-benches --bench wire` runs in under a
+//! minute. Without `--bench` (`cargo test -p roundtable-benches --benches`, or `--all-targets`)
+//! criterion runs every routine once as a smoke test and writes no estimates: the size table is
+//! printed, the time table says so.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -34,6 +31,7 @@ use roundtable::runtime::causality::{Dot, Seq, VersionVector};
 use roundtable::runtime::clock::HlcTimestamp;
 use roundtable::runtime::wire::{self, Envelope, PeerMessage, ReplicatedEntry};
 use roundtable::runtime::{Entry, Key, LeaderId, LeaderSet, Op, Value, WallTime};
+use roundtable_benches::{criterion_dir, median_ns};
 
 /// The criterion group of every measurement here.
 const GROUP: &str = "wire";

@@ -1,5 +1,9 @@
-//! Reading criterion's estimates, shared by the benches that print ratios from them
-//! (`crdt`, `hlc`, `wire`).
+//! The benches of roundtable (`benches/*.rs`, `BENCHMARKS.md`), each against a baseline measured
+//! in the same run, in a crate of their own so that building roundtable's examples and tests does
+//! not compile criterion and the baselines.
+//!
+//! This library holds what they share: reading criterion's estimates, for the benches that print
+//! ratios from them (`crdt`, `hlc`, `wire`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,7 +12,7 @@ use std::time::SystemTime;
 /// Where criterion writes its estimates, found the way criterion finds it: `$CRITERION_HOME`,
 /// else `$CARGO_TARGET_DIR/criterion`, else the target directory from `cargo metadata`, else
 /// `target/criterion`.
-pub(crate) fn criterion_dir() -> PathBuf {
+pub fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return PathBuf::from(home);
     }
@@ -25,7 +29,7 @@ pub(crate) fn criterion_dir() -> PathBuf {
 
 /// Criterion's median time per iteration of `group/id`, in ns, if this run (after `started`)
 /// measured it.
-pub(crate) fn median_ns(dir: &Path, group: &str, id: &str, started: SystemTime) -> Option<f64> {
+pub fn median_ns(dir: &Path, group: &str, id: &str, started: SystemTime) -> Option<f64> {
     let path = dir.join(filename_safe(group)).join(filename_safe(id)).join("new").join("estimates.json");
     let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
     if modified < started {
@@ -36,6 +40,6 @@ pub(crate) fn median_ns(dir: &Path, group: &str, id: &str, started: SystemTime) 
 }
 
 /// A benchmark id as criterion names its directory (it replaces these characters by `_`).
-pub(crate) fn filename_safe(id: &str) -> String {
+pub fn filename_safe(id: &str) -> String {
     id.chars().map(|c| if "?\"/\\*<>:|^".contains(c) { '_' } else { c }).collect()
 }
