@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Supervised};
 use roundtable_runtime::clock::PhysicalClock;
 use roundtable_runtime::{
-    Effect, Key, LeaderId, LeaderSet, ReadValue, Replica, ReplicaConfig, Topology, Value, WriteReceipt,
+    ClientWrite, Effect, Key, LeaderId, LeaderSet, ReadValue, Replica, ReplicaConfig, Topology, Value, WriteReceipt,
 };
 
 use crate::clock::LeaderClockSource;
@@ -140,8 +140,6 @@ impl Leader {
                     }
                 }
                 Effect::Alarm(alarm) => self.links.report.do_send(Report { from: id, alarm }),
-                // Effects a later version of the core may add: nothing to perform here.
-                _ => {}
             }
         }
         self.pump();
@@ -230,26 +228,33 @@ impl Leader {
         LeaderError::Down(self.spec.name.clone())
     }
 
-    fn write(&mut self, key: &str, update: Update, routed: bool) -> Result<WriteReceipt, LeaderError> {
-        let result = self.write_unperformed(key, update, routed);
+    /// Applies a client update here, or routes it when the replica says the key lives at
+    /// another leader; effects performed.
+    fn write(&mut self, key: &str, update: Update) -> Result<ClientWrite, LeaderError> {
+        let result = self.client_update(key, update);
         self.perform();
         result
     }
 
-    /// A write whose effects are left for the caller to perform.
-    fn write_unperformed(&mut self, key: &str, update: Update, routed: bool) -> Result<WriteReceipt, LeaderError> {
+    /// A client update whose effects are left for the caller to perform.
+    fn client_update(&mut self, key: &str, update: Update) -> Result<ClientWrite, LeaderError> {
+        self.writing(key, |replica, now, key| replica.handle_client_update(now, key, update))
+    }
+
+    /// Runs one write on the replica, unless the leader is down, `key` is invalid, or a peer's
+    /// outbox is full (backpressure).
+    fn writing<T>(
+        &mut self,
+        key: &str,
+        write: impl FnOnce(&mut Replica, roundtable_runtime::WallTime, Key) -> Result<T, WriteError>,
+    ) -> Result<T, LeaderError> {
         if let Some((peer, pending)) = self.backlogged() {
             return Err(LeaderError::Backpressure { peer, pending });
         }
         let now = self.now();
         let key = Key::new(key)?;
         let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
-        let result = if routed {
-            replica.handle_routed_update(now, key, update)
-        } else {
-            replica.handle_update(now, key, update)
-        };
-        Ok(result?)
+        Ok(write(replica, now, key)?)
     }
 
     /// Writes (or routes), then waits for the write concern if there is one.
@@ -274,19 +279,16 @@ impl Leader {
         })
     }
 
-    /// Writes here, or — for a key whose home is another leader — routes the write there.
+    /// Writes here, or carries the write to the key's home when the replica says so.
     fn write_or_route(&mut self, key: String, update: Update) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
-        match self.write(&key, update.clone(), false) {
-            Err(LeaderError::Write(WriteError::NotHome { home, .. })) => {
-                let from = self.spec.id;
-                self.sink.record(Who::Leader(from), format_args!("route {key:?} to its home {home}"));
-                let route = Route::new(from, home, Write { key, update, concern: None });
-                let transport = self.links.route.clone();
-                Box::pin(
-                    async move { transport.send(route).await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) },
-                )
+        match self.write(&key, update) {
+            Ok(ClientWrite::Applied(receipt)) => Box::pin(async move { Ok(receipt) }),
+            Ok(ClientWrite::Route { home, key, update }) => {
+                let write = Write { key: key.into(), update: *update, concern: None };
+                let request = self.links.route.send(Route::new(self.spec.id, home, write));
+                Box::pin(async move { request.await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) })
             }
-            result => Box::pin(async move { result }),
+            Err(e) => Box::pin(async move { Err(e) }),
         }
     }
 }
@@ -389,26 +391,7 @@ impl Handler<Fence> for Leader {
     fn handle(&mut self, _: Fence, _: &mut Context<Self>) {
         let now = self.now();
         let Some(replica) = self.replica.as_mut() else { return };
-        if replica.is_fenced_by_cluster() {
-            return;
-        }
-        // Its clock ran ahead: whatever its writes decided here may be wrong, so it rejoins —
-        // rebuilds its state from the healthy leaders — and writes again once its clock is synced.
-        match replica.rejoin(now) {
-            Ok(mut fresh) => {
-                self.sink.record(
-                    Who::Leader(self.spec.id),
-                    "rejoining: in-memory state discarded, catching up from the healthy leaders",
-                );
-                self.sink.mark(Who::Leader(self.spec.id), Mark::Rejoined);
-                fresh.start(now);
-                self.replica = Some(fresh);
-            }
-            Err(e) => {
-                replica.fence_by_cluster(true);
-                self.sink.record(Who::Leader(self.spec.id), format_args!("rejoin failed: {e}"));
-            }
-        }
+        replica.handle_fence(now);
         self.perform();
     }
 }
@@ -438,8 +421,10 @@ impl Handler<Delete> for Leader {
 impl Handler<Routed> for Leader {
     type Result = Result<WriteReceipt, LeaderError>;
     fn handle(&mut self, msg: Routed, _: &mut Context<Self>) -> Self::Result {
-        self.sink.record(Who::Leader(self.spec.id), format_args!("write {:?} routed here as its home", msg.0.key));
-        self.write(&msg.0.key, msg.0.update, true)
+        let Write { key, update, .. } = msg.0;
+        let result = self.writing(&key, |replica, now, key| replica.handle_routed_update(now, key, update));
+        self.perform();
+        result
     }
 }
 
@@ -585,7 +570,8 @@ impl Handler<PutBatch> for Leader {
             .into_iter()
             .map(|(key, value)| {
                 let value = Value::new(value)?;
-                self.write_unperformed(&key, Update::Put(value), false)
+                // Not routed: a key whose home is another leader is refused (`NotHome`).
+                self.writing(&key, |replica, now, key| replica.handle_update(now, key, Update::Put(value)))
             })
             .collect();
         self.perform();

@@ -254,6 +254,7 @@ impl Mark {
             }
             TraceEvent::Rewired { live, .. } => Mark::Rewired { live: *live },
             TraceEvent::DiscardedAtRejoin { dots } => Mark::Discarded { dots: dots.clone() },
+            TraceEvent::Rejoining => Mark::Rejoined,
             _ => return None,
         })
     }

@@ -208,6 +208,26 @@ pub enum TraceEvent {
     },
     /// The supervisor fenced this leader (its timestamps ran ahead at a peer).
     FencedByCluster,
+    /// The supervisor fenced this leader and it rejoins: its in-memory state is discarded and
+    /// rebuilt from the healthy leaders.
+    Rejoining,
+    /// The supervisor fenced this leader but it could not rejoin; it stays fenced.
+    RejoinFailed {
+        /// Why.
+        reason: String,
+    },
+    /// A client write of a key whose home is another leader is routed there.
+    RoutedToHome {
+        /// The key.
+        key: Key,
+        /// Its home.
+        home: LeaderId,
+    },
+    /// A write routed here by another leader, as the key's home.
+    RoutedHere {
+        /// The key.
+        key: Key,
+    },
     /// A fenced leader rejoined; these writes of its own, which no peer was known to hold, were
     /// discarded with its old state (they were stamped by its bad clock). Peers that received
     /// them hold them in quarantine.
@@ -340,6 +360,12 @@ impl fmt::Display for TraceEvent {
             TraceEvent::FencedByCluster => {
                 f.write_str("fenced by the cluster: writes refused until the clock is synchronised")
             }
+            TraceEvent::Rejoining => {
+                f.write_str("rejoining: in-memory state discarded, catching up from the healthy leaders")
+            }
+            TraceEvent::RejoinFailed { reason } => write!(f, "rejoin failed: {reason}"),
+            TraceEvent::RoutedToHome { key, home } => write!(f, "route {key} to its home {home}"),
+            TraceEvent::RoutedHere { key } => write!(f, "write {key} routed here as its home"),
             TraceEvent::Rewired { live, edges } => {
                 write!(f, "rewired live={live} edges=")?;
                 for (i, (a, b)) in edges.iter().enumerate() {

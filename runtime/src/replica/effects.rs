@@ -15,6 +15,24 @@ use crate::trace::{Rejection, TraceEvent};
 use crate::wire::PeerMessage;
 use crate::{LeaderId, LeaderSet};
 
+/// What became of a client write a shell hands to [`Replica::handle_client_update`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientWrite {
+    /// Applied here; answer the client with this receipt.
+    Applied(WriteReceipt),
+    /// The key lives at another leader (conflict avoidance): send the write there, once
+    /// ([`Replica::handle_routed_update`] applies it at the home), and answer the client with
+    /// what the home answers. The route is already traced.
+    Route {
+        /// The key's home leader.
+        home: LeaderId,
+        /// The key.
+        key: Key,
+        /// The update, unchanged (boxed: it can be large, a receipt is small).
+        update: alloc::boxed::Box<crate::resolution::Update>,
+    },
+}
+
 /// Why a client write was refused. Nothing was stamped, applied or sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
@@ -116,7 +134,6 @@ pub struct ReadValue {
 /// An output of the replica, to be performed by the shell in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
-#[non_exhaustive]
 pub enum Effect {
     /// Send this message to that peer.
     Send {

@@ -45,7 +45,7 @@ mod timers;
 #[cfg(feature = "fault-injection")]
 pub use config::Sabotage;
 pub use config::{BatchConfig, ConfigError, GossipConfig, ReplicaConfig};
-pub use effects::{Alarm, ChangeCause, Effect, Metrics, Quarantined, ReadValue, WriteError, WriteReceipt};
+pub use effects::{Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadValue, WriteError, WriteReceipt};
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -240,8 +240,30 @@ impl Replica {
     /// A client update of `key`: a put or delete, a siblings write with the context of an
     /// earlier read, or a CRDT update — whichever fits the key's keyspace. Returns the receipt
     /// once the write is applied here.
+    ///
+    /// A key whose home is another leader is refused with [`WriteError::NotHome`]; a shell that
+    /// routes such writes calls [`Replica::handle_client_update`] instead.
     pub fn handle_update(&mut self, now: WallTime, key: Key, update: Update) -> Result<WriteReceipt, WriteError> {
-        self.update(now, key, update, false)
+        let result = self.update(now, key, update, false);
+        if matches!(result, Err(WriteError::NotHome { .. })) {
+            self.metrics.writes_refused += 1;
+        }
+        result
+    }
+
+    /// A client update as a shell receives it: applied here, or — for a key whose keyspace
+    /// avoids conflicts by home leader and whose home is another leader — to be routed there
+    /// ([`ClientWrite::Route`], traced as such). The decision is the replica's; the shell only
+    /// carries the write.
+    pub fn handle_client_update(&mut self, now: WallTime, key: Key, update: Update) -> Result<ClientWrite, WriteError> {
+        match self.update(now, key, update.clone(), false) {
+            Ok(receipt) => Ok(ClientWrite::Applied(receipt)),
+            Err(WriteError::NotHome { key, home }) => {
+                self.trace(|| TraceEvent::RoutedToHome { key: key.clone(), home });
+                Ok(ClientWrite::Route { home, key, update: alloc::boxed::Box::new(update) })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// An update routed here by another leader because this one is the key's home (conflict
@@ -253,6 +275,7 @@ impl Replica {
         key: Key,
         update: Update,
     ) -> Result<WriteReceipt, WriteError> {
+        self.trace(|| TraceEvent::RoutedHere { key: key.clone() });
         self.update(now, key, update, true)
     }
 
@@ -264,7 +287,9 @@ impl Replica {
         };
         if self.stores.resolution(&key) == Resolution::HomeLeader && !routed {
             if let Some(home) = self.home_of(&key).filter(|home| *home != self.id) {
-                return self.refuse(WriteError::NotHome { key, home });
+                // Not counted as refused here: `handle_client_update` routes it, and
+                // `handle_update` counts it.
+                return Err(WriteError::NotHome { key, home });
             }
         }
         if let Err(e) = self.stores.check_write(&key, &planned) {
@@ -576,6 +601,32 @@ impl Replica {
         }
         fresh.handle_topology(now, self.live);
         Ok(fresh)
+    }
+
+    /// The supervisor fenced this leader: its clock ran ahead at a peer, so whatever its writes
+    /// decided here may be wrong. Unless it is fenced already, it *rejoins*: its state is rebuilt
+    /// from the healthy leaders ([`Replica::rejoin`]), in place, and it writes again once its own
+    /// clock synchronisation is within tolerance. Traced (`rejoining`, or why it could not).
+    pub fn handle_fence(&mut self, now: WallTime) {
+        if self.cluster_fenced {
+            return;
+        }
+        match self.rejoin(now) {
+            Ok(mut fresh) => {
+                // What the old state still had to say goes first, then the rejoin, then the new
+                // state's own events.
+                let mut effects = core::mem::take(&mut self.effects);
+                effects.push(Effect::Trace(TraceEvent::Rejoining));
+                effects.append(&mut fresh.effects);
+                fresh.effects = effects;
+                fresh.start(now);
+                *self = fresh;
+            }
+            Err(e) => {
+                self.fence_by_cluster(true);
+                self.trace(|| TraceEvent::RejoinFailed { reason: e.to_string() });
+            }
+        }
     }
 
     /// Entries rejected for far-future timestamps, oldest first (bounded by `quarantine_max`).
