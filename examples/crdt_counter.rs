@@ -62,8 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let amount = 1 + rng.below(AMOUNT_MAX);
         let restock = rng.chance(0.6);
         for key in KEYS {
-            let write = if restock { Write::increment(key, amount) } else { Write::decrement(key, amount) };
-            cluster.leader(&leader)?.send(write).await??;
+            let write = if restock { Write::increment(key, amount)? } else { Write::decrement(key, amount)? };
+            cluster.leader(&leader)?.write(write).await?;
         }
         if restock {
             total += i128::from(amount);
@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for name in cluster.names() {
         let mut values = Vec::new();
         for key in KEYS {
-            let value = match cluster.leader(name)?.send(GetCrdt::new(key)).await?? {
+            let value = match cluster.leader(name)?.get_crdt(key).await? {
                 Some(CrdtState::PnCounter(c)) => c.value(),
                 other => return Err(format!("{name}: {key} is not a counter: {other:?}").into()),
             };

@@ -38,11 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     for (region, item) in [("us-east", "milk"), ("eu-west", "eggs"), ("ap-south", "bread")] {
-        let receipt = cluster.leader(region)?.send(Write::add(CART, item)?).await??;
+        let receipt = cluster.leader(region)?.write(Write::add(CART, item)?).await?;
         println!("{region:>8}: add {item:<5} ({})", receipt.dot);
     }
     cluster.settled().await?;
-    let receipt = cluster.leader("us-east")?.send(Write::remove(CART, "bread")?).await??;
+    let receipt = cluster.leader("us-east")?.write(Write::remove(CART, "bread")?).await?;
     println!(" us-east: remove bread ({}), after seeing its add", receipt.dot);
     cluster.settled().await?;
     println!("\nthe cart at every leader:");
@@ -52,8 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // eu-west is cut off: the phone's remove and the laptop's add cannot see each other.
     let laptop = LeaderId::new(1)?;
     cluster.isolate(laptop)?;
-    let phone = cluster.leader("us-east")?.send(Write::remove(CART, "milk")?).await??;
-    let again = cluster.leader("eu-west")?.send(Write::add(CART, "milk")?).await??;
+    let phone = cluster.leader("us-east")?.write(Write::remove(CART, "milk")?).await?;
+    let again = cluster.leader("eu-west")?.write(Write::add(CART, "milk")?).await?;
     println!("\neu-west isolated; us-east: remove milk ({}), eu-west: add milk ({})", phone.dot, again.dot);
     println!("the cart while they cannot talk:");
     show(&cluster).await?;
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn show(cluster: &Cluster) -> Result<Vec<BTreeSet<String>>, Box<dyn std::error::Error>> {
     let mut carts = Vec::new();
     for region in REGIONS {
-        let cart: BTreeSet<String> = match cluster.leader(region)?.send(GetCrdt::new(CART)).await?? {
+        let cart: BTreeSet<String> = match cluster.leader(region)?.get_crdt(CART).await? {
             Some(CrdtState::OrSet(set)) => set.iter().map(|v| v.as_str().unwrap_or("?").to_owned()).collect(),
             None => BTreeSet::new(),
             Some(other) => return Err(format!("{region}: {CART} is not an OR-set: {other:?}").into()),

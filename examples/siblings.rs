@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
 
-    let receipt = cluster.leader("us-east")?.send(Put::new(KEY, "name=Ada Lovelace")).await??;
+    let receipt = cluster.leader("us-east")?.put(KEY, "name=Ada Lovelace").await?;
     println!("us-east created {KEY} as {}", receipt.dot);
     cluster.settled().await?;
 
@@ -44,10 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let east_edit = edit(&east_read, "email=ada@example.org");
     let west_edit = edit(&west_read, "phone=+44 20 7946 0000");
     let (east, west) = tokio::join!(
-        cluster.leader("us-east")?.send(Write::with_context(KEY, Some(east_edit.into_bytes()), east_read.context)?),
-        cluster.leader("eu-west")?.send(Write::with_context(KEY, Some(west_edit.into_bytes()), west_read.context)?),
+        cluster.leader("us-east")?.write(Write::with_context(KEY, Some(east_edit.into_bytes()), east_read.context)?),
+        cluster.leader("eu-west")?.write(Write::with_context(KEY, Some(west_edit.into_bytes()), west_read.context)?),
     );
-    println!("us-east wrote its edit as {}, eu-west as {}", east??.dot, west??.dot);
+    println!("us-east wrote its edit as {}, eu-west as {}", east?.dot, west?.dot);
     cluster.settled().await?;
 
     println!("\nbefore the merge:");
@@ -61,8 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let merged = merge(&seen);
     let receipt = cluster
         .leader("ap-south")?
-        .send(Write::with_context(KEY, Some(merged.clone().into_bytes()), seen.context.clone())?)
-        .await??;
+        .write(Write::with_context(KEY, Some(merged.clone().into_bytes()), seen.context.clone())?)
+        .await?;
     println!(
         "\nap-south read {} siblings ({}) and wrote the merge as {}",
         seen.siblings.len(),
@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Reads [`KEY`]'s siblings at `region`.
 async fn read(cluster: &Cluster, region: &str) -> Result<Option<SiblingRead>, Box<dyn std::error::Error>> {
-    Ok(cluster.leader(region)?.send(GetSiblings::new(KEY)).await??)
+    Ok(cluster.leader(region)?.get_siblings(KEY).await?)
 }
 
 /// A profile's fields as a set: `"email=…; name=…"` in field order.

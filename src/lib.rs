@@ -13,10 +13,33 @@
 //! Three entry points: [`prelude`] for host applications, [`core`] for the sans-IO state machine
 //! (drive a `Replica` yourself), and `sim` for the simulator.
 //!
-//! Start with [`prelude`]:
+//! A host application starts a cluster with the builder and talks to each leader through its
+//! handle ([`prelude`]); every call returns one [`Error`]:
 //!
 //! ```
 //! use roundtable::prelude::*;
+//!
+//! actix::System::new().block_on(async {
+//!     let cluster = Cluster::builder()
+//!         .leaders(["us-east", "eu-west", "ap-south"])
+//!         .topology(Topology::AllToAll { relay: false })
+//!         .resolution(Resolution::LastWriteWins)
+//!         .start()
+//!         .await?;
+//!     let east = cluster.leader("us-east")?;
+//!     east.put("user:42", "Ada").await?;
+//!     cluster.settled().await?;
+//!     let read = cluster.leader("ap-south")?.get("user:42").await?;
+//!     assert_eq!(read.and_then(|r| r.value).as_ref().and_then(|v| v.as_str()), Some("Ada"));
+//!     Ok::<(), roundtable::Error>(())
+//! })?;
+//! # Ok::<(), roundtable::Error>(())
+//! ```
+//!
+//! The same logic without actors or IO, one [`core::Replica`] per leader, driven by hand:
+//!
+//! ```
+//! use roundtable::core::{Effect, Key, LeaderId, LeaderSet, Op, Replica, ReplicaConfig, Topology, Value, WallTime};
 //!
 //! let members = LeaderSet::first(2);
 //! let (a, b) = (LeaderId::new(0)?, LeaderId::new(1)?);
@@ -44,6 +67,7 @@ pub use roundtable_runtime as runtime;
 pub use roundtable_sim as sim;
 pub use roundtable_topologies as topologies;
 
+pub use roundtable_actors::Error;
 pub use roundtable_runtime::Topology;
 
 /// Snapshot-tests a simulation's trace with insta: `assert_trace!("name", run)`.
@@ -72,14 +96,15 @@ macro_rules! assert_trace {
 /// The names most programs need.
 pub mod prelude {
     pub use roundtable_actors::{
-        Changed, Cluster, ClusterError, CrdtKind, Delete, Get, GetCrdt, GetSiblings, LeaderError, LeaderState, Put,
-        Resolution, Subscribe, Trace, TraceActor, Write,
+        AsLeader, Changed, Cluster, ClusterError, CrdtKind, CrdtState, CrdtUpdate, Delete, Error, Get, GetCrdt,
+        GetSiblings, LeaderError, LeaderHandle, LeaderState, Put, Resolution, Subscribe, Subscription, Trace,
+        TraceActor, Update, Write,
     };
     pub use roundtable_runtime::clock::{ClockHealth, CorrectionConfig, HlcTimestamp, NtpSample};
     pub use roundtable_runtime::wire::PeerMessage;
     pub use roundtable_runtime::{
-        Dot, Effect, Key, LeaderId, LeaderSet, Op, ReadValue, Replica, ReplicaConfig, TraceEvent, Value, VersionVector,
-        WallTime, WriteError, WriteReceipt,
+        ChangeCause, ClientWrite, Dot, Effect, Key, LeaderId, LeaderSet, Op, ReadError, ReadValue, Replica,
+        ReplicaConfig, TraceEvent, Value, VersionVector, WallTime, WriteError, WriteReceipt,
     };
     pub use roundtable_topologies::{Graph, Topology};
 }

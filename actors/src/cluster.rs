@@ -24,61 +24,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, MailboxError};
+use actix::{Actor, Addr};
 use roundtable_runtime::clock::SimulatedClock;
-use roundtable_runtime::resolution::{KeyspaceError, Keyspaces, Resolution};
+use roundtable_runtime::resolution::{Keyspaces, Resolution};
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, WallTime, MAX_LEADERS};
 
 use crate::clock::{LeaderClockSource, SimEpoch, SystemClock};
 use crate::clock_sync::{ClockSync, TimeReference};
+pub use crate::error::ClusterError;
+use crate::handle::LeaderHandle;
 use crate::leader::{Leader, LeaderSpec};
-use crate::messages::{Crash, Inspect, LeaderControl, LeaderState, Restart};
+use crate::messages::{Crash, GetProgress, Inspect, LeaderControl, LeaderState, Progress, Restart};
 use crate::supervisor::{Liveness, Supervisor, SupervisorConfig};
 use crate::trace::{Trace, TraceSink};
 use crate::transport::{Connect, Fault, InProcess, LeaderInbox, NetStats, SupervisorInbox, Transport, TransportLinks};
-
-/// Why a cluster could not be built or used.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// No leaders were named.
-    #[error("a cluster needs at least one leader")]
-    NoLeaders,
-    /// Too many leaders.
-    #[error("a cluster has at most {MAX_LEADERS} leaders, {0} were given")]
-    TooManyLeaders(usize),
-    /// Two leaders share a name.
-    #[error("two leaders are named {0:?}")]
-    DuplicateName(String),
-    /// No leader has that name.
-    #[error("no leader is named {0:?}")]
-    UnknownLeader(String),
-    /// The topology or replica settings are invalid.
-    #[error(transparent)]
-    Config(#[from] roundtable_runtime::ConfigError),
-    /// An actor did not answer (it stopped).
-    #[error("an actor did not answer: {0}")]
-    Mailbox(#[from] MailboxError),
-    /// A simulated clock's skew is invalid.
-    #[error("leader {leader}: {source}")]
-    Clock {
-        /// The leader's index.
-        leader: usize,
-        /// What is wrong.
-        source: roundtable_runtime::clock::ClockError,
-    },
-    /// Settings that cannot work together.
-    #[error("invalid settings: {0}")]
-    Settings(String),
-    /// A keyspace cannot be configured so.
-    #[error(transparent)]
-    Keyspace(#[from] KeyspaceError),
-    /// The cluster did not settle in time.
-    #[error("the cluster did not settle within {0:?}")]
-    NotSettled(Duration),
-    /// The transport cannot make link faults (only the simulated network can).
-    #[error("this cluster's transport cannot make link faults; use the simulated network of roundtable-sim")]
-    NoFaults,
-}
 
 /// Per-leader clock settings for simulated clocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -357,7 +316,12 @@ impl ClusterBuilder {
             .collect();
         let supervisor_inbox = SupervisorInbox::new(supervisor.clone().recipient(), supervisor.clone().recipient());
         links.connect.send(Connect::new(inboxes, supervisor_inbox)).await?;
-        Ok(Cluster { names: self.names, by_name, leaders, links, supervisor, sink: self.sink })
+        let handles = leaders
+            .iter()
+            .zip(&self.names)
+            .map(|((id, addr), name)| (*id, LeaderHandle::new(*id, name.clone(), addr.clone())))
+            .collect();
+        Ok(Cluster { names: self.names, by_name, leaders: handles, links, supervisor, sink: self.sink })
     }
 }
 
@@ -367,7 +331,7 @@ impl ClusterBuilder {
 pub struct Cluster {
     names: Vec<String>,
     by_name: BTreeMap<String, usize>,
-    leaders: BTreeMap<LeaderId, Addr<Leader>>,
+    leaders: BTreeMap<LeaderId, LeaderHandle>,
     links: TransportLinks,
     supervisor: Addr<Supervisor>,
     sink: TraceSink,
@@ -414,18 +378,29 @@ impl Cluster {
         }
     }
 
-    /// The leader named `name`.
-    pub fn leader(&self, name: &str) -> Result<&Addr<Leader>, ClusterError> {
+    /// A leader, by name (`"us-east"`) or by id ([`LeaderId`]): every method that names a
+    /// leader takes either (see [`AsLeader`]).
+    pub fn leader(&self, leader: impl AsLeader) -> Result<&LeaderHandle, ClusterError> {
+        let id = leader.leader_id(self)?;
+        self.leaders.get(&id).ok_or_else(|| ClusterError::UnknownLeader(id.to_string()))
+    }
+
+    /// The id of the leader named `name` (ids follow the order the names were given in).
+    pub fn id(&self, name: &str) -> Result<LeaderId, ClusterError> {
         self.by_name
             .get(name)
             .and_then(|&i| LeaderId::new(i).ok())
-            .and_then(|id| self.leaders.get(&id))
             .ok_or_else(|| ClusterError::UnknownLeader(name.to_owned()))
     }
 
-    /// The leader with id `id`.
-    pub fn leader_by_id(&self, id: LeaderId) -> Result<&Addr<Leader>, ClusterError> {
-        self.leaders.get(&id).ok_or_else(|| ClusterError::UnknownLeader(id.to_string()))
+    /// The leader with id `id` (the same as [`Cluster::leader`] with an id).
+    pub fn leader_by_id(&self, id: LeaderId) -> Result<&LeaderHandle, ClusterError> {
+        self.leader(id)
+    }
+
+    /// Every leader, in id order.
+    pub fn leaders(&self) -> impl Iterator<Item = &LeaderHandle> {
+        self.leaders.values()
     }
 
     /// The leaders' names, in id order.
@@ -456,13 +431,14 @@ impl Cluster {
     pub async fn states(&self) -> Result<Vec<LeaderState>, ClusterError> {
         let mut states = Vec::with_capacity(self.leaders.len());
         for leader in self.leaders.values() {
-            states.push(leader.send(Inspect).await?);
+            states.push(leader.addr().send(Inspect).await?);
         }
         Ok(states)
     }
 
     /// Whether the cluster is settled now: nothing in flight, nothing waiting, no leader catching
-    /// up, and every live leader has applied the same writes and holds the same state.
+    /// up, and every live leader has applied the same writes (the same version vector; no store
+    /// is read or cloned).
     ///
     /// "Live" must agree with "up": a crashed leader the supervisor has not declared dead yet, or a
     /// restarted one it has not readmitted, means the cluster is still changing. The check runs
@@ -474,22 +450,23 @@ impl Cluster {
         Ok(first == second)
     }
 
-    /// The states of the live leaders if, right now, they agree and nothing is in flight.
-    async fn quiet_states(&self) -> Result<Option<Vec<LeaderState>>, ClusterError> {
+    /// The progress of the live leaders if, right now, they agree and nothing is in flight.
+    async fn quiet_states(&self) -> Result<Option<Vec<Progress>>, ClusterError> {
         if self.links.stats().await?.in_flight > 0 {
             return Ok(None);
         }
         let (live, _) = self.supervisor.send(Liveness).await?;
-        let states = self.states().await?;
-        let up: LeaderSet = states.iter().filter(|s| s.up).map(|s| s.id).collect();
+        let mut states = Vec::with_capacity(self.leaders.len());
+        for (id, leader) in &self.leaders {
+            states.push((*id, leader.addr().send(GetProgress).await?));
+        }
+        let up: LeaderSet = states.iter().filter(|(_, s)| s.up).map(|(id, _)| *id).collect();
         if up != live {
             return Ok(None);
         }
-        let live_states: Vec<LeaderState> = states.into_iter().filter(|s| s.up).collect();
+        let live_states: Vec<Progress> = states.into_iter().filter(|(_, s)| s.up).map(|(_, s)| s).collect();
         let agreed = live_states.first().is_none_or(|first| {
-            live_states
-                .iter()
-                .all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied && s.digest == first.digest)
+            live_states.iter().all(|s| s.waiting == 0 && !s.recovering && s.applied == first.applied)
         });
         if !agreed || self.links.stats().await?.in_flight > 0 {
             return Ok(None);
@@ -532,15 +509,17 @@ impl Cluster {
         Ok(m)
     }
 
-    /// Fault injection: crash a leader (it loses its in-memory state and stays down).
-    pub fn crash(&self, id: LeaderId) -> Result<(), ClusterError> {
-        self.leader_by_id(id)?.do_send(Crash);
+    /// Fault injection: crash a leader (it loses its in-memory state and stays down until
+    /// [`Cluster::restart`], or the supervisor's `restart_after` when that is set).
+    pub fn crash(&self, leader: impl AsLeader) -> Result<(), ClusterError> {
+        self.leader(leader)?.do_send(Crash);
         Ok(())
     }
 
-    /// Fault injection: restart a crashed leader with empty state.
-    pub fn restart(&self, id: LeaderId) -> Result<(), ClusterError> {
-        self.leader_by_id(id)?.do_send(Restart);
+    /// Restart a crashed leader with empty state: it catches up from its peers and refuses writes
+    /// until it has settled its recovery ([`LeaderHandle::writable_within`] waits for that).
+    pub fn restart(&self, leader: impl AsLeader) -> Result<(), ClusterError> {
+        self.leader(leader)?.do_send(Restart);
         Ok(())
     }
 
@@ -553,13 +532,13 @@ impl Cluster {
     }
 
     /// Fault injection: cut a leader off from everyone (see [`Cluster::fault`]).
-    pub fn isolate(&self, id: LeaderId) -> Result<(), ClusterError> {
-        self.fault(Fault::Isolate(id))
+    pub fn isolate(&self, leader: impl AsLeader) -> Result<(), ClusterError> {
+        self.fault(Fault::Isolate(leader.leader_id(self)?))
     }
 
     /// Fault injection: reconnect an isolated leader (see [`Cluster::fault`]).
-    pub fn heal(&self, id: LeaderId) -> Result<(), ClusterError> {
-        self.fault(Fault::Heal(id))
+    pub fn heal(&self, leader: impl AsLeader) -> Result<(), ClusterError> {
+        self.fault(Fault::Heal(leader.leader_id(self)?))
     }
 
     /// Fault injection: lose everything between two sets of leaders (see [`Cluster::fault`]).
@@ -576,5 +555,46 @@ impl Cluster {
     #[must_use]
     pub fn simulation_epoch() -> WallTime {
         WallTime::from_secs(1_767_225_600)
+    }
+}
+
+/// How a leader is named in the cluster's API: by name (`&str`, `String`) or by id
+/// ([`LeaderId`]). Both are checked against the cluster.
+pub trait AsLeader {
+    /// The leader's id in `cluster`.
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError>;
+}
+
+impl AsLeader for LeaderId {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        if cluster.leaders.contains_key(self) {
+            Ok(*self)
+        } else {
+            Err(ClusterError::UnknownLeader(self.to_string()))
+        }
+    }
+}
+
+impl AsLeader for &str {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        cluster.id(self)
+    }
+}
+
+impl AsLeader for &String {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        cluster.id(self)
+    }
+}
+
+impl AsLeader for String {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        cluster.id(self)
+    }
+}
+
+impl AsLeader for &LeaderHandle {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        self.id().leader_id(cluster)
     }
 }

@@ -21,8 +21,9 @@ use roundtable_runtime::{
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    AppliedTotal, Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState,
-    Put, PutBatch, Restart, Routed, SetLive, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    AppliedTotal, Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect, LeaderError,
+    LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Subscribe, SubscribeChannel, Subscriber, Write,
+    WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::trace::{Actor as Who, Mark, TraceSink};
 use crate::transport::{Heartbeat, Report, Route, Transmit, TransportLinks};
@@ -57,7 +58,7 @@ pub struct LeaderSpec {
 pub struct Leader {
     spec: LeaderSpec,
     replica: Option<Replica>,
-    subscriptions: Vec<(String, actix::Recipient<Changed>)>,
+    subscriptions: Vec<(String, Subscriber)>,
     links: TransportLinks,
     sink: TraceSink,
     /// This actor's address, for its own flush timer.
@@ -135,7 +136,7 @@ impl Leader {
                     self.subscriptions.retain(|(_, s)| s.connected());
                     for (prefix, subscriber) in &self.subscriptions {
                         if key.starts_with(prefix.as_str()) {
-                            subscriber.do_send(Changed { leader: id, key: key.to_owned(), dot, cause });
+                            subscriber.notify(Changed { leader: id, key: key.to_owned(), dot, cause });
                         }
                     }
                 }
@@ -399,15 +400,53 @@ impl Handler<Fence> for Leader {
 impl Handler<Subscribe> for Leader {
     type Result = Result<(), LeaderError>;
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        self.subscribe(msg.prefix, Subscriber::Actor(msg.subscriber))
+    }
+}
+
+impl Handler<SubscribeChannel> for Leader {
+    type Result = Result<(), LeaderError>;
+    fn handle(&mut self, msg: SubscribeChannel, _: &mut Context<Self>) -> Self::Result {
+        self.subscribe(msg.prefix, msg.subscriber)
+    }
+}
+
+impl Leader {
+    fn subscribe(&mut self, prefix: String, subscriber: Subscriber) -> Result<(), LeaderError> {
         self.subscriptions.retain(|(_, s)| s.connected());
         if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
             return Err(LeaderError::TooManySubscriptions);
         }
-        self.subscriptions.push((msg.prefix, msg.subscriber));
+        self.subscriptions.push((prefix, subscriber));
         if let Some(replica) = self.replica.as_mut() {
             replica.notify_changes(true);
         }
         Ok(())
+    }
+}
+
+impl Handler<GetProgress> for Leader {
+    type Result = actix::MessageResult<GetProgress>;
+    fn handle(&mut self, _: GetProgress, _: &mut Context<Self>) -> Self::Result {
+        let progress = match &self.replica {
+            None => Progress {
+                up: false,
+                writable: false,
+                recovering: false,
+                waiting: 0,
+                applied: Default::default(),
+                metrics: Default::default(),
+            },
+            Some(r) => Progress {
+                up: true,
+                writable: !r.is_catching_up() && !r.is_fenced() && !r.is_fenced_by_cluster(),
+                recovering: r.is_catching_up(),
+                waiting: r.waiting(),
+                applied: r.applied().clone(),
+                metrics: r.metrics().clone(),
+            },
+        };
+        actix::MessageResult(progress)
     }
 }
 
@@ -458,7 +497,7 @@ impl Handler<Get> for Leader {
     fn handle(&mut self, msg: Get, _: &mut Context<Self>) -> Self::Result {
         let key = Key::new(msg.key)?;
         let replica = self.replica.as_ref().ok_or_else(|| self.down())?;
-        Ok(replica.read(&key))
+        Ok(replica.read_register(&key)?)
     }
 }
 

@@ -18,6 +18,8 @@
 pub mod clock;
 pub mod clock_sync;
 pub mod cluster;
+mod error;
+mod handle;
 pub mod leader;
 pub mod messages;
 pub mod supervisor;
@@ -26,7 +28,9 @@ pub mod transport;
 
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, TimeQuery, TimeReference};
-pub use cluster::{ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl};
+pub use cluster::{AsLeader, ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl};
+pub use error::Error;
+pub use handle::{LeaderHandle, Subscription, SUBSCRIPTION_CAPACITY};
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{
     AppliedTotal, Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, PutBatch,

@@ -5,7 +5,7 @@ use actix::Message;
 use roundtable_runtime::resolution::{CrdtState, CrdtUpdate, Update};
 use roundtable_runtime::siblings::{CausalContext, SiblingRead};
 use roundtable_runtime::{
-    DataError, LeaderId, LeaderSet, Metrics, ReadValue, Value, VersionVector, WriteError, WriteReceipt,
+    DataError, Key, LeaderId, LeaderSet, Metrics, ReadError, ReadValue, Value, VersionVector, WriteError, WriteReceipt,
 };
 
 /// Why a leader could not serve a client request.
@@ -20,6 +20,9 @@ pub enum LeaderError {
     /// The replica refused the write (fenced clock, catching up after a restart).
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The read does not fit the key's keyspace (a `Get` of a CRDT or siblings key).
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// A write concern that can never be met (zero leaders, or more than the cluster has).
     #[error("a write concern of {leaders} leaders is impossible in a cluster of {members}")]
     ImpossibleConcern {
@@ -60,6 +63,14 @@ pub enum LeaderError {
         /// Leaders asked for.
         wanted: usize,
         /// How long the leader waited.
+        waited: std::time::Duration,
+    },
+    /// The leader did not become writable in time (it was recovering or fenced).
+    #[error("leader {leader} did not accept writes within {waited:?}")]
+    NotWritable {
+        /// The leader.
+        leader: String,
+        /// How long it was given.
         waited: std::time::Duration,
     },
     /// The write had to go to its key's home leader, which could not be reached.
@@ -183,6 +194,13 @@ pub struct Write {
 }
 
 impl Write {
+    /// Any update of `key`. Every constructor checks the key (and the value, when there is one),
+    /// so a bad one is an error here rather than at the leader.
+    pub fn new(key: impl Into<String>, update: Update) -> Result<Self, DataError> {
+        let key = Key::new(key)?;
+        Ok(Write { key: key.into(), update, concern: None })
+    }
+
     /// This write, acknowledged once `leaders` leaders hold it, or an error after `timeout` that
     /// says the write stands and is still propagating.
     #[must_use]
@@ -192,44 +210,40 @@ impl Write {
     }
 
     /// Increment a counter.
-    pub fn increment(key: impl Into<String>, amount: u64) -> Self {
-        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Increment(amount)), concern: None }
+    pub fn increment(key: impl Into<String>, amount: u64) -> Result<Self, DataError> {
+        Write::new(key, Update::Crdt(CrdtUpdate::Increment(amount)))
     }
 
     /// Decrement a PN-counter.
-    pub fn decrement(key: impl Into<String>, amount: u64) -> Self {
-        Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Decrement(amount)), concern: None }
+    pub fn decrement(key: impl Into<String>, amount: u64) -> Result<Self, DataError> {
+        Write::new(key, Update::Crdt(CrdtUpdate::Decrement(amount)))
     }
 
     /// Add an element to a set.
     pub fn add(key: impl Into<String>, element: impl Into<Vec<u8>>) -> Result<Self, DataError> {
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Add(Value::new(element)?)), concern: None })
+        Write::new(key, Update::Crdt(CrdtUpdate::Add(Value::new(element)?)))
     }
 
     /// Remove an element from a set.
     pub fn remove(key: impl Into<String>, element: impl Into<Vec<u8>>) -> Result<Self, DataError> {
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::Remove(Value::new(element)?)), concern: None })
+        Write::new(key, Update::Crdt(CrdtUpdate::Remove(Value::new(element)?)))
     }
 
     /// Add `amount` to the counter of `field` in a counter map.
     pub fn map_increment(key: impl Into<String>, field: impl Into<Vec<u8>>, amount: u64) -> Result<Self, DataError> {
         let field = Value::new(field)?;
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapIncrement { field, amount }), concern: None })
+        Write::new(key, Update::Crdt(CrdtUpdate::MapIncrement { field, amount }))
     }
 
     /// Remove `field` from a counter map (as observed here).
     pub fn map_remove(key: impl Into<String>, field: impl Into<Vec<u8>>) -> Result<Self, DataError> {
         let field = Value::new(field)?;
-        Ok(Write { key: key.into(), update: Update::Crdt(CrdtUpdate::MapRemove { field }), concern: None })
+        Write::new(key, Update::Crdt(CrdtUpdate::MapRemove { field }))
     }
 
     /// Set a register (blind).
     pub fn set(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Result<Self, DataError> {
-        Ok(Write {
-            key: key.into(),
-            update: Update::Crdt(CrdtUpdate::Set { value: Value::new(value)?, context: None }),
-            concern: None,
-        })
+        Write::new(key, Update::Crdt(CrdtUpdate::Set { value: Value::new(value)?, context: None }))
     }
 
     /// A siblings write that replaces what `context` (from [`GetSiblings`]) saw; `None`: delete.
@@ -239,7 +253,7 @@ impl Write {
         context: CausalContext,
     ) -> Result<Self, DataError> {
         let value = value.map(Value::new).transpose()?;
-        Ok(Write { key: key.into(), update: Update::PutWithContext { value, context }, concern: None })
+        Write::new(key, Update::PutWithContext { value, context })
     }
 }
 
@@ -257,6 +271,68 @@ pub struct Subscribe {
 
 /// The most subscriptions one leader keeps.
 pub const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// Where a subscription's notifications go: an actor, or the bounded channel behind a
+/// [`crate::Subscription`] stream.
+#[derive(Debug, Clone)]
+pub(crate) enum Subscriber {
+    /// An actor's recipient (unbounded mailbox, as actix's `do_send`).
+    Actor(actix::Recipient<Changed>),
+    /// A bounded channel; a notification that finds it full is counted in `missed`, not queued.
+    Channel { sender: tokio::sync::mpsc::Sender<Changed>, missed: std::sync::Arc<std::sync::atomic::AtomicU64> },
+}
+
+impl Subscriber {
+    /// Whether anyone still listens.
+    pub(crate) fn connected(&self) -> bool {
+        match self {
+            Subscriber::Actor(recipient) => recipient.connected(),
+            Subscriber::Channel { sender, .. } => !sender.is_closed(),
+        }
+    }
+
+    /// Hands over one notification.
+    pub(crate) fn notify(&self, changed: Changed) {
+        match self {
+            Subscriber::Actor(recipient) => recipient.do_send(changed),
+            Subscriber::Channel { sender, missed } => {
+                if sender.try_send(changed).is_err() {
+                    missed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Subscribe a bounded channel (what [`crate::LeaderHandle::subscribe`] does).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), LeaderError>")]
+pub(crate) struct SubscribeChannel {
+    pub(crate) prefix: String,
+    pub(crate) subscriber: Subscriber,
+}
+
+/// What `Cluster::settled` needs of a leader: cheap to answer, no store cloned.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Progress")]
+pub(crate) struct GetProgress;
+
+/// A leader's replication progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Whether it is up.
+    pub(crate) up: bool,
+    /// Whether it refuses writes: recovering, or fenced.
+    pub(crate) writable: bool,
+    /// Whether it is recovering (catching up after a restart or a rejoin).
+    pub(crate) recovering: bool,
+    /// Entries waiting for their dependencies.
+    pub(crate) waiting: usize,
+    /// What it applied.
+    pub(crate) applied: VersionVector,
+    /// Its counters, so that two looks can tell whether anything moved in between.
+    pub(crate) metrics: Metrics,
+}
 
 /// A key changed at a leader, for a subscriber.
 #[derive(Debug, Clone, Message)]

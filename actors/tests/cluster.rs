@@ -88,10 +88,10 @@ async fn keyspaces_choose_their_resolution() -> Result<(), Box<dyn std::error::E
     cluster.leader("a")?.send(Write::add("cart/1", "book")?).await??;
     cluster.leader("b")?.send(Write::add("cart/1", "pen")?).await??;
     for name in ["a", "b", "c"] {
-        cluster.leader(name)?.send(Write::increment("likes/post", 2)).await??;
+        cluster.leader(name)?.send(Write::increment("likes/post", 2)?).await??;
         cluster.leader(name)?.send(Put::new("profile/ada", format!("from {name}"))).await??;
     }
-    cluster.leader("c")?.send(Write::decrement("likes/post", 1)).await??;
+    cluster.leader("c")?.send(Write::decrement("likes/post", 1)?).await??;
     cluster.settled_within(Duration::from_secs(5)).await?;
     for name in ["a", "b", "c"] {
         let leader = cluster.leader(name)?;

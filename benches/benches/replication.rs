@@ -148,7 +148,7 @@ fn replicated(topology_name: &str, leaders: usize, client: Client, writes: u64) 
             .await
             .expect("cluster starts");
         let addrs: Vec<Addr<Leader>> =
-            cluster.names().iter().map(|n| cluster.leader(n).cloned().expect("leader")).collect();
+            cluster.names().iter().map(|n| cluster.leader(n).map(|h| h.addr().clone()).expect("leader")).collect();
         cluster.settled_within(Duration::from_secs(5)).await.expect("settles");
         let before: u64 = total(&addrs).await;
         let key = |i: u64| format!("key:{:03}", i % KEYS);

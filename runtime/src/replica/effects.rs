@@ -33,6 +33,22 @@ pub enum ClientWrite {
     },
 }
 
+/// Why a client read was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The key's keyspace keeps no single register (siblings, a CRDT): read it the other way.
+    #[error("key {key} is in a {resolution} keyspace: read it with {read_instead}")]
+    WrongResolution {
+        /// The key.
+        key: Key,
+        /// Its keyspace's resolution.
+        resolution: Resolution,
+        /// The read that fits (`read_siblings`, `read_crdt`; `GetSiblings`, `GetCrdt` in the actor
+        /// shell).
+        read_instead: &'static str,
+    },
+}
+
 /// Why a client write was refused. Nothing was stamped, applied or sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {

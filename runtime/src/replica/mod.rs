@@ -45,7 +45,9 @@ mod timers;
 #[cfg(feature = "fault-injection")]
 pub use config::Sabotage;
 pub use config::{BatchConfig, ConfigError, GossipConfig, ReplicaConfig};
-pub use effects::{Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadValue, WriteError, WriteReceipt};
+pub use effects::{
+    Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, WriteError, WriteReceipt,
+};
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -332,6 +334,20 @@ impl Replica {
     #[must_use]
     pub fn read(&self, key: &Key) -> Option<ReadValue> {
         self.stores.lww().register(key).map(|r| ReadValue { value: r.value.clone(), dot: r.dot, hlc: r.hlc })
+    }
+
+    /// Like [`Replica::read`], for a client: a key of a siblings or CRDT keyspace has no single
+    /// register, and reading it so is an error that names the read to use instead.
+    pub fn read_register(&self, key: &Key) -> Result<Option<ReadValue>, ReadError> {
+        match self.stores.resolution(key) {
+            Resolution::LastWriteWins | Resolution::HomeLeader => Ok(self.read(key)),
+            resolution @ Resolution::Siblings { .. } => {
+                Err(ReadError::WrongResolution { key: key.clone(), resolution, read_instead: "read_siblings" })
+            }
+            resolution @ Resolution::Crdt(_) => {
+                Err(ReadError::WrongResolution { key: key.clone(), resolution, read_instead: "read_crdt" })
+            }
+        }
     }
 
     /// The supervisor fences (or unfences) this leader. A fenced leader refuses writes until its
