@@ -10,7 +10,8 @@
 //!
 //! Files depend on each other in one direction only (checked by `tests/architecture.rs`):
 //! `clock` ← `trace`; {`messages`, `trace`} ← `transport`; `clock` ← `clock_sync`;
-//! {`messages`, `trace`, `transport`} ← `supervisor`; everything ← `leader` ← `cluster`. Actors
+//! {`messages`, `trace`, `transport`} ← `supervisor`; `messages` ← `error` ← `handle` (with
+//! `leader`); everything ← `cluster`. Actors
 //! address each other through recipients and the [`transport`] interface, never through each
 //! other's types.
 #![warn(missing_docs, unreachable_pub)]
