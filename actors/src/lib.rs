@@ -16,14 +16,17 @@
 //! other's types.
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod clock;
+// Private modules: what a host needs is re-exported below. `trace`, `transport` and
+// `clock_sync` stay public: they are the interfaces other crates implement (the simulator's
+// network and time server, later the TCP transport and an NTP client).
+mod clock;
 pub mod clock_sync;
-pub mod cluster;
+mod cluster;
 mod error;
 mod handle;
-pub mod leader;
-pub mod messages;
-pub mod supervisor;
+mod leader;
+mod messages;
+mod supervisor;
 pub mod trace;
 pub mod transport;
 

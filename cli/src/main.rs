@@ -69,8 +69,8 @@ struct SimArgs {
     /// Break one mechanism on purpose (needs `--features fault-injection`):
     /// skip-dependency-check, skip-duplicate-suppression, accept-far-future-timestamps.
     #[cfg(feature = "fault-injection")]
-    #[arg(long, value_parser = roundtable::actors::sweep::parse_sabotage)]
-    sabotage: Option<roundtable::actors::sweep::Sabotage>,
+    #[arg(long, value_parser = roundtable_sim::sweep::parse_sabotage)]
+    sabotage: Option<roundtable_sim::sweep::Sabotage>,
 }
 
 #[derive(Debug, Args)]
@@ -98,8 +98,8 @@ struct SweepArgs {
     threads: Option<usize>,
     /// Break one mechanism on purpose in every run (needs `--features fault-injection`).
     #[cfg(feature = "fault-injection")]
-    #[arg(long, value_parser = roundtable::actors::sweep::parse_sabotage)]
-    sabotage: Option<roundtable::actors::sweep::Sabotage>,
+    #[arg(long, value_parser = roundtable_sim::sweep::parse_sabotage)]
+    sabotage: Option<roundtable_sim::sweep::Sabotage>,
 }
 
 #[derive(Debug, Subcommand)]
