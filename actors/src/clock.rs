@@ -73,3 +73,21 @@ impl PhysicalClock for LeaderClockSource {
         }
     }
 }
+
+/// Checks `condition` every 10 ms (tokio time: paused in a simulation) until it holds —
+/// `Ok(true)` — or `limit` has passed — `Ok(false)`.
+pub(crate) async fn poll_until<F, E>(limit: Duration, mut condition: impl FnMut() -> F) -> Result<bool, E>
+where
+    F: std::future::Future<Output = Result<bool, E>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await? {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -481,15 +481,10 @@ impl Cluster {
 
     /// Waits until the cluster is settled, at most `limit`.
     pub async fn settled_within(&self, limit: Duration) -> Result<(), ClusterError> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if self.is_settled().await? {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ClusterError::NotSettled(limit));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if crate::clock::poll_until(limit, || self.is_settled()).await? {
+            Ok(())
+        } else {
+            Err(ClusterError::NotSettled(limit))
         }
     }
 

@@ -166,15 +166,10 @@ impl LeaderHandle {
     /// Waits until this leader accepts writes (checking every 10 ms), at most `limit`: after a
     /// restart it refuses writes until it has settled its recovery.
     pub async fn writable_within(&self, limit: Duration) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if self.is_writable().await? {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(crate::LeaderError::NotWritable { leader: self.name.clone(), waited: limit }.into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        if crate::clock::poll_until(limit, || self.is_writable()).await? {
+            Ok(())
+        } else {
+            Err(crate::LeaderError::NotWritable { leader: self.name.clone(), waited: limit }.into())
         }
     }
 
