@@ -72,7 +72,8 @@ pub use roundtable_runtime::Topology;
 
 /// Snapshot-tests a simulation's trace with insta: `assert_trace!("name", run)`.
 ///
-/// The snapshot file is `snapshots/<name>.snap` under the calling crate's root, named without the
+/// The snapshot file is `snapshots/<name>.snap` in the nearest `snapshots/` folder at or above
+/// the calling crate's root (a crate of a workspace shares the workspace's), named without the
 /// module prefix and without the expression, so every snapshot reads well on its own and lives
 /// in one reviewed folder. `run` is anything with a `render() -> String` method (a
 /// `roundtable_sim::SimRun` or a [`actors::Trace`]). The calling crate needs `insta` as a
@@ -84,13 +85,22 @@ pub use roundtable_runtime::Topology;
 macro_rules! assert_trace {
     ($name:expr, $run:expr) => {
         ::insta::with_settings!({
-            snapshot_path => ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"),
+            snapshot_path => $crate::snapshot_dir(env!("CARGO_MANIFEST_DIR")),
             prepend_module_to_snapshot => false,
             omit_expression => true,
         }, {
             ::insta::assert_snapshot!($name, $run.render());
         });
     };
+}
+
+/// The nearest `snapshots/` folder at or above `crate_root` (`crate_root/snapshots` when there
+/// is none). Used by [`assert_trace!`].
+#[doc(hidden)]
+#[must_use]
+pub fn snapshot_dir(crate_root: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(crate_root);
+    root.ancestors().map(|dir| dir.join("snapshots")).find(|dir| dir.is_dir()).unwrap_or_else(|| root.join("snapshots"))
 }
 
 /// The names most programs need.

@@ -308,7 +308,7 @@ fn the_readme_picture_is_the_star_hub_failover_diagram() {
         ..SvgOptions::default()
     };
     let svg = render_svg(run.trace(), &options);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/star_hub_crash_and_restart.svg");
+    let path = roundtable::snapshot_dir(env!("CARGO_MANIFEST_DIR")).join("star_hub_crash_and_restart.svg");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != svg {
         let new = path.with_extension("svg.new");
