@@ -37,7 +37,7 @@ use roundtable_actors::trace::{Actor, Mark};
 use roundtable_actors::LeaderState;
 use roundtable_runtime::resolution::Resolution;
 
-use crate::run::{voided_anywhere, AckedWrite, CheckSettings, SimRun};
+use crate::run::{discarded_at_rejoin, voided_anywhere, write_spans, AckedWrite, CheckSettings, SimRun, WriteSpan};
 
 /// A replication guarantee the checker verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -325,11 +325,13 @@ fn check_convergence(run: &SimRun, settings: &CheckSettings, report: &mut CheckR
     }
 }
 
-/// A client write as the trace tells it: its key and dependencies.
+/// A client write as the trace tells it: its key, dependencies and where it was issued.
 #[derive(Debug, Clone)]
 struct WriteInfo {
     key: String,
     deps: Option<VersionVector>,
+    /// The index of its `Write` mark.
+    issued: usize,
 }
 
 /// One life of a leader, as far as the marks tell it.
@@ -345,13 +347,11 @@ struct Life {
 /// What the marks tell of the run's writes.
 #[derive(Debug, Default)]
 struct Writes {
-    /// Each write by its dot (a dot a rejoined leader issued again: the later write).
-    by_dot: BTreeMap<Dot, WriteInfo>,
-    /// Writes a rejoining leader discarded (stamped by its bad clock), with when.
-    discarded: Vec<(Dot, Duration)>,
-    /// When each write was stamped, by dot and stamp.
-    written_at: BTreeMap<(Dot, HlcTimestamp), Duration>,
-    /// Each write's stamp by its dot's text (as final states name dots).
+    /// Each write by its identity, dot and stamp (a restarted or rejoined leader may issue a
+    /// dot again: two writes).
+    by_id: BTreeMap<(Dot, HlcTimestamp), WriteInfo>,
+    /// The last stamp issued under each dot's text (as final states name dots): the stamp of
+    /// the write a final state names by that dot.
     stamp_by_text: BTreeMap<String, HlcTimestamp>,
 }
 
@@ -359,9 +359,9 @@ struct Writes {
 fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport) -> Writes {
     let mut lives: BTreeMap<LeaderId, Life> = BTreeMap::new();
     let mut all = Writes::default();
-    let writes = &mut all.by_dot;
+    let writes = &mut all.by_id;
     let max_offset = settings.max_offset;
-    for line in &run.trace().marks {
+    for (index, line) in run.trace().marks.iter().enumerate() {
         let Actor::Leader(id) = line.actor else { continue };
         let life = lives.entry(id).or_default();
         let mut fail = |invariant: Invariant, detail: String| {
@@ -369,9 +369,8 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
         };
         match &line.mark {
             Mark::Crashed | Mark::Restarted | Mark::Rejoined => *life = Life::default(),
-            Mark::Discarded { dots } => all.discarded.extend(dots.iter().map(|d| (*d, line.at))),
             Mark::SnapshotAdopted { vv, .. } => life.have.merge(&vv.to_version_vector()),
-            Mark::Applied { dot, deps } => {
+            Mark::Applied { dot, hlc, deps } => {
                 report.applications_checked += 1;
                 if life.have.contains(*dot) {
                     fail(Invariant::ExactlyOnce, format!("{id} applied {dot} a second time"));
@@ -394,7 +393,7 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
                     let seq = life.have.get(dot.origin).max(dot.seq);
                     life.have.set(dot.origin, seq);
                 }
-                if let Some(w) = writes.get_mut(dot) {
+                if let Some(w) = writes.get_mut(&(*dot, *hlc)) {
                     if w.deps.is_none() {
                         w.deps = Some(deps.to_version_vector());
                     }
@@ -402,9 +401,8 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
             }
             Mark::Write { dot, key, hlc } => {
                 report.timestamps_checked += 1;
-                all.written_at.entry((*dot, *hlc)).or_insert(line.at);
                 all.stamp_by_text.insert(dot.to_string(), *hlc);
-                writes.insert(*dot, WriteInfo { key: key.clone(), deps: None });
+                writes.entry((*dot, *hlc)).or_insert(WriteInfo { key: key.clone(), deps: None, issued: index });
                 if let Some(last) = life.last_issued.filter(|last| hlc <= last) {
                     fail(Invariant::Clocks, format!("{id} stamped {dot} with {hlc}, not after its previous {last}"));
                 }
@@ -437,8 +435,10 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
 fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, report: &mut CheckReport) {
     let live = live_states(run);
     let Some(first) = live.first() else { return };
-    for acked in run.acked() {
-        let fate = fate_of(run, acked, &live, first, settings, writes);
+    let ids: Vec<(Dot, HlcTimestamp)> = run.acked().iter().map(|a| (a.dot, a.hlc)).collect();
+    let spans = write_spans(run.trace(), &ids);
+    for (acked, span) in run.acked().iter().zip(&spans) {
+        let fate = fate_of(run, acked, span, &live, first, settings, writes);
         match fate {
             Ok(WriteFate::LostWithLeader) => report.lost_with_leader.push(acked.clone()),
             Ok(_) => {}
@@ -456,27 +456,31 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
 fn fate_of(
     run: &SimRun,
     acked: &AckedWrite,
+    span: &WriteSpan,
     live: &[&LeaderState],
     first: &LeaderState,
     settings: &CheckSettings,
     all: &Writes,
 ) -> Result<WriteFate, String> {
     let dot = acked.dot;
-    let writes = &all.by_dot;
+    let writes = &all.by_id;
     if live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == dot)) {
         return Ok(WriteFate::Quarantined);
     }
     // Discarded by its leader when it rejoined after the cluster fenced its clock: reported in
     // the trace, and the dot may since have been issued again for another write.
-    let written_at = all.written_at.get(&(dot, acked.hlc)).copied().unwrap_or(acked.at);
-    if all.discarded.iter().any(|(d, at)| *d == dot && *at >= written_at) {
+    if discarded_at_rejoin(run.trace(), dot, span) {
         return Ok(WriteFate::Quarantined);
     }
     if run.lost_with_leader().contains(acked) {
         return Ok(WriteFate::LostWithLeader);
     }
-    if voided_anywhere(run.states(), dot) {
+    if span.voided || (span.end.is_none() && voided_anywhere(run.states(), dot)) {
         return Err("its origin voided it, yet it was not lost with its leader".into());
+    }
+    if let Some(end) = span.end {
+        let at = run.trace().marks.get(end).map_or(0, |m| m.at.as_millis());
+        return Err(format!("its origin issued its dot again at {at}ms, yet it was not lost with its leader"));
     }
     if let Some(missing) = live.iter().find(|s| !s.applied.contains(dot)) {
         return Err(format!("{} does not hold it", missing.name));
@@ -489,7 +493,7 @@ fn fate_of(
             let held = first.resolved.iter().find(|(k, _)| *k == acked.key).map(|(_, v)| v.as_str());
             if held.is_some_and(|v| v.contains(&format!("{dot_text}="))) {
                 Ok(WriteFate::Sibling)
-            } else if superseded_by_a_later_write(dot, &acked.key, writes) {
+            } else if superseded_by_a_later_write(dot, span, &acked.key, writes) {
                 Ok(WriteFate::Superseded)
             } else {
                 Err(format!("it is not among the siblings of its key ({})", held.unwrap_or("nothing")))
@@ -499,11 +503,11 @@ fn fate_of(
             let Some((_, _, winner)) = first.store.iter().find(|(k, _, _)| *k == acked.key) else {
                 return Err("its key holds nothing".into());
             };
-            if *winner == dot_text {
-                return Ok(WriteFate::Visible);
-            }
             let mine = acked.hlc;
             let theirs = all.stamp_by_text.get(winner).copied();
+            if *winner == dot_text && theirs == Some(mine) {
+                return Ok(WriteFate::Visible);
+            }
             match theirs {
                 Some(theirs) if theirs > mine => Ok(WriteFate::Superseded),
                 Some(theirs) => {
@@ -511,14 +515,22 @@ fn fate_of(
                 }
                 // A winner the trace has no stamp for (a write of a leader's earlier life whose
                 // trace line was cut): judged by causality alone.
-                _ if superseded_by_a_later_write(dot, &acked.key, writes) => Ok(WriteFate::Superseded),
+                _ if superseded_by_a_later_write(dot, span, &acked.key, writes) => Ok(WriteFate::Superseded),
                 _ => Err(format!("{winner} holds its key and the trace cannot say why")),
             }
         }
     }
 }
 
-/// Whether some write to `key` depends on `dot` (its writer had applied `dot`).
-fn superseded_by_a_later_write(dot: Dot, key: &str, writes: &BTreeMap<Dot, WriteInfo>) -> bool {
-    writes.values().any(|w| w.key == key && w.deps.as_ref().is_some_and(|deps| deps.contains(dot)))
+/// Whether some write to `key` issued while the write under `dot` was in force (`span`)
+/// depends on `dot` (its writer had applied it, not another write under the same dot).
+fn superseded_by_a_later_write(
+    dot: Dot,
+    span: &WriteSpan,
+    key: &str,
+    writes: &BTreeMap<(Dot, HlcTimestamp), WriteInfo>,
+) -> bool {
+    writes
+        .values()
+        .any(|w| w.key == key && span.covers(w.issued) && w.deps.as_ref().is_some_and(|deps| deps.contains(dot)))
 }

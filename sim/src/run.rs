@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use roundtable_actors::trace::{Actor as Who, Mark, Trace};
 use roundtable_actors::{ClusterMetrics, LeaderState};
+use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::resolution::Keyspaces;
-use roundtable_runtime::{LeaderSet, VersionVector};
+use roundtable_runtime::{Dot, LeaderSet, VersionVector};
 
 /// What the checker needs to know of a run's settings.
 #[derive(Debug, Clone)]
@@ -20,51 +21,92 @@ pub(crate) struct CheckSettings {
 }
 
 /// Whether any leader applied a void under `dot` (its origin restarted and gave the dot up).
-pub(crate) fn voided_anywhere(states: &[LeaderState], dot: roundtable_runtime::Dot) -> bool {
+pub(crate) fn voided_anywhere(states: &[LeaderState], dot: Dot) -> bool {
     states.iter().any(|s| s.voided.contains(&dot))
 }
 
+/// Where one write is in force among the marks of a trace. A write is identified by its dot
+/// *and* its stamp: a restarted leader issues a dot again when the write it had issued under it
+/// died with it (no peer received it), so two writes may share a dot, one after the other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WriteSpan {
+    /// The index of its `Write` mark (`None`: the trace does not have it).
+    pub(crate) start: Option<usize>,
+    /// The index of the mark that ended it: a void of its dot, or another write under its dot.
+    pub(crate) end: Option<usize>,
+    /// Whether a void ended it.
+    pub(crate) voided: bool,
+}
+
+impl WriteSpan {
+    /// Whether the mark at `index` comes after the write was issued and before it ended, so
+    /// that what it says of the write's dot is about this write.
+    pub(crate) fn covers(&self, index: usize) -> bool {
+        self.start.is_some_and(|s| s < index) && self.end.is_none_or(|e| index < e)
+    }
+}
+
+/// The span of each write in `writes` (identified by dot and stamp), in the same order. One
+/// pass over the marks.
+pub(crate) fn write_spans(trace: &Trace, writes: &[(Dot, HlcTimestamp)]) -> Vec<WriteSpan> {
+    let mut by_dot: BTreeMap<Dot, Vec<usize>> = BTreeMap::new();
+    for (i, (dot, _)) in writes.iter().enumerate() {
+        by_dot.entry(*dot).or_default().push(i);
+    }
+    let mut spans = vec![WriteSpan::default(); writes.len()];
+    for (index, line) in trace.marks.iter().enumerate() {
+        let (dot, stamp) = match &line.mark {
+            Mark::Write { dot, hlc, .. } => (dot, Some(hlc)),
+            Mark::Voided { dot } => (dot, None),
+            _ => continue,
+        };
+        for &i in by_dot.get(dot).into_iter().flatten() {
+            let span = &mut spans[i];
+            match stamp {
+                Some(hlc) if *hlc == writes[i].1 && span.start.is_none() => span.start = Some(index),
+                Some(hlc) if *hlc == writes[i].1 => {}
+                _ if span.start.is_some() && span.end.is_none() => {
+                    span.end = Some(index);
+                    span.voided = stamp.is_none();
+                }
+                _ => {}
+            }
+        }
+    }
+    spans
+}
+
 /// For each acknowledged write, whether every leader that held it (applied it, or adopted a
-/// snapshot with it) lost its state afterwards, so that no leader holds it. One pass over the
-/// marks.
-pub(crate) fn holders_all_lost(trace: &Trace, acked: &[AckedWrite]) -> Vec<bool> {
-    let mut by_dot: BTreeMap<roundtable_runtime::Dot, Vec<usize>> = BTreeMap::new();
+/// snapshot with it) lost its state afterwards, so that no leader holds it. Only marks within
+/// the write's span count: an application of another entry under its dot (issued before or
+/// after it) says nothing of it. One pass over the marks.
+pub(crate) fn holders_all_lost(trace: &Trace, acked: &[AckedWrite], spans: &[WriteSpan]) -> Vec<bool> {
+    debug_assert_eq!(acked.len(), spans.len());
+    let mut by_dot: BTreeMap<Dot, Vec<usize>> = BTreeMap::new();
     for (i, a) in acked.iter().enumerate() {
         by_dot.entry(a.dot).or_default().push(i);
     }
     let mut holders = vec![LeaderSet::EMPTY; acked.len()];
-    // Past its dot being issued again, or voided: what follows is about another entry.
-    let mut done = vec![false; acked.len()];
-    for line in &trace.marks {
+    for (index, line) in trace.marks.iter().enumerate() {
         let Who::Leader(id) = line.actor else { continue };
         match &line.mark {
-            Mark::Write { dot, hlc, .. } => {
+            Mark::Applied { dot, hlc, .. } => {
                 for &i in by_dot.get(dot).into_iter().flatten() {
-                    done[i] |= acked[i].hlc != *hlc;
-                }
-            }
-            Mark::Voided { dot } => {
-                for &i in by_dot.get(dot).into_iter().flatten() {
-                    done[i] = true;
-                }
-            }
-            Mark::Applied { dot, .. } => {
-                for &i in by_dot.get(dot).into_iter().flatten() {
-                    if !done[i] {
+                    if spans[i].covers(index) && acked[i].hlc == *hlc {
                         holders[i] = holders[i].with(id);
                     }
                 }
             }
             Mark::SnapshotAdopted { vv, .. } => {
                 for (i, a) in acked.iter().enumerate() {
-                    if !done[i] && vv.contains(a.dot) {
+                    if spans[i].covers(index) && vv.contains(a.dot) {
                         holders[i] = holders[i].with(id);
                     }
                 }
             }
             Mark::Crashed | Mark::Restarted | Mark::Rejoined => {
                 for (i, h) in holders.iter_mut().enumerate() {
-                    if !done[i] {
+                    if spans[i].covers(index) {
                         *h = h.without(id);
                     }
                 }
@@ -75,16 +117,14 @@ pub(crate) fn holders_all_lost(trace: &Trace, acked: &[AckedWrite]) -> Vec<bool>
     holders.iter().map(|h| h.is_empty()).collect()
 }
 
-/// Every stamp given to each dot (more than one: a leader restarted and issued a dot again
-/// that no peer held).
-fn stamps_by_dot(trace: &Trace) -> BTreeMap<roundtable_runtime::Dot, Vec<roundtable_runtime::clock::HlcTimestamp>> {
-    let mut stamps: BTreeMap<_, Vec<_>> = BTreeMap::new();
-    for m in &trace.marks {
-        if let Mark::Write { dot, hlc, .. } = &m.mark {
-            stamps.entry(*dot).or_default().push(*hlc);
-        }
-    }
-    stamps
+/// Whether a leader that rejoined discarded the write (stamped by its bad clock) while it was
+/// in force.
+pub(crate) fn discarded_at_rejoin(trace: &Trace, dot: Dot, span: &WriteSpan) -> bool {
+    trace
+        .marks
+        .iter()
+        .enumerate()
+        .any(|(index, m)| span.covers(index) && matches!(&m.mark, Mark::Discarded { dots } if dots.contains(&dot)))
 }
 
 /// A write a client got an acknowledgement for.
@@ -95,9 +135,9 @@ pub struct AckedWrite {
     /// When.
     pub at: Duration,
     /// Its identity.
-    pub dot: roundtable_runtime::Dot,
+    pub dot: Dot,
     /// Its timestamp.
-    pub hlc: roundtable_runtime::clock::HlcTimestamp,
+    pub hlc: HlcTimestamp,
     /// The key.
     pub key: String,
     /// The value (`None` for a delete).
@@ -190,10 +230,11 @@ impl SimRun {
                 return Err(format!("{} ({}) and {} ({}) differ", first.name, first.applied, s.name, s.applied));
             }
         }
-        let stamps = stamps_by_dot(&self.trace);
-        let reissued = |a: &AckedWrite| stamps.get(&a.dot).is_some_and(|s| s.iter().any(|h| *h != a.hlc));
-        for a in &self.acked {
-            let held = first.applied.contains(a.dot) && !voided_anywhere(&self.states, a.dot) && !reissued(a);
+        let ids: Vec<(Dot, HlcTimestamp)> = self.acked.iter().map(|a| (a.dot, a.hlc)).collect();
+        let spans = write_spans(&self.trace, &ids);
+        for (a, span) in self.acked.iter().zip(&spans) {
+            // Ended: voided, or its dot issued again for another write.
+            let held = first.applied.contains(a.dot) && span.end.is_none() && !voided_anywhere(&self.states, a.dot);
             // A write refused everywhere for its timestamp is reported, not lost silently.
             let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
             if !held && !quarantined && !self.lost_with_leader.contains(a) {
@@ -273,5 +314,53 @@ impl SimRun {
     #[must_use]
     pub fn converged_vv(&self) -> VersionVector {
         self.states.iter().find(|s| s.up && self.live.contains(s.id)).map(|s| s.applied.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roundtable_actors::trace::{MarkLine, Vv};
+    use roundtable_runtime::{LeaderId, Seq};
+
+    fn leader(i: usize) -> LeaderId {
+        LeaderId::new(i).expect("id")
+    }
+
+    fn write(dot: Dot, hlc: HlcTimestamp, key: &str) -> AckedWrite {
+        AckedWrite { leader: 0, at: Duration::ZERO, dot, hlc, key: key.into(), value: Some("v".into()) }
+    }
+
+    /// L0 issues L0:1 (`old`), crashes and restarts, then issues L0:1 again (`new`); `new`
+    /// reaches the leaders in `new_at`, then L0 crashes again.
+    fn reuse_then_crash(new_at: &[usize]) -> Vec<bool> {
+        let dot = Dot::new(leader(0), Seq(1));
+        let (old, new) =
+            (HlcTimestamp::new(1, 0, leader(0)).expect("hlc"), HlcTimestamp::new(9, 0, leader(0)).expect("hlc"));
+        let at = |i: usize, mark: Mark| MarkLine { at: Duration::ZERO, actor: Who::Leader(leader(i)), mark };
+        let applied = |hlc| Mark::Applied { dot, hlc, deps: Vv::default() };
+        let mut marks = vec![
+            at(0, Mark::Write { dot, key: "k".into(), hlc: old }),
+            at(0, applied(old)),
+            at(0, Mark::Crashed),
+            at(0, Mark::Restarted),
+            at(0, Mark::Write { dot, key: "k".into(), hlc: new }),
+        ];
+        marks.extend(new_at.iter().map(|&i| at(i, applied(new))));
+        marks.push(at(0, Mark::Crashed));
+        let trace = Trace { marks, ..Trace::default() };
+        let acked = [write(dot, old, "k"), write(dot, new, "k")];
+        let spans = write_spans(&trace, &[(dot, old), (dot, new)]);
+        holders_all_lost(&trace, &acked, &spans)
+    }
+
+    #[test]
+    fn a_write_under_a_reused_dot_held_by_a_live_peer_is_not_lost_with_its_leader() {
+        assert_eq!(reuse_then_crash(&[0, 1]), vec![true, false]);
+    }
+
+    #[test]
+    fn a_write_under_a_reused_dot_held_only_by_its_crashed_origin_is_lost_with_it() {
+        assert_eq!(reuse_then_crash(&[0]), vec![true, true]);
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, MAX_LEADERS};
 
-use roundtable_actors::trace::{Actor as Who, Mark, TraceSink};
+use roundtable_actors::trace::{Actor as Who, TraceSink};
 use roundtable_actors::{
     ClockSkew, Cluster, ClusterBuilder, ClusterError, Delete, Get, GetSiblings, LeaderClockSource, Liveness, Put,
     Resolution, SimEpoch, SupervisorConfig, Write,
@@ -37,7 +37,7 @@ use roundtable_runtime::clock::SimulatedClock;
 use roundtable_runtime::resolution::Update;
 
 use crate::network::{NetworkModel, SimulatedNetwork};
-use crate::run::{holders_all_lost, AckedWrite, CheckSettings, SimRun};
+use crate::run::{discarded_at_rejoin, holders_all_lost, write_spans, AckedWrite, CheckSettings, SimRun};
 use crate::time_server::{ClockSyncConfig, SimulatedTimeServer};
 
 /// `n` milliseconds.
@@ -479,20 +479,19 @@ impl Simulation {
         let trace = sink.snapshot();
         // A write refused for its stamp (quarantined) or discarded by a rejoining leader is
         // reported as such, not as lost.
-        let discarded: std::collections::BTreeSet<roundtable_runtime::Dot> = trace
-            .marks
-            .iter()
-            .filter_map(|m| if let Mark::Discarded { dots } = &m.mark { Some(dots.iter().copied()) } else { None })
-            .flatten()
-            .collect();
         let quarantined: std::collections::BTreeSet<roundtable_runtime::Dot> =
             states.iter().flat_map(|s| s.quarantined.iter().map(|(d, _)| *d)).collect();
-        let unheld = holders_all_lost(&trace, &acked);
+        let ids: Vec<_> = acked.iter().map(|a| (a.dot, a.hlc)).collect();
+        let spans = write_spans(&trace, &ids);
+        let unheld = holders_all_lost(&trace, &acked, &spans);
         let lost_with_leader = acked
             .iter()
             .zip(unheld)
-            .filter(|(a, unheld)| *unheld && !discarded.contains(&a.dot) && !quarantined.contains(&a.dot))
-            .map(|(a, _)| a.clone())
+            .zip(&spans)
+            .filter(|((a, unheld), span)| {
+                *unheld && !discarded_at_rejoin(&trace, a.dot, span) && !quarantined.contains(&a.dot)
+            })
+            .map(|((a, _), _)| a.clone())
             .collect();
         Ok(SimRun {
             check_settings: CheckSettings {
