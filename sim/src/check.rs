@@ -5,7 +5,7 @@
 //! | invariant | what is checked |
 //! |---|---|
 //! | [`Invariant::Convergence`] | the run settled, and every live leader holds the same writes and, keyspace by keyspace, the same values |
-//! | [`Invariant::NoLostWrite`] | each acknowledged write is visible, superseded (by a later last-write-wins winner, or a write that saw it), merged into a CRDT value or a sibling set, or was quarantined and reported; a write acknowledged only by a leader that crashed before passing it on is listed apart, as lost with its leader |
+//! | [`Invariant::NoLostWrite`] | each acknowledged write is visible, superseded (by a later last-write-wins winner, or a write that saw it), merged into a CRDT value (also when lost with its leader but carried by a later counter delta of the same origin) or a sibling set, or was quarantined and reported; a write acknowledged only by a leader that crashed before passing it on is listed apart, as lost with its leader |
 //! | [`Invariant::CausalOrder`] | no leader applied an entry before the entries it depends on |
 //! | [`Invariant::ExactlyOnce`] | no leader applied an entry twice (a restart or a rejoin starts a leader afresh) |
 //! | [`Invariant::Clocks`] | no leader merged a timestamp more than `max_offset` ahead of its corrected clock into its HLC, and every timestamp a leader issued exceeds every one it issued or merged before (within one life of the leader) |
@@ -115,7 +115,9 @@ pub enum WriteFate {
     Visible,
     /// A write that wins over it under last-write-wins, or one that saw it, replaced it.
     Superseded,
-    /// It is part of a CRDT value (every live leader applied it).
+    /// It is part of a CRDT value: every live leader applied it, or (a state-based counter's
+    /// update lost with its leaders) a later update of the same counter by the same origin,
+    /// which every live leader applied, carries it in its running total.
     Merged,
     /// It is one of the key's siblings.
     Sibling,
@@ -471,6 +473,9 @@ fn fate_of(
     // the trace, and the dot may since have been issued again for another write.
     if discarded_at_rejoin(run.trace(), dot, span) {
         return Ok(WriteFate::Quarantined);
+    }
+    if run.merged_into_later().contains(acked) {
+        return Ok(WriteFate::Merged);
     }
     if run.lost_with_leader().contains(acked) {
         return Ok(WriteFate::LostWithLeader);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use roundtable_actors::trace::{Actor as Who, Mark, Trace};
 use roundtable_actors::{ClusterMetrics, LeaderState};
 use roundtable_runtime::clock::HlcTimestamp;
-use roundtable_runtime::resolution::Keyspaces;
-use roundtable_runtime::{Dot, LeaderSet, VersionVector};
+use roundtable_runtime::resolution::{CrdtKind, CrdtUpdate, Keyspaces, Resolution};
+use roundtable_runtime::{Dot, LeaderId, LeaderSet, VersionVector};
 
 /// What the checker needs to know of a run's settings.
 #[derive(Debug, Clone)]
@@ -117,6 +117,67 @@ pub(crate) fn holders_all_lost(trace: &Trace, acked: &[AckedWrite], spans: &[Wri
     holders.iter().map(|h| h.is_empty()).collect()
 }
 
+/// The direction a state-based counter's delta carries its origin's running total in, for an
+/// update of a key of `kind`: a delta of an increment holds the origin's total of increments,
+/// so a later increment of the same origin subsumes an earlier one (likewise decrements).
+/// `None` for every other update: operation-based CRDTs ship each operation alone, and the
+/// deltas of sets, registers and maps do not carry earlier writes (a counter map's field would,
+/// but the marks do not say which field a write touched).
+fn running_total(kind: CrdtKind, update: &CrdtUpdate) -> Option<bool> {
+    match (kind, update) {
+        (CrdtKind::GCounter | CrdtKind::PnCounter, CrdtUpdate::Increment(_)) => Some(true),
+        (CrdtKind::PnCounter, CrdtUpdate::Decrement(_)) => Some(false),
+        _ => None,
+    }
+}
+
+/// For each acknowledged write, whether a later write subsumes it: both are updates of one
+/// state-based counter in the same direction, issued by the same origin in the same life (no
+/// crash, restart or rejoin between them, so the later delta's running total includes the
+/// earlier one), and the later one is held at the end (`unheld` false, its dot not voided or
+/// issued again). Such a write counts in the value even when it was lost with its leader: it
+/// is merged, not lost.
+pub(crate) fn subsumed_by_a_later_write(
+    trace: &Trace,
+    acked: &[AckedWrite],
+    spans: &[WriteSpan],
+    unheld: &[bool],
+    keyspaces: &Keyspaces,
+) -> Vec<bool> {
+    debug_assert!(acked.len() == spans.len() && acked.len() == unheld.len());
+    // Where each leader's lives end, by mark index.
+    let mut breaks: BTreeMap<LeaderId, Vec<usize>> = BTreeMap::new();
+    for (index, line) in trace.marks.iter().enumerate() {
+        if let (Who::Leader(id), Mark::Crashed | Mark::Restarted | Mark::Rejoined) = (line.actor, &line.mark) {
+            breaks.entry(id).or_default().push(index);
+        }
+    }
+    let direction = |a: &AckedWrite| match (keyspaces.keyspace_of(&a.key).1, &a.crdt) {
+        (Resolution::Crdt(kind), Some(update)) => running_total(kind, update),
+        _ => None,
+    };
+    let same_life = |origin: LeaderId, from: usize, to: usize| {
+        breaks.get(&origin).is_none_or(|b| !b.iter().any(|&i| from < i && i < to))
+    };
+    acked
+        .iter()
+        .zip(spans)
+        .map(|(a, span)| {
+            let (Some(up), Some(start)) = (direction(a), span.start) else { return false };
+            acked.iter().zip(spans).zip(unheld).any(|((w, w_span), w_unheld)| {
+                let Some(w_start) = w_span.start else { return false };
+                w.dot.origin == a.dot.origin
+                    && w.key == a.key
+                    && w_start > start
+                    && direction(w) == Some(up)
+                    && same_life(a.dot.origin, start, w_start)
+                    && !w_unheld
+                    && w_span.end.is_none()
+            })
+        })
+        .collect()
+}
+
 /// Whether a leader that rejoined discarded the write (stamped by its bad clock) while it was
 /// in force.
 pub(crate) fn discarded_at_rejoin(trace: &Trace, dot: Dot, span: &WriteSpan) -> bool {
@@ -140,8 +201,10 @@ pub struct AckedWrite {
     pub hlc: HlcTimestamp,
     /// The key.
     pub key: String,
-    /// The value (`None` for a delete).
+    /// The value (`None` for a delete, and for an update of a CRDT key).
     pub value: Option<String>,
+    /// The update, for a write to a CRDT key.
+    pub crdt: Option<CrdtUpdate>,
 }
 
 /// The outcome of a simulation: the trace, the leaders' final states and a report.
@@ -155,6 +218,9 @@ pub struct SimRun {
     pub(crate) metrics: ClusterMetrics,
     pub(crate) acked: Vec<AckedWrite>,
     pub(crate) lost_with_leader: Vec<AckedWrite>,
+    /// Acknowledged writes lost with their leaders whose effect a later write of the same
+    /// origin carries (a state-based counter's running total): merged, not lost.
+    pub(crate) merged_into_later: Vec<AckedWrite>,
     pub(crate) settled_at: Option<Duration>,
     pub(crate) last_fault: Option<Duration>,
 }
@@ -197,10 +263,20 @@ impl SimRun {
     }
 
     /// Acknowledged writes whose leader crashed before passing them on: the only loss an
-    /// in-memory leader can have.
+    /// in-memory leader can have. A counter update whose origin's running total a later,
+    /// surviving write of the same origin carries is not among them (see
+    /// [`SimRun::merged_into_later`]).
     #[must_use]
     pub fn lost_with_leader(&self) -> &[AckedWrite] {
         &self.lost_with_leader
+    }
+
+    /// Acknowledged updates of a state-based counter that every holder lost, but that a later
+    /// update of the same counter by the same origin (in the same life, in the same direction)
+    /// subsumes: its delta carries the origin's running total, so they count in the value.
+    #[must_use]
+    pub fn merged_into_later(&self) -> &[AckedWrite] {
+        &self.merged_into_later
     }
 
     /// When the cluster settled (`None`: it did not within the run's limit).
@@ -237,7 +313,7 @@ impl SimRun {
             let held = first.applied.contains(a.dot) && span.end.is_none() && !voided_anywhere(&self.states, a.dot);
             // A write refused everywhere for its timestamp is reported, not lost silently.
             let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
-            if !held && !quarantined && !self.lost_with_leader.contains(a) {
+            if !held && !quarantined && !self.lost_with_leader.contains(a) && !self.merged_into_later.contains(a) {
                 return Err(format!("acknowledged write {} ({:?}) is missing", a.dot, a.key));
             }
         }
@@ -328,7 +404,7 @@ mod tests {
     }
 
     fn write(dot: Dot, hlc: HlcTimestamp, key: &str) -> AckedWrite {
-        AckedWrite { leader: 0, at: Duration::ZERO, dot, hlc, key: key.into(), value: Some("v".into()) }
+        AckedWrite { leader: 0, at: Duration::ZERO, dot, hlc, key: key.into(), value: Some("v".into()), crdt: None }
     }
 
     /// L0 issues L0:1 (`old`), crashes and restarts, then issues L0:1 again (`new`); `new`

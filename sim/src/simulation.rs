@@ -37,7 +37,9 @@ use roundtable_runtime::clock::SimulatedClock;
 use roundtable_runtime::resolution::Update;
 
 use crate::network::{NetworkModel, SimulatedNetwork};
-use crate::run::{discarded_at_rejoin, holders_all_lost, write_spans, AckedWrite, CheckSettings, SimRun};
+use crate::run::{
+    discarded_at_rejoin, holders_all_lost, subsumed_by_a_later_write, write_spans, AckedWrite, CheckSettings, SimRun,
+};
 use crate::time_server::{ClockSyncConfig, SimulatedTimeServer};
 
 /// `n` milliseconds.
@@ -484,20 +486,17 @@ impl Simulation {
         let ids: Vec<_> = acked.iter().map(|a| (a.dot, a.hlc)).collect();
         let spans = write_spans(&trace, &ids);
         let unheld = holders_all_lost(&trace, &acked, &spans);
-        let lost_with_leader = acked
-            .iter()
-            .zip(unheld)
-            .zip(&spans)
-            .filter(|((a, unheld), span)| {
-                *unheld && !discarded_at_rejoin(&trace, a.dot, span) && !quarantined.contains(&a.dot)
-            })
-            .map(|((a, _), _)| a.clone())
-            .collect();
+        let keyspaces = self.cluster.keyspaces()?;
+        let subsumed = subsumed_by_a_later_write(&trace, &acked, &spans, &unheld, &keyspaces);
+        let (mut lost_with_leader, mut merged_into_later) = (Vec::new(), Vec::new());
+        for (((a, unheld), span), subsumed) in acked.iter().zip(unheld).zip(&spans).zip(subsumed) {
+            if !unheld || discarded_at_rejoin(&trace, a.dot, span) || quarantined.contains(&a.dot) {
+                continue;
+            }
+            if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());
+        }
         Ok(SimRun {
-            check_settings: CheckSettings {
-                max_offset: self.cluster.replica_settings().max_offset,
-                keyspaces: self.cluster.keyspaces()?,
-            },
+            check_settings: CheckSettings { max_offset: self.cluster.replica_settings().max_offset, keyspaces },
             seed: self.seed,
             trace,
             states,
@@ -505,6 +504,7 @@ impl Simulation {
             metrics,
             acked,
             lost_with_leader,
+            merged_into_later,
             settled_at: settled,
             last_fault,
         })
@@ -520,6 +520,13 @@ async fn client_op(
 ) -> Result<Option<AckedWrite>, ClusterError> {
     let id = LeaderId::new(leader).map_err(|_| ClusterError::UnknownLeader(format!("#{leader}")))?;
     let addr = cluster.leader_by_id(id)?;
+    let crdt = match &op {
+        ClientOp::Update { update, .. } => match update.as_ref() {
+            Update::Crdt(u) => Some(u.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
     let (key, value, label, result) = match op {
         ClientOp::Put { key, value } => {
             let r = addr.send(Put::new(key.clone(), value.clone())).await?;
@@ -585,7 +592,7 @@ async fn client_op(
     match result {
         Ok(receipt) => {
             sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
-            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value }))
+            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value, crdt }))
         }
         Err(e) => {
             sink.record(Who::Client, format_args!("{what}: refused: {e}"));
