@@ -75,7 +75,9 @@ fn lww_skewed_clock_without_ntp() {
         assert!(run.trace().has(leader, r#"lww "price" kept L1:1 discarded L0:1"#), "{leader}");
         assert_eq!(value(&run, leader, "price").as_deref(), Some(FIRST), "{leader}");
     }
-    assert_eq!(run.metrics().lww_discarded, 3);
+    // One conflict: decided at each of the three leaders, one write discarded.
+    assert_eq!(run.metrics().lww_decisions, 3);
+    assert_eq!(run.metrics().lww_discarded, 1);
     assert_eq!(run.metrics().rejected, 0);
     assert_trace!("lww_skewed_clock_without_ntp", run);
 }
@@ -97,7 +99,9 @@ fn lww_skewed_clock_with_ntp() {
         assert!(run.trace().has(leader, r#"lww "price" kept L0:1 discarded L1:1"#), "{leader}");
         assert_eq!(value(&run, leader, "price").as_deref(), Some(CORRECTION), "{leader}");
     }
-    assert_eq!(run.metrics().lww_discarded, 3);
+    // One conflict: decided at each of the three leaders, one write discarded.
+    assert_eq!(run.metrics().lww_decisions, 3);
+    assert_eq!(run.metrics().lww_discarded, 1);
     assert_eq!(run.metrics().rejected, 0);
     assert_trace!("lww_skewed_clock_with_ntp", run);
 }

@@ -207,8 +207,13 @@ pub struct Metrics {
     pub buffer_full: u64,
     /// Entries applied (local and remote).
     pub applied: u64,
-    /// Writes discarded by last-write-wins conflict decisions.
+    /// Writes discarded by last-write-wins conflict decisions here (every leader that sees a
+    /// conflict decides it and counts it: one conflict counts at every leader).
     pub lww_discarded: u64,
+    /// Of those, this leader's own writes: each losing write is discarded at its origin once
+    /// (the winner overwrote it there, or, back at a restarted origin, it arrived after the
+    /// winner), so summing this over the leaders counts each conflict once.
+    pub lww_discarded_own: u64,
     /// Peer messages or entries rejected (all reasons, timestamps included).
     pub rejected: u64,
     /// Entries rejected for a timestamp beyond `max_offset`.

@@ -669,6 +669,7 @@ impl Replica {
         }
         if let ApplyOutcome::Conflict { kept, discarded, discarded_value, .. } = outcome {
             self.metrics.lww_discarded += 1;
+            self.metrics.lww_discarded_own += u64::from(discarded.origin == self.id);
             self.trace(|| TraceEvent::LwwDiscarded { key: entry.key.clone(), kept, discarded, value: discarded_value });
         }
         if let Some(forced) = self.log.append(entry, seen, self.input_at) {
