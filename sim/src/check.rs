@@ -31,7 +31,8 @@ use std::fmt;
 use std::time::Duration;
 
 use roundtable_runtime::clock::HlcTimestamp;
-use roundtable_runtime::{Dot, LeaderId, VersionVector};
+use roundtable_runtime::store::Register;
+use roundtable_runtime::{Dot, Key, LeaderId, Resolved, VersionVector};
 
 use roundtable_actors::trace::{Actor, Mark};
 use roundtable_actors::LeaderState;
@@ -225,6 +226,27 @@ impl SimRun {
     pub fn check(&self) -> CheckReport {
         check(self, &self.check_settings)
     }
+
+    /// Runs the whole checker (convergence, no lost write, causal order, exactly-once, clocks)
+    /// and panics, with the seed, the checker's report and the rendered run, if any guarantee
+    /// was broken.
+    pub fn assert_converged(&self) {
+        let report = self.check();
+        if !report.passed() {
+            panic!("seed {}: the checker found violations:\n{report}\n{}", self.seed(), self.render());
+        }
+    }
+
+    /// Like [`SimRun::assert_converged`], as a `Result`: the checker's report when it found a
+    /// violation.
+    pub fn check_converged(&self) -> Result<(), String> {
+        let report = self.check();
+        if report.passed() {
+            Ok(())
+        } else {
+            Err(format!("seed {}: {report}", self.seed()))
+        }
+    }
 }
 
 /// Checks every invariant of `run`.
@@ -248,21 +270,35 @@ fn live_states(run: &SimRun) -> Vec<&LeaderState> {
     run.states().iter().filter(|s| s.up && run.live().contains(s.id)).collect()
 }
 
-/// A leader's state of one keyspace, key by key, as comparable text.
+/// What a leader holds under one key: a last-write-wins register, or what a reader of a
+/// siblings or CRDT key sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held<'a> {
+    Register(&'a Register),
+    Resolved(&'a Resolved),
+}
+
+impl fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Held::Register(r) => match &r.value {
+                Some(v) => write!(f, "{}@{} (stamped {})", String::from_utf8_lossy(v.as_bytes()), r.dot, r.hlc),
+                None => write!(f, "(deleted)@{} (stamped {})", r.dot, r.hlc),
+            },
+            Held::Resolved(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A leader's state by keyspace, key by key.
 fn keyspace_view<'a>(
     state: &'a LeaderState,
     settings: &'a CheckSettings,
-) -> BTreeMap<Option<&'a str>, BTreeMap<&'a str, String>> {
-    let mut out: BTreeMap<Option<&str>, BTreeMap<&str, String>> = BTreeMap::new();
-    for (key, value, dot) in &state.store {
-        let text = match value {
-            Some(v) => format!("{}@{dot}", String::from_utf8_lossy(v)),
-            None => format!("(deleted)@{dot}"),
-        };
-        out.entry(settings.keyspaces.keyspace_of(key).0).or_default().insert(key.as_str(), text);
-    }
-    for (key, text) in &state.resolved {
-        out.entry(settings.keyspaces.keyspace_of(key).0).or_default().insert(key.as_str(), text.clone());
+) -> BTreeMap<Option<&'a str>, BTreeMap<&'a Key, Held<'a>>> {
+    let mut out: BTreeMap<Option<&str>, BTreeMap<&Key, Held<'a>>> = BTreeMap::new();
+    let held = state.store.iter().map(|(k, r)| (k, Held::Register(r)));
+    for (key, value) in held.chain(state.resolved.iter().map(|(k, v)| (k, Held::Resolved(v)))) {
+        out.entry(settings.keyspaces.keyspace_of(key.as_str()).0).or_default().insert(key, value);
     }
     out
 }
@@ -301,17 +337,19 @@ fn check_convergence(run: &SimRun, settings: &CheckSettings, report: &mut CheckR
     for other in &live[1..] {
         if other.applied != first.applied {
             fail(format!("{} applied {} but {} applied {}", first.name, first.applied, other.name, other.applied));
+        } else if other.digest != first.digest && keyspace_view(other, settings) == reference {
+            fail(format!("{} and {} read the same but their state digests differ", first.name, other.name));
         }
         let view = keyspace_view(other, settings);
         let spaces: BTreeSet<Option<&str>> = reference.keys().chain(view.keys()).copied().collect();
         for space in spaces {
             let empty = BTreeMap::new();
             let (a, b) = (reference.get(&space).unwrap_or(&empty), view.get(&space).unwrap_or(&empty));
-            let keys: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
+            let keys: BTreeSet<&Key> = a.keys().chain(b.keys()).copied().collect();
             for key in keys {
                 let (x, y) = (a.get(key), b.get(key));
                 if x != y {
-                    let show = |v: Option<&String>| v.map_or_else(|| "nothing".to_owned(), Clone::clone);
+                    let show = |v: Option<&Held<'_>>| v.map_or_else(|| "nothing".to_owned(), ToString::to_string);
                     fail(format!(
                         "keyspace {}: {key:?} is {} at {} but {} at {}",
                         space.unwrap_or("(default)"),
@@ -352,9 +390,6 @@ struct Writes {
     /// Each write by its identity, dot and stamp (a restarted or rejoined leader may issue a
     /// dot again: two writes).
     by_id: BTreeMap<(Dot, HlcTimestamp), WriteInfo>,
-    /// The last stamp issued under each dot's text (as final states name dots): the stamp of
-    /// the write a final state names by that dot.
-    stamp_by_text: BTreeMap<String, HlcTimestamp>,
 }
 
 /// Causal order, exactly-once and clocks, from the marks; returns what it learnt of the writes.
@@ -403,7 +438,6 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
             }
             Mark::Write { dot, key, hlc } => {
                 report.timestamps_checked += 1;
-                all.stamp_by_text.insert(dot.to_string(), *hlc);
                 writes.entry((*dot, *hlc)).or_insert(WriteInfo { key: key.clone(), deps: None, issued: index });
                 if let Some(last) = life.last_issued.filter(|last| hlc <= last) {
                     fail(Invariant::Clocks, format!("{id} stamped {dot} with {hlc}, not after its previous {last}"));
@@ -466,7 +500,7 @@ fn fate_of(
 ) -> Result<WriteFate, String> {
     let dot = acked.dot;
     let writes = &all.by_id;
-    if live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == dot)) {
+    if live.iter().any(|s| s.quarantined.iter().any(|q| q.dot == dot && q.hlc == acked.hlc)) {
         return Ok(WriteFate::Quarantined);
     }
     // Discarded by its leader when it rejoined after the cluster fenced its clock: reported in
@@ -490,38 +524,32 @@ fn fate_of(
     if let Some(missing) = live.iter().find(|s| !s.applied.contains(dot)) {
         return Err(format!("{} does not hold it", missing.name));
     }
-    let dot_text = dot.to_string();
     let (_, resolution) = settings.keyspaces.keyspace_of(&acked.key);
+    let held = |k: &Key| k.as_str() == acked.key;
     match resolution {
         Resolution::Crdt(_) => Ok(WriteFate::Merged),
         Resolution::Siblings { .. } => {
-            let held = first.resolved.iter().find(|(k, _)| *k == acked.key).map(|(_, v)| v.as_str());
-            if held.is_some_and(|v| v.contains(&format!("{dot_text}="))) {
+            let siblings = first.resolved.iter().find(|(k, _)| held(k)).map(|(_, v)| v);
+            if matches!(siblings, Some(Resolved::Siblings(s)) if s.iter().any(|(d, _)| *d == dot)) {
                 Ok(WriteFate::Sibling)
             } else if superseded_by_a_later_write(dot, span, &acked.key, writes) {
                 Ok(WriteFate::Superseded)
             } else {
-                Err(format!("it is not among the siblings of its key ({})", held.unwrap_or("nothing")))
+                let shown = siblings.map_or_else(|| "nothing".to_owned(), ToString::to_string);
+                Err(format!("it is not among the siblings of its key ({shown})"))
             }
         }
         _ => {
-            let Some((_, _, winner)) = first.store.iter().find(|(k, _, _)| *k == acked.key) else {
+            let Some((_, winner)) = first.store.iter().find(|(k, _)| held(k)) else {
                 return Err("its key holds nothing".into());
             };
-            let mine = acked.hlc;
-            let theirs = all.stamp_by_text.get(winner).copied();
-            if *winner == dot_text && theirs == Some(mine) {
-                return Ok(WriteFate::Visible);
-            }
-            match theirs {
-                Some(theirs) if theirs > mine => Ok(WriteFate::Superseded),
-                Some(theirs) => {
-                    Err(format!("{winner} (stamped {theirs}) holds its key although it was stamped {mine}"))
-                }
-                // A winner the trace has no stamp for (a write of a leader's earlier life whose
-                // trace line was cut): judged by causality alone.
-                _ if superseded_by_a_later_write(dot, span, &acked.key, writes) => Ok(WriteFate::Superseded),
-                _ => Err(format!("{winner} holds its key and the trace cannot say why")),
+            let (mine, theirs) = (acked.hlc, winner.hlc);
+            if winner.dot == dot && theirs == mine {
+                Ok(WriteFate::Visible)
+            } else if theirs > mine {
+                Ok(WriteFate::Superseded)
+            } else {
+                Err(format!("{} (stamped {theirs}) holds its key although it was stamped {mine}", winner.dot))
             }
         }
     }

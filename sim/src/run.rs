@@ -9,7 +9,8 @@ use roundtable_actors::trace::{Actor as Who, Mark, Trace};
 use roundtable_actors::{ClusterMetrics, LeaderState};
 use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::resolution::{CrdtKind, CrdtUpdate, Keyspaces, Resolution};
-use roundtable_runtime::{Dot, LeaderId, LeaderSet, VersionVector};
+use roundtable_runtime::store::Register;
+use roundtable_runtime::{Dot, Key, LeaderId, LeaderSet, VersionVector};
 
 /// What the checker needs to know of a run's settings.
 #[derive(Debug, Clone)]
@@ -188,6 +189,14 @@ pub(crate) fn discarded_at_rejoin(trace: &Trace, dot: Dot, span: &WriteSpan) -> 
         .any(|(index, m)| span.covers(index) && matches!(&m.mark, Mark::Discarded { dots } if dots.contains(&dot)))
 }
 
+/// A last-write-wins register as final states show it: `key=value@dot`, `key=(deleted)@dot`.
+pub(crate) fn render_register(key: &Key, register: &Register) -> String {
+    match &register.value {
+        Some(v) => format!("{}={}@{}", key.as_str(), String::from_utf8_lossy(v.as_bytes()), register.dot),
+        None => format!("{}=(deleted)@{}", key.as_str(), register.dot),
+    }
+}
+
 /// A write a client got an acknowledgement for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckedWrite {
@@ -285,41 +294,6 @@ impl SimRun {
         self.settled_at
     }
 
-    /// Checks convergence: the run settled, every live leader that is up holds the same state,
-    /// and every acknowledged write is applied there — except those lost with their leader.
-    /// Panics with the seed and what differs otherwise.
-    pub fn assert_converged(&self) {
-        if let Err(why) = self.check_converged() {
-            panic!("seed {}: not converged: {why}\n{}", self.seed, self.render());
-        }
-    }
-
-    /// Like [`SimRun::assert_converged`], as a `Result`.
-    pub fn check_converged(&self) -> Result<(), String> {
-        if self.settled_at.is_none() {
-            return Err("the cluster did not settle".into());
-        }
-        let live: Vec<&LeaderState> = self.states.iter().filter(|s| s.up && self.live.contains(s.id)).collect();
-        let Some(first) = live.first() else { return Err("no live leader".into()) };
-        for s in &live[1..] {
-            if s.applied != first.applied || s.digest != first.digest {
-                return Err(format!("{} ({}) and {} ({}) differ", first.name, first.applied, s.name, s.applied));
-            }
-        }
-        let ids: Vec<(Dot, HlcTimestamp)> = self.acked.iter().map(|a| (a.dot, a.hlc)).collect();
-        let spans = write_spans(&self.trace, &ids);
-        for (a, span) in self.acked.iter().zip(&spans) {
-            // Ended: voided, or its dot issued again for another write.
-            let held = first.applied.contains(a.dot) && span.end.is_none() && !voided_anywhere(&self.states, a.dot);
-            // A write refused everywhere for its timestamp is reported, not lost silently.
-            let quarantined = live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == a.dot));
-            if !held && !quarantined && !self.lost_with_leader.contains(a) && !self.merged_into_later.contains(a) {
-                return Err(format!("acknowledged write {} ({:?}) is missing", a.dot, a.key));
-            }
-        }
-        Ok(())
-    }
-
     /// The trace, then a summary: final state per leader and the run's counters. This is what
     /// snapshot tests lock down.
     #[must_use]
@@ -330,15 +304,8 @@ impl SimRun {
             let state = if !s.up {
                 "down".to_owned()
             } else {
-                let kv: Vec<String> = s
-                    .store
-                    .iter()
-                    .map(|(k, v, dot)| match v {
-                        Some(v) => format!("{k}={}@{dot}", String::from_utf8_lossy(v)),
-                        None => format!("{k}=(deleted)@{dot}"),
-                    })
-                    .collect();
-                let resolved = s.resolved.iter().map(|(k, v)| format!("{k}={v}"));
+                let kv: Vec<String> = s.store.iter().map(|(k, register)| render_register(k, register)).collect();
+                let resolved = s.resolved.iter().map(|(k, v)| format!("{}={v}", k.as_str()));
                 let all: Vec<String> = kv.into_iter().chain(resolved).collect();
                 format!("{} {}", s.applied, all.join(" "))
             };
@@ -347,8 +314,8 @@ impl SimRun {
         if self.states.iter().any(|s| !s.quarantined.is_empty()) {
             let _ = writeln!(out, "--- quarantined (refused for their timestamps, never applied there)");
             for s in &self.states {
-                for (dot, why) in &s.quarantined {
-                    let _ = writeln!(out, "{} {dot} {why}", s.name);
+                for q in &s.quarantined {
+                    let _ = writeln!(out, "{} {} {:?} from {}: {}", s.name, q.dot, q.key, q.from, q.reason);
                 }
             }
         }

@@ -481,8 +481,8 @@ impl Simulation {
         let trace = sink.snapshot();
         // A write refused for its stamp (quarantined) or discarded by a rejoining leader is
         // reported as such, not as lost.
-        let quarantined: std::collections::BTreeSet<roundtable_runtime::Dot> =
-            states.iter().flat_map(|s| s.quarantined.iter().map(|(d, _)| *d)).collect();
+        let quarantined: std::collections::BTreeSet<_> =
+            states.iter().flat_map(|s| s.quarantined.iter().map(|q| (q.dot, q.hlc))).collect();
         let ids: Vec<_> = acked.iter().map(|a| (a.dot, a.hlc)).collect();
         let spans = write_spans(&trace, &ids);
         let unheld = holders_all_lost(&trace, &acked, &spans);
@@ -490,7 +490,7 @@ impl Simulation {
         let subsumed = subsumed_by_a_later_write(&trace, &acked, &spans, &unheld, &keyspaces);
         let (mut lost_with_leader, mut merged_into_later) = (Vec::new(), Vec::new());
         for (((a, unheld), span), subsumed) in acked.iter().zip(unheld).zip(&spans).zip(subsumed) {
-            if !unheld || discarded_at_rejoin(&trace, a.dot, span) || quarantined.contains(&a.dot) {
+            if !unheld || discarded_at_rejoin(&trace, a.dot, span) || quarantined.contains(&(a.dot, a.hlc)) {
                 continue;
             }
             if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());

@@ -134,10 +134,10 @@ fn a_fast_leader_that_stamped_before_its_first_sample_fences_itself_until_true_t
     // Once synchronised it writes again; the quarantined L1:1 was never applied anywhere, so the
     // sequence number is free.
     assert!(trace.contains(r#"put "k"="on time" at L1: ok L1:1"#), "{trace}");
-    assert!(run
-        .states()
+    assert!(run.states().iter().all(|s| s
+        .store
         .iter()
-        .all(|s| s.store.iter().any(|(k, v, _)| k == "k" && v.as_deref() == Some(&b"on time"[..]))));
+        .any(|(k, r)| k.as_str() == "k" && r.value.as_ref().map(|v| v.as_bytes()) == Some(&b"on time"[..]))));
 }
 
 #[test]

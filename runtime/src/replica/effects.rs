@@ -1,7 +1,10 @@
 //! What comes out of a replica: its effects ([`Effect`], [`Alarm`], [`ChangeCause`]), what a
-//! client gets back ([`WriteReceipt`], [`ReadValue`], [`WriteError`]) and the entries kept
-//! for inspection ([`Quarantined`]), and the counters of what it did ([`Metrics`]).
+//! client gets back ([`WriteReceipt`], [`ReadValue`], [`WriteError`]), what it holds of
+//! siblings and CRDT keys ([`Resolved`]), the entries kept for inspection ([`Quarantined`]),
+//! and the counters of what it did ([`Metrics`]).
 
+use alloc::vec::Vec;
+use core::fmt;
 use core::time::Duration;
 
 use crate::causality::Dot;
@@ -9,7 +12,7 @@ use crate::clock::{ClockError, HlcTimestamp};
 use crate::entry::{Entry, Key, Value};
 #[cfg(doc)]
 use crate::replica::{Replica, ReplicaConfig};
-use crate::resolution::Resolution;
+use crate::resolution::{CrdtState, Resolution};
 use crate::siblings::SiblingError;
 use crate::trace::{Rejection, TraceEvent};
 use crate::wire::PeerMessage;
@@ -171,6 +174,34 @@ pub enum ChangeCause {
         /// The peer.
         from: LeaderId,
     },
+}
+
+/// What a reader sees of a key of a siblings or CRDT keyspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// The live siblings of a siblings key, in dot order.
+    Siblings(Vec<(Dot, Value)>),
+    /// The state of a CRDT key.
+    Crdt(CrdtState),
+}
+
+/// Stable text: siblings as `[dot=value …]`, CRDTs as [`CrdtState::render`].
+impl fmt::Display for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resolved::Siblings(siblings) => {
+                f.write_str("[")?;
+                for (i, (dot, value)) in siblings.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{dot}={value}")?;
+                }
+                f.write_str("]")
+            }
+            Resolved::Crdt(state) => f.write_str(&state.render()),
+        }
+    }
 }
 
 /// An entry rejected for its timestamp, kept for inspection (never applied).

@@ -45,7 +45,7 @@ mod timers;
 #[cfg(feature = "fault-injection")]
 pub use config::Sabotage;
 pub use config::{BatchConfig, ConfigError, GossipConfig, ReplicaConfig};
-pub use effects::{Alarm, ChangeCause, Effect, Metrics, Quarantined, ReadValue, WriteError, WriteReceipt};
+pub use effects::{Alarm, ChangeCause, Effect, Metrics, Quarantined, ReadValue, Resolved, WriteError, WriteReceipt};
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -355,7 +355,13 @@ impl Replica {
     /// order (siblings as `[dot=value …]`, CRDTs as [`CrdtState::render`]).
     #[must_use]
     pub fn render_resolved(&self) -> Vec<(String, String)> {
-        self.stores.render_resolved()
+        self.resolved().into_iter().map(|(key, value)| (key.as_str().into(), alloc::format!("{value}"))).collect()
+    }
+
+    /// Every key of a siblings or CRDT keyspace with what a reader sees, in key order.
+    #[must_use]
+    pub fn resolved(&self) -> Vec<(Key, Resolved)> {
+        self.stores.resolved()
     }
 
     /// The state of `key` (a key of a CRDT keyspace); `None` when nothing was written to it here.
