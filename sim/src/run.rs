@@ -219,6 +219,9 @@ pub struct AckedWrite {
 /// The outcome of a simulation: the trace, the leaders' final states and a report.
 #[derive(Debug, Clone)]
 pub struct SimRun {
+    /// The scenario's setup, rendered (seed, leaders, topology, network, clocks, keyspaces,
+    /// settings that differ from the defaults).
+    pub(crate) setup: String,
     pub(crate) check_settings: CheckSettings,
     pub(crate) seed: u64,
     pub(crate) trace: Trace,
@@ -235,6 +238,13 @@ pub struct SimRun {
 }
 
 impl SimRun {
+    /// The scenario's setup as [`SimRun::render`] opens with it: seed, leaders, topology,
+    /// network, clocks, keyspaces and the settings that differ from the defaults.
+    #[must_use]
+    pub fn setup(&self) -> &str {
+        &self.setup
+    }
+
     /// The seed that reproduces this run.
     #[must_use]
     pub fn seed(&self) -> u64 {
@@ -294,11 +304,14 @@ impl SimRun {
         self.settled_at
     }
 
-    /// The trace, then a summary: final state per leader and the run's counters. This is what
-    /// snapshot tests lock down.
+    /// The setup, the trace, then a summary: final state per leader and the run's counters.
+    /// This is what snapshot tests lock down.
     #[must_use]
     pub fn render(&self) -> String {
-        let mut out = self.trace.render();
+        let mut out = String::from("--- setup\n");
+        out.push_str(&self.setup);
+        out.push_str("--- trace\n");
+        out.push_str(&self.trace.render());
         let _ = writeln!(out, "--- final state");
         for s in &self.states {
             let state = if !s.up {

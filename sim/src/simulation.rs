@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ use roundtable_actors::{
     Resolution, SimEpoch, SupervisorConfig, Write,
 };
 use roundtable_runtime::clock::SimulatedClock;
-use roundtable_runtime::resolution::Update;
+use roundtable_runtime::resolution::{Keyspaces, Update};
+use roundtable_runtime::trace::fmt_ns;
 
 use crate::network::{NetworkModel, SimulatedNetwork};
 use crate::run::{
@@ -207,6 +209,10 @@ pub struct Simulation {
     /// The cluster's settings; the simulation adds simulated clocks, its network, its time
     /// server and a trace sink.
     cluster: ClusterBuilder,
+    /// The settings the builder does not tell back, for the rendered setup.
+    topology: Topology,
+    tick_interval: Option<Duration>,
+    supervisor: Option<SupervisorConfig>,
     network: NetworkModel,
     clock_sync: Option<ClockSyncConfig>,
     skews: Vec<ClockSkew>,
@@ -237,6 +243,9 @@ impl Simulation {
         Simulation {
             seed,
             cluster: Cluster::builder().leader_count(3),
+            topology: Topology::AllToAll { relay: false },
+            tick_interval: None,
+            supervisor: None,
             network: NetworkModel::in_process(),
             clock_sync: None,
             skews: Vec::new(),
@@ -257,6 +266,7 @@ impl Simulation {
     /// The topology.
     #[must_use]
     pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = topology.clone();
         self.cluster = self.cluster.topology(topology);
         self
     }
@@ -340,6 +350,7 @@ impl Simulation {
     /// Supervisor settings.
     #[must_use]
     pub fn supervisor_config(mut self, config: SupervisorConfig) -> Self {
+        self.supervisor = Some(config);
         self.cluster = self.cluster.supervisor_config(config);
         self
     }
@@ -347,6 +358,7 @@ impl Simulation {
     /// How often leaders tick and send heartbeats (default 100 ms).
     #[must_use]
     pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = Some(interval);
         self.cluster = self.cluster.tick_interval(interval);
         self
     }
@@ -495,7 +507,9 @@ impl Simulation {
             }
             if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());
         }
+        let setup = self.render_setup(&keyspaces);
         Ok(SimRun {
+            setup,
             check_settings: CheckSettings { max_offset: self.cluster.replica_settings().max_offset, keyspaces },
             seed: self.seed,
             trace,
@@ -508,6 +522,150 @@ impl Simulation {
             settled_at: settled,
             last_fault,
         })
+    }
+}
+
+impl Simulation {
+    /// The scenario's setup as a few lines of stable text: seed, leaders, topology, network,
+    /// clocks, keyspaces, and the settings that differ from the defaults.
+    fn render_setup(&self, keyspaces: &Keyspaces) -> String {
+        let names = self.cluster.leader_names();
+        let name = |id: LeaderId| names.get(id.index()).map_or_else(|| id.to_string(), Clone::clone);
+        let mut out = String::new();
+        let _ = writeln!(out, "seed {}; leaders {}; topology {}", self.seed, names.join(" "), self.topology);
+
+        let n = &self.network;
+        let mut network = if n.latency_max.is_zero() {
+            "in-process (instant)".to_owned()
+        } else if n.latency_min == n.latency_max {
+            format!("latency {}", duration(n.latency_min))
+        } else {
+            format!("latency {}-{}", duration(n.latency_min), duration(n.latency_max))
+        };
+        for (what, rate) in [("loss", n.drop_rate), ("duplication", n.duplicate_rate), ("reordering", n.reorder_rate)] {
+            let _ = write!(network, ", {what} {}", percent(rate));
+        }
+        for ((from, to), (min, max)) in &n.links {
+            let _ = write!(network, "; {}->{} {}-{}", name(*from), name(*to), duration(*min), duration(*max));
+        }
+        let _ = writeln!(out, "network: {network}");
+
+        let skews: Vec<String> = self
+            .skews
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != ClockSkew::default())
+            .map(|(i, s)| {
+                let leader = names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+                format!("{leader} offset {} drift {:+}ppm", fmt_ns(s.offset_ns), s.drift_ppm)
+            })
+            .collect();
+        let clocks = if skews.is_empty() { "true time".to_owned() } else { skews.join(", ") };
+        let sync = match &self.clock_sync {
+            Some(c) => format!(
+                "clock sync every {} (server delay {}-{})",
+                duration(c.interval),
+                duration(c.delay_min),
+                duration(c.delay_max)
+            ),
+            None => "no clock sync".to_owned(),
+        };
+        let _ = writeln!(out, "clocks: {clocks}; {sync}");
+
+        let spaces: Vec<String> = keyspaces.iter().map(|(space, r)| format!("{space}/ {r}")).collect();
+        let spaces = if spaces.is_empty() { String::new() } else { format!("; keyspaces {}", spaces.join(", ")) };
+        let _ = writeln!(out, "resolution: {}{spaces}", keyspaces.default_resolution());
+
+        let mut settings = replica_differences(self.cluster.replica_settings());
+        if let Some(tick) = self.tick_interval.filter(|t| *t != ms(100)) {
+            settings.push(format!("tick {}", duration(tick)));
+        }
+        if let Some(s) = self.supervisor.filter(|s| *s != SupervisorConfig::default()) {
+            let restart =
+                s.restart_after.map_or_else(|| "no restarts".to_owned(), |r| format!("restart after {}", duration(r)));
+            settings.push(format!(
+                "supervisor checks every {}, dead after {}, {restart}",
+                duration(s.check_interval),
+                duration(s.dead_after)
+            ));
+        }
+        let settings = if settings.is_empty() { "defaults".to_owned() } else { settings.join(", ") };
+        let _ = writeln!(out, "settings: {settings}");
+        out
+    }
+}
+
+/// The replica settings that differ from the defaults, one phrase each.
+fn replica_differences(c: &ReplicaConfig) -> Vec<String> {
+    let d = ReplicaConfig::default();
+    let mut out = Vec::new();
+    let mut differs = |changed: bool, phrase: &dyn Fn() -> String| {
+        if changed {
+            out.push(phrase());
+        }
+    };
+    differs(c.max_offset != d.max_offset, &|| format!("max_offset {}", duration(c.max_offset)));
+    differs(c.batch != d.batch, &|| match c.batch {
+        Some(b) => format!(
+            "batching ({} entries, flushed every {}, fan-out from {})",
+            b.max_entries,
+            duration(b.flush_interval),
+            b.min_fanout
+        ),
+        None => "no batching".to_owned(),
+    });
+    differs(c.gossip != d.gossip, &|| match c.gossip {
+        Some(g) => format!("gossip (to {} peers every {}, seed {})", g.fanout, duration(g.interval), g.seed),
+        None => "no gossip".to_owned(),
+    });
+    differs(c.log_entries_max != d.log_entries_max, &|| format!("log_entries_max {}", c.log_entries_max));
+    differs(c.causal_buffer_max != d.causal_buffer_max, &|| format!("causal_buffer_max {}", c.causal_buffer_max));
+    differs(c.anti_entropy_interval != d.anti_entropy_interval, &|| {
+        format!("anti-entropy every {}", duration(c.anti_entropy_interval))
+    });
+    differs(c.ack_interval != d.ack_interval, &|| {
+        c.ack_interval.map_or_else(|| "no ack rounds".to_owned(), |a| format!("acks every {}", duration(a)))
+    });
+    differs(c.catch_up_batch_max != d.catch_up_batch_max, &|| format!("catch_up_batch_max {}", c.catch_up_batch_max));
+    differs(c.catch_up_entries_max != d.catch_up_entries_max, &|| {
+        format!("catch_up_entries_max {}", c.catch_up_entries_max)
+    });
+    differs(c.catch_up_grace != d.catch_up_grace, &|| format!("catch-up grace {}", duration(c.catch_up_grace)));
+    differs(c.snapshot_chunk_registers != d.snapshot_chunk_registers, &|| {
+        format!("snapshot_chunk_registers {}", c.snapshot_chunk_registers)
+    });
+    differs(c.snapshot_chunks_max != d.snapshot_chunks_max, &|| {
+        format!("snapshot_chunks_max {}", c.snapshot_chunks_max)
+    });
+    differs(c.quarantine_max != d.quarantine_max, &|| format!("quarantine_max {}", c.quarantine_max));
+    differs(c.recovery_quiet != d.recovery_quiet, &|| format!("recovery quiet {}", duration(c.recovery_quiet)));
+    differs(c.restart_waits_for_all_members != d.restart_waits_for_all_members, &|| {
+        format!("restart_waits_for_all_members {}", c.restart_waits_for_all_members)
+    });
+    differs(c.correction != d.correction, &|| format!("clock correction {:?}", c.correction));
+    differs(c.trace != d.trace, &|| format!("trace events {}", if c.trace { "on" } else { "off" }));
+    #[cfg(feature = "fault-injection")]
+    differs(c.sabotage != d.sabotage, &|| format!("sabotage {:?}", c.sabotage));
+    out
+}
+
+/// `20ms`, `0.100ms`: whole milliseconds, or milliseconds with microseconds.
+fn duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros % 1000 == 0 {
+        format!("{}ms", micros / 1000)
+    } else {
+        format!("{}.{:03}ms", micros / 1000, micros % 1000)
+    }
+}
+
+/// A probability as a percentage to a tenth, from an integer (stable text): `5%`, `0.5%`.
+fn percent(rate: f64) -> String {
+    let per_mille = (rate * 1000.0).round() as u64;
+    if per_mille % 10 == 0 {
+        format!("{}%", per_mille / 10)
+    } else {
+        format!("{}.{}%", per_mille / 10, per_mille % 10)
     }
 }
 
