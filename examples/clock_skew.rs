@@ -66,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let dot = first_dot(&run)?;
     for s in run.states() {
-        let quarantined: Vec<String> = s.quarantined.iter().map(|(d, _)| d.to_string()).collect();
+        let quarantined: Vec<String> = s.quarantined.iter().map(|q| q.dot.to_string()).collect();
         println!(
             "  {} refused {} entries; quarantine: [{}]",
             s.name,
@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{dot} is applied somewhere although it is stamped years ahead").into());
     }
     // L2 received it and quarantined it; L0, cut off from L1 until after L1 rejoined, never saw it.
-    if !run.states().iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == dot)) {
+    if !run.states().iter().any(|s| s.quarantined.iter().any(|q| q.dot == dot)) {
         return Err(format!("{dot} should be listed in a quarantine").into());
     }
     if run.trace().matching("fence L1").count() == 0 {
@@ -129,8 +129,8 @@ fn first_dot(run: &SimRun) -> Result<Dot, String> {
 
 /// The value of [`KEY`] at leader `s`.
 fn value(s: &LeaderState) -> Option<String> {
-    let (_, v, _) = s.store.iter().find(|(k, _, _)| k == KEY)?;
-    v.as_deref().map(|v| String::from_utf8_lossy(v).into_owned())
+    let (_, register) = s.store.iter().find(|(k, _)| k.as_str() == KEY)?;
+    register.value.as_ref().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Checks that each of `leaders` holds `want` under [`KEY`].

@@ -50,10 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\nfinal state:");
     for state in run.states() {
-        let value =
-            state.store.iter().find(|(k, _, _)| k == "account:7").and_then(|(_, v, dot)| {
-                v.as_ref().map(|v| format!("{} (written as {dot})", String::from_utf8_lossy(v)))
-            });
+        let value = state.store.iter().find(|(k, _)| k.as_str() == "account:7").and_then(|(_, r)| {
+            r.value.as_ref().map(|v| format!("{} (written as {})", String::from_utf8_lossy(v.as_bytes()), r.dot))
+        });
         let status = if state.up { "" } else { " (down)" };
         println!("  {}{status}: {}", state.name, value.unwrap_or_else(|| "-".into()));
     }

@@ -131,8 +131,7 @@ fn report(run: &SimRun, victim: usize) -> Result<(), String> {
 
 /// Whether `leader` holds write `a`: applied (in its version vector) and in its store under its dot.
 fn holds(leader: &LeaderState, a: &AckedWrite) -> bool {
-    let dot = a.dot.to_string();
-    leader.applied.contains(a.dot) && leader.store.iter().any(|(key, _, d)| *key == a.key && *d == dot)
+    leader.applied.contains(a.dot) && leader.store.iter().any(|(key, r)| key.as_str() == a.key && r.dot == a.dot)
 }
 
 /// When the last live leader applied write `a`, from the trace (`None` if one never did).

@@ -318,3 +318,21 @@ fn the_readme_picture_is_the_star_hub_failover_diagram() {
         panic!("{} differs from the rendering; review {} and move it over", path.display(), new.display());
     }
 }
+
+/// insta keeps `assertion_line` in the `.snap.new` files it writes for review, and trims it when
+/// it writes a `.snap` itself; a `.snap.new` moved over its `.snap` by hand (there is no
+/// cargo-insta here) must lose it, or the line number goes stale with the next edit.
+#[test]
+fn no_snapshot_carries_an_assertion_line() {
+    let dir = roundtable::snapshot_dir(env!("CARGO_MANIFEST_DIR"));
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).expect("snapshots/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "snap") {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            assert!(!text.lines().any(|l| l.starts_with("assertion_line:")), "{}", path.display());
+            read += 1;
+        }
+    }
+    assert!(read >= 10, "read only {read} snapshots in {}", dir.display());
+}

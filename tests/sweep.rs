@@ -49,7 +49,7 @@ fn the_standard_fault_mix_injects_every_fault() {
         seen[2] |= text.contains("fault: Partition");
         seen[3] |= text.contains("fault: Crash") && text.contains("fault: Restart");
         seen[4] |= text.contains("clock s");
-        seen[5] |= m.lww_discarded > 0;
+        seen[5] |= m.lww_decisions > 0;
     }
     assert_eq!(seen, [true; 6], "loss, duplication, partition, crash+restart, clock correction, conflicts");
 }

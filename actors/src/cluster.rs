@@ -348,8 +348,17 @@ pub struct ClusterMetrics {
     pub duplicates_dropped: u64,
     /// Entries that waited for their dependencies.
     pub causal_waits: u64,
-    /// Writes discarded by last-write-wins.
+    /// Writes discarded by last-write-wins, each counted once: the sum of the leaders'
+    /// `Metrics::lww_discarded_own`, the discards each leader decided of its own writes (every
+    /// leader that sees a conflict decides it; each loser is discarded at its origin once).
+    /// Counted over the leaders' current lives: a loser whose origin crashed before the winner
+    /// reached it counts only if the origin restarts and takes the loser back as an entry
+    /// (not when a snapshot that already holds the winner brings the key), and not while the
+    /// origin is down; what a crashed life counted is gone with it.
     pub lww_discarded: u64,
+    /// Last-write-wins decisions, summed over the leaders' `Metrics::lww_discarded`: one
+    /// conflict counts once at every leader that saw both writes.
+    pub lww_decisions: u64,
     /// Rejections of peer input.
     pub rejected: u64,
     /// Rewirings the supervisor made.
@@ -497,7 +506,8 @@ impl Cluster {
             m.writes += s.metrics.writes_accepted;
             m.duplicates_dropped += s.metrics.duplicates_dropped;
             m.causal_waits += s.metrics.causal_waits;
-            m.lww_discarded += s.metrics.lww_discarded;
+            m.lww_discarded += s.metrics.lww_discarded_own;
+            m.lww_decisions += s.metrics.lww_discarded;
             m.rejected += s.metrics.rejected;
             m.outbox_dropped += s.outbox_dropped;
         }

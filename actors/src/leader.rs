@@ -657,19 +657,10 @@ impl Handler<Inspect> for Leader {
                 waiting: r.waiting(),
                 live: r.live(),
                 metrics: r.metrics().clone(),
-                store: r
-                    .store()
-                    .registers()
-                    .map(|(k, reg)| {
-                        (k.as_str().to_owned(), reg.value.as_ref().map(|v| v.as_bytes().to_vec()), reg.dot.to_string())
-                    })
-                    .collect(),
+                store: r.store().registers().map(|(k, reg)| (k.clone(), reg.clone())).collect(),
                 voided: r.voided().collect(),
-                quarantined: r
-                    .quarantine()
-                    .map(|q| (q.entry.dot, format!("{:?} from {}: {}", q.entry.key, q.from, q.reason)))
-                    .collect(),
-                resolved: r.render_resolved(),
+                quarantined: r.quarantine().map(crate::messages::QuarantinedWrite::from).collect(),
+                resolved: r.resolved(),
                 digest: r.state_digest(),
                 outbox_dropped: self.outbox_dropped,
             },

@@ -2,10 +2,14 @@
 //! one handler per message, as actix likes it.
 
 use actix::Message;
+use roundtable_runtime::clock::HlcTimestamp;
+use roundtable_runtime::replica::Quarantined;
 use roundtable_runtime::resolution::{CrdtState, CrdtUpdate, Update};
 use roundtable_runtime::siblings::{CausalContext, SiblingRead};
+use roundtable_runtime::store::Register;
 use roundtable_runtime::{
-    DataError, Key, LeaderId, LeaderSet, Metrics, ReadError, ReadValue, Value, VersionVector, WriteError, WriteReceipt,
+    DataError, Dot, Key, LeaderId, LeaderSet, Metrics, ReadError, ReadValue, Rejection, Resolved, Value, VersionVector,
+    WriteError, WriteReceipt,
 };
 
 /// Why a leader could not serve a client request.
@@ -434,19 +438,48 @@ pub struct LeaderState {
     pub live: LeaderSet,
     /// Its counters.
     pub metrics: Metrics,
-    /// Its store, key by key: `(key, value or None for a tombstone, dot)`, in key order.
-    pub store: Vec<(String, Option<Vec<u8>>, String)>,
+    /// Its last-write-wins store, key by key, in key order: each key's register (the winning
+    /// write's value, `None` for a tombstone, its stamp and its dot).
+    pub store: Vec<(Key, Register)>,
     /// Void entries it applied: writes lost with their leader's crash.
-    pub voided: Vec<roundtable_runtime::Dot>,
-    /// Entries it refused for far-future timestamps and keeps for inspection: the write and why.
-    pub quarantined: Vec<(roundtable_runtime::Dot, String)>,
-    /// Keys of siblings and CRDT keyspaces with what a reader sees (stable text), in key order.
-    pub resolved: Vec<(String, String)>,
+    pub voided: Vec<Dot>,
+    /// Entries it refused for far-future timestamps and keeps for inspection.
+    pub quarantined: Vec<QuarantinedWrite>,
+    /// Keys of siblings and CRDT keyspaces with what a reader sees, in key order.
+    pub resolved: Vec<(Key, Resolved)>,
     /// Everything it holds as one comparable value (equal at leaders that applied the same
     /// writes, siblings and CRDT keys included).
     pub digest: Vec<u8>,
     /// Messages to peers dropped because their outbox was full (see [`crate::FlowControl`]).
     pub outbox_dropped: u64,
+}
+
+/// A write a leader refused for its timestamp (stamped beyond `max_offset` ahead of the
+/// leader's clock) and keeps for inspection; it was never applied there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedWrite {
+    /// The write.
+    pub dot: Dot,
+    /// Its stamp (with the dot, the write's identity).
+    pub hlc: HlcTimestamp,
+    /// Its key.
+    pub key: Key,
+    /// The peer it came from.
+    pub from: LeaderId,
+    /// Why it was refused.
+    pub reason: Rejection,
+}
+
+impl From<&Quarantined> for QuarantinedWrite {
+    fn from(q: &Quarantined) -> Self {
+        QuarantinedWrite {
+            dot: q.entry.dot,
+            hlc: q.entry.hlc,
+            key: q.entry.key.clone(),
+            from: q.from,
+            reason: q.reason.clone(),
+        }
+    }
 }
 
 /// Fault injection: the leader crashes, losing its in-memory state; it stays down until

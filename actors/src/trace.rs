@@ -101,6 +101,9 @@ pub enum Mark {
     Applied {
         /// The entry.
         dot: Dot,
+        /// Its timestamp (with the dot, the entry's identity: a restarted leader may issue a
+        /// dot again whose earlier write died with it).
+        hlc: HlcTimestamp,
         /// Its dependencies.
         deps: Vv,
     },
@@ -233,7 +236,7 @@ impl Mark {
                 Mark::Write { dot: *dot, key: key.as_str().to_owned(), hlc: *hlc }
             }
             TraceEvent::Received { from, dot, clock, .. } => Mark::Received { from: *from, dot: *dot, clock: *clock },
-            TraceEvent::Applied { dot, deps, .. } => Mark::Applied { dot: *dot, deps: Vv::from(deps) },
+            TraceEvent::Applied { dot, hlc, deps, .. } => Mark::Applied { dot: *dot, hlc: *hlc, deps: Vv::from(deps) },
             TraceEvent::DuplicateDropped { from, dot } => Mark::Duplicate { from: *from, dot: *dot },
             TraceEvent::CausalWait { dot, .. } => Mark::CausalWait { dot: *dot },
             TraceEvent::LwwDiscarded { key, kept, discarded, .. } => {

@@ -33,7 +33,7 @@ pub use entry::{DataError, Entry, Key, Op, Value};
 pub use replica::Sabotage;
 pub use replica::{
     Alarm, BatchConfig, ChangeCause, ClientWrite, ConfigError, Effect, GossipConfig, Metrics, ReadError, ReadValue,
-    Replica, ReplicaConfig, WriteError, WriteReceipt,
+    Replica, ReplicaConfig, Resolved, WriteError, WriteReceipt,
 };
 pub use roundtable_topologies as topologies;
 pub use roundtable_topologies::{LeaderId, LeaderSet, Topology, MAX_LEADERS};

@@ -130,6 +130,12 @@ impl Keyspaces {
         Keyspaces { default, named: BTreeMap::new() }
     }
 
+    /// The resolution of keys outside every named keyspace.
+    #[must_use]
+    pub fn default_resolution(&self) -> Resolution {
+        self.default
+    }
+
     /// Adds (or replaces) the keyspace `name`.
     pub fn with(mut self, name: &str, resolution: Resolution) -> Result<Self, KeyspaceError> {
         if name.is_empty() || name.contains('/') {

@@ -149,6 +149,10 @@ pub enum TraceEvent {
         dot: Dot,
         /// The key.
         key: Key,
+        /// The entry's timestamp. Not rendered: with the dot it tells apart two entries under
+        /// one dot (a restarted leader issues a dot again when its earlier write under it died
+        /// with it).
+        hlc: HlcTimestamp,
         /// The entry's dependencies (its origin's version vector when it was written). Not
         /// rendered: it lets a checker verify causal order after the fact.
         deps: VersionVector,

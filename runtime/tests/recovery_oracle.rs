@@ -324,7 +324,7 @@ impl Sim {
             self.note(|| format!("L{i} {event}"));
         }
         match event {
-            TraceEvent::Applied { dot, key, deps } => {
+            TraceEvent::Applied { dot, key, deps, .. } => {
                 let seen = &self.applied_seen[i];
                 let problem = if seen.contains(dot) {
                     Some(format!("L{i} applied {dot} twice"))

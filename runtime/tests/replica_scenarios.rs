@@ -265,6 +265,9 @@ fn concurrent_writes_are_decided_by_lww_and_the_loser_is_reported_everywhere() {
     assert_eq!(decisions.len(), 3, "{decisions:#?}");
     assert!(decisions.iter().all(|l| l.ends_with("lww \"user:42\" kept L2:1 discarded L1:1 (value \"Ada\")")));
     assert_eq!(net.replicas.iter().map(|r| r.metrics().lww_discarded).sum::<u64>(), 3);
+    // Discarded once at its origin, L1 (overwritten there when Grace arrived).
+    let own: Vec<u64> = net.replicas.iter().map(|r| r.metrics().lww_discarded_own).collect();
+    assert_eq!(own, [0, 1, 0]);
     // A write that saw the previous one supersedes it without a conflict.
     net.write(1, "user:42", "Grace Hopper");
     net.deliver_all();

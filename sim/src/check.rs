@@ -5,7 +5,7 @@
 //! | invariant | what is checked |
 //! |---|---|
 //! | [`Invariant::Convergence`] | the run settled, and every live leader holds the same writes and, keyspace by keyspace, the same values |
-//! | [`Invariant::NoLostWrite`] | each acknowledged write is visible, superseded (by a later last-write-wins winner, or a write that saw it), merged into a CRDT value or a sibling set, or was quarantined and reported; a write acknowledged only by a leader that crashed before passing it on is listed apart, as lost with its leader |
+//! | [`Invariant::NoLostWrite`] | each acknowledged write is visible, superseded (by a later last-write-wins winner, or a write that saw it), merged into a CRDT value (also when lost with its leader but carried by a later counter delta of the same origin) or a sibling set, or was quarantined and reported; a write acknowledged only by a leader that crashed before passing it on is listed apart, as lost with its leader |
 //! | [`Invariant::CausalOrder`] | no leader applied an entry before the entries it depends on |
 //! | [`Invariant::ExactlyOnce`] | no leader applied an entry twice (a restart or a rejoin starts a leader afresh) |
 //! | [`Invariant::Clocks`] | no leader merged a timestamp more than `max_offset` ahead of its corrected clock into its HLC, and every timestamp a leader issued exceeds every one it issued or merged before (within one life of the leader) |
@@ -31,13 +31,14 @@ use std::fmt;
 use std::time::Duration;
 
 use roundtable_runtime::clock::HlcTimestamp;
-use roundtable_runtime::{Dot, LeaderId, VersionVector};
+use roundtable_runtime::store::Register;
+use roundtable_runtime::{Dot, Key, LeaderId, Resolved, VersionVector};
 
 use roundtable_actors::trace::{Actor, Mark};
 use roundtable_actors::LeaderState;
 use roundtable_runtime::resolution::Resolution;
 
-use crate::run::{voided_anywhere, AckedWrite, CheckSettings, SimRun};
+use crate::run::{discarded_at_rejoin, voided_anywhere, write_spans, AckedWrite, CheckSettings, SimRun, WriteSpan};
 
 /// A replication guarantee the checker verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -115,7 +116,9 @@ pub enum WriteFate {
     Visible,
     /// A write that wins over it under last-write-wins, or one that saw it, replaced it.
     Superseded,
-    /// It is part of a CRDT value (every live leader applied it).
+    /// It is part of a CRDT value: every live leader applied it, or (a state-based counter's
+    /// update lost with its leaders) a later update of the same counter by the same origin,
+    /// which every live leader applied, carries it in its running total.
     Merged,
     /// It is one of the key's siblings.
     Sibling,
@@ -223,6 +226,27 @@ impl SimRun {
     pub fn check(&self) -> CheckReport {
         check(self, &self.check_settings)
     }
+
+    /// Runs the whole checker (convergence, no lost write, causal order, exactly-once, clocks)
+    /// and panics, with the seed, the checker's report and the rendered run, if any guarantee
+    /// was broken.
+    pub fn assert_converged(&self) {
+        let report = self.check();
+        if !report.passed() {
+            panic!("seed {}: the checker found violations:\n{report}\n{}", self.seed(), self.render());
+        }
+    }
+
+    /// Like [`SimRun::assert_converged`], as a `Result`: the checker's report when it found a
+    /// violation.
+    pub fn check_converged(&self) -> Result<(), String> {
+        let report = self.check();
+        if report.passed() {
+            Ok(())
+        } else {
+            Err(format!("seed {}: {report}", self.seed()))
+        }
+    }
 }
 
 /// Checks every invariant of `run`.
@@ -246,21 +270,35 @@ fn live_states(run: &SimRun) -> Vec<&LeaderState> {
     run.states().iter().filter(|s| s.up && run.live().contains(s.id)).collect()
 }
 
-/// A leader's state of one keyspace, key by key, as comparable text.
+/// What a leader holds under one key: a last-write-wins register, or what a reader of a
+/// siblings or CRDT key sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held<'a> {
+    Register(&'a Register),
+    Resolved(&'a Resolved),
+}
+
+impl fmt::Display for Held<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Held::Register(r) => match &r.value {
+                Some(v) => write!(f, "{}@{} (stamped {})", String::from_utf8_lossy(v.as_bytes()), r.dot, r.hlc),
+                None => write!(f, "(deleted)@{} (stamped {})", r.dot, r.hlc),
+            },
+            Held::Resolved(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A leader's state by keyspace, key by key.
 fn keyspace_view<'a>(
     state: &'a LeaderState,
     settings: &'a CheckSettings,
-) -> BTreeMap<Option<&'a str>, BTreeMap<&'a str, String>> {
-    let mut out: BTreeMap<Option<&str>, BTreeMap<&str, String>> = BTreeMap::new();
-    for (key, value, dot) in &state.store {
-        let text = match value {
-            Some(v) => format!("{}@{dot}", String::from_utf8_lossy(v)),
-            None => format!("(deleted)@{dot}"),
-        };
-        out.entry(settings.keyspaces.keyspace_of(key).0).or_default().insert(key.as_str(), text);
-    }
-    for (key, text) in &state.resolved {
-        out.entry(settings.keyspaces.keyspace_of(key).0).or_default().insert(key.as_str(), text.clone());
+) -> BTreeMap<Option<&'a str>, BTreeMap<&'a Key, Held<'a>>> {
+    let mut out: BTreeMap<Option<&str>, BTreeMap<&Key, Held<'a>>> = BTreeMap::new();
+    let held = state.store.iter().map(|(k, r)| (k, Held::Register(r)));
+    for (key, value) in held.chain(state.resolved.iter().map(|(k, v)| (k, Held::Resolved(v)))) {
+        out.entry(settings.keyspaces.keyspace_of(key.as_str()).0).or_default().insert(key, value);
     }
     out
 }
@@ -299,17 +337,19 @@ fn check_convergence(run: &SimRun, settings: &CheckSettings, report: &mut CheckR
     for other in &live[1..] {
         if other.applied != first.applied {
             fail(format!("{} applied {} but {} applied {}", first.name, first.applied, other.name, other.applied));
+        } else if other.digest != first.digest && keyspace_view(other, settings) == reference {
+            fail(format!("{} and {} read the same but their state digests differ", first.name, other.name));
         }
         let view = keyspace_view(other, settings);
         let spaces: BTreeSet<Option<&str>> = reference.keys().chain(view.keys()).copied().collect();
         for space in spaces {
             let empty = BTreeMap::new();
             let (a, b) = (reference.get(&space).unwrap_or(&empty), view.get(&space).unwrap_or(&empty));
-            let keys: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
+            let keys: BTreeSet<&Key> = a.keys().chain(b.keys()).copied().collect();
             for key in keys {
                 let (x, y) = (a.get(key), b.get(key));
                 if x != y {
-                    let show = |v: Option<&String>| v.map_or_else(|| "nothing".to_owned(), Clone::clone);
+                    let show = |v: Option<&Held<'_>>| v.map_or_else(|| "nothing".to_owned(), ToString::to_string);
                     fail(format!(
                         "keyspace {}: {key:?} is {} at {} but {} at {}",
                         space.unwrap_or("(default)"),
@@ -325,11 +365,13 @@ fn check_convergence(run: &SimRun, settings: &CheckSettings, report: &mut CheckR
     }
 }
 
-/// A client write as the trace tells it: its key and dependencies.
+/// A client write as the trace tells it: its key, dependencies and where it was issued.
 #[derive(Debug, Clone)]
 struct WriteInfo {
     key: String,
     deps: Option<VersionVector>,
+    /// The index of its `Write` mark.
+    issued: usize,
 }
 
 /// One life of a leader, as far as the marks tell it.
@@ -345,23 +387,18 @@ struct Life {
 /// What the marks tell of the run's writes.
 #[derive(Debug, Default)]
 struct Writes {
-    /// Each write by its dot (a dot a rejoined leader issued again: the later write).
-    by_dot: BTreeMap<Dot, WriteInfo>,
-    /// Writes a rejoining leader discarded (stamped by its bad clock), with when.
-    discarded: Vec<(Dot, Duration)>,
-    /// When each write was stamped, by dot and stamp.
-    written_at: BTreeMap<(Dot, HlcTimestamp), Duration>,
-    /// Each write's stamp by its dot's text (as final states name dots).
-    stamp_by_text: BTreeMap<String, HlcTimestamp>,
+    /// Each write by its identity, dot and stamp (a restarted or rejoined leader may issue a
+    /// dot again: two writes).
+    by_id: BTreeMap<(Dot, HlcTimestamp), WriteInfo>,
 }
 
 /// Causal order, exactly-once and clocks, from the marks; returns what it learnt of the writes.
 fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport) -> Writes {
     let mut lives: BTreeMap<LeaderId, Life> = BTreeMap::new();
     let mut all = Writes::default();
-    let writes = &mut all.by_dot;
+    let writes = &mut all.by_id;
     let max_offset = settings.max_offset;
-    for line in &run.trace().marks {
+    for (index, line) in run.trace().marks.iter().enumerate() {
         let Actor::Leader(id) = line.actor else { continue };
         let life = lives.entry(id).or_default();
         let mut fail = |invariant: Invariant, detail: String| {
@@ -369,9 +406,8 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
         };
         match &line.mark {
             Mark::Crashed | Mark::Restarted | Mark::Rejoined => *life = Life::default(),
-            Mark::Discarded { dots } => all.discarded.extend(dots.iter().map(|d| (*d, line.at))),
             Mark::SnapshotAdopted { vv, .. } => life.have.merge(&vv.to_version_vector()),
-            Mark::Applied { dot, deps } => {
+            Mark::Applied { dot, hlc, deps } => {
                 report.applications_checked += 1;
                 if life.have.contains(*dot) {
                     fail(Invariant::ExactlyOnce, format!("{id} applied {dot} a second time"));
@@ -394,7 +430,7 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
                     let seq = life.have.get(dot.origin).max(dot.seq);
                     life.have.set(dot.origin, seq);
                 }
-                if let Some(w) = writes.get_mut(dot) {
+                if let Some(w) = writes.get_mut(&(*dot, *hlc)) {
                     if w.deps.is_none() {
                         w.deps = Some(deps.to_version_vector());
                     }
@@ -402,9 +438,7 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
             }
             Mark::Write { dot, key, hlc } => {
                 report.timestamps_checked += 1;
-                all.written_at.entry((*dot, *hlc)).or_insert(line.at);
-                all.stamp_by_text.insert(dot.to_string(), *hlc);
-                writes.insert(*dot, WriteInfo { key: key.clone(), deps: None });
+                writes.entry((*dot, *hlc)).or_insert(WriteInfo { key: key.clone(), deps: None, issued: index });
                 if let Some(last) = life.last_issued.filter(|last| hlc <= last) {
                     fail(Invariant::Clocks, format!("{id} stamped {dot} with {hlc}, not after its previous {last}"));
                 }
@@ -437,8 +471,10 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
 fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, report: &mut CheckReport) {
     let live = live_states(run);
     let Some(first) = live.first() else { return };
-    for acked in run.acked() {
-        let fate = fate_of(run, acked, &live, first, settings, writes);
+    let ids: Vec<(Dot, HlcTimestamp)> = run.acked().iter().map(|a| (a.dot, a.hlc)).collect();
+    let spans = write_spans(run.trace(), &ids);
+    for (acked, span) in run.acked().iter().zip(&spans) {
+        let fate = fate_of(run, acked, span, &live, first, settings, writes);
         match fate {
             Ok(WriteFate::LostWithLeader) => report.lost_with_leader.push(acked.clone()),
             Ok(_) => {}
@@ -456,69 +492,78 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
 fn fate_of(
     run: &SimRun,
     acked: &AckedWrite,
+    span: &WriteSpan,
     live: &[&LeaderState],
     first: &LeaderState,
     settings: &CheckSettings,
     all: &Writes,
 ) -> Result<WriteFate, String> {
     let dot = acked.dot;
-    let writes = &all.by_dot;
-    if live.iter().any(|s| s.quarantined.iter().any(|(d, _)| *d == dot)) {
+    let writes = &all.by_id;
+    if live.iter().any(|s| s.quarantined.iter().any(|q| q.dot == dot && q.hlc == acked.hlc)) {
         return Ok(WriteFate::Quarantined);
     }
     // Discarded by its leader when it rejoined after the cluster fenced its clock: reported in
     // the trace, and the dot may since have been issued again for another write.
-    let written_at = all.written_at.get(&(dot, acked.hlc)).copied().unwrap_or(acked.at);
-    if all.discarded.iter().any(|(d, at)| *d == dot && *at >= written_at) {
+    if discarded_at_rejoin(run.trace(), dot, span) {
         return Ok(WriteFate::Quarantined);
+    }
+    if run.merged_into_later().contains(acked) {
+        return Ok(WriteFate::Merged);
     }
     if run.lost_with_leader().contains(acked) {
         return Ok(WriteFate::LostWithLeader);
     }
-    if voided_anywhere(run.states(), dot) {
+    if span.voided || (span.end.is_none() && voided_anywhere(run.states(), dot)) {
         return Err("its origin voided it, yet it was not lost with its leader".into());
+    }
+    if let Some(end) = span.end {
+        let at = run.trace().marks.get(end).map_or(0, |m| m.at.as_millis());
+        return Err(format!("its origin issued its dot again at {at}ms, yet it was not lost with its leader"));
     }
     if let Some(missing) = live.iter().find(|s| !s.applied.contains(dot)) {
         return Err(format!("{} does not hold it", missing.name));
     }
-    let dot_text = dot.to_string();
     let (_, resolution) = settings.keyspaces.keyspace_of(&acked.key);
+    let held = |k: &Key| k.as_str() == acked.key;
     match resolution {
         Resolution::Crdt(_) => Ok(WriteFate::Merged),
         Resolution::Siblings { .. } => {
-            let held = first.resolved.iter().find(|(k, _)| *k == acked.key).map(|(_, v)| v.as_str());
-            if held.is_some_and(|v| v.contains(&format!("{dot_text}="))) {
+            let siblings = first.resolved.iter().find(|(k, _)| held(k)).map(|(_, v)| v);
+            if matches!(siblings, Some(Resolved::Siblings(s)) if s.iter().any(|(d, _)| *d == dot)) {
                 Ok(WriteFate::Sibling)
-            } else if superseded_by_a_later_write(dot, &acked.key, writes) {
+            } else if superseded_by_a_later_write(dot, span, &acked.key, writes) {
                 Ok(WriteFate::Superseded)
             } else {
-                Err(format!("it is not among the siblings of its key ({})", held.unwrap_or("nothing")))
+                let shown = siblings.map_or_else(|| "nothing".to_owned(), ToString::to_string);
+                Err(format!("it is not among the siblings of its key ({shown})"))
             }
         }
         _ => {
-            let Some((_, _, winner)) = first.store.iter().find(|(k, _, _)| *k == acked.key) else {
+            let Some((_, winner)) = first.store.iter().find(|(k, _)| held(k)) else {
                 return Err("its key holds nothing".into());
             };
-            if *winner == dot_text {
-                return Ok(WriteFate::Visible);
-            }
-            let mine = acked.hlc;
-            let theirs = all.stamp_by_text.get(winner).copied();
-            match theirs {
-                Some(theirs) if theirs > mine => Ok(WriteFate::Superseded),
-                Some(theirs) => {
-                    Err(format!("{winner} (stamped {theirs}) holds its key although it was stamped {mine}"))
-                }
-                // A winner the trace has no stamp for (a write of a leader's earlier life whose
-                // trace line was cut): judged by causality alone.
-                _ if superseded_by_a_later_write(dot, &acked.key, writes) => Ok(WriteFate::Superseded),
-                _ => Err(format!("{winner} holds its key and the trace cannot say why")),
+            let (mine, theirs) = (acked.hlc, winner.hlc);
+            if winner.dot == dot && theirs == mine {
+                Ok(WriteFate::Visible)
+            } else if theirs > mine {
+                Ok(WriteFate::Superseded)
+            } else {
+                Err(format!("{} (stamped {theirs}) holds its key although it was stamped {mine}", winner.dot))
             }
         }
     }
 }
 
-/// Whether some write to `key` depends on `dot` (its writer had applied `dot`).
-fn superseded_by_a_later_write(dot: Dot, key: &str, writes: &BTreeMap<Dot, WriteInfo>) -> bool {
-    writes.values().any(|w| w.key == key && w.deps.as_ref().is_some_and(|deps| deps.contains(dot)))
+/// Whether some write to `key` issued while the write under `dot` was in force (`span`)
+/// depends on `dot` (its writer had applied it, not another write under the same dot).
+fn superseded_by_a_later_write(
+    dot: Dot,
+    span: &WriteSpan,
+    key: &str,
+    writes: &BTreeMap<(Dot, HlcTimestamp), WriteInfo>,
+) -> bool {
+    writes
+        .values()
+        .any(|w| w.key == key && span.covers(w.issued) && w.deps.as_ref().is_some_and(|deps| deps.contains(dot)))
 }

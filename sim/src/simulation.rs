@@ -23,21 +23,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, MAX_LEADERS};
 
-use roundtable_actors::trace::{Actor as Who, Mark, TraceSink};
+use roundtable_actors::trace::{Actor as Who, TraceSink};
 use roundtable_actors::{
     ClockSkew, Cluster, ClusterBuilder, ClusterError, Delete, Get, GetSiblings, LeaderClockSource, Liveness, Put,
     Resolution, SimEpoch, SupervisorConfig, Write,
 };
 use roundtable_runtime::clock::SimulatedClock;
-use roundtable_runtime::resolution::Update;
+use roundtable_runtime::resolution::{Keyspaces, Update};
+use roundtable_runtime::trace::fmt_ns;
 
 use crate::network::{NetworkModel, SimulatedNetwork};
-use crate::run::{holders_all_lost, AckedWrite, CheckSettings, SimRun};
+use crate::run::{
+    discarded_at_rejoin, holders_all_lost, subsumed_by_a_later_write, write_spans, AckedWrite, CheckSettings, SimRun,
+};
 use crate::time_server::{ClockSyncConfig, SimulatedTimeServer};
 
 /// `n` milliseconds.
@@ -205,6 +209,10 @@ pub struct Simulation {
     /// The cluster's settings; the simulation adds simulated clocks, its network, its time
     /// server and a trace sink.
     cluster: ClusterBuilder,
+    /// The settings the builder does not tell back, for the rendered setup.
+    topology: Topology,
+    tick_interval: Option<Duration>,
+    supervisor: Option<SupervisorConfig>,
     network: NetworkModel,
     clock_sync: Option<ClockSyncConfig>,
     skews: Vec<ClockSkew>,
@@ -235,6 +243,9 @@ impl Simulation {
         Simulation {
             seed,
             cluster: Cluster::builder().leader_count(3),
+            topology: Topology::AllToAll { relay: false },
+            tick_interval: None,
+            supervisor: None,
             network: NetworkModel::in_process(),
             clock_sync: None,
             skews: Vec::new(),
@@ -255,6 +266,7 @@ impl Simulation {
     /// The topology.
     #[must_use]
     pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = topology.clone();
         self.cluster = self.cluster.topology(topology);
         self
     }
@@ -338,6 +350,7 @@ impl Simulation {
     /// Supervisor settings.
     #[must_use]
     pub fn supervisor_config(mut self, config: SupervisorConfig) -> Self {
+        self.supervisor = Some(config);
         self.cluster = self.cluster.supervisor_config(config);
         self
     }
@@ -345,6 +358,7 @@ impl Simulation {
     /// How often leaders tick and send heartbeats (default 100 ms).
     #[must_use]
     pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = Some(interval);
         self.cluster = self.cluster.tick_interval(interval);
         self
     }
@@ -479,26 +493,24 @@ impl Simulation {
         let trace = sink.snapshot();
         // A write refused for its stamp (quarantined) or discarded by a rejoining leader is
         // reported as such, not as lost.
-        let discarded: std::collections::BTreeSet<roundtable_runtime::Dot> = trace
-            .marks
-            .iter()
-            .filter_map(|m| if let Mark::Discarded { dots } = &m.mark { Some(dots.iter().copied()) } else { None })
-            .flatten()
-            .collect();
-        let quarantined: std::collections::BTreeSet<roundtable_runtime::Dot> =
-            states.iter().flat_map(|s| s.quarantined.iter().map(|(d, _)| *d)).collect();
-        let unheld = holders_all_lost(&trace, &acked);
-        let lost_with_leader = acked
-            .iter()
-            .zip(unheld)
-            .filter(|(a, unheld)| *unheld && !discarded.contains(&a.dot) && !quarantined.contains(&a.dot))
-            .map(|(a, _)| a.clone())
-            .collect();
+        let quarantined: std::collections::BTreeSet<_> =
+            states.iter().flat_map(|s| s.quarantined.iter().map(|q| (q.dot, q.hlc))).collect();
+        let ids: Vec<_> = acked.iter().map(|a| (a.dot, a.hlc)).collect();
+        let spans = write_spans(&trace, &ids);
+        let unheld = holders_all_lost(&trace, &acked, &spans);
+        let keyspaces = self.cluster.keyspaces()?;
+        let subsumed = subsumed_by_a_later_write(&trace, &acked, &spans, &unheld, &keyspaces);
+        let (mut lost_with_leader, mut merged_into_later) = (Vec::new(), Vec::new());
+        for (((a, unheld), span), subsumed) in acked.iter().zip(unheld).zip(&spans).zip(subsumed) {
+            if !unheld || discarded_at_rejoin(&trace, a.dot, span) || quarantined.contains(&(a.dot, a.hlc)) {
+                continue;
+            }
+            if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());
+        }
+        let setup = self.render_setup(&keyspaces);
         Ok(SimRun {
-            check_settings: CheckSettings {
-                max_offset: self.cluster.replica_settings().max_offset,
-                keyspaces: self.cluster.keyspaces()?,
-            },
+            setup,
+            check_settings: CheckSettings { max_offset: self.cluster.replica_settings().max_offset, keyspaces },
             seed: self.seed,
             trace,
             states,
@@ -506,9 +518,154 @@ impl Simulation {
             metrics,
             acked,
             lost_with_leader,
+            merged_into_later,
             settled_at: settled,
             last_fault,
         })
+    }
+}
+
+impl Simulation {
+    /// The scenario's setup as a few lines of stable text: seed, leaders, topology, network,
+    /// clocks, keyspaces, and the settings that differ from the defaults.
+    fn render_setup(&self, keyspaces: &Keyspaces) -> String {
+        let names = self.cluster.leader_names();
+        let name = |id: LeaderId| names.get(id.index()).map_or_else(|| id.to_string(), Clone::clone);
+        let mut out = String::new();
+        let _ = writeln!(out, "seed {}; leaders {}; topology {}", self.seed, names.join(" "), self.topology);
+
+        let n = &self.network;
+        let mut network = if n.latency_max.is_zero() {
+            "in-process (instant)".to_owned()
+        } else if n.latency_min == n.latency_max {
+            format!("latency {}", duration(n.latency_min))
+        } else {
+            format!("latency {}-{}", duration(n.latency_min), duration(n.latency_max))
+        };
+        for (what, rate) in [("loss", n.drop_rate), ("duplication", n.duplicate_rate), ("reordering", n.reorder_rate)] {
+            let _ = write!(network, ", {what} {}", percent(rate));
+        }
+        for ((from, to), (min, max)) in &n.links {
+            let _ = write!(network, "; {}->{} {}-{}", name(*from), name(*to), duration(*min), duration(*max));
+        }
+        let _ = writeln!(out, "network: {network}");
+
+        let skews: Vec<String> = self
+            .skews
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != ClockSkew::default())
+            .map(|(i, s)| {
+                let leader = names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+                format!("{leader} offset {} drift {:+}ppm", fmt_ns(s.offset_ns), s.drift_ppm)
+            })
+            .collect();
+        let clocks = if skews.is_empty() { "true time".to_owned() } else { skews.join(", ") };
+        let sync = match &self.clock_sync {
+            Some(c) => format!(
+                "clock sync every {} (server delay {}-{})",
+                duration(c.interval),
+                duration(c.delay_min),
+                duration(c.delay_max)
+            ),
+            None => "no clock sync".to_owned(),
+        };
+        let _ = writeln!(out, "clocks: {clocks}; {sync}");
+
+        let spaces: Vec<String> = keyspaces.iter().map(|(space, r)| format!("{space}/ {r}")).collect();
+        let spaces = if spaces.is_empty() { String::new() } else { format!("; keyspaces {}", spaces.join(", ")) };
+        let _ = writeln!(out, "resolution: {}{spaces}", keyspaces.default_resolution());
+
+        let mut settings = replica_differences(self.cluster.replica_settings());
+        if let Some(tick) = self.tick_interval.filter(|t| *t != ms(100)) {
+            settings.push(format!("tick {}", duration(tick)));
+        }
+        if let Some(s) = self.supervisor.filter(|s| *s != SupervisorConfig::default()) {
+            let restart =
+                s.restart_after.map_or_else(|| "no restarts".to_owned(), |r| format!("restart after {}", duration(r)));
+            settings.push(format!(
+                "supervisor checks every {}, dead after {}, {restart}",
+                duration(s.check_interval),
+                duration(s.dead_after)
+            ));
+        }
+        let settings = if settings.is_empty() { "defaults".to_owned() } else { settings.join(", ") };
+        let _ = writeln!(out, "settings: {settings}");
+        out
+    }
+}
+
+/// The replica settings that differ from the defaults, one phrase each.
+fn replica_differences(c: &ReplicaConfig) -> Vec<String> {
+    let d = ReplicaConfig::default();
+    let mut out = Vec::new();
+    let mut differs = |changed: bool, phrase: &dyn Fn() -> String| {
+        if changed {
+            out.push(phrase());
+        }
+    };
+    differs(c.max_offset != d.max_offset, &|| format!("max_offset {}", duration(c.max_offset)));
+    differs(c.batch != d.batch, &|| match c.batch {
+        Some(b) => format!(
+            "batching ({} entries, flushed every {}, fan-out from {})",
+            b.max_entries,
+            duration(b.flush_interval),
+            b.min_fanout
+        ),
+        None => "no batching".to_owned(),
+    });
+    differs(c.gossip != d.gossip, &|| match c.gossip {
+        Some(g) => format!("gossip (to {} peers every {}, seed {})", g.fanout, duration(g.interval), g.seed),
+        None => "no gossip".to_owned(),
+    });
+    differs(c.log_entries_max != d.log_entries_max, &|| format!("log_entries_max {}", c.log_entries_max));
+    differs(c.causal_buffer_max != d.causal_buffer_max, &|| format!("causal_buffer_max {}", c.causal_buffer_max));
+    differs(c.anti_entropy_interval != d.anti_entropy_interval, &|| {
+        format!("anti-entropy every {}", duration(c.anti_entropy_interval))
+    });
+    differs(c.ack_interval != d.ack_interval, &|| {
+        c.ack_interval.map_or_else(|| "no ack rounds".to_owned(), |a| format!("acks every {}", duration(a)))
+    });
+    differs(c.catch_up_batch_max != d.catch_up_batch_max, &|| format!("catch_up_batch_max {}", c.catch_up_batch_max));
+    differs(c.catch_up_entries_max != d.catch_up_entries_max, &|| {
+        format!("catch_up_entries_max {}", c.catch_up_entries_max)
+    });
+    differs(c.catch_up_grace != d.catch_up_grace, &|| format!("catch-up grace {}", duration(c.catch_up_grace)));
+    differs(c.snapshot_chunk_registers != d.snapshot_chunk_registers, &|| {
+        format!("snapshot_chunk_registers {}", c.snapshot_chunk_registers)
+    });
+    differs(c.snapshot_chunks_max != d.snapshot_chunks_max, &|| {
+        format!("snapshot_chunks_max {}", c.snapshot_chunks_max)
+    });
+    differs(c.quarantine_max != d.quarantine_max, &|| format!("quarantine_max {}", c.quarantine_max));
+    differs(c.recovery_quiet != d.recovery_quiet, &|| format!("recovery quiet {}", duration(c.recovery_quiet)));
+    differs(c.restart_waits_for_all_members != d.restart_waits_for_all_members, &|| {
+        format!("restart_waits_for_all_members {}", c.restart_waits_for_all_members)
+    });
+    differs(c.correction != d.correction, &|| format!("clock correction {:?}", c.correction));
+    differs(c.trace != d.trace, &|| format!("trace events {}", if c.trace { "on" } else { "off" }));
+    #[cfg(feature = "fault-injection")]
+    differs(c.sabotage != d.sabotage, &|| format!("sabotage {:?}", c.sabotage));
+    out
+}
+
+/// `20ms`, `0.100ms`: whole milliseconds, or milliseconds with microseconds.
+fn duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros % 1000 == 0 {
+        format!("{}ms", micros / 1000)
+    } else {
+        format!("{}.{:03}ms", micros / 1000, micros % 1000)
+    }
+}
+
+/// A probability as a percentage to a tenth, from an integer (stable text): `5%`, `0.5%`.
+fn percent(rate: f64) -> String {
+    let per_mille = (rate * 1000.0).round() as u64;
+    if per_mille % 10 == 0 {
+        format!("{}%", per_mille / 10)
+    } else {
+        format!("{}.{}%", per_mille / 10, per_mille % 10)
     }
 }
 
@@ -521,6 +678,13 @@ async fn client_op(
 ) -> Result<Option<AckedWrite>, ClusterError> {
     let id = LeaderId::new(leader).map_err(|_| ClusterError::UnknownLeader(format!("#{leader}")))?;
     let addr = cluster.leader_by_id(id)?;
+    let crdt = match &op {
+        ClientOp::Update { update, .. } => match update.as_ref() {
+            Update::Crdt(u) => Some(u.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
     let (key, value, label, result) = match op {
         ClientOp::Put { key, value } => {
             let r = addr.send(Put::new(key.clone(), value.clone())).await?;
@@ -586,7 +750,7 @@ async fn client_op(
     match result {
         Ok(receipt) => {
             sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
-            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value }))
+            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value, crdt }))
         }
         Err(e) => {
             sink.record(Who::Client, format_args!("{what}: refused: {e}"));

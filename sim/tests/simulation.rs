@@ -134,10 +134,10 @@ fn a_fast_leader_that_stamped_before_its_first_sample_fences_itself_until_true_t
     // Once synchronised it writes again; the quarantined L1:1 was never applied anywhere, so the
     // sequence number is free.
     assert!(trace.contains(r#"put "k"="on time" at L1: ok L1:1"#), "{trace}");
-    assert!(run
-        .states()
+    assert!(run.states().iter().all(|s| s
+        .store
         .iter()
-        .all(|s| s.store.iter().any(|(k, v, _)| k == "k" && v.as_deref() == Some(&b"on time"[..]))));
+        .any(|(k, r)| k.as_str() == "k" && r.value.as_ref().map(|v| v.as_bytes()) == Some(&b"on time"[..]))));
 }
 
 #[test]
@@ -191,4 +191,52 @@ fn home_leader_keys_never_conflict_and_move_when_the_home_dies() {
     // After the failover one of the survivors is home, and the other routes to it.
     assert!(trace.matches("routed here as its home").count() >= 3, "{trace}");
     assert_eq!(run.acked().len(), 5);
+}
+
+#[test]
+fn a_rendered_run_opens_with_its_setup_and_names_every_setting_that_is_not_the_default() {
+    use roundtable_actors::Resolution;
+    use roundtable_runtime::resolution::CrdtKind;
+    use roundtable_runtime::{BatchConfig, GossipConfig, LeaderId, ReplicaConfig};
+    use roundtable_sim::ClockSyncConfig;
+
+    let id = |i| LeaderId::new(i).expect("id");
+    let run = Simulation::new(42)
+        .leaders(4)
+        .topology(Topology::Star { hub: id(2) })
+        .network(NetworkModel::lan().drop_rate(0.05).duplicate_rate(0.005).reorder_rate(0.1).link_latency(
+            id(0),
+            id(3),
+            ms(30),
+            ms(40),
+        ))
+        .clock(1, 250_000_000, -20)
+        .clock_sync(ClockSyncConfig::default())
+        .resolution(Resolution::HomeLeader)
+        .keyspace("cart", Resolution::Crdt(CrdtKind::OrSet))
+        .keyspace("doc", Resolution::Siblings { max_siblings: 4 })
+        .replica_config(ReplicaConfig {
+            max_offset: ms(250),
+            batch: Some(BatchConfig { max_entries: 64, flush_interval: ms(5), min_fanout: 2 }),
+            gossip: Some(GossipConfig { fanout: 2, interval: ms(300), seed: 7 }),
+            ..ReplicaConfig::default()
+        })
+        .tick_interval(ms(50))
+        .max_duration(ms(500))
+        .run();
+    let want = "\
+--- setup
+seed 42; leaders L0 L1 L2 L3; topology star (hub L2)
+network: latency 0.100ms-1ms, loss 5%, duplication 0.5%, reordering 10%; L0->L3 30ms-40ms
+clocks: L1 offset +250.000ms drift -20ppm; clock sync every 1000ms (server delay 1ms-20ms)
+resolution: home-leader; keyspaces cart/ crdt OrSet, doc/ siblings (at most 4)
+settings: max_offset 250ms, batching (64 entries, flushed every 5ms, fan-out from 2), gossip (to 2 peers every 300ms, seed 7), tick 50ms
+--- trace
+";
+    assert!(run.render().starts_with(want), "{}", run.render());
+    // The defaults say so, in as few words.
+    let plain = Simulation::new(1).run();
+    assert!(plain.render().starts_with(
+        "--- setup\nseed 1; leaders L0 L1 L2; topology all-to-all\nnetwork: in-process (instant), loss 0%, duplication 0%, reordering 0%\nclocks: true time; no clock sync\nresolution: last-write-wins\nsettings: defaults\n--- trace\n"
+    ), "{}", plain.render());
 }

@@ -1,7 +1,10 @@
 //! What comes out of a replica: its effects ([`Effect`], [`Alarm`], [`ChangeCause`]), what a
-//! client gets back ([`WriteReceipt`], [`ReadValue`], [`WriteError`]) and the entries kept
-//! for inspection ([`Quarantined`]), and the counters of what it did ([`Metrics`]).
+//! client gets back ([`WriteReceipt`], [`ReadValue`], [`WriteError`]), what it holds of
+//! siblings and CRDT keys ([`Resolved`]), the entries kept for inspection ([`Quarantined`]),
+//! and the counters of what it did ([`Metrics`]).
 
+use alloc::vec::Vec;
+use core::fmt;
 use core::time::Duration;
 
 use crate::causality::Dot;
@@ -9,7 +12,7 @@ use crate::clock::{ClockError, HlcTimestamp};
 use crate::entry::{Entry, Key, Value};
 #[cfg(doc)]
 use crate::replica::{Replica, ReplicaConfig};
-use crate::resolution::Resolution;
+use crate::resolution::{CrdtState, Resolution};
 use crate::siblings::SiblingError;
 use crate::trace::{Rejection, TraceEvent};
 use crate::wire::PeerMessage;
@@ -206,6 +209,34 @@ pub enum ChangeCause {
     },
 }
 
+/// What a reader sees of a key of a siblings or CRDT keyspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// The live siblings of a siblings key, in dot order.
+    Siblings(Vec<(Dot, Value)>),
+    /// The state of a CRDT key.
+    Crdt(CrdtState),
+}
+
+/// Stable text: siblings as `[dot=value …]`, CRDTs as [`CrdtState::render`].
+impl fmt::Display for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resolved::Siblings(siblings) => {
+                f.write_str("[")?;
+                for (i, (dot, value)) in siblings.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{dot}={value}")?;
+                }
+                f.write_str("]")
+            }
+            Resolved::Crdt(state) => f.write_str(&state.render()),
+        }
+    }
+}
+
 /// An entry rejected for its timestamp, kept for inspection (never applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
@@ -240,8 +271,13 @@ pub struct Metrics {
     pub buffer_full: u64,
     /// Entries applied (local and remote).
     pub applied: u64,
-    /// Writes discarded by last-write-wins conflict decisions.
+    /// Writes discarded by last-write-wins conflict decisions here (every leader that sees a
+    /// conflict decides it and counts it: one conflict counts at every leader).
     pub lww_discarded: u64,
+    /// Of those, this leader's own writes: each losing write is discarded at its origin once
+    /// (the winner overwrote it there, or, back at a restarted origin, it arrived after the
+    /// winner), so summing this over the leaders counts each conflict once.
+    pub lww_discarded_own: u64,
     /// Peer messages or entries rejected (all reasons, timestamps included).
     pub rejected: u64,
     /// Entries rejected for a timestamp beyond `max_offset`.

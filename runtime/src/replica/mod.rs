@@ -46,7 +46,8 @@ mod timers;
 pub use config::Sabotage;
 pub use config::{BatchConfig, ConfigError, GossipConfig, ReplicaConfig};
 pub use effects::{
-    Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, WriteError, WriteReceipt,
+    Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, Resolved, WriteError,
+    WriteReceipt,
 };
 
 use alloc::collections::VecDeque;
@@ -396,7 +397,13 @@ impl Replica {
     /// order (siblings as `[dot=value …]`, CRDTs as [`CrdtState::render`]).
     #[must_use]
     pub fn render_resolved(&self) -> Vec<(String, String)> {
-        self.stores.render_resolved()
+        self.resolved().into_iter().map(|(key, value)| (key.as_str().into(), alloc::format!("{value}"))).collect()
+    }
+
+    /// Every key of a siblings or CRDT keyspace with what a reader sees, in key order.
+    #[must_use]
+    pub fn resolved(&self) -> Vec<(Key, Resolved)> {
+        self.stores.resolved()
     }
 
     /// The state of `key` (a key of a CRDT keyspace); `None` when nothing was written to it here.
@@ -726,8 +733,8 @@ impl Replica {
             };
             self.effects.push(Effect::Changed { key: entry.key.clone(), dot: Some(entry.dot), cause });
         }
-        let dot = entry.dot;
-        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone(), deps: entry.deps.clone() });
+        let (dot, hlc) = (entry.dot, entry.hlc);
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone(), hlc, deps: entry.deps.clone() });
         if outcome == ApplyOutcome::Void {
             if self.voided.len() >= VOIDED_MAX {
                 self.voided.pop_front();
@@ -736,6 +743,7 @@ impl Replica {
         }
         if let ApplyOutcome::Conflict { kept, discarded, discarded_value, .. } = outcome {
             self.metrics.lww_discarded += 1;
+            self.metrics.lww_discarded_own += u64::from(discarded.origin == self.id);
             self.trace(|| TraceEvent::LwwDiscarded { key: entry.key.clone(), kept, discarded, value: discarded_value });
         }
         if let Some(forced) = self.log.append(entry, seen, self.input_at) {

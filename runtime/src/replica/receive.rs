@@ -206,8 +206,8 @@ impl Replica {
         }
         self.stores.reapply(&entry);
         self.metrics.applied += 1;
-        let dot = entry.dot;
-        self.trace(|| TraceEvent::Applied { dot, key: entry.key, deps: entry.deps });
+        let (dot, hlc) = (entry.dot, entry.hlc);
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key, hlc, deps: entry.deps });
     }
 
     fn refuse_for_buffer(&mut self, from: LeaderId, dot: Dot) {

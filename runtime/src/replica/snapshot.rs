@@ -180,6 +180,7 @@ impl Replica {
                     }
                     Merged::Discarded { key, kept, discarded, value } => {
                         self.metrics.lww_discarded += 1;
+                        self.metrics.lww_discarded_own += u64::from(discarded.origin == self.id);
                         self.trace(|| TraceEvent::LwwDiscarded { key, kept, discarded, value });
                     }
                 }

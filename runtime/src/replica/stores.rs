@@ -11,7 +11,6 @@
 //! happened ([`Applied`], [`Merged`]) and the replica counts and traces it.
 
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::causality::{Dot, VersionVector};
@@ -23,7 +22,7 @@ use crate::store::{ApplyOutcome, LwwStore, Register, SnapshotChunk};
 use crate::wire;
 use crate::LeaderId;
 
-use super::WriteError;
+use super::{Resolved, WriteError};
 
 /// The stores of one replica and the keyspaces that route keys to them.
 #[derive(Debug)]
@@ -263,21 +262,21 @@ impl Stores {
         self.crdts.crdts.get(key)
     }
 
-    /// Every siblings and CRDT key with what a reader sees, as stable text, in key order.
-    pub(crate) fn render_resolved(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
+    /// Every siblings and CRDT key with what a reader sees, in key order.
+    pub(crate) fn resolved(&self) -> Vec<(Key, Resolved)> {
+        let mut out: Vec<(Key, Resolved)> = Vec::new();
         for store in self.siblings.values() {
             for (key, _) in store.iter() {
                 if let Some(read) = store.read(key) {
-                    let values: Vec<String> = read.siblings.iter().map(|(d, v)| alloc::format!("{d}={v}")).collect();
-                    out.push((key.as_str().into(), alloc::format!("[{}]", values.join(" "))));
+                    out.push((key.clone(), Resolved::Siblings(read.siblings)));
                 }
             }
         }
         for (key, state) in &self.crdts.crdts {
-            out.push((key.as_str().into(), state.render()));
+            out.push((key.clone(), Resolved::Crdt(state.clone())));
         }
-        out.sort();
+        // A key lives in one store only: the order is the keys' (bytewise, as text sorts).
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
