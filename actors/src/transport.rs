@@ -256,11 +256,12 @@ impl NetStats {
         self.by_kind.values().map(|k| k.bytes).sum()
     }
 
-    /// Encodes a leader's message into a frame and counts it by kind. A message that does not
+    /// Encodes a leader's message into a frame (consuming it: no copy) and counts it by kind. A message that does not
     /// fit a frame is counted as unencodable, traced, and `None` comes back.
-    pub fn encode(&mut self, t: &Transmit, sink: &TraceSink) -> Option<(Vec<u8>, &'static str)> {
+    pub fn encode(&mut self, t: Transmit, sink: &TraceSink) -> Option<(Vec<u8>, &'static str)> {
         let kind = t.msg.kind();
-        match wire::encode(&Envelope::new(t.from, t.msg.clone())) {
+        let (from, to) = (t.from, t.to);
+        match wire::encode(&Envelope::new(from, t.msg)) {
             Ok(frame) => {
                 let stats = self.by_kind.entry(kind).or_default();
                 stats.messages += 1;
@@ -269,7 +270,7 @@ impl NetStats {
             }
             Err(e) => {
                 self.unencodable += 1;
-                sink.record(Who::Network, format_args!("cannot send {kind} {}->{}: {e}", t.from, t.to));
+                sink.record(Who::Network, format_args!("cannot send {kind} {from}->{to}: {e}"));
                 None
             }
         }
@@ -403,17 +404,18 @@ impl Actor for InProcessActor {
 impl Handler<Transmit> for InProcessActor {
     type Result = ();
     fn handle(&mut self, t: Transmit, _: &mut Context<Self>) {
-        let Some((frame, kind)) = self.stats.encode(&t, &self.sink) else { return };
+        let (from, to) = (t.from, t.to);
+        let Some((frame, kind)) = self.stats.encode(t, &self.sink) else { return };
         let sent_at = self.sink.elapsed();
-        match self.leaders.get(&t.to) {
-            Some(leader) => leader.deliver(t.from, frame, sent_at, kind),
+        match self.leaders.get(&to) {
+            Some(leader) => leader.deliver(from, frame, sent_at, kind),
             None => {
                 self.stats.dropped += 1;
-                self.sink.record(Who::Network, format_args!("lost {kind} {}->{} (no such leader)", t.from, t.to));
+                self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (no such leader)"));
                 if self.sink.is_enabled() {
                     let mark = Mark::Message {
-                        from: t.from,
-                        to: t.to,
+                        from,
+                        to,
                         kind: kind.to_owned(),
                         bytes: frame.len(),
                         sent_at,

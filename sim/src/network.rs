@@ -214,8 +214,8 @@ impl Actor for Network {
 impl Handler<Transmit> for Network {
     type Result = ();
     fn handle(&mut self, t: Transmit, ctx: &mut Context<Self>) {
-        let Some((frame, kind)) = self.stats.encode(&t, &self.sink) else { return };
         let (from, to) = (t.from(), t.to());
+        let Some((frame, kind)) = self.stats.encode(t, &self.sink) else { return };
         let sent_at = self.sink.elapsed();
         if self.blocked(from, to) {
             self.stats.dropped += 1;
