@@ -37,6 +37,7 @@ use crate::causality::{Dot, Seq, VersionVector};
 use crate::entry::{Entry, Key, Op};
 #[cfg(doc)]
 use crate::replica::ReplicaConfig;
+use crate::replica::{ConfigError, Effect};
 use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{DigestReply, RecoveryPhase, RecoveryStatus};
 use crate::{LeaderId, LeaderSet, WallTime};
@@ -439,5 +440,58 @@ impl Replica {
         self.forward(now, &entry, None, seen);
         self.apply(entry, seen);
         true
+    }
+}
+
+/// A leader the supervisor fenced rebuilds itself from its peers: a recovery of its own kind.
+impl Replica {
+    /// Starts a fenced leader over: like [`Replica::restarted`], but the new replica stays fenced
+    /// by the cluster (it refuses writes until its clock is synchronised) and knows the live set.
+    /// Its state — possibly shaped by its bad clock — is rebuilt from the healthy leaders; its own
+    /// writes that they quarantined are not in it.
+    pub fn rejoin(&self, now: WallTime) -> Result<Replica, ConfigError> {
+        let mut fresh = Replica::restarted(self.id, self.members, self.topology.clone(), self.config.clone())?;
+        fresh.cluster_fenced = true;
+        fresh.notify_changes = self.notify_changes;
+        fresh.clock = self.clock.clone();
+        fresh.trace(|| TraceEvent::FencedByCluster);
+        // Its own writes no peer is known to hold leave with the old state: say which.
+        let unreplicated: Vec<Dot> = self
+            .log
+            .iter()
+            .map(|l| l.entry.dot)
+            .filter(|dot| dot.origin == self.id && self.holders(*dot) == LeaderSet::single(self.id))
+            .collect();
+        if !unreplicated.is_empty() {
+            fresh.trace(|| TraceEvent::DiscardedAtRejoin { dots: unreplicated });
+        }
+        fresh.handle_topology(now, self.live);
+        Ok(fresh)
+    }
+
+    /// The supervisor fenced this leader: its clock ran ahead at a peer, so whatever its writes
+    /// decided here may be wrong. Unless it is fenced already, it *rejoins*: its state is rebuilt
+    /// from the healthy leaders ([`Replica::rejoin`]), in place, and it writes again once its own
+    /// clock synchronisation is within tolerance. Traced (`rejoining`, or why it could not).
+    pub fn handle_fence(&mut self, now: WallTime) {
+        if self.cluster_fenced {
+            return;
+        }
+        match self.rejoin(now) {
+            Ok(mut fresh) => {
+                // What the old state still had to say goes first, then the rejoin, then the new
+                // state's own events.
+                let mut effects = core::mem::take(&mut self.effects);
+                effects.push(Effect::Trace(TraceEvent::Rejoining));
+                effects.append(&mut fresh.effects);
+                fresh.effects = effects;
+                fresh.start(now);
+                *self = fresh;
+            }
+            Err(e) => {
+                self.fence_by_cluster(true);
+                self.trace(|| TraceEvent::RejoinFailed { reason: e.to_string() });
+            }
+        }
     }
 }
