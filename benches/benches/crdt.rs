@@ -46,7 +46,7 @@ use criterion::{BatchSize, Criterion};
 use roundtable::runtime::causality::Dot;
 use roundtable::runtime::crdt::{OrSet, PnCounter, StateCrdt};
 use roundtable::runtime::LeaderId;
-use roundtable_benches::{criterion_dir, median_ns};
+use roundtable_benches::{criterion_dir, median_ns, significant};
 
 /// Replicas (leaders, actors) on each side.
 const LEADERS: u8 = 5;
@@ -454,12 +454,6 @@ fn rate(ns_per_op: f64) -> String {
     } else {
         format!("{:.1} k ops/s ({ns_per_op:.0} ns/op)", per_second / 1e3)
     }
-}
-
-/// A ratio with three significant digits (at least two decimals): `6.42`, `0.840`, `0.00173`.
-fn significant(ratio: f64) -> String {
-    let decimals = if ratio > 0.0 { (2 - ratio.log10().floor() as i32).max(2) } else { 2 };
-    format!("{ratio:.*}", decimals as usize)
 }
 
 fn main() {

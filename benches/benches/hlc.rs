@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use criterion::Criterion;
 use roundtable::runtime::clock::{LeaderClock, LeaderClockConfig, NtpSample, SAMPLE_WINDOW};
 use roundtable::runtime::{LeaderId, WallTime};
-use roundtable_benches::{criterion_dir, median_ns};
+use roundtable_benches::{criterion_dir, median_ns, significant};
 use uhlc::{HLCBuilder, HLC, ID, NTP64};
 
 /// The criterion group of every measurement here.
@@ -191,12 +191,6 @@ fn print_table(dir: &Path, started: SystemTime) {
 /// `21.3 M stamps/s (47.0 ns)`.
 fn rate(ns_per_stamp: f64) -> String {
     format!("{:.1} M stamps/s ({ns_per_stamp:.1} ns)", 1e3 / ns_per_stamp)
-}
-
-/// A ratio with three significant digits (at least two decimals): `6.42`, `0.840`, `0.00173`.
-fn significant(ratio: f64) -> String {
-    let decimals = if ratio > 0.0 { (2 - ratio.log10().floor() as i32).max(2) } else { 2 };
-    format!("{ratio:.*}", decimals as usize)
 }
 
 fn main() {

@@ -43,3 +43,10 @@ pub fn median_ns(dir: &Path, group: &str, id: &str, started: SystemTime) -> Opti
 pub fn filename_safe(id: &str) -> String {
     id.chars().map(|c| if "?\"/\\*<>:|^".contains(c) { '_' } else { c }).collect()
 }
+
+/// A ratio with three significant digits (at least two decimals): `6.42`, `0.840`, `0.00173`.
+#[must_use]
+pub fn significant(ratio: f64) -> String {
+    let decimals = if ratio > 0.0 { (2 - ratio.log10().floor() as i32).max(2) } else { 2 };
+    format!("{ratio:.*}", decimals as usize)
+}
