@@ -1127,6 +1127,7 @@ const FOUND: &[(usize, bool, u64, &str)] = &[
     (7, true, 2_553_441_154_752_570_560, "a settled leader left an entry waiting for ever on an old-life gap nobody held"),
     (4, true, 1_333_213_880_136_220_443, "a restarted leader minted again the CRDT dot of a voided write that a parked write had seen"),
     (4, false, 1_654_625_442_537_018_710, "the same CRDT dot reuse, in a circle"),
+    (4, false, 5_095_078_252_445_329_695, "the same CRDT dot reuse, the write that saw the lost one parked in the restarted leader's own buffer"),
 ];
 
 #[test]
@@ -1298,6 +1299,56 @@ mod repro {
         }
         assert!(c.is_some(), "L0 recovered");
         assert!(net.replicas[2].voided().any(|d| d == Dot::new(id(0), roundtable_runtime::Seq(1))), "a was voided");
+        settle(&mut net);
+        assert_eq!(net.assert_converged(), Ok(()));
+        assert_eq!(mv_values(&net, 2), BTreeSet::from(["c".to_owned()]), "c saw b and replaced it");
+    }
+
+    /// New (found by the properties, seed 5_095_078_252_445_329_695 of the 4-leader star): the
+    /// same CRDT dot reuse, with the write that saw the lost one parked in the restarted
+    /// leader's *own* causal buffer rather than a peer's. L0 writes a (reaches L1 only) and
+    /// crashes; L1 writes w (lost), then b, replacing a, which reaches only L0's new life and
+    /// waits there for w; L1 crashes. L1 voids w, but the void is slow to reach L0. L0 voids its
+    /// lost write and, before b is applied there, writes c — under the internal dot a had; b's
+    /// delta then removes c everywhere, although c is concurrent with b and survives.
+    #[test]
+    fn new_a_restarted_leader_reuses_a_crdt_dot_that_a_write_parked_in_its_own_buffer_saw() {
+        let mut net = net(3, 65_536);
+        net.cut = vec![(id(0), id(2))];
+        net.update(0, MV, set("a")).expect("accepted"); // reaches L1 only
+        net.deliver_all();
+        net.cut.clear();
+        restart(&mut net, 0);
+        net.deliver_all(); // L1 tells L0's new life it is not recovering: L0 lifts its seal
+        net.cut = vec![(id(1), id(0)), (id(1), id(2))];
+        net.update(1, OR, Update::Crdt(CrdtUpdate::Add(v("w")))).expect("accepted"); // lost
+        net.cut = vec![(id(1), id(2))];
+        net.update(1, MV, set("b")).expect("accepted"); // reaches L0 only, which parks it for w
+        net.deliver_all();
+        net.cut.clear();
+        assert_eq!(net.replicas[0].waiting(), 1);
+        restart(&mut net, 1);
+        // Entries from L1 to L0 (w's void, catch-ups) are lost for a while; digests get through.
+        // Fixed: L0 does not recover before b (which saw a's CRDT dot, and waits in its own
+        // buffer) is applied there, so c cannot mint that dot again.
+        let b = Dot::new(id(1), roundtable_runtime::Seq(2));
+        let mut c = None;
+        for round in 0..24 {
+            net.tick_all(Duration::from_millis(600));
+            while !net.in_flight.is_empty() {
+                let (from, to, msg) = &net.in_flight[0];
+                if round < 12 && (*from, *to) == (id(1), id(0)) && matches!(msg, PeerMessage::Replicate { .. }) {
+                    net.in_flight.remove(0);
+                    continue;
+                }
+                net.deliver(0);
+                if c.is_none() && !net.replicas[0].is_catching_up() {
+                    assert!(net.replicas[0].applied().contains(b), "L0 applied b before writing");
+                    c = Some(net.update(0, MV, set("c")).expect("accepted"));
+                }
+            }
+        }
+        assert!(c.is_some(), "L0 recovered");
         settle(&mut net);
         assert_eq!(net.assert_converged(), Ok(()));
         assert_eq!(mv_values(&net, 2), BTreeSet::from(["c".to_owned()]), "c saw b and replaced it");

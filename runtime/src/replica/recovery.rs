@@ -24,8 +24,9 @@
 //! 4. **Catch up.** Writes some peer applied come back by catch-up; writes some peer holds come
 //!    back once their gaps are filled; every other sequence number up to the high water is
 //!    *voided* (a void entry, applied everywhere, fills the gap). Once it applied everything up to
-//!    the high water and caught up with every peer that said nothing waits for its old writes,
-//!    the recovery is over ([`TraceEvent::CaughtUp`]) and `Replica::recovery` is `None`.
+//!    the high water, caught up with every peer that said nothing waits for its old writes, and
+//!    applied every entry in its own buffer that depends on one of them, the recovery is over
+//!    ([`TraceEvent::CaughtUp`]) and `Replica::recovery` is `None`.
 //!
 //! What outlives a recovery stays in [`Replica`]: the leader's `life` (peers compare lives) and
 //! `sealed`, the recovering *peers* this leader holds sealed.
@@ -151,10 +152,42 @@ impl Replica {
     pub(super) fn recovery_waiting_for(&self) -> LeaderSet {
         let Some(recovery) = &self.recovery else { return LeaderSet::EMPTY };
         let Some(decision) = &recovery.decision else { return recovery.catching_up };
-        self.recovery_peers()
+        let peers: LeaderSet = self
+            .recovery_peers()
             .iter()
             .filter(|p| decision.caught_up_to.get(p).is_none_or(|vv| !vv.le(&self.applied)))
-            .collect()
+            .collect();
+        peers.union(self.own_dependants_wait_for())
+    }
+
+    /// The leaders whose writes an entry waiting in this leader's *own* causal buffer still
+    /// needs, when that entry depends on a write of this leader's (after a restart, necessarily
+    /// one of its earlier life). Such an entry saw that write, and its CRDT deltas carry contexts
+    /// that may name that write's CRDT dots (a voided write's included); until it is applied
+    /// here, this leader's stores do not know those dots and a new write would mint one of them
+    /// again, which every replica holding the entry then takes for seen and drops. What peers
+    /// hold is covered by `caught_up_to`; this is the same rule for the leader's own buffer.
+    /// The recovery oracle found it: a write waiting here (behind another recovering leader's
+    /// lost writes) had seen an MV-register write of the earlier life, and the register's next
+    /// write here reused that write's dot.
+    fn own_dependants_wait_for(&self) -> LeaderSet {
+        let mut leaders = LeaderSet::EMPTY;
+        for waiting in self.buffer.waiting() {
+            let entry = &waiting.entry;
+            if entry.deps.get(self.id) == Seq(0) {
+                continue;
+            }
+            let origin = entry.dot.origin;
+            if self.applied.get(origin).next() < entry.dot.seq {
+                leaders = leaders.with(origin);
+            }
+            for (leader, seq) in entry.deps.iter() {
+                if seq > self.applied.get(leader) {
+                    leaders = leaders.with(leader);
+                }
+            }
+        }
+        leaders.without(self.id)
     }
 
     /// Once settled: the live peers that have not said yet that nothing waiting there depends
