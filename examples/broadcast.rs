@@ -20,7 +20,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use roundtable::actors::{Mark, SupervisorConfig, TraceActor};
+use roundtable::actors::{SupervisorConfig, TraceActor};
+use roundtable::runtime::TraceEvent;
 use roundtable::runtime::{BatchConfig, Dot, LeaderId, LeaderSet, ReplicaConfig, Topology};
 use roundtable_sim::{ms, FaultEvent, NetworkModel, SimRun, Simulation};
 
@@ -138,17 +139,17 @@ fn run(setting: &Setting, seconds: u64, partition: Option<(Duration, Duration)>)
 fn visibility(run: &SimRun, after: Duration) -> (Duration, Duration, usize) {
     let mut written: BTreeMap<Dot, Duration> = BTreeMap::new();
     let mut seen_by: BTreeMap<Dot, (usize, Duration)> = BTreeMap::new();
-    for line in &run.trace().marks {
-        let TraceActor::Leader(_) = line.actor else { continue };
-        match &line.mark {
-            Mark::Write { dot, .. } => {
-                written.insert(*dot, line.at);
-                seen_by.insert(*dot, (1, line.at));
+    for record in &run.trace().records {
+        let TraceActor::Leader(id) = record.actor else { continue };
+        match record.replica(id) {
+            Some(TraceEvent::WriteAccepted { dot, .. }) => {
+                written.insert(*dot, record.at);
+                seen_by.insert(*dot, (1, record.at));
             }
-            Mark::Applied { dot, .. } if written.contains_key(dot) => {
+            Some(TraceEvent::Applied { dot, .. }) if written.contains_key(dot) => {
                 if let Some((count, last)) = seen_by.get_mut(dot) {
                     *count += 1;
-                    *last = line.at;
+                    *last = record.at;
                 }
             }
             _ => {}

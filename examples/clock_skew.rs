@@ -23,8 +23,9 @@
 
 use std::time::Duration;
 
-use roundtable::actors::TraceLine;
+use roundtable::actors::trace::{Event, Record, SupervisorEvent};
 use roundtable::prelude::*;
+use roundtable::runtime::clock::CorrectionEvent;
 use roundtable_sim::{ms, ClockSyncConfig, FaultEvent, NetworkModel, SimRun, Simulation};
 
 const KEY: &str = "price";
@@ -40,18 +41,22 @@ const FAR_FUTURE_RUN_MS: u64 = 4_000;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== 1. L1 is 400 ms fast, no clock synchronisation");
     let run = simulate(FAST_NS, false, Duration::from_secs(60))?;
-    show(&run, |l| ["write ", "reject", "lww"].iter().any(|p| l.text.starts_with(p)) || applies_first(l));
+    show(&run, |r| writes_and_conflicts(r) || applies_first(r));
     let dot = first_dot(&run)?;
     expect_everywhere(&run, &[0, 1, 2], FIRST)?;
-    let lww = format!("kept {dot} discarded");
-    if run.trace().matching(&lww).count() != 3 {
+    let kept_first =
+        |(_, e): &(LeaderId, &TraceEvent)| matches!(e, TraceEvent::LwwDiscarded { kept, .. } if *kept == dot);
+    if run.trace().leader_events().filter(kept_first).count() != 3 {
         return Err(format!("expected every leader to keep {dot} over the correction").into());
     }
     println!("  the correction was written 300 ms after the first value and lost at every leader\n");
 
     println!("== 2. the same, with clock synchronisation");
     let run = simulate(FAST_NS, true, Duration::from_secs(60))?;
-    show(&run, |l| ["write ", "reject", "lww", "clock stepped"].iter().any(|p| l.text.starts_with(p)));
+    show(&run, |r| {
+        writes_and_conflicts(r)
+            || matches!(&r.event, Event::Replica(TraceEvent::ClockCorrected(CorrectionEvent::Stepped { .. })))
+    });
     expect_everywhere(&run, &[0, 1, 2], CORRECTION)?;
     if run.metrics().rejected != 0 {
         return Err("with synchronised clocks nothing should be rejected".into());
@@ -60,9 +65,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("== 3. L1 is 3 years fast, no clock synchronisation");
     let run = simulate(YEARS_FAST_NS, false, ms(FAR_FUTURE_RUN_MS))?;
-    show(&run, |l| {
-        ["write ", "reject", "lww", "fence", "rejoining", "fenced"].iter().any(|p| l.text.starts_with(p))
-            || applies_first(l)
+    show(&run, |r| {
+        writes_and_conflicts(r)
+            || applies_first(r)
+            || matches!(
+                &r.event,
+                Event::Supervisor(SupervisorEvent::Fencing { .. })
+                    | Event::Replica(TraceEvent::Rejoining | TraceEvent::Fenced { .. } | TraceEvent::FencedByCluster)
+            )
     });
     let dot = first_dot(&run)?;
     for s in run.states() {
@@ -81,7 +91,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !run.states().iter().any(|s| s.quarantined.iter().any(|q| q.dot == dot)) {
         return Err(format!("{dot} should be listed in a quarantine").into());
     }
-    if run.trace().matching("fence L1").count() == 0 {
+    let fences_l1 = |r: &Record| matches!(&r.event, Event::Supervisor(SupervisorEvent::Fencing { leader, .. }) if leader.index() == 1);
+    if run.trace().count(fences_l1) == 0 {
         return Err("the supervisor should fence L1".into());
     }
     expect_everywhere(&run, &[0, 1, 2], CORRECTION)?;
@@ -108,18 +119,33 @@ fn simulate(offset_ns: i64, clock_sync: bool, max_duration: Duration) -> Result<
     Ok(sim.try_run()?)
 }
 
-/// Prints the trace lines `keep` selects, then every leader's value of [`KEY`].
-fn show(run: &SimRun, keep: impl Fn(&TraceLine) -> bool) {
-    let lines = run.trace().lines.iter().filter(|l| keep(l)).cloned().collect();
-    print!("{}", Trace { lines, ..Trace::default() }.render());
+/// Prints the trace records `keep` selects, then every leader's value of [`KEY`].
+fn show(run: &SimRun, keep: impl Fn(&Record) -> bool) {
+    for record in run.trace().records.iter().filter(|r| keep(r)) {
+        println!("{record}");
+    }
     for s in run.states() {
         println!("  {} holds {KEY} = {:?}", s.name, value(s).unwrap_or_default());
     }
 }
 
-/// Whether a trace line is another leader applying L1's first write.
-fn applies_first(line: &TraceLine) -> bool {
-    line.text.starts_with("apply L1:1 ") && matches!(line.actor, TraceActor::Leader(id) if id.index() != 1)
+/// Whether a record is a client write, a rejected entry or a last-write-wins decision.
+fn writes_and_conflicts(record: &Record) -> bool {
+    matches!(
+        &record.event,
+        Event::Replica(
+            TraceEvent::WriteAccepted { .. } | TraceEvent::Rejected { .. } | TraceEvent::LwwDiscarded { .. }
+        )
+    )
+}
+
+/// Whether a record is another leader applying L1's first write.
+fn applies_first(record: &Record) -> bool {
+    matches!(
+        (&record.actor, &record.event),
+        (TraceActor::Leader(id), Event::Replica(TraceEvent::Applied { dot, .. }))
+            if id.index() != 1 && dot.origin.index() == 1 && dot.seq.0 == 1
+    )
 }
 
 /// The dot of L1's write.

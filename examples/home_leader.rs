@@ -8,6 +8,7 @@
 //! follow it. This runs in the deterministic simulator, so the trace below is the same on every
 //! run. Run it with `cargo run --example home_leader`.
 
+use roundtable::actors::trace::{ClientEvent, Event, LeaderEvent, NetworkEvent, SupervisorEvent};
 use roundtable::prelude::*;
 use roundtable::topologies::rendezvous_home;
 use roundtable_sim::{ms, NetworkModel, Simulation};
@@ -35,17 +36,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .crash_at(ms(300), home)
         .run();
 
-    for line in &run.trace().lines {
-        let text = &line.text;
-        let interesting = text.contains("route")
-            || text.contains("routed here")
-            || text.contains("declared")
-            || text.contains("rewire live")
-            || text.starts_with("crashed")
-            || text.contains(" lww ")
-            || text.contains("account:7\"=");
+    for record in &run.trace().records {
+        let interesting = match &record.event {
+            Event::Replica(e) => {
+                matches!(
+                    e,
+                    TraceEvent::RoutedToHome { .. } | TraceEvent::RoutedHere { .. } | TraceEvent::LwwDiscarded { .. }
+                )
+            }
+            Event::Network(e) => matches!(e, NetworkEvent::RouteLost { .. }),
+            Event::Supervisor(e) => matches!(e, SupervisorEvent::DeclaredDead { .. } | SupervisorEvent::Rewired { .. }),
+            Event::Leader(e) => matches!(e, LeaderEvent::Crashed),
+            Event::Client(ClientEvent::Wrote { op, .. }) => op.contains("account:7\"="),
+            _ => false,
+        };
         if interesting {
-            println!("{:>6}ms {:<6} {text}", line.at.as_millis(), line.actor.to_string());
+            println!("{record}");
         }
     }
     println!("\nfinal state:");

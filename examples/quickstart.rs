@@ -30,9 +30,9 @@ async fn main() -> Result<(), roundtable::Error> {
 
     cluster.settled().await?;
     println!("\nsettled; what last-write-wins discarded, as the trace says at each leader:");
-    for line in cluster.trace().matching("lww") {
-        if let TraceActor::Leader(id) = line.actor {
-            println!("  {:>8} {}", cluster.leader(id)?.name(), line.text);
+    for (id, event) in cluster.trace().leader_events() {
+        if let TraceEvent::LwwDiscarded { .. } = event {
+            println!("  {:>8} {event}", cluster.leader(id)?.name());
         }
     }
 

@@ -64,8 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let after = show(&cluster).await?;
     expect_everywhere(&after, &["eggs", "milk"])?;
     println!("\nwhat the isolation cost (anti-entropy repaired it after the heal):");
-    for line in cluster.trace().lines.iter().filter(|l| l.actor == TraceActor::Network) {
-        println!("  net {}", line.text);
+    for event in cluster.trace().events_of(TraceActor::Network) {
+        println!("  net {event}");
     }
     println!("milk stays in the cart at every leader: the concurrent add wins over the remove");
     Ok(())

@@ -80,9 +80,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\nthe siblings as the trace reports them:");
-    for line in cluster.trace().matching("siblings") {
-        if let TraceActor::Leader(id) = line.actor {
-            println!("  {:>8} {}", REGIONS[id.index()], line.text);
+    for (id, event) in cluster.trace().leader_events() {
+        if let TraceEvent::Siblings { .. } = event {
+            println!("  {:>8} {event}", REGIONS[id.index()]);
         }
     }
     println!("\none value remains at every leader: {merged:?}");

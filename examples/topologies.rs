@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use roundtable::actors::trace::Record;
 use roundtable::actors::{LeaderState, TraceActor};
 use roundtable::prelude::*;
 use roundtable_sim::{ms, AckedWrite, FaultEvent, NetworkModel, SimRun, Simulation, Workload};
@@ -65,8 +66,8 @@ fn workload(mut w: Workload, victim: usize) -> Workload {
 
 /// Prints what the run did and checks that every acknowledged write reached every live leader.
 fn report(run: &SimRun, victim: usize) -> Result<(), String> {
-    for line in run.trace().lines.iter().filter(|l| l.actor == TraceActor::Supervisor) {
-        println!("  {:>5}ms sup {}", line.at.as_millis(), line.text);
+    for record in run.trace().records.iter().filter(|r| r.actor == TraceActor::Supervisor) {
+        println!("  {:>5}ms sup {}", record.at.as_millis(), record.event);
     }
     run.check_converged()?;
     let live: Vec<&LeaderState> = run.states().iter().filter(|s| s.up).collect();
@@ -136,13 +137,9 @@ fn holds(leader: &LeaderState, a: &AckedWrite) -> bool {
 
 /// When the last live leader applied write `a`, from the trace (`None` if one never did).
 fn arrival(run: &SimRun, live: &[&LeaderState], a: &AckedWrite) -> Option<Duration> {
-    let applied = format!("apply {} ", a.dot);
     let at = |s: &&LeaderState| {
-        run.trace()
-            .lines
-            .iter()
-            .find(|l| l.actor == TraceActor::Leader(s.id) && l.text.starts_with(&applied))
-            .map(|l| l.at)
+        let applied = |r: &&Record| matches!(r.replica(s.id), Some(TraceEvent::Applied { dot, .. }) if *dot == a.dot);
+        run.trace().records.iter().find(applied).map(|r| r.at)
     };
     live.iter().map(at).collect::<Option<Vec<_>>>()?.into_iter().max()
 }

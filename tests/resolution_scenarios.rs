@@ -19,8 +19,14 @@
 use roundtable::actors::{CrdtKind, CrdtUpdate, Resolution, Update};
 use roundtable::assert_trace;
 use roundtable::runtime::topologies::rendezvous_home;
-use roundtable::runtime::{LeaderId, LeaderSet, Value};
+use roundtable::runtime::{LeaderSet, Value};
 use roundtable_sim::{ms, ClockSyncConfig, NetworkModel, SimRun, Simulation};
+
+mod queries;
+use queries::{applied, dot, fenced_by_cluster, fencing, id, lww, received, rejoining, siblings, stamp_ms, wrote};
+use roundtable::actors::trace::{ClientEvent, Event, Record};
+use roundtable::runtime::clock::CorrectionEvent;
+use roundtable::runtime::{Rejection, TraceEvent};
 
 /// A scenario: builds and runs one simulation.
 type Scenario = fn() -> SimRun;
@@ -68,11 +74,12 @@ fn lww_skewed_clock_without_ntp() {
     let run = lww_skewed_clock_without_ntp_run();
     run.assert_converged();
     // L1 stamps its write 400 ms in the future; L0 stamps the correction at true time.
-    assert!(run.trace().has("L1", r#"write L1:1 "price" hlc=1767225600.5"#));
-    assert!(run.trace().has("L0", r#"write L0:1 "price" hlc=1767225600.1"#));
+    let trace = run.trace();
+    assert!((500..600).contains(&stamp_ms(trace, dot(1, 1))), "{}", stamp_ms(trace, dot(1, 1)));
+    assert!((100..200).contains(&stamp_ms(trace, dot(0, 1))), "{}", stamp_ms(trace, dot(0, 1)));
     // So every leader keeps the fast leader's earlier write and discards the correction.
-    for leader in ["L0", "L1", "L2"] {
-        assert!(run.trace().has(leader, r#"lww "price" kept L1:1 discarded L0:1"#), "{leader}");
+    for (i, leader) in ["L0", "L1", "L2"].into_iter().enumerate() {
+        assert!(trace.position(lww(i, "price", dot(1, 1), dot(0, 1))).is_some(), "{leader}");
         assert_eq!(value(&run, leader, "price").as_deref(), Some(FIRST), "{leader}");
     }
     // One conflict: decided at each of the three leaders, one write discarded.
@@ -92,11 +99,17 @@ fn lww_skewed_clock_with_ntp() {
     run.assert_converged();
     // L1's first sample steps its clock back before it stamps anything: both stamps follow
     // true time (to within the few ms the sample could not measure).
-    assert!(run.trace().in_order(&[("L1", "clock stepped by -39"), ("L1", r#"write L1:1 "price" hlc=1767225600.10"#)]));
-    assert!(run.trace().has("L0", r#"write L0:1 "price" hlc=1767225600.11"#));
+    let trace = run.trace();
+    let stepped_back = |r: &Record| {
+        matches!(r.replica(id(1)), Some(TraceEvent::ClockCorrected(CorrectionEvent::Stepped { by_ns }))
+            if (-FAST_NS..-FAST_NS + 10_000_000).contains(by_ns))
+    };
+    assert!(trace.in_order(&[&stepped_back, &wrote(1, dot(1, 1))]));
+    assert!((100..110).contains(&stamp_ms(trace, dot(1, 1))), "{}", stamp_ms(trace, dot(1, 1)));
+    assert!((110..120).contains(&stamp_ms(trace, dot(0, 1))), "{}", stamp_ms(trace, dot(0, 1)));
     // So the correction, the later write in true time, wins everywhere.
-    for leader in ["L0", "L1", "L2"] {
-        assert!(run.trace().has(leader, r#"lww "price" kept L0:1 discarded L1:1"#), "{leader}");
+    for (i, leader) in ["L0", "L1", "L2"].into_iter().enumerate() {
+        assert!(trace.position(lww(i, "price", dot(0, 1), dot(1, 1))).is_some(), "{leader}");
         assert_eq!(value(&run, leader, "price").as_deref(), Some(CORRECTION), "{leader}");
     }
     // One conflict: decided at each of the three leaders, one write discarded.
@@ -122,27 +135,30 @@ fn lww_far_future_timestamp_run() -> SimRun {
 fn lww_far_future_timestamp() {
     let run = lww_far_future_timestamp_run();
     let future = run.acked().iter().find(|a| a.leader == 1).expect("L1's write was acknowledged").dot;
-    assert!(run.trace().has("L1", r#"write L1:1 "price" hlc=1861833600.0"#));
+    let trace = run.trace();
+    // Three years (94,608,000 s) ahead, at 0 ms true time.
+    const THREE_YEARS_MS: u64 = 3 * 365 * 86_400 * 1_000;
+    assert!((THREE_YEARS_MS..THREE_YEARS_MS + 100).contains(&stamp_ms(trace, dot(1, 1))));
     // Every other leader refuses the entry, counts it, quarantines it and never applies it, so
     // its clock is not dragged years ahead either.
     for leader in [0, 2] {
         let who = format!("L{leader}");
-        let rejects =
-            run.trace().texts_of(&who).filter(|t| t.starts_with("reject <- L1: entry L1:1 is stamped 94607")).count();
+        let rejects = trace.count(|r| {
+            matches!(r.replica(id(leader)), Some(TraceEvent::Rejected {
+                from,
+                reason: Rejection::TimestampTooFarAhead { dot: d, ahead_by, .. },
+            }) if *from == id(1) && *d == dot(1, 1) && ahead_by.as_secs() >= 94_607_000)
+        });
         assert_eq!(rejects, 1, "{who}");
         assert_eq!(run.states()[leader].metrics.timestamps_rejected, 1, "{who}");
-        assert!(!run.trace().has(&who, "apply L1:1"), "{who} applied the far-future entry");
+        assert!(trace.position(applied(leader, dot(1, 1))).is_none(), "{who} applied the far-future entry");
         assert!(!run.states()[leader].applied.contains(future), "{who}");
         assert_eq!(run.states()[leader].quarantined.iter().map(|q| q.dot).collect::<Vec<_>>(), vec![future]);
     }
     // The supervisor fences L1, which rejoins: its state, shaped by its clock, is rebuilt from
     // the healthy leaders, and it refuses writes until its clock is synchronised.
-    assert!(run.trace().in_order(&[
-        ("sup", "fence L1: its timestamps run 94607"),
-        ("L1", "rejoining"),
-        ("L1", "fenced by the cluster")
-    ]));
-    assert!(run.trace().has("L0", r#"write L0:1 "price" hlc=1767225600.19"#));
+    assert!(trace.in_order(&[&fencing(1, 94_607_000), &rejoining(1), &fenced_by_cluster(1)]));
+    assert!((190..200).contains(&stamp_ms(trace, dot(0, 1))), "{}", stamp_ms(trace, dot(0, 1)));
     // Nobody holds the far-future write; it is listed in the quarantine, not silently lost.
     run.assert_converged();
     for leader in 0..3 {
@@ -174,18 +190,26 @@ fn siblings_created_then_resolved() {
     let run = siblings_created_then_resolved_run();
     run.assert_converged();
     // The two concurrent writes are both kept, at every leader; nothing is discarded.
-    for leader in ["L0", "L1", "L2"] {
-        assert!(run.trace().has(leader, r#"siblings "doc/readme" [L0:1 L1:1]"#), "{leader}");
+    let (trace, both) = (run.trace(), [dot(0, 1), dot(1, 1)]);
+    for (i, leader) in ["L0", "L1", "L2"].into_iter().enumerate() {
+        assert!(trace.position(siblings(i, "doc/readme", &both)).is_some(), "{leader}");
     }
     assert_eq!(run.metrics().lww_discarded, 0);
     // L2 reads both and writes the merge with their context: it replaces exactly them.
-    assert!(run.trace().in_order(&[
-        ("L2", r#"siblings "doc/readme" [L0:1 L1:1]"#),
-        ("client", r#"L2 read "doc/readme": siblings [L0:1 L1:1]"#),
-        ("client", r#"put "doc/readme"="merged by L2" over the siblings read at L2: ok L2:1"#),
-    ]));
-    // The merge made no new sibling: the three `siblings` lines are the concurrent writes'.
-    assert_eq!(run.trace().matching("siblings \"doc/readme\"").count(), 3);
+    let read_both = |r: &Record| {
+        matches!(&r.event, Event::Client(ClientEvent::ReadSiblings { leader, key, dots })
+            if *leader == id(2) && key == "doc/readme" && *dots == both)
+    };
+    let merged = |r: &Record| {
+        matches!(&r.event, Event::Client(ClientEvent::Wrote { leader, op, outcome: Ok(d) })
+            if *leader == id(2) && op.contains("merged by L2") && *d == dot(2, 1))
+    };
+    assert!(trace.in_order(&[&siblings(2, "doc/readme", &both), &read_both, &merged]));
+    // The merge made no new sibling: the three `Siblings` events are the concurrent writes'.
+    let siblings_events = trace
+        .leader_events()
+        .filter(|(_, e)| matches!(e, TraceEvent::Siblings { key, .. } if key.as_str() == "doc/readme"));
+    assert_eq!(siblings_events.count(), 3);
     for leader in ["L0", "L1", "L2"] {
         assert_eq!(resolved(&run, leader, "doc/readme").as_deref(), Some(r#"[L2:1="merged by L2"]"#), "{leader}");
     }
@@ -227,16 +251,11 @@ fn op_counter_exact_under_duplication() {
     assert!(duplicated > 0);
     assert_eq!(run.metrics().duplicates_dropped, duplicated);
     // ... so every leader applied each operation exactly once ...
-    for leader in ["L0", "L1", "L2", "L3"] {
-        let mut applied: Vec<&str> = run.trace().texts_of(leader).filter(|t| t.starts_with("apply ")).collect();
-        applied.sort_unstable();
-        applied.dedup();
-        assert_eq!(applied.len(), COUNTER_OPS.len(), "{leader}");
-        assert_eq!(
-            run.trace().texts_of(leader).filter(|t| t.starts_with("apply ")).count(),
-            COUNTER_OPS.len(),
-            "{leader}"
-        );
+    for leader in 0..4 {
+        let applies = queries::applies(run.trace(), leader);
+        let distinct: std::collections::BTreeSet<_> = applies.iter().collect();
+        assert_eq!(distinct.len(), COUNTER_OPS.len(), "L{leader}");
+        assert_eq!(applies.len(), COUNTER_OPS.len(), "L{leader}");
     }
     // ... and holds exactly the sum of the operations.
     let sum: i64 = COUNTER_OPS.iter().map(|&(_, _, change)| change).sum();
@@ -270,13 +289,15 @@ fn or_set_concurrent_add_and_remove() {
     let run = or_set_concurrent_add_and_remove_run();
     run.assert_converged();
     // The add (L0:2) and the remove (L1:1) are concurrent: each was made before the other arrived.
-    assert!(run.trace().in_order(&[
-        ("L0", "write L0:2"),
-        ("L1", "write L1:1"),
-        ("L1", "recv L0:2"),
-        ("L0", "recv L1:1")
+    let trace = run.trace();
+    let (add, remove_book, remove_pen) = (dot(0, 2), dot(1, 1), dot(1, 2));
+    assert!(trace.in_order(&[
+        &wrote(0, add),
+        &wrote(1, remove_book),
+        &received(1, add, None),
+        &received(0, remove_book, None)
     ]));
-    assert!(run.trace().position("L1", "recv L0:2") > run.trace().position("L1", "write L1:2"));
+    assert!(trace.position(received(1, add, None)) > trace.position(wrote(1, remove_pen)));
     // Add wins for the book; the pen, removed with nothing concurrent, is gone.
     for leader in ["L0", "L1", "L2"] {
         assert_eq!(resolved(&run, leader, "cart/ada").as_deref(), Some(r#"{"book"}"#), "{leader}");
@@ -319,16 +340,23 @@ fn home_leader_failover() {
     let (home, next) = homes();
     // Three concurrent writers, but every write was made at the home, one after the other:
     // no conflict decision anywhere in the run.
-    assert!(run.trace().lines.iter().all(|l| !l.text.starts_with("lww ")));
+    let trace = run.trace();
+    assert!(trace.leader_events().all(|(_, e)| !matches!(e, TraceEvent::LwwDiscarded { .. })));
     assert_eq!(run.metrics().lww_discarded, 0);
-    assert_eq!(run.trace().matching(&format!("to its home L{home}")).count(), 2);
+    let routed_to = |to: usize| {
+        trace
+            .leader_events()
+            .filter(|(_, e)| matches!(e, TraceEvent::RoutedToHome { home, .. } if *home == id(to)))
+            .count()
+    };
+    assert_eq!(routed_to(home), 2);
     let (before, after): (Vec<_>, Vec<_>) = run.acked().iter().partition(|a| a.at < ms(300));
     assert_eq!((before.len(), after.len()), (3, 2));
     assert!(before.iter().all(|a| a.dot.origin == id(home)), "{before:?}");
     // The home dies; the next one by rendezvous hashing takes the key over.
-    let dead = format!("declared L{home} dead");
-    assert!(run.trace().in_order(&[("sup", dead.as_str()), ("client", "late at")]));
-    assert_eq!(run.trace().matching(&format!("to its home L{next}")).count(), 1);
+    let late = |r: &Record| matches!(&r.event, Event::Client(ClientEvent::Wrote { op, .. }) if op.contains("late at"));
+    assert!(trace.in_order(&[&queries::declared_dead(home), &late]));
+    assert_eq!(routed_to(next), 1);
     assert!(after.iter().all(|a| a.dot.origin == id(next)), "{after:?}");
     assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
     assert_trace!("home_leader_failover", run);
@@ -346,10 +374,6 @@ fn every_resolution_scenario_replays_byte_for_byte() {
 
 // ----- reading runs -----------------------------------------------------------------------------
 
-fn id(i: usize) -> LeaderId {
-    LeaderId::new(i).expect("a valid leader id")
-}
-
 fn value_of(text: &str) -> Value {
     Value::try_from(text).expect("a valid value")
 }
@@ -366,4 +390,21 @@ fn value(run: &SimRun, who: &str, key: &str) -> Option<String> {
 fn resolved(run: &SimRun, who: &str, key: &str) -> Option<String> {
     let state = run.states().iter().find(|s| s.name == who)?;
     state.resolved.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v.to_string())
+}
+
+// ----- the trace as data ------------------------------------------------------------------------
+
+/// The trace is data: saved as JSON (what `roundtable sim --trace-out` writes) it reads back as
+/// the same records, renders the same text and gives the checker the same marks — rejections,
+/// fencing, quarantine and client refusals included.
+#[test]
+fn a_trace_saved_as_json_reads_back_the_same() {
+    let run = lww_far_future_timestamp_run();
+    let trace = run.trace();
+    assert!(trace.leader_events().any(|(_, e)| matches!(e, TraceEvent::Rejected { .. })));
+    let json = serde_json::to_string(trace).expect("a trace serialises");
+    let back: roundtable::actors::Trace = serde_json::from_str(&json).expect("and deserialises");
+    assert_eq!(&back, trace);
+    assert_eq!(back.render(), trace.render());
+    assert_eq!(back.marks(), trace.marks());
 }

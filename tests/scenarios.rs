@@ -13,6 +13,13 @@ use roundtable::assert_trace;
 use roundtable::runtime::{LeaderId, LeaderSet, Topology};
 use roundtable_sim::{ms, FaultEvent, NetworkModel, SimRun, Simulation};
 
+mod queries;
+use queries::{
+    applied, caught_up, declared_dead, dot, healed_all, id, lost_to_partition, received, restarted, rewired, rewirings,
+    sends, sent, waited, wrote, Sent,
+};
+use roundtable::actors::trace::{ClientEvent, Event, Record};
+
 /// A scenario: builds and runs one simulation.
 type Scenario = fn() -> SimRun;
 
@@ -44,8 +51,8 @@ fn circle_fault_free() {
     run.assert_converged();
     assert_eq!(run.acked().len(), 8);
     // Along the ring only: every replicated entry goes from Li to L(i+1).
-    for send in sends(&run).iter().filter(|s| !s.catch_up) {
-        assert_eq!(send.to, (send.from + 1) % 4, "{send:?}");
+    for send in sends(run.trace()).iter().filter(|s| !s.catch_up) {
+        assert_eq!(send.to.index(), (send.from.index() + 1) % 4, "{send:?}");
     }
     assert_trace!("circle_fault_free", run);
 }
@@ -65,15 +72,15 @@ fn star_fault_free() {
     run.assert_converged();
     assert_eq!(run.acked().len(), 8);
     // Spokes talk to the hub only; the hub passes every spoke's entry on to the other spokes.
-    let sends = sends(&run);
+    let sends = sends(run.trace());
     for send in sends.iter().filter(|s| !s.catch_up) {
-        assert!(send.from == 0 || send.to == 0, "spoke to spoke: {send:?}");
+        assert!(send.from == id(0) || send.to == id(0), "spoke to spoke: {send:?}");
     }
     for spoke in 1..4 {
-        let first = format!("L{spoke}:1");
-        let relayed: Vec<usize> =
-            sends.iter().filter(|s| s.from == 0 && !s.catch_up && s.dots == [first.clone()]).map(|s| s.to).collect();
-        let others: Vec<usize> = (1..4).filter(|&o| o != spoke).collect();
+        let first = dot(spoke, 1);
+        let relayed: Vec<LeaderId> =
+            sends.iter().filter(|s| s.from == id(0) && !s.catch_up && s.dots == [first]).map(|s| s.to).collect();
+        let others: Vec<LeaderId> = (1..4).filter(|&o| o != spoke).map(id).collect();
         assert_eq!(relayed, others, "the hub passes {first} on to the other spokes");
     }
     assert_trace!("star_fault_free", run);
@@ -94,10 +101,10 @@ fn all_to_all_fault_free() {
     run.assert_converged();
     assert_eq!(run.acked().len(), 6);
     // One hop: only the origin sends an entry, to every other leader; nobody forwards.
-    let replicated: Vec<Sent> = sends(&run).into_iter().filter(|s| !s.catch_up).collect();
+    let replicated: Vec<Sent> = sends(run.trace()).into_iter().filter(|s| !s.catch_up).collect();
     assert_eq!(replicated.len(), 6 * 2);
     for send in &replicated {
-        assert!(send.dots.iter().all(|dot| origin(dot) == send.from), "forwarded: {send:?}");
+        assert!(send.dots.iter().all(|dot| dot.origin == send.from), "forwarded: {send:?}");
     }
     assert_trace!("all_to_all_fault_free", run);
 }
@@ -120,14 +127,25 @@ fn circle_crash_and_restart() {
     let run = circle_crash_and_restart_run();
     run.assert_converged();
     // L2's third write came after its crash and was refused; the ones it had passed to L3 survive.
-    assert!(run.trace().has("client", r#"put "k2"="L2.2" at L2: refused: leader L2 is down"#));
+    let trace = run.trace();
+    let refused_down = |r: &Record| {
+        matches!(&r.event, Event::Client(ClientEvent::Wrote { leader, op, outcome: Err(e) })
+            if *leader == id(2) && op == r#"put "k2"="L2.2""# && e.contains("is down"))
+    };
+    assert!(trace.position(refused_down).is_some());
     assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
     // The circle closes around L2: L1 now sends straight to L3, and L2 comes back between them.
-    let closed = "rewire live={L0,L1,L3}: died {L2} returned {} added [L1->L3] removed [L1->L2, L2->L3]";
-    let reopened = "rewire live={L0,L1,L2,L3}: died {} returned {L2} added [L1->L2, L2->L3] removed [L1->L3]";
-    assert!(run.trace().in_order(&[("sup", "declared L2 dead"), ("sup", closed), ("L1", "send -> L3 [L1:4]")]));
+    let edge = |a: usize, b: usize| (id(a), id(b));
+    let rewires = rewirings(trace);
+    assert!(rewires
+        .iter()
+        .any(|r| r.died == queries::set(&[2]) && r.added == [edge(1, 3)] && r.removed == [edge(1, 2), edge(2, 3)]));
+    assert!(rewires
+        .iter()
+        .any(|r| r.returned == queries::set(&[2]) && r.added == [edge(1, 2), edge(2, 3)] && r.removed == [edge(1, 3)]));
+    assert!(trace.in_order(&[&declared_dead(2), &rewired(&[0, 1, 3]), &sent(1, 3, &[dot(1, 4)])]));
     // Restarted empty, L2 catches up from its peers and ends up with everything.
-    assert!(run.trace().in_order(&[("L2", "restarted with empty state"), ("sup", reopened), ("L2", "caught up")]));
+    assert!(trace.in_order(&[&restarted(2), &rewired(&[0, 1, 2, 3]), &caught_up(2)]));
     assert!(run.states()[2].up);
     assert_eq!(run.states()[2].applied, run.states()[0].applied);
     assert_eq!(run.states()[2].store, run.states()[0].store);
@@ -151,14 +169,16 @@ fn star_hub_crash_and_restart() {
     run.assert_converged();
     assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
     // A new hub (L1) takes over and carries the spokes' writes; the old hub returns as the hub.
-    let failover = rewires(&run, "died {L0}");
+    let trace = run.trace();
+    let rewires = rewirings(trace);
+    let failover: Vec<_> = rewires.iter().filter(|r| r.died == queries::set(&[0])).collect();
     assert_eq!(failover.len(), 1);
-    assert!(failover[0].ends_with("hub L0->L1"), "{}", failover[0]);
-    assert!(run.trace().in_order(&[("L2", "send -> L1 [L2:4]"), ("L1", "send -> L3 [L2:4]"), ("L3", "apply L2:4")]));
-    let back = rewires(&run, "returned {L0}");
+    assert_eq!((failover[0].hub_before, failover[0].hub_after), (Some(id(0)), Some(id(1))), "{}", failover[0]);
+    assert!(trace.in_order(&[&sent(2, 1, &[dot(2, 4)]), &sent(1, 3, &[dot(2, 4)]), &applied(3, dot(2, 4))]));
+    let back: Vec<_> = rewires.iter().filter(|r| r.returned == queries::set(&[0])).collect();
     assert_eq!(back.len(), 1);
-    assert!(back[0].ends_with("hub L1->L0"), "{}", back[0]);
-    assert!(run.trace().in_order(&[("L0", "restarted with empty state"), ("L0", "caught up")]));
+    assert_eq!((back[0].hub_before, back[0].hub_after), (Some(id(1)), Some(id(0))), "{}", back[0]);
+    assert!(trace.in_order(&[&restarted(0), &caught_up(0)]));
     assert_eq!(run.states()[0].applied, run.states()[1].applied);
     assert_trace!("star_hub_crash_and_restart", run);
 }
@@ -180,21 +200,19 @@ fn all_to_all_relay_partition_run() -> SimRun {
 fn all_to_all_relay_partition() {
     let run = all_to_all_relay_partition_run();
     run.assert_converged();
-    assert!(run.trace().has("net", "lost replicate L0->L2 (partitioned)"));
+    let trace = run.trace();
+    assert!(trace.position(lost_to_partition("replicate", 0, 2)).is_some());
     // L1 and L3 relay each write across the cut link, both ways, and it arrives before the heal.
-    let heal = run.trace().position("net", "healed all partitions").expect("healed");
-    let sends = sends(&run);
+    let heal = trace.position(healed_all).expect("healed");
+    let sends = sends(trace);
     for (from, to) in [(0, 2), (2, 0)] {
         for seq in 1..=2 {
-            let dot = format!("L{from}:{seq}");
+            let dot = dot(from, seq);
             let relayed = sends
                 .iter()
-                .any(|s| (s.from == 1 || s.from == 3) && s.to == to && !s.catch_up && s.dots == [dot.clone()]);
+                .any(|s| (s.from == id(1) || s.from == id(3)) && s.to == id(to) && !s.catch_up && s.dots == [dot]);
             assert!(relayed, "nobody relayed {dot} to L{to}");
-            let got = [1, 3]
-                .iter()
-                .filter_map(|relay| run.trace().position(&format!("L{to}"), &format!("recv {dot} <- L{relay}")))
-                .min();
+            let got = [1, 3].iter().filter_map(|&relay| trace.position(received(to, dot, Some(relay)))).min();
             assert!(got.is_some_and(|at| at < heal), "L{to} did not get {dot} through a relay before the heal");
         }
     }
@@ -202,7 +220,7 @@ fn all_to_all_relay_partition() {
     // dropped, never applied twice.
     assert!(run.metrics().duplicates_dropped > 0);
     for leader in 0..4 {
-        let applies = run.trace().texts_of(&format!("L{leader}")).filter(|t| t.starts_with("apply ")).count();
+        let applies = queries::applies(trace, leader).len();
         assert_eq!(applies, 8, "L{leader} applied each of the 8 writes once");
     }
     assert_trace!("all_to_all_relay_partition", run);
@@ -226,14 +244,15 @@ fn causal_chain_over_reordering() {
     let run = causal_chain_over_reordering_run();
     run.assert_converged();
     // L1 wrote B only after it showed A, so B depends on A.
-    assert!(run.trace().in_order(&[("client", r#"L1 shows "a"="A""#), ("L1", r#"write L1:1 "b""#)]));
+    let (trace, a, b) = (run.trace(), dot(0, 1), dot(1, 1));
+    let shows_a = |r: &Record| matches!(&r.event, Event::Client(ClientEvent::Shows { leader, key, value }) if *leader == id(1) && key == "a" && value == "A");
+    assert!(trace.in_order(&[&shows_a, &wrote(1, b)]));
     // B overtook A on the way to L2, which held B back until A arrived.
-    assert!(run.trace().in_order(&[("L2", "recv L1:1 <- L1"), ("L2", "wait L1:1 needs [L0:1]"), ("L2", "recv L0:1")]));
+    assert!(trace.in_order(&[&received(2, b, Some(1)), &waited(2, b, &[a]), &received(2, a, None)]));
     assert_eq!(run.metrics().causal_waits, 1);
     // No leader applied B before A.
     for leader in 0..3 {
-        let who = format!("L{leader}");
-        assert!(run.trace().in_order(&[(&who, r#"apply L0:1 "a""#), (&who, r#"apply L1:1 "b""#)]), "{who}");
+        assert!(trace.in_order(&[&applied(leader, a), &applied(leader, b)]), "L{leader}");
     }
     assert_trace!("causal_chain_over_reordering", run);
 }
@@ -249,51 +268,6 @@ fn every_scenario_replays_byte_for_byte() {
 }
 
 // ----- reading traces ---------------------------------------------------------------------------
-
-fn id(i: usize) -> LeaderId {
-    LeaderId::new(i).expect("a valid leader id")
-}
-
-/// The supervisor's rewire lines containing `needle`.
-fn rewires<'a>(run: &'a SimRun, needle: &'a str) -> Vec<&'a str> {
-    run.trace().texts_of("sup").filter(|t| t.starts_with("rewire ") && t.contains(needle)).collect()
-}
-
-/// The index of a leader name (`L3` → 3).
-fn leader_index(name: &str) -> Option<usize> {
-    name.strip_prefix('L').and_then(|n| n.parse().ok())
-}
-
-/// The origin of a dot (`L3:7` → 3).
-fn origin(dot: &str) -> usize {
-    dot.split_once(':').and_then(|(leader, _)| leader_index(leader)).expect("a dot")
-}
-
-/// One `send -> L1 [L0:1 …]` or `catch-up -> L1 […]` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sent {
-    from: usize,
-    to: usize,
-    dots: Vec<String>,
-    catch_up: bool,
-}
-
-/// Every send and catch-up line, in order.
-fn sends(run: &SimRun) -> Vec<Sent> {
-    let mut out = Vec::new();
-    for line in &run.trace().lines {
-        let Some(from) = leader_index(&line.actor.to_string()) else { continue };
-        let (catch_up, rest) = match (line.text.strip_prefix("send -> "), line.text.strip_prefix("catch-up -> ")) {
-            (Some(rest), _) => (false, rest),
-            (_, Some(rest)) => (true, rest),
-            _ => continue,
-        };
-        let (to, dots) = rest.split_once(' ').expect("send lines name a receiver and dots");
-        let dots = dots.trim_start_matches('[').trim_end_matches(']').split(' ').map(str::to_owned).collect();
-        out.push(Sent { from, to: leader_index(to).expect("a leader name"), dots, catch_up });
-    }
-    out
-}
 
 /// The README's picture: the star hub-failover scenario as a space-time diagram. Kept true like
 /// a snapshot: when the rendering changes, the test writes `snapshots/star_hub_crash_and_restart.svg.new`

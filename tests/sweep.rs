@@ -60,7 +60,7 @@ fn a_scenario_replays_byte_for_byte() {
     let scenario = Scenario::new(SweepTopology::Custom, SweepResolution::Siblings, SWEEP_LEADERS, 11);
     let (a, b) = (scenario.simulation().run(), scenario.simulation().run());
     assert_eq!(a.render(), b.render());
-    assert_eq!(a.trace().marks, b.trace().marks);
+    assert_eq!(a.trace().records, b.trace().records);
     assert!(scenario.replay_command().contains("--seed 11 --faults standard"), "{}", scenario.replay_command());
 }
 

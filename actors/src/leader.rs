@@ -25,7 +25,7 @@ use crate::messages::{
     LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Subscribe, SubscribeChannel, Subscriber, Write,
     WriteConcern, MAX_SUBSCRIPTIONS,
 };
-use crate::trace::{Actor as Who, Mark, TraceSink};
+use crate::trace::{Actor as Who, Frame, LeaderEvent, Loss, NetworkEvent, TraceSink};
 use crate::transport::{Heartbeat, Report, Route, Transmit, TransportLinks};
 use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
@@ -126,10 +126,7 @@ impl Leader {
                 Effect::Send { to, msg } => self.enqueue(to, msg),
                 Effect::Trace(event) => {
                     tracing::debug!(%event);
-                    self.sink.record(Who::Leader(id), &event);
-                    if let Some(mark) = Mark::from_event(&event) {
-                        self.sink.mark(Who::Leader(id), mark);
-                    }
+                    self.sink.record(Who::Leader(id), event);
                 }
                 Effect::Changed { key, dot, cause } => {
                     let key = key.as_str();
@@ -156,13 +153,8 @@ impl Leader {
             self.outbox_dropped += 1;
             if self.outbox_dropped.is_power_of_two() {
                 tracing::warn!(leader = %self.spec.name, peer = %to, "outbox full: messages dropped");
-                self.sink.record(
-                    Who::Leader(self.spec.id),
-                    format_args!(
-                        "outbox to {to} full ({max} messages): {} dropped so far, anti-entropy repairs",
-                        self.outbox_dropped
-                    ),
-                );
+                let event = LeaderEvent::OutboxFull { to, max, dropped: self.outbox_dropped };
+                self.sink.record(Who::Leader(self.spec.id), event);
             }
             return;
         }
@@ -319,7 +311,7 @@ impl Actor for Leader {
 impl Supervised for Leader {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         // The actor is back under the same address, but the leader stays down until `Restart`.
-        self.sink.record(Who::Leader(self.spec.id), "actor restarted by actix supervision; down until restart");
+        self.sink.record(Who::Leader(self.spec.id), LeaderEvent::ActorRestarted);
     }
 }
 
@@ -506,20 +498,21 @@ impl Handler<Deliver> for Leader {
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
         let now = self.now();
         if self.sink.is_enabled() {
-            let mark = Mark::Message {
+            let message = Frame {
                 from: msg.from,
                 to: self.spec.id,
                 kind: msg.kind.to_owned(),
                 bytes: msg.frame.len(),
                 sent_at: msg.sent_at,
-                delivered: self.replica.is_some(),
             };
-            self.sink.mark(Who::Leader(self.spec.id), mark);
+            let event = if self.replica.is_some() {
+                NetworkEvent::Delivered(message)
+            } else {
+                NetworkEvent::Lost { message, why: Loss::ReceiverDown }
+            };
+            self.sink.record(Who::Leader(self.spec.id), event);
         }
-        let Some(replica) = self.replica.as_mut() else {
-            self.sink.record(Who::Leader(self.spec.id), format_args!("down: frame from {} lost", msg.from));
-            return;
-        };
+        let Some(replica) = self.replica.as_mut() else { return };
         replica.handle_frame(now, msg.from, &msg.frame);
         self.perform();
     }
@@ -559,8 +552,7 @@ impl Handler<Crash> for Leader {
     fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
         if self.replica.take().is_some() {
             tracing::warn!(leader = %self.spec.name, "crashed: in-memory state lost");
-            self.sink.record(Who::Leader(self.spec.id), "crashed: in-memory state lost");
-            self.sink.mark(Who::Leader(self.spec.id), Mark::Crashed);
+            self.sink.record(Who::Leader(self.spec.id), LeaderEvent::Crashed);
             ctx.stop();
         }
     }
@@ -576,15 +568,14 @@ impl Handler<Restart> for Leader {
         match Replica::restarted(s.id, s.members, s.topology.clone(), s.config.clone()) {
             Ok(replica) => {
                 tracing::info!(leader = %s.name, "restarted with empty state; catching up");
-                self.sink.record(Who::Leader(s.id), "restarted with empty state; catching up");
-                self.sink.mark(Who::Leader(s.id), Mark::Restarted);
+                self.sink.record(Who::Leader(s.id), LeaderEvent::Restarted);
                 let now = self.now();
                 let replica = self.replica.insert(replica);
                 replica.notify_changes(!self.subscriptions.is_empty());
                 replica.start(now);
                 self.perform();
             }
-            Err(e) => self.sink.record(Who::Leader(s.id), format!("restart failed: {e}")),
+            Err(e) => self.sink.record(Who::Leader(s.id), LeaderEvent::RestartFailed { reason: e.to_string() }),
         }
     }
 }
@@ -595,7 +586,7 @@ impl Handler<ClockSample> for Leader {
         let now = self.now();
         let Some(replica) = self.replica.as_mut() else { return };
         if let Err(e) = replica.handle_clock_sample(now, msg.0) {
-            self.sink.record(Who::Leader(self.spec.id), format_args!("clock sample refused: {e}"));
+            self.sink.record(Who::Leader(self.spec.id), LeaderEvent::ClockSampleRefused { reason: e.to_string() });
         }
         self.perform();
     }

@@ -42,7 +42,7 @@ pub use messages::{
 };
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use supervisor::{Liveness, Supervisor, SupervisorConfig};
-pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceLine, TraceSink, Vv};
+pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceSink, Vv};
 pub use transport::{
     Connect, Fault, Heartbeat, InProcess, KindStats, LeaderInbox, NetStats, Report, Route, Stats, SupervisorInbox,
     Transmit, Transport, TransportLinks,

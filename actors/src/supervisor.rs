@@ -20,7 +20,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use roundtable_runtime::{LeaderId, LeaderSet, Topology};
 
 use crate::messages::{Fence, LeaderControl, Restart, SetLive};
-use crate::trace::{Actor as Who, TraceSink};
+use crate::trace::{Actor as Who, SupervisorEvent, TraceSink};
 use crate::transport::{Heartbeat, Report};
 
 /// When the supervisor checks and how long a silence means death.
@@ -89,8 +89,8 @@ impl Supervisor {
         let rewiring = self.topology.rewire(self.live, live);
         self.live = live;
         self.rewires += 1;
-        self.sink.record(Who::Supervisor, format_args!("rewire live={live}: {rewiring}"));
         tracing::info!(%live, %rewiring, "rewired");
+        self.sink.record(Who::Supervisor, SupervisorEvent::Rewired { live, rewiring });
         for id in live {
             if let Some(leader) = self.leaders.get(&id) {
                 leader.set_live.do_send(SetLive(live));
@@ -107,10 +107,7 @@ impl Supervisor {
             if silence > self.config.dead_after {
                 tracing::warn!(leader = %id, silence_ms = silence.as_millis() as u64, "declared dead");
                 live.remove(id);
-                self.sink.record(
-                    Who::Supervisor,
-                    format_args!("declared {id} dead after {}ms of silence", silence.as_millis()),
-                );
+                self.sink.record(Who::Supervisor, SupervisorEvent::DeclaredDead { leader: id, silence });
             }
         }
         if live == self.live {
@@ -123,7 +120,7 @@ impl Supervisor {
                         return;
                     }
                     if let Some(leader) = sup.leaders.get(&id) {
-                        sup.sink.record(Who::Supervisor, format_args!("restarting {id}"));
+                        sup.sink.record(Who::Supervisor, SupervisorEvent::Restarting { leader: id });
                         leader.restart.do_send(Restart);
                     }
                 });
@@ -149,7 +146,7 @@ impl Handler<Heartbeat> for Supervisor {
         }
         self.last_seen.insert(hb.from, tokio::time::Instant::now());
         if !self.live.contains(hb.from) {
-            self.sink.record(Who::Supervisor, format_args!("{} is back", hb.from));
+            self.sink.record(Who::Supervisor, SupervisorEvent::Back { leader: hb.from });
             self.set_live(self.live.with(hb.from));
         }
     }
@@ -167,13 +164,7 @@ impl Handler<Report> for Supervisor {
         self.fenced.insert(leader, now);
         let at = report.from;
         tracing::warn!(%leader, reported_by = %at, ahead_ms = ahead_by.as_millis() as u64, "fencing a leader whose clock runs ahead");
-        self.sink.record(
-            Who::Supervisor,
-            format_args!(
-                "fence {leader}: its timestamps run {} ahead at {at}",
-                roundtable_runtime::clock::HumanDuration(ahead_by)
-            ),
-        );
+        self.sink.record(Who::Supervisor, SupervisorEvent::Fencing { leader, ahead_by, seen_at: at });
         if let Some(addr) = self.leaders.get(&leader) {
             addr.fence.do_send(Fence);
         }

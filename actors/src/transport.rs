@@ -28,7 +28,7 @@ use roundtable_runtime::wire::{self, Envelope, PeerMessage};
 use roundtable_runtime::{Alarm, LeaderId, LeaderSet, WriteReceipt};
 
 use crate::messages::{Deliver, LeaderError, Routed, Write};
-use crate::trace::{Actor as Who, Mark, TraceSink};
+use crate::trace::{Actor as Who, Frame, Loss, NetworkEvent, TraceSink};
 
 /// A message from one leader for another.
 #[derive(Debug, Clone, Message)]
@@ -270,7 +270,8 @@ impl NetStats {
             }
             Err(e) => {
                 self.unencodable += 1;
-                sink.record(Who::Network, format_args!("cannot send {kind} {from}->{to}: {e}"));
+                let event = NetworkEvent::Unencodable { from, to, kind: kind.to_owned(), error: e.to_string() };
+                sink.record(Who::Network, event);
                 None
             }
         }
@@ -411,18 +412,8 @@ impl Handler<Transmit> for InProcessActor {
             Some(leader) => leader.deliver(from, frame, sent_at, kind),
             None => {
                 self.stats.dropped += 1;
-                self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (no such leader)"));
-                if self.sink.is_enabled() {
-                    let mark = Mark::Message {
-                        from,
-                        to,
-                        kind: kind.to_owned(),
-                        bytes: frame.len(),
-                        sent_at,
-                        delivered: false,
-                    };
-                    self.sink.mark(Who::Network, mark);
-                }
+                let message = Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at };
+                self.sink.record(Who::Network, NetworkEvent::Lost { message, why: Loss::NoSuchLeader });
             }
         }
     }

@@ -60,7 +60,7 @@ struct SimArgs {
     /// Print the whole trace and final states before the report.
     #[arg(long)]
     trace: bool,
-    /// Save the trace (with its structured marks) as JSON, for `roundtable trace render`.
+    /// Save the trace (its typed records) as JSON, for `roundtable trace render`.
     #[arg(long, value_name = "FILE")]
     trace_out: Option<PathBuf>,
     /// Draw the run's space-time diagram to this SVG file.

@@ -7,10 +7,13 @@
 //! stable line each ([`core::fmt::Display`]), which is what snapshot tests lock down; they hold no
 //! wall-clock reading of their own (the simulator stamps them with simulated time).
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::causality::{Dot, VersionVector};
 use crate::clock::{CorrectionEvent, HlcTimestamp};
@@ -18,7 +21,7 @@ use crate::entry::{Key, Value};
 use crate::{LeaderId, LeaderSet};
 
 /// Why a replica refused something a peer sent. Every rejection is counted and traced.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Rejection {
     /// The frame could not be decoded.
@@ -44,7 +47,7 @@ pub enum Rejection {
         /// The entry's claimed identity.
         dot: Dot,
         /// What is wrong with it.
-        why: &'static str,
+        why: Cow<'static, str>,
     },
     /// A snapshot chunk that cannot be well-formed; the snapshot is discarded.
     #[error("malformed snapshot {id}: {why}")]
@@ -52,13 +55,13 @@ pub enum Rejection {
         /// The snapshot's id.
         id: u64,
         /// What is wrong with it.
-        why: &'static str,
+        why: Cow<'static, str>,
     },
     /// A digest that cannot be true.
     #[error("malformed digest: {why}")]
     MalformedDigest {
         /// What is wrong with it.
-        why: &'static str,
+        why: Cow<'static, str>,
     },
     /// A dot this leader already holds with different contents (a peer reusing sequence numbers).
     #[error("entry {dot} conflicts with the entry already held under the same dot")]
@@ -84,8 +87,9 @@ pub enum Rejection {
     },
 }
 
-/// One thing a replica did, for the trace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One thing a replica did, for the trace. Serde: a trace saved as JSON reads back as the same
+/// events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum TraceEvent {
     /// A client write was accepted and stamped.
@@ -155,7 +159,7 @@ pub enum TraceEvent {
         hlc: HlcTimestamp,
         /// The entry's dependencies (its origin's version vector when it was written). Not
         /// rendered: it lets a checker verify causal order after the fact.
-        deps: VersionVector,
+        deps: Vv,
     },
     /// Two concurrent writes to a key: last-write-wins kept one and discarded the other.
     LwwDiscarded {
@@ -173,7 +177,7 @@ pub enum TraceEvent {
         /// The peer.
         to: LeaderId,
         /// The writes the snapshot names.
-        vv: VersionVector,
+        vv: Vv,
         /// Registers in this chunk.
         registers: usize,
     },
@@ -194,7 +198,7 @@ pub enum TraceEvent {
         /// The peer.
         from: LeaderId,
         /// The writes the snapshot named.
-        vv: VersionVector,
+        vv: Vv,
     },
     /// Something a peer sent was refused.
     Rejected {
@@ -293,7 +297,7 @@ pub enum TraceEvent {
     /// The leader finished catching up after a restart and accepts writes again.
     CaughtUp {
         /// What it has applied.
-        vv: VersionVector,
+        vv: Vv,
     },
     /// Log entries were truncated; `forced` when the log's bound made it happen early.
     LogTruncated {
@@ -302,6 +306,48 @@ pub enum TraceEvent {
         /// Whether the bound forced it (peers that still need them will get a snapshot).
         forced: bool,
     },
+}
+
+/// A version vector as a trace keeps it: only its non-zero entries, as dots, on the heap. (A
+/// [`VersionVector`] is a fixed 520 bytes, and a trace of a loaded run holds hundreds of
+/// thousands of events.) Renders like the version vector.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vv(pub Vec<Dot>);
+
+impl Vv {
+    /// Whether it names `dot` (holds its origin's sequence number or a later one).
+    #[must_use]
+    pub fn contains(&self, dot: Dot) -> bool {
+        self.0.iter().any(|d| d.origin == dot.origin && d.seq >= dot.seq)
+    }
+
+    /// The version vector.
+    #[must_use]
+    pub fn to_version_vector(&self) -> VersionVector {
+        let mut vv = VersionVector::new();
+        for d in &self.0 {
+            vv.set(d.origin, d.seq);
+        }
+        vv
+    }
+}
+
+impl From<&VersionVector> for Vv {
+    fn from(vv: &VersionVector) -> Self {
+        Vv(vv.iter().map(|(leader, seq)| Dot::new(leader, seq)).collect())
+    }
+}
+
+impl From<VersionVector> for Vv {
+    fn from(vv: VersionVector) -> Self {
+        Vv::from(&vv)
+    }
+}
+
+impl fmt::Display for Vv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_version_vector(), f)
+    }
 }
 
 fn dots(f: &mut fmt::Formatter<'_>, dots: &[Dot]) -> fmt::Result {

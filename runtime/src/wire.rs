@@ -18,6 +18,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
@@ -196,7 +197,7 @@ impl Envelope {
 }
 
 /// Why a frame could not be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum WireError {
     /// The frame is longer than [`MAX_FRAME_BYTES`].
     #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME_BYTES}")]
@@ -210,9 +211,10 @@ pub enum WireError {
         /// The version found.
         found: u16,
     },
-    /// The bytes are not a valid encoding (truncated, malformed, or out-of-range values).
+    /// The bytes are not a valid encoding (truncated, malformed, or out-of-range values): the
+    /// decoder's explanation.
     #[error("malformed frame: {0}")]
-    Malformed(postcard::Error),
+    Malformed(String),
     /// A valid envelope followed by extra bytes.
     #[error("{extra} trailing bytes after the envelope")]
     TrailingBytes {
@@ -221,9 +223,13 @@ pub enum WireError {
     },
 }
 
+fn malformed(e: postcard::Error) -> WireError {
+    WireError::Malformed(e.to_string())
+}
+
 /// Encodes an envelope into a frame, or fails when it would exceed [`MAX_FRAME_BYTES`].
 pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
-    let bytes = postcard::to_allocvec(envelope).map_err(WireError::Malformed)?;
+    let bytes = postcard::to_allocvec(envelope).map_err(malformed)?;
     if bytes.len() > MAX_FRAME_BYTES {
         return Err(WireError::FrameTooLarge { len: bytes.len() });
     }
@@ -236,11 +242,11 @@ pub fn decode(frame: &[u8]) -> Result<Envelope, WireError> {
         return Err(WireError::FrameTooLarge { len: frame.len() });
     }
     // The version comes first; check it before trying to make sense of the rest.
-    let (version, _) = postcard::take_from_bytes::<u16>(frame).map_err(WireError::Malformed)?;
+    let (version, _) = postcard::take_from_bytes::<u16>(frame).map_err(malformed)?;
     if version != PROTOCOL_VERSION {
         return Err(WireError::UnsupportedVersion { found: version });
     }
-    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(frame).map_err(WireError::Malformed)?;
+    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(frame).map_err(malformed)?;
     if !rest.is_empty() {
         return Err(WireError::TrailingBytes { extra: rest.len() });
     }

@@ -330,7 +330,7 @@ impl Sim {
                     Some(format!("L{i} applied {dot} twice"))
                 } else if seen.get(dot.origin).next() != dot.seq {
                     Some(format!("L{i} applied {dot} out of sequence (had {seen})"))
-                } else if !deps.le(seen) {
+                } else if !deps.to_version_vector().le(seen) {
                     Some(format!("L{i} applied {dot} before its dependencies {deps} (had {seen})"))
                 } else {
                     None
@@ -344,7 +344,7 @@ impl Sim {
             }
             TraceEvent::SnapshotApplied { vv, .. } => {
                 self.stats.snapshots_applied += 1;
-                self.applied_seen[i].merge(&vv);
+                self.applied_seen[i].merge(&vv.to_version_vector());
             }
             TraceEvent::Received { dot, .. } => {
                 self.received[i].insert(dot);

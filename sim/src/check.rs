@@ -252,7 +252,7 @@ impl SimRun {
 /// Checks every invariant of `run`.
 pub(crate) fn check(run: &SimRun, settings: &CheckSettings) -> CheckReport {
     let mut report = CheckReport::default();
-    if run.trace().marks_cut {
+    if run.trace().cut.is_some() {
         report.violations.push(Violation {
             invariant: Invariant::CompleteTrace,
             at: None,
@@ -398,7 +398,7 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
     let mut all = Writes::default();
     let writes = &mut all.by_id;
     let max_offset = settings.max_offset;
-    for (index, line) in run.trace().marks.iter().enumerate() {
+    for (index, line) in run.marks.iter().enumerate() {
         let Actor::Leader(id) = line.actor else { continue };
         let life = lives.entry(id).or_default();
         let mut fail = |invariant: Invariant, detail: String| {
@@ -472,7 +472,7 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
     let live = live_states(run);
     let Some(first) = live.first() else { return };
     let ids: Vec<(Dot, HlcTimestamp)> = run.acked().iter().map(|a| (a.dot, a.hlc)).collect();
-    let spans = write_spans(run.trace(), &ids);
+    let spans = write_spans(&run.marks, &ids);
     for (acked, span) in run.acked().iter().zip(&spans) {
         let fate = fate_of(run, acked, span, &live, first, settings, writes);
         match fate {
@@ -505,7 +505,7 @@ fn fate_of(
     }
     // Discarded by its leader when it rejoined after the cluster fenced its clock: reported in
     // the trace, and the dot may since have been issued again for another write.
-    if discarded_at_rejoin(run.trace(), dot, span) {
+    if discarded_at_rejoin(&run.marks, dot, span) {
         return Ok(WriteFate::Quarantined);
     }
     if run.merged_into_later().contains(acked) {
@@ -518,7 +518,7 @@ fn fate_of(
         return Err("its origin voided it, yet it was not lost with its leader".into());
     }
     if let Some(end) = span.end {
-        let at = run.trace().marks.get(end).map_or(0, |m| m.at.as_millis());
+        let at = run.marks.get(end).map_or(0, |m| m.at.as_millis());
         return Err(format!("its origin issued its dot again at {at}ms, yet it was not lost with its leader"));
     }
     if let Some(missing) = live.iter().find(|s| !s.applied.contains(dot)) {

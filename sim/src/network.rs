@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, MessageResult};
-use roundtable_actors::trace::{Actor as Who, Mark, TraceSink};
+use roundtable_actors::trace::{Actor as Who, Frame, Loss, NetworkEvent, TraceSink};
 use roundtable_actors::transport::{
     Connect, Fault, Heartbeat, LeaderInbox, NetStats, Report, Route, Stats, SupervisorInbox, Transmit, Transport,
     TransportLinks,
@@ -181,25 +181,20 @@ impl Network {
         self.stats.in_flight = self.stats.in_flight.saturating_sub(1);
         if self.blocked(from, to) {
             self.stats.dropped += 1;
-            self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (partitioned)"));
-            self.mark_lost(from, to, kind, frame.len(), sent_at);
+            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::Partitioned);
             return;
         }
         match self.leaders.get(&to) {
             Some(leader) => leader.deliver(from, frame, sent_at, kind),
             None => {
                 self.stats.dropped += 1;
-                self.sink.record(Who::Network, format_args!("lost {kind} {from}->{to} (no such leader)"));
-                self.mark_lost(from, to, kind, frame.len(), sent_at);
+                self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::NoSuchLeader);
             }
         }
     }
 
-    fn mark_lost(&self, from: LeaderId, to: LeaderId, kind: &'static str, bytes: usize, sent_at: Duration) {
-        if self.sink.is_enabled() {
-            let mark = Mark::Message { from, to, kind: kind.to_owned(), bytes, sent_at, delivered: false };
-            self.sink.mark(Who::Network, mark);
-        }
+    fn lost(&self, message: Frame, why: Loss) {
+        self.sink.record(Who::Network, NetworkEvent::Lost { message, why });
     }
 }
 
@@ -219,8 +214,7 @@ impl Handler<Transmit> for Network {
         let sent_at = self.sink.elapsed();
         if self.blocked(from, to) {
             self.stats.dropped += 1;
-            self.sink.record(Who::Network, format_args!("lost {kind} {}->{} (partitioned)", from, to));
-            self.mark_lost(from, to, kind, frame.len(), sent_at);
+            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::Partitioned);
             return;
         }
         if self.model.is_instant() {
@@ -230,13 +224,12 @@ impl Handler<Transmit> for Network {
         }
         if self.rng.chance(self.model.drop_rate) {
             self.stats.dropped += 1;
-            self.sink.record(Who::Network, format_args!("lost {kind} {}->{}", from, to));
-            self.mark_lost(from, to, kind, frame.len(), sent_at);
+            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::Dropped);
             return;
         }
         let copies = if self.rng.chance(self.model.duplicate_rate) {
             self.stats.duplicated += 1;
-            self.sink.record(Who::Network, format_args!("duplicated {kind} {}->{}", from, to));
+            self.sink.record(Who::Network, NetworkEvent::Duplicated { from, to, kind: kind.to_owned() });
             2
         } else {
             1
@@ -269,7 +262,7 @@ impl Handler<Route> for Network {
         let (from, to) = (route.from(), route.to());
         let target = if self.blocked(from, to) { None } else { self.leaders.get(&to).cloned() };
         let Some(home) = target else {
-            self.sink.record(Who::Network, format_args!("lost route {from}->{to} (unreachable)"));
+            self.sink.record(Who::Network, NetworkEvent::RouteLost { from, to });
             return Box::pin(async move { Err(LeaderError::HomeUnreachable { home: to }) });
         };
         // The request and the answer each take a one-way latency of the model (the simulated
@@ -320,11 +313,11 @@ impl Handler<Fault> for Network {
         match fault {
             Fault::Isolate(id) => {
                 self.isolated.insert(id);
-                self.sink.record(Who::Network, format_args!("isolated {id}"));
+                self.sink.record(Who::Network, NetworkEvent::Isolated(id));
             }
             Fault::Heal(id) => {
                 self.isolated.remove(id);
-                self.sink.record(Who::Network, format_args!("healed {id}"));
+                self.sink.record(Who::Network, NetworkEvent::Healed(id));
             }
             Fault::Partition(a, b) => {
                 for x in a {
@@ -333,12 +326,12 @@ impl Handler<Fault> for Network {
                         self.cut.insert((y, x));
                     }
                 }
-                self.sink.record(Who::Network, format_args!("partitioned {a} | {b}"));
+                self.sink.record(Who::Network, NetworkEvent::Partitioned(a, b));
             }
             Fault::HealAll => {
                 self.cut.clear();
                 self.isolated = LeaderSet::EMPTY;
-                self.sink.record(Who::Network, "healed all partitions");
+                self.sink.record(Who::Network, NetworkEvent::HealedAll);
             }
         }
     }

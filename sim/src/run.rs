@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use roundtable_actors::trace::{Actor as Who, Mark, Trace};
+use roundtable_actors::trace::{Actor as Who, Mark, MarkLine, Trace};
 use roundtable_actors::{ClusterMetrics, LeaderState};
 use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::resolution::{CrdtKind, CrdtUpdate, Keyspaces, Resolution};
@@ -49,13 +49,13 @@ impl WriteSpan {
 
 /// The span of each write in `writes` (identified by dot and stamp), in the same order. One
 /// pass over the marks.
-pub(crate) fn write_spans(trace: &Trace, writes: &[(Dot, HlcTimestamp)]) -> Vec<WriteSpan> {
+pub(crate) fn write_spans(marks: &[MarkLine], writes: &[(Dot, HlcTimestamp)]) -> Vec<WriteSpan> {
     let mut by_dot: BTreeMap<Dot, Vec<usize>> = BTreeMap::new();
     for (i, (dot, _)) in writes.iter().enumerate() {
         by_dot.entry(*dot).or_default().push(i);
     }
     let mut spans = vec![WriteSpan::default(); writes.len()];
-    for (index, line) in trace.marks.iter().enumerate() {
+    for (index, line) in marks.iter().enumerate() {
         let (dot, stamp) = match &line.mark {
             Mark::Write { dot, hlc, .. } => (dot, Some(hlc)),
             Mark::Voided { dot } => (dot, None),
@@ -81,14 +81,14 @@ pub(crate) fn write_spans(trace: &Trace, writes: &[(Dot, HlcTimestamp)]) -> Vec<
 /// snapshot with it) lost its state afterwards, so that no leader holds it. Only marks within
 /// the write's span count: an application of another entry under its dot (issued before or
 /// after it) says nothing of it. One pass over the marks.
-pub(crate) fn holders_all_lost(trace: &Trace, acked: &[AckedWrite], spans: &[WriteSpan]) -> Vec<bool> {
+pub(crate) fn holders_all_lost(marks: &[MarkLine], acked: &[AckedWrite], spans: &[WriteSpan]) -> Vec<bool> {
     debug_assert_eq!(acked.len(), spans.len());
     let mut by_dot: BTreeMap<Dot, Vec<usize>> = BTreeMap::new();
     for (i, a) in acked.iter().enumerate() {
         by_dot.entry(a.dot).or_default().push(i);
     }
     let mut holders = vec![LeaderSet::EMPTY; acked.len()];
-    for (index, line) in trace.marks.iter().enumerate() {
+    for (index, line) in marks.iter().enumerate() {
         let Who::Leader(id) = line.actor else { continue };
         match &line.mark {
             Mark::Applied { dot, hlc, .. } => {
@@ -139,7 +139,7 @@ fn running_total(kind: CrdtKind, update: &CrdtUpdate) -> Option<bool> {
 /// issued again). Such a write counts in the value even when it was lost with its leader: it
 /// is merged, not lost.
 pub(crate) fn subsumed_by_a_later_write(
-    trace: &Trace,
+    marks: &[MarkLine],
     acked: &[AckedWrite],
     spans: &[WriteSpan],
     unheld: &[bool],
@@ -148,7 +148,7 @@ pub(crate) fn subsumed_by_a_later_write(
     debug_assert!(acked.len() == spans.len() && acked.len() == unheld.len());
     // Where each leader's lives end, by mark index.
     let mut breaks: BTreeMap<LeaderId, Vec<usize>> = BTreeMap::new();
-    for (index, line) in trace.marks.iter().enumerate() {
+    for (index, line) in marks.iter().enumerate() {
         if let (Who::Leader(id), Mark::Crashed | Mark::Restarted | Mark::Rejoined) = (line.actor, &line.mark) {
             breaks.entry(id).or_default().push(index);
         }
@@ -181,9 +181,8 @@ pub(crate) fn subsumed_by_a_later_write(
 
 /// Whether a leader that rejoined discarded the write (stamped by its bad clock) while it was
 /// in force.
-pub(crate) fn discarded_at_rejoin(trace: &Trace, dot: Dot, span: &WriteSpan) -> bool {
-    trace
-        .marks
+pub(crate) fn discarded_at_rejoin(marks: &[MarkLine], dot: Dot, span: &WriteSpan) -> bool {
+    marks
         .iter()
         .enumerate()
         .any(|(index, m)| span.covers(index) && matches!(&m.mark, Mark::Discarded { dots } if dots.contains(&dot)))
@@ -225,6 +224,8 @@ pub struct SimRun {
     pub(crate) check_settings: CheckSettings,
     pub(crate) seed: u64,
     pub(crate) trace: Trace,
+    /// The trace's marks (its view for the checker), computed once.
+    pub(crate) marks: Vec<MarkLine>,
     pub(crate) states: Vec<LeaderState>,
     pub(crate) live: LeaderSet,
     pub(crate) metrics: ClusterMetrics,
@@ -376,7 +377,7 @@ impl SimRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use roundtable_actors::trace::{MarkLine, Vv};
+    use roundtable_actors::trace::Vv;
     use roundtable_runtime::{LeaderId, Seq};
 
     fn leader(i: usize) -> LeaderId {
@@ -404,10 +405,9 @@ mod tests {
         ];
         marks.extend(new_at.iter().map(|&i| at(i, applied(new))));
         marks.push(at(0, Mark::Crashed));
-        let trace = Trace { marks, ..Trace::default() };
         let acked = [write(dot, old, "k"), write(dot, new, "k")];
-        let spans = write_spans(&trace, &[(dot, old), (dot, new)]);
-        holders_all_lost(&trace, &acked, &spans)
+        let spans = write_spans(&marks, &[(dot, old), (dot, new)]);
+        holders_all_lost(&marks, &acked, &spans)
     }
 
     #[test]

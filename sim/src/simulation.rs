@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, MAX_LEADERS};
 
-use roundtable_actors::trace::{Actor as Who, TraceSink};
+use roundtable_actors::trace::{Actor as Who, ClientEvent, ReadOutcome, TraceSink};
 use roundtable_actors::{
     ClockSkew, Cluster, ClusterBuilder, ClusterError, Delete, Get, GetSiblings, LeaderClockSource, Liveness, Put,
     Resolution, SimEpoch, SupervisorConfig, Write,
@@ -473,13 +473,13 @@ impl Simulation {
                 break Some(epoch.elapsed());
             }
             if epoch.elapsed() >= self.max_duration {
-                sink.record(Who::Client, "did not settle before max_duration");
+                sink.record(Who::Client, ClientEvent::NotSettled);
                 break None;
             }
             tokio::time::sleep(ms(10)).await;
         };
         if let Some(at) = settled {
-            sink.record(Who::Client, format_args!("settled at {}ms", at.as_millis()));
+            sink.record(Who::Client, ClientEvent::Settled { at });
         }
         let states = cluster.states().await?;
         let metrics = cluster.metrics().await?;
@@ -496,13 +496,14 @@ impl Simulation {
         let quarantined: std::collections::BTreeSet<_> =
             states.iter().flat_map(|s| s.quarantined.iter().map(|q| (q.dot, q.hlc))).collect();
         let ids: Vec<_> = acked.iter().map(|a| (a.dot, a.hlc)).collect();
-        let spans = write_spans(&trace, &ids);
-        let unheld = holders_all_lost(&trace, &acked, &spans);
+        let marks = trace.marks();
+        let spans = write_spans(&marks, &ids);
+        let unheld = holders_all_lost(&marks, &acked, &spans);
         let keyspaces = self.cluster.keyspaces()?;
-        let subsumed = subsumed_by_a_later_write(&trace, &acked, &spans, &unheld, &keyspaces);
+        let subsumed = subsumed_by_a_later_write(&marks, &acked, &spans, &unheld, &keyspaces);
         let (mut lost_with_leader, mut merged_into_later) = (Vec::new(), Vec::new());
         for (((a, unheld), span), subsumed) in acked.iter().zip(unheld).zip(&spans).zip(subsumed) {
-            if !unheld || discarded_at_rejoin(&trace, a.dot, span) || quarantined.contains(&(a.dot, a.hlc)) {
+            if !unheld || discarded_at_rejoin(&marks, a.dot, span) || quarantined.contains(&(a.dot, a.hlc)) {
                 continue;
             }
             if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());
@@ -513,6 +514,7 @@ impl Simulation {
             check_settings: CheckSettings { max_offset: self.cluster.replica_settings().max_offset, keyspaces },
             seed: self.seed,
             trace,
+            marks,
             states,
             live,
             metrics,
@@ -703,22 +705,22 @@ async fn client_op(
         }
         ClientOp::Get { key } => {
             let read = addr.send(Get::new(key.clone())).await?;
-            let shown = match read {
-                Ok(Some(r)) => r.value.map_or_else(|| "(deleted)".to_owned(), |v| format!("{v:?}")),
-                Ok(None) => "nothing".to_owned(),
-                Err(e) => format!("refused: {e}"),
+            let read = match read {
+                Ok(Some(r)) => r.value.map_or(ReadOutcome::Deleted, ReadOutcome::Value),
+                Ok(None) => ReadOutcome::Nothing,
+                Err(e) => ReadOutcome::Refused(e.to_string()),
             };
-            sink.record(Who::Client, format_args!("get {key:?} at {id}: {shown}"));
+            sink.record(Who::Client, ClientEvent::Read { leader: id, key, read });
             return Ok(None);
         }
         ClientOp::ResolveSiblings { key, value } => {
             let read = addr.send(GetSiblings::new(key.clone())).await?;
             let Ok(Some(read)) = read else {
-                sink.record(Who::Client, format_args!("{id} has no siblings of {key:?} to resolve"));
+                sink.record(Who::Client, ClientEvent::NoSiblings { leader: id, key });
                 return Ok(None);
             };
-            let seen: Vec<String> = read.siblings.iter().map(|(dot, _)| dot.to_string()).collect();
-            sink.record(Who::Client, format_args!("{id} read {key:?}: siblings [{}]", seen.join(" ")));
+            let dots = read.siblings.iter().map(|(dot, _)| *dot).collect();
+            sink.record(Who::Client, ClientEvent::ReadSiblings { leader: id, key: key.clone(), dots });
             let write = Write::with_context(key.clone(), Some(value.clone().into_bytes()), read.context)
                 .map_err(|e| ClusterError::Settings(e.to_string()))?;
             let r = addr.send(write).await?;
@@ -735,25 +737,24 @@ async fn client_op(
                     break;
                 }
                 if epoch.elapsed() >= deadline {
-                    sink.record(Who::Client, format_args!("{id} never showed {seen_key:?}={seen_value:?}"));
+                    sink.record(Who::Client, ClientEvent::NeverShowed { leader: id, key: seen_key, value: seen_value });
                     return Ok(None);
                 }
                 tokio::time::sleep(ms(1)).await;
             }
-            sink.record(Who::Client, format_args!("{id} shows {seen_key:?}={seen_value:?}"));
+            sink.record(Who::Client, ClientEvent::Shows { leader: id, key: seen_key, value: seen_value });
             let r = addr.send(Put::new(key.clone(), value.clone())).await?;
             let label = format!("put {key:?}={value:?}");
             (key, Some(value), label, r)
         }
     };
-    let what = format!("{label} at {id}");
     match result {
         Ok(receipt) => {
-            sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
+            sink.record(Who::Client, ClientEvent::Wrote { leader: id, op: label, outcome: Ok(receipt.dot) });
             Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value, crdt }))
         }
         Err(e) => {
-            sink.record(Who::Client, format_args!("{what}: refused: {e}"));
+            sink.record(Who::Client, ClientEvent::Wrote { leader: id, op: label, outcome: Err(e.to_string()) });
             Ok(None)
         }
     }
@@ -781,7 +782,7 @@ fn describe(update: &Update) -> String {
 
 fn apply_fault(cluster: &Cluster, sink: &TraceSink, fault: FaultEvent) -> Result<(), ClusterError> {
     let id = |i: usize| LeaderId::new(i).map_err(|_| ClusterError::UnknownLeader(format!("#{i}")));
-    sink.record(Who::Client, format_args!("fault: {fault:?}"));
+    sink.record(Who::Client, ClientEvent::Fault { fault: format!("{fault:?}") });
     match fault {
         FaultEvent::Crash(l) => cluster.crash(id(l)?)?,
         FaultEvent::Restart(l) => cluster.restart(id(l)?)?,

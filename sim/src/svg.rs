@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use roundtable_runtime::MAX_LEADERS;
 
-use roundtable_actors::trace::{Actor, Mark, Trace};
+use roundtable_actors::trace::{Actor, Mark, MarkLine, Trace};
 
 /// How [`render_svg`] lays a diagram out. [`SvgOptions::default`] suits 3–9 leaders and a few
 /// hundred events.
@@ -106,8 +106,14 @@ impl SvgOptions {
 /// gives a diagram with no events.
 #[must_use]
 pub fn render_svg(trace: &Trace, options: &SvgOptions) -> String {
+    render_marks_svg(&trace.marks(), options)
+}
+
+/// Draws marks (a trace's view for the diagram, [`Trace::marks`]) like [`render_svg`].
+#[must_use]
+pub fn render_marks_svg(marks: &[MarkLine], options: &SvgOptions) -> String {
     let options = options.sanitized();
-    let scene = Scene::read(trace, &options);
+    let scene = Scene::read(marks, &options);
     let axis = TimeAxis::build(&scene.instants(), AXIS_TOP_PX, &options);
     let layout = Layout::new(scene.lanes, &options, &axis);
     let mut out = String::new();
@@ -220,9 +226,8 @@ fn lane_of(actor: Actor) -> Option<usize> {
 }
 
 impl Scene {
-    fn read(trace: &Trace, options: &SvgOptions) -> Scene {
-        let inferred = trace
-            .marks
+    fn read(marks: &[MarkLine], options: &SvgOptions) -> Scene {
+        let inferred = marks
             .iter()
             .flat_map(|m| {
                 let ends = match &m.mark {
@@ -237,7 +242,7 @@ impl Scene {
             .unwrap_or(0);
         let lanes = inferred.max(options.leaders.unwrap_or(0)).min(MAX_LEADERS);
         let mut scene = Scene { lanes, messages: Vec::new(), placed: Vec::new(), down: vec![Vec::new(); lanes] };
-        for line in &trace.marks {
+        for line in marks {
             let at_ns = ns(line.at);
             if let Mark::Message { from, to, kind, bytes, sent_at, delivered } = &line.mark {
                 scene.messages.push(Message {
@@ -1151,7 +1156,6 @@ mod tests {
     use roundtable_runtime::{Dot, LeaderId, Seq};
 
     use super::*;
-    use roundtable_actors::trace::MarkLine;
 
     #[test]
     fn escapes_every_special_character() {
@@ -1198,7 +1202,7 @@ mod tests {
 
     /// A hand-made trace: odd message kinds and keys, a crash without restart, a lane known
     /// only from a message, three conflicts at one instant, and a long idle stretch.
-    fn hand_made() -> Trace {
+    fn hand_made() -> Vec<MarkLine> {
         let (l0, l1) = (Actor::Leader(id(0)), Actor::Leader(id(1)));
         let dot = |i: usize, seq: u64| Dot::new(id(i), Seq(seq));
         let conflict = |seq: u64| Mark::Conflict { key: "\"a<b&c\"".into(), kept: dot(0, seq), discarded: dot(1, seq) };
@@ -1212,12 +1216,12 @@ mod tests {
             line(6, l1, Mark::Crashed),
             line(9_000, l0, message(0, 1, "digest", 9_000, false)),
         ];
-        Trace { marks, ..Trace::default() }
+        marks
     }
 
     #[test]
     fn a_hand_made_trace_draws_every_fact_once() {
-        let svg = render_svg(&hand_made(), &SvgOptions::default());
+        let svg = render_marks_svg(&hand_made(), &SvgOptions::default());
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         let with_all = |classes: &[&str]| {
             let has = |n: &roxmltree::Node<'_, '_>, class: &str| {

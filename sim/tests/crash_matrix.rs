@@ -3,7 +3,8 @@
 //! that stayed alive, and every write the crashed leader had already passed to a live one, is on
 //! every live leader after settling; the restarted leader converges to the same state.
 
-use roundtable_runtime::{LeaderId, Topology};
+use roundtable_actors::trace::Event;
+use roundtable_runtime::{LeaderId, Topology, TraceEvent};
 use roundtable_sim::{ms, NetworkModel, SimRun, Simulation};
 
 const SEEDS: [u64; 3] = [1, 2, 3];
@@ -31,10 +32,13 @@ fn check(topology: &Topology, victim: usize, seed: u64) {
     for write in run.acked() {
         // Passed on: a live leader received it before the crashed leader came back (after the
         // restart, a void under the same dot may arrive, which is not the write).
-        let passed_on = trace.lines.iter().any(|l| {
-            l.at < RESTART
-                && matches!(l.actor, roundtable_actors::TraceActor::Leader(at) if at.index() != victim)
-                && l.text.starts_with(&format!("recv {} <-", write.dot))
+        let passed_on = trace.records.iter().any(|r| {
+            r.at < RESTART
+                && matches!(
+                    (&r.actor, &r.event),
+                    (roundtable_actors::TraceActor::Leader(at), Event::Replica(TraceEvent::Received { dot, .. }))
+                        if at.index() != victim && *dot == write.dot
+                )
         });
         let survived = write.leader != victim || passed_on;
         if survived {

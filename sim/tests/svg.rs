@@ -50,8 +50,8 @@ fn hub_crash_diagram_is_well_formed_and_complete() {
         assert_eq!(lane.attribute("data-lane"), Some(i.to_string().as_str()));
     }
 
-    let delivered = trace.marks.iter().filter(|m| matches!(m.mark, Mark::Message { delivered: true, .. })).count();
-    let lost = trace.marks.iter().filter(|m| matches!(m.mark, Mark::Message { delivered: false, .. })).count();
+    let delivered = trace.marks().iter().filter(|m| matches!(m.mark, Mark::Message { delivered: true, .. })).count();
+    let lost = trace.marks().iter().filter(|m| matches!(m.mark, Mark::Message { delivered: false, .. })).count();
     assert!(delivered > 0 && lost > 0, "the run delivers and loses messages ({delivered}, {lost})");
     assert_eq!(count_class(&doc, "msg"), delivered, "one arrow per delivered message");
     assert_eq!(count_class(&doc, "lost"), lost, "one stub per lost message");
@@ -66,7 +66,7 @@ fn hub_crash_diagram_is_well_formed_and_complete() {
     assert!(crash_on_hub, "a crash symbol on lane L0");
     assert!(doc.descendants().any(|n| has_class(&n, "mark") && has_class(&n, "restart")));
     assert!(doc.descendants().any(|n| has_class(&n, "down-band")), "L0's lane shows it down");
-    let writes = trace.marks.iter().filter(|m| matches!(m.mark, Mark::Write { .. })).count();
+    let writes = trace.marks().iter().filter(|m| matches!(m.mark, Mark::Write { .. })).count();
     let write_symbols: usize = doc
         .descendants()
         .filter(|n| has_class(n, "mark") && has_class(n, "write"))
@@ -106,6 +106,6 @@ fn a_busy_nine_leader_run_stays_within_the_height_cap() {
     assert!(height <= options.height_px_max, "height {height} within {}", options.height_px_max);
     assert_eq!(count_class(&doc, "lane"), 9);
     let delivered =
-        run.trace().marks.iter().filter(|m| matches!(m.mark, Mark::Message { delivered: true, .. })).count();
+        run.trace().marks().iter().filter(|m| matches!(m.mark, Mark::Message { delivered: true, .. })).count();
     assert_eq!(count_class(&doc, "msg"), delivered);
 }

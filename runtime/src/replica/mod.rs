@@ -684,7 +684,7 @@ impl Replica {
             self.effects.push(Effect::Changed { key: entry.key.clone(), dot: Some(entry.dot), cause });
         }
         let (dot, hlc) = (entry.dot, entry.hlc);
-        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone(), hlc, deps: entry.deps.clone() });
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone(), hlc, deps: (&entry.deps).into() });
         if outcome == ApplyOutcome::Void {
             if self.voided.len() >= VOIDED_MAX {
                 self.voided.pop_front();

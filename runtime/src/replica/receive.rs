@@ -81,7 +81,7 @@ impl Replica {
         let ReplicatedEntry { entry, seen_by } = replicated;
         let dot = entry.dot;
         if let Err(why) = self.validate(&entry) {
-            self.reject(from, Rejection::MalformedEntry { dot, why });
+            self.reject(from, Rejection::MalformedEntry { dot, why: why.into() });
             return;
         }
         let seen = seen_by.with(from).with(self.id);
@@ -155,7 +155,7 @@ impl Replica {
             ClockError::RemoteTooFarAhead { remote, ahead_by, max_offset } => {
                 Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset }
             }
-            _ => Rejection::MalformedEntry { dot, why: "timestamp refused by the clock" },
+            _ => Rejection::MalformedEntry { dot, why: "timestamp refused by the clock".into() },
         };
         if self.quarantine.len() >= self.config.quarantine_max {
             self.quarantine.pop_front();
@@ -207,7 +207,7 @@ impl Replica {
         self.stores.reapply(&entry);
         self.metrics.applied += 1;
         let (dot, hlc) = (entry.dot, entry.hlc);
-        self.trace(|| TraceEvent::Applied { dot, key: entry.key, hlc, deps: entry.deps });
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key, hlc, deps: (&entry.deps).into() });
     }
 
     fn refuse_for_buffer(&mut self, from: LeaderId, dot: Dot) {

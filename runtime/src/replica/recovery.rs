@@ -235,7 +235,7 @@ impl Replica {
     /// make this leader void sequence numbers without end.
     fn reject_impossible_need(&mut self, from: LeaderId) {
         let why = "claims writes of the receiver beyond what a causal buffer can hold";
-        self.reject(from, Rejection::MalformedDigest { why });
+        self.reject(from, Rejection::MalformedDigest { why: why.into() });
     }
 
     /// Lifts the seal of `leader` (its recovery is done).
@@ -438,7 +438,7 @@ impl Replica {
             self.timers.stop(Timer::RecoveryQuiet);
             self.timers.stop(Timer::RecoverySettle);
             let vv = self.applied.clone();
-            self.trace(|| TraceEvent::CaughtUp { vv });
+            self.trace(|| TraceEvent::CaughtUp { vv: vv.into() });
         }
     }
 

@@ -80,16 +80,16 @@ impl Replica {
         self.snapshots.next_id += 1;
         for (index, mut chunk) in (0u32..).zip(chunks) {
             (chunk.id, chunk.index, chunk.count) = (id, index, count);
-            let (vv, keys) = (chunk.vv.clone(), chunk.keys());
+            let keys = chunk.keys();
             self.metrics.snapshot_chunks_sent += 1;
-            self.trace(|| TraceEvent::SnapshotSent { to, vv, registers: keys });
+            self.trace(|| TraceEvent::SnapshotSent { to, vv: (&chunk.vv).into(), registers: keys });
             self.send(to, PeerMessage::Snapshot(chunk));
         }
     }
 
     /// Checks one chunk on its own; `Err` is the rejection to report.
     fn check_chunk(&self, chunk: &SnapshotChunk) -> Result<(), Rejection> {
-        let malformed = |why| Rejection::MalformedSnapshot { id: chunk.id, why };
+        let malformed = |why: &'static str| Rejection::MalformedSnapshot { id: chunk.id, why: why.into() };
         if chunk.count == 0 || chunk.index >= chunk.count {
             return Err(malformed("chunk index outside the chunk count"));
         }
@@ -165,7 +165,7 @@ impl Replica {
                 let dot = dot.unwrap_or(Dot::new(from, Seq(0)));
                 Rejection::TimestampTooFarAhead { dot, hlc: remote, ahead_by, max_offset }
             }
-            _ => Rejection::MalformedSnapshot { id: snapshot.id, why: "timestamp refused by the clock" },
+            _ => Rejection::MalformedSnapshot { id: snapshot.id, why: "timestamp refused by the clock".into() },
         })
     }
 
@@ -195,8 +195,7 @@ impl Replica {
         self.log.raise_floor(&floor);
         self.applied.merge(&vv);
         self.metrics.snapshots_applied += 1;
-        let adopted = vv.clone();
-        self.trace(|| TraceEvent::SnapshotApplied { from, vv: adopted });
+        self.trace(|| TraceEvent::SnapshotApplied { from, vv: (&vv).into() });
         let covered = self.buffer.drop_covered(&self.applied);
         self.metrics.duplicates_dropped += covered.len() as u64;
         self.apply_ready();
