@@ -18,8 +18,8 @@
 //!     .leaders(3)
 //!     .network(NetworkModel::wan().drop_rate(0.1).duplicate_rate(0.1))
 //!     .workload(|w| w.puts_per_leader(4))
-//!     .crash_at(ms(25), 1)
-//!     .restart_at(ms(400), 1)
+//!     .crash_at(ms(25), "L1")
+//!     .restart_at(ms(400), "L1")
 //!     .run();
 //! let report = run.check();
 //! assert!(report.passed(), "{report}");
