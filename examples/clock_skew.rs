@@ -124,7 +124,8 @@ fn applies_first(line: &TraceLine) -> bool {
 
 /// The dot of L1's write.
 fn first_dot(run: &SimRun) -> Result<Dot, String> {
-    run.acked().iter().find(|a| a.leader == 1).map(|a| a.dot).ok_or_else(|| "L1's write was not acknowledged".into())
+    let l1 = LeaderId::new(1).map_err(|e| e.to_string())?;
+    run.acked().iter().find(|a| a.leader == l1).map(|a| a.dot).ok_or_else(|| "L1's write was not acknowledged".into())
 }
 
 /// The value of [`KEY`] at leader `s`.

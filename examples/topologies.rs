@@ -79,7 +79,7 @@ fn report(run: &SimRun, victim: LeaderId) -> Result<(), String> {
     }
     let lost = run.lost_with_leader();
     for origin in LeaderId::range(LEADERS) {
-        let acked: Vec<&AckedWrite> = run.acked().iter().filter(|a| a.leader == origin.index()).collect();
+        let acked: Vec<&AckedWrite> = run.acked().iter().filter(|a| a.leader == origin).collect();
         let mut arrived = 0;
         for a in &acked {
             let on = live.iter().filter(|s| holds(s, a)).count();
@@ -108,7 +108,7 @@ fn report(run: &SimRun, victim: LeaderId) -> Result<(), String> {
     }
     for a in lost {
         println!(
-            "  lost with L{}: {} {:?}, acknowledged at {}ms, never passed on",
+            "  lost with {}: {} {:?}, acknowledged at {}ms, never passed on",
             a.leader,
             a.dot,
             a.key,

@@ -121,7 +121,8 @@ fn lww_far_future_timestamp_run() -> SimRun {
 #[test]
 fn lww_far_future_timestamp() {
     let run = lww_far_future_timestamp_run();
-    let future = run.acked().iter().find(|a| a.leader == 1).expect("L1's write was acknowledged").dot;
+    let l1 = LeaderId::new(1).expect("id");
+    let future = run.acked().iter().find(|a| a.leader == l1).expect("L1's write was acknowledged").dot;
     assert!(run.trace().has("L1", r#"write L1:1 "price" hlc=1861833600.0"#));
     // Every other leader refuses the entry, counts it, quarantines it and never applies it, so
     // its clock is not dragged years ahead either.

@@ -481,7 +481,7 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
             Err(ref why) => report.violations.push(Violation {
                 invariant: Invariant::NoLostWrite,
                 at: Some(acked.at),
-                detail: format!("{} {:?} acknowledged by L{}: {why}", acked.dot, acked.key, acked.leader),
+                detail: format!("{} {:?} acknowledged by {}: {why}", acked.dot, acked.key, acked.leader),
             }),
         }
         *report.fates.entry(fate.unwrap_or(WriteFate::Lost)).or_default() += 1;

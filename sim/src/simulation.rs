@@ -848,7 +848,7 @@ async fn client_op(
         Ok(receipt) => {
             sink.record(Who::Client, format_args!("{what}: ok {}", receipt.dot));
             Ok(Some(AckedWrite {
-                leader: id.index(),
+                leader: id,
                 at: epoch.elapsed(),
                 dot: receipt.dot,
                 hlc: receipt.hlc,

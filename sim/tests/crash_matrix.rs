@@ -39,7 +39,7 @@ fn check(topology: &Topology, victim: LeaderId, seed: u64) {
                 && matches!(l.actor, roundtable_actors::TraceActor::Leader(at) if at != victim)
                 && l.text.starts_with(&format!("recv {} <-", write.dot))
         });
-        let survived = write.leader != victim.index() || passed_on;
+        let survived = write.leader != victim || passed_on;
         if survived {
             assert!(
                 final_vv.contains(write.dot) && run.states().iter().all(|s| !s.voided.contains(&write.dot)),

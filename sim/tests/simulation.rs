@@ -23,7 +23,8 @@ fn a_leader_two_seconds_fast_is_refused_quarantined_fenced_and_rejoins() {
     assert!(trace[fence..].contains("L1     rejoining"), "{trace}");
     // ... so the far-future write is applied nowhere — not even at L1 any more — and listed.
     run.assert_converged();
-    let dot = run.acked().iter().find(|a| a.leader == 1).expect("acknowledged").dot;
+    let l1 = roundtable_runtime::LeaderId::new(1).expect("id");
+    let dot = run.acked().iter().find(|a| a.leader == l1).expect("acknowledged").dot;
     assert!(run.states().iter().all(|s| !s.applied.contains(dot)));
     for leader in [0, 2] {
         assert_eq!(run.states()[leader].quarantined.len(), 1);
