@@ -85,6 +85,7 @@ fn replica_config(batch: Option<Duration>) -> ReplicaConfig {
 fn run(setting: &Setting, seconds: u64, partition: Option<(Duration, Duration)>) -> (SimRun, Figures) {
     let ops = OPS_PER_SECOND * seconds;
     let step = Duration::from_millis(1_000 / OPS_PER_SECOND);
+    let leaders: Vec<LeaderId> = LeaderId::range(LEADERS).collect();
     let mut sim = Simulation::new(2026)
         .leaders(LEADERS)
         .topology(setting.topology())
@@ -100,7 +101,7 @@ fn run(setting: &Setting, seconds: u64, partition: Option<(Duration, Duration)>)
         .workload(|mut w| {
             for i in 0..ops {
                 let at = step * i as u32;
-                let leader = (i as usize * 7) % LEADERS; // spread over all leaders
+                let leader = leaders[(i as usize * 7) % leaders.len()]; // spread over all leaders
                 w = if i % 2 == 0 {
                     w.put(at, leader, &format!("k{}", i % 50), &format!("v{i}"))
                 } else {
@@ -110,7 +111,7 @@ fn run(setting: &Setting, seconds: u64, partition: Option<(Duration, Duration)>)
             w
         });
     if let Some((from, to)) = partition {
-        let side: LeaderSet = (0..LEADERS / 2).filter_map(|i| LeaderId::new(i).ok()).collect();
+        let side: LeaderSet = LeaderId::range(LEADERS / 2).collect();
         let rest = LeaderSet::first(LEADERS).difference(side);
         sim = sim.fault(from, FaultEvent::Partition(side, rest)).fault(to, FaultEvent::HealAll);
     }

@@ -106,9 +106,9 @@ fn simulate(offset_ns: i64, clock_sync: bool, max_duration: Duration) -> Result<
     let mut sim = Simulation::new(1)
         .leaders(3)
         .network(NetworkModel::lan())
-        .clock(1, offset_ns, 0)
+        .clock("L1", offset_ns, 0)
         .max_duration(max_duration)
-        .workload(|w| w.put(ms(FIRST_AT_MS), 1, KEY, FIRST).put(ms(CORRECTION_AT_MS), 0, KEY, CORRECTION))
+        .workload(|w| w.put(ms(FIRST_AT_MS), "L1", KEY, FIRST).put(ms(CORRECTION_AT_MS), "L0", KEY, CORRECTION))
         // L0 and L1 cannot talk until 1 s: the two writes are concurrent (had L0 seen L1's write,
         // its hybrid logical clock would have stamped the correction later, and it would win).
         .fault(ms(0), FaultEvent::Partition(LeaderSet::single(LeaderId::new(0)?), LeaderSet::single(LeaderId::new(1)?)))
@@ -150,7 +150,8 @@ fn applies_first(record: &Record) -> bool {
 
 /// The dot of L1's write.
 fn first_dot(run: &SimRun) -> Result<Dot, String> {
-    run.acked().iter().find(|a| a.leader == 1).map(|a| a.dot).ok_or_else(|| "L1's write was not acknowledged".into())
+    let l1 = LeaderId::new(1).map_err(|e| e.to_string())?;
+    run.acked().iter().find(|a| a.leader == l1).map(|a| a.dot).ok_or_else(|| "L1's write was not acknowledged".into())
 }
 
 /// The value of [`KEY`] at leader `s`.

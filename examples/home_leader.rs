@@ -14,9 +14,9 @@ use roundtable::topologies::rendezvous_home;
 use roundtable_sim::{ms, NetworkModel, Simulation};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let home = rendezvous_home(b"account:7", LeaderSet::first(3)).ok_or("no home")?.index();
-    let others: Vec<usize> = (0..3).filter(|i| *i != home).collect();
-    println!("account:7 lives at L{home}; L{} and L{} route their writes there\n", others[0], others[1]);
+    let home = rendezvous_home(b"account:7", LeaderSet::first(3)).ok_or("no home")?;
+    let others: Vec<LeaderId> = LeaderId::range(3).filter(|id| *id != home).collect();
+    println!("account:7 lives at {home}; {} and {} route their writes there\n", others[0], others[1]);
 
     let run = Simulation::new(5)
         .leaders(3)
@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .resolution(Resolution::HomeLeader)
         .workload(|w| {
             // All three write the same key at the same moment — a conflict anywhere else.
-            let w = (0..3).fold(w, |w, i| w.put(ms(0), i, "account:7", &format!("balance set at L{i}")));
+            let w = LeaderId::range(3).fold(w, |w, id| w.put(ms(0), id, "account:7", &format!("balance set at {id}")));
             // After the home has died, the survivors keep writing.
             w.put(ms(1_500), others[0], "account:7", "after failover (1)").put(
                 ms(1_600),

@@ -26,21 +26,21 @@ const CRASH_AT_MS: u64 = 250;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = |i: usize| LeaderId::new(i);
     let runs = [
-        ("circle", Topology::Circle, 2),
-        ("star (hub L0)", Topology::Star { hub: id(0)? }, 0),
-        ("all-to-all", Topology::AllToAll { relay: false }, 3),
-        ("all-to-all with relay", Topology::AllToAll { relay: true }, 1),
+        ("circle", Topology::Circle, id(2)?),
+        ("star (hub L0)", Topology::Star { hub: id(0)? }, id(0)?),
+        ("all-to-all", Topology::AllToAll { relay: false }, id(3)?),
+        ("all-to-all with relay", Topology::AllToAll { relay: true }, id(1)?),
     ];
     for (name, topology, victim) in runs {
         println!(
-            "== {name}: {LEADERS} leaders; L{victim} is cut off at {CUT_OFF_AT_MS}ms and crashes at {CRASH_AT_MS}ms"
+            "== {name}: {LEADERS} leaders; {victim} is cut off at {CUT_OFF_AT_MS}ms and crashes at {CRASH_AT_MS}ms"
         );
         let run = Simulation::new(7)
             .leaders(LEADERS)
             .topology(topology)
             .network(NetworkModel::wan().drop_rate(0.05).duplicate_rate(0.02))
             .workload(|w| workload(w, victim))
-            .fault(ms(CUT_OFF_AT_MS), FaultEvent::Isolate(victim))
+            .fault(ms(CUT_OFF_AT_MS), FaultEvent::Isolate(victim.into()))
             .crash_at(ms(CRASH_AT_MS), victim)
             .try_run()?;
         report(&run, victim).map_err(|why| format!("{name}: {why} (seed {})", run.seed()))?;
@@ -50,14 +50,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Leader `i` writes `w{i}.{j}` = `v{j}` every [`WRITE_INTERVAL_MS`], staggered by 7 ms per
+/// Leader `Li` writes `w{i}.{j}` = `v{j}` every [`WRITE_INTERVAL_MS`], staggered by 7 ms per
 /// leader; the victim stops writing when it crashes. Distinct keys, so each write stays visible.
-fn workload(mut w: Workload, victim: usize) -> Workload {
+fn workload(mut w: Workload, victim: LeaderId) -> Workload {
     for j in 0..WRITES_PER_LEADER {
-        for i in 0..LEADERS {
+        for leader in LeaderId::range(LEADERS) {
+            let i = leader.index();
             let at = WRITE_INTERVAL_MS * j + 7 * i as u64;
-            if i != victim || at < CRASH_AT_MS {
-                w = w.put(ms(at), i, &format!("w{i}.{j}"), &format!("v{j}"));
+            if leader != victim || at < CRASH_AT_MS {
+                w = w.put(ms(at), leader, &format!("w{i}.{j}"), &format!("v{j}"));
             }
         }
     }
@@ -65,20 +66,20 @@ fn workload(mut w: Workload, victim: usize) -> Workload {
 }
 
 /// Prints what the run did and checks that every acknowledged write reached every live leader.
-fn report(run: &SimRun, victim: usize) -> Result<(), String> {
+fn report(run: &SimRun, victim: LeaderId) -> Result<(), String> {
     for record in run.trace().records.iter().filter(|r| r.actor == TraceActor::Supervisor) {
         println!("  {:>5}ms sup {}", record.at.as_millis(), record.event);
     }
     run.check_converged()?;
     let live: Vec<&LeaderState> = run.states().iter().filter(|s| s.up).collect();
-    if live.len() != LEADERS - 1 || live.iter().any(|s| s.id.index() == victim) {
+    if live.len() != LEADERS - 1 || live.iter().any(|s| s.id == victim) {
         return Err(format!(
-            "expected all but L{victim} up, got {:?}",
+            "expected all but {victim} up, got {:?}",
             live.iter().map(|s| &s.name).collect::<Vec<_>>()
         ));
     }
     let lost = run.lost_with_leader();
-    for origin in 0..LEADERS {
+    for origin in LeaderId::range(LEADERS) {
         let acked: Vec<&AckedWrite> = run.acked().iter().filter(|a| a.leader == origin).collect();
         let mut arrived = 0;
         for a in &acked {
@@ -92,7 +93,7 @@ fn report(run: &SimRun, victim: usize) -> Result<(), String> {
             }
         }
         let status = if origin == victim { "dead" } else { "live" };
-        println!("  L{origin} ({status}): {} acknowledged, {arrived} on all {} live leaders", acked.len(), live.len());
+        println!("  {origin} ({status}): {} acknowledged, {arrived} on all {} live leaders", acked.len(), live.len());
     }
     let slowest = run
         .acked()
@@ -108,7 +109,7 @@ fn report(run: &SimRun, victim: usize) -> Result<(), String> {
     }
     for a in lost {
         println!(
-            "  lost with L{}: {} {:?}, acknowledged at {}ms, never passed on",
+            "  lost with {}: {} {:?}, acknowledged at {}ms, never passed on",
             a.leader,
             a.dot,
             a.key,
@@ -116,7 +117,7 @@ fn report(run: &SimRun, victim: usize) -> Result<(), String> {
         );
     }
     if lost.is_empty() {
-        println!("  lost with L{victim}: none");
+        println!("  lost with {victim}: none");
     }
     let m = run.metrics();
     println!(

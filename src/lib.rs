@@ -107,8 +107,8 @@ pub fn snapshot_dir(crate_root: &str) -> std::path::PathBuf {
 pub mod prelude {
     pub use roundtable_actors::{
         AsLeader, Changed, Cluster, ClusterError, CrdtKind, CrdtState, CrdtUpdate, Delete, Error, Get, GetCrdt,
-        GetSiblings, LeaderError, LeaderHandle, LeaderState, Put, Resolution, Subscribe, Subscription, Trace,
-        TraceActor, Update, Write,
+        GetSiblings, LeaderError, LeaderHandle, LeaderRef, LeaderState, Put, Resolution, Subscribe, Subscription,
+        Trace, TraceActor, Update, Write,
     };
     pub use roundtable_runtime::clock::{ClockHealth, CorrectionConfig, HlcTimestamp, NtpSample};
     pub use roundtable_runtime::wire::PeerMessage;

@@ -19,7 +19,7 @@
 use roundtable::actors::{CrdtKind, CrdtUpdate, Resolution, Update};
 use roundtable::assert_trace;
 use roundtable::runtime::topologies::rendezvous_home;
-use roundtable::runtime::{LeaderSet, Value};
+use roundtable::runtime::{LeaderId, LeaderSet, Value};
 use roundtable_sim::{ms, ClockSyncConfig, NetworkModel, SimRun, Simulation};
 
 mod queries;
@@ -56,8 +56,8 @@ fn lww_skewed_clock(clock_sync: bool) -> SimRun {
     let sim = Simulation::new(1)
         .leaders(3)
         .network(NetworkModel::wan())
-        .clock(1, FAST_NS, 0)
-        .workload(|w| w.put(ms(100), 1, "price", FIRST).put(ms(110), 0, "price", CORRECTION));
+        .clock("L1", FAST_NS, 0)
+        .workload(|w| w.put(ms(100), "L1", "price", FIRST).put(ms(110), "L0", "price", CORRECTION));
     if clock_sync {
         sim.clock_sync(ClockSyncConfig::default()).run()
     } else {
@@ -125,16 +125,16 @@ fn lww_far_future_timestamp_run() -> SimRun {
     Simulation::new(1)
         .leaders(3)
         .network(NetworkModel::lan())
-        .clock(1, 3 * 365 * 86_400 * 1_000_000_000, 0)
+        .clock("L1", 3 * 365 * 86_400 * 1_000_000_000, 0)
         .max_duration(ms(3_000))
-        .workload(|w| w.put(ms(100), 1, "price", "from the future").put(ms(200), 0, "price", "now"))
+        .workload(|w| w.put(ms(100), "L1", "price", "from the future").put(ms(200), "L0", "price", "now"))
         .run()
 }
 
 #[test]
 fn lww_far_future_timestamp() {
     let run = lww_far_future_timestamp_run();
-    let future = run.acked().iter().find(|a| a.leader == 1).expect("L1's write was acknowledged").dot;
+    let future = run.acked().iter().find(|a| a.leader == id(1)).expect("L1's write was acknowledged").dot;
     let trace = run.trace();
     // Three years (94,608,000 s) ahead, at 0 ms true time.
     const THREE_YEARS_MS: u64 = 3 * 365 * 86_400 * 1_000;
@@ -175,9 +175,9 @@ fn siblings_created_then_resolved_run() -> SimRun {
         .network(NetworkModel::wan())
         .keyspace("doc", Resolution::Siblings { max_siblings: 8 })
         .workload(|w| {
-            w.put(ms(0), 0, "doc/readme", "by L0").put(ms(0), 1, "doc/readme", "by L1").resolve_siblings(
+            w.put(ms(0), "L0", "doc/readme", "by L0").put(ms(0), "L1", "doc/readme", "by L1").resolve_siblings(
                 ms(500),
-                2,
+                "L2",
                 "doc/readme",
                 "merged by L2",
             )
@@ -220,8 +220,17 @@ fn siblings_created_then_resolved() {
 
 /// The counter's workload: (at ms, leader, change). Every leader adds 10, then its own index + 1;
 /// L1 takes 3 away.
-const COUNTER_OPS: &[(u64, usize, i64)] =
-    &[(0, 0, 10), (1, 1, 10), (2, 2, 10), (3, 3, 10), (20, 0, 1), (21, 1, 2), (22, 2, 3), (23, 3, 4), (40, 1, -3)];
+const COUNTER_OPS: &[(u64, &str, i64)] = &[
+    (0, "L0", 10),
+    (1, "L1", 10),
+    (2, "L2", 10),
+    (3, "L3", 10),
+    (20, "L0", 1),
+    (21, "L1", 2),
+    (22, "L2", 3),
+    (23, "L3", 4),
+    (40, "L1", -3),
+];
 
 fn op_counter_exact_under_duplication_run() -> SimRun {
     Simulation::new(1)
@@ -275,11 +284,11 @@ fn or_set_concurrent_add_and_remove_run() -> SimRun {
         .workload(|w| {
             // The cart holds a book and a pen everywhere by 500 ms; then, in the same
             // millisecond, L0 adds the book again while L1 removes both.
-            w.update(ms(0), 0, "cart/ada", add("book"))
-                .update(ms(0), 2, "cart/ada", add("pen"))
-                .update(ms(500), 0, "cart/ada", add("book"))
-                .update(ms(500), 1, "cart/ada", remove("book"))
-                .update(ms(500), 1, "cart/ada", remove("pen"))
+            w.update(ms(0), "L0", "cart/ada", add("book"))
+                .update(ms(0), "L2", "cart/ada", add("pen"))
+                .update(ms(500), "L0", "cart/ada", add("book"))
+                .update(ms(500), "L1", "cart/ada", remove("book"))
+                .update(ms(500), "L1", "cart/ada", remove("pen"))
         })
         .run()
 }
@@ -312,25 +321,25 @@ fn or_set_concurrent_add_and_remove() {
 /// home crashes at 300 ms, and the two survivors write again at 1.2 s.
 fn home_leader_failover_run() -> SimRun {
     let (home, next) = homes();
-    let others = [next, (0..3).find(|i| *i != home && *i != next).expect("a third leader")];
+    let others = [next, LeaderId::range(3).find(|id| *id != home && *id != next).expect("a third leader")];
     Simulation::new(21)
         .leaders(3)
         .network(NetworkModel::wan())
         .keyspace("user", Resolution::HomeLeader)
         .workload(|w| {
-            let w = (0..3).fold(w, |w, i| w.put(ms(0), i, "user/ada", &format!("v{i}")));
-            others.iter().fold(w, |w, &i| w.put(ms(1_200), i, "user/ada", &format!("late at L{i}")))
+            let w = LeaderId::range(3).fold(w, |w, id| w.put(ms(0), id, "user/ada", &format!("v{}", id.index())));
+            others.iter().fold(w, |w, &id| w.put(ms(1_200), id, "user/ada", &format!("late at {id}")))
         })
         .crash_at(ms(300), home)
         .run()
 }
 
 /// The home of `user/ada` among all three leaders, and after it dies.
-fn homes() -> (usize, usize) {
+fn homes() -> (LeaderId, LeaderId) {
     let all = LeaderSet::first(3);
     let home = rendezvous_home(b"user/ada", all).expect("someone is home");
     let next = rendezvous_home(b"user/ada", all.without(home)).expect("someone is home");
-    (home.index(), next.index())
+    (home, next)
 }
 
 #[test]
@@ -343,21 +352,18 @@ fn home_leader_failover() {
     let trace = run.trace();
     assert!(trace.leader_events().all(|(_, e)| !matches!(e, TraceEvent::LwwDiscarded { .. })));
     assert_eq!(run.metrics().lww_discarded, 0);
-    let routed_to = |to: usize| {
-        trace
-            .leader_events()
-            .filter(|(_, e)| matches!(e, TraceEvent::RoutedToHome { home, .. } if *home == id(to)))
-            .count()
+    let routed_to = |to: LeaderId| {
+        trace.leader_events().filter(|(_, e)| matches!(e, TraceEvent::RoutedToHome { home, .. } if *home == to)).count()
     };
     assert_eq!(routed_to(home), 2);
     let (before, after): (Vec<_>, Vec<_>) = run.acked().iter().partition(|a| a.at < ms(300));
     assert_eq!((before.len(), after.len()), (3, 2));
-    assert!(before.iter().all(|a| a.dot.origin == id(home)), "{before:?}");
+    assert!(before.iter().all(|a| a.dot.origin == home), "{before:?}");
     // The home dies; the next one by rendezvous hashing takes the key over.
     let late = |r: &Record| matches!(&r.event, Event::Client(ClientEvent::Wrote { op, .. }) if op.contains("late at"));
-    assert!(trace.in_order(&[&queries::declared_dead(home), &late]));
+    assert!(trace.in_order(&[&queries::declared_dead(home.index()), &late]));
     assert_eq!(routed_to(next), 1);
-    assert!(after.iter().all(|a| a.dot.origin == id(next)), "{after:?}");
+    assert!(after.iter().all(|a| a.dot.origin == next), "{after:?}");
     assert!(run.lost_with_leader().is_empty(), "{:?}", run.lost_with_leader());
     assert_trace!("home_leader_failover", run);
 }

@@ -116,9 +116,9 @@ fn circle_crash_and_restart_run() -> SimRun {
         .leaders(4)
         .topology(Topology::Circle)
         .network(NetworkModel::wan())
-        .workload(|w| w.puts_per_leader(3).put(ms(800), 1, "after", "L1 across the gap"))
-        .crash_at(ms(15), 2)
-        .restart_at(ms(1200), 2)
+        .workload(|w| w.puts_per_leader(3).put(ms(800), "L1", "after", "L1 across the gap"))
+        .crash_at(ms(15), "L2")
+        .restart_at(ms(1200), "L2")
         .run()
 }
 
@@ -157,9 +157,9 @@ fn star_hub_crash_and_restart_run() -> SimRun {
         .leaders(4)
         .topology(Topology::Star { hub: id(0) })
         .network(NetworkModel::wan())
-        .workload(|w| w.puts_per_leader(3).put(ms(800), 2, "after", "L2 through the new hub"))
-        .crash_at(ms(15), 0)
-        .restart_at(ms(1200), 0)
+        .workload(|w| w.puts_per_leader(3).put(ms(800), "L2", "after", "L2 through the new hub"))
+        .crash_at(ms(15), "L0")
+        .restart_at(ms(1200), "L0")
         .run()
 }
 
@@ -235,7 +235,7 @@ fn causal_chain_over_reordering_run() -> SimRun {
         .leaders(3)
         .topology(Topology::AllToAll { relay: false })
         .network(NetworkModel::wan().latency(ms(5), ms(120)).reorder_rate(0.5))
-        .workload(|w| w.put(ms(0), 0, "a", "A").put_after_seeing(ms(0), 1, ("b", "B after A"), ("a", "A")))
+        .workload(|w| w.put(ms(0), "L0", "a", "A").put_after_seeing(ms(0), "L1", ("b", "B after A"), ("a", "A")))
         .run()
 }
 

@@ -564,7 +564,7 @@ impl Cluster {
 }
 
 /// How a leader is named in the cluster's API: by name (`&str`, `String`) or by id
-/// ([`LeaderId`]). Both are checked against the cluster.
+/// ([`LeaderId`]), or either held in a [`LeaderRef`]. Both are checked against the cluster.
 pub trait AsLeader {
     /// The leader's id in `cluster`.
     fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError>;
@@ -601,5 +601,73 @@ impl AsLeader for String {
 impl AsLeader for &LeaderHandle {
     fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
         self.id().leader_id(cluster)
+    }
+}
+
+/// A leader named by id or by name, held until there is a cluster to look it up in: what
+/// [`AsLeader`] accepts, as one owned value (the simulator's faults and workloads hold these).
+///
+/// Build one with `From`: `LeaderRef::from("us-east")`, `LeaderRef::from(LeaderId::new(2)?)`. It
+/// displays as the id (`L3`) or the name. Two refs that name the same leader differently (`"L3"`
+/// and the id `L3` in a cluster of default names) are not equal: only a cluster resolves them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LeaderRef {
+    /// By id: the leader's index in the order the names were given.
+    Id(LeaderId),
+    /// By name.
+    Name(String),
+}
+
+impl From<LeaderId> for LeaderRef {
+    fn from(id: LeaderId) -> Self {
+        LeaderRef::Id(id)
+    }
+}
+
+impl From<&str> for LeaderRef {
+    fn from(name: &str) -> Self {
+        LeaderRef::Name(name.to_owned())
+    }
+}
+
+impl From<String> for LeaderRef {
+    fn from(name: String) -> Self {
+        LeaderRef::Name(name)
+    }
+}
+
+impl From<&String> for LeaderRef {
+    fn from(name: &String) -> Self {
+        LeaderRef::Name(name.clone())
+    }
+}
+
+impl From<&LeaderRef> for LeaderRef {
+    fn from(leader: &LeaderRef) -> Self {
+        leader.clone()
+    }
+}
+
+impl std::fmt::Display for LeaderRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaderRef::Id(id) => write!(f, "{id}"),
+            LeaderRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+impl AsLeader for LeaderRef {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        match self {
+            LeaderRef::Id(id) => id.leader_id(cluster),
+            LeaderRef::Name(name) => cluster.id(name),
+        }
+    }
+}
+
+impl AsLeader for &LeaderRef {
+    fn leader_id(&self, cluster: &Cluster) -> Result<LeaderId, ClusterError> {
+        (*self).leader_id(cluster)
     }
 }

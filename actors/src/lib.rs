@@ -32,7 +32,7 @@ pub mod transport;
 
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, TimeQuery, TimeReference};
-pub use cluster::{AsLeader, ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl};
+pub use cluster::{AsLeader, ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl, LeaderRef};
 pub use error::Error;
 pub use handle::{LeaderHandle, Subscription, SUBSCRIPTION_CAPACITY};
 pub use leader::{Leader, LeaderSpec};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use roundtable_actors::{Cluster, ClusterError, Delete, Get, LeaderError, Put};
+use roundtable_actors::{Cluster, ClusterError, Delete, Get, LeaderError, LeaderRef, Put};
 use roundtable_runtime::{LeaderId, Topology};
 
 #[actix::test]
@@ -19,6 +19,22 @@ async fn builder_errors_are_clear() {
     assert!(err.to_string().contains("L9"), "{err}");
     let cluster = Cluster::builder().leaders(["x"]).start().await.expect("one leader is a cluster");
     assert!(matches!(cluster.leader("y"), Err(ClusterError::UnknownLeader(name)) if name == "y"));
+}
+
+#[actix::test]
+async fn a_leader_ref_names_a_leader_by_name_or_by_id() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = Cluster::builder().leaders(["us-east", "eu-west"]).start().await?;
+    let by_name = LeaderRef::from("eu-west");
+    let by_id = LeaderRef::from(LeaderId::new(1)?);
+    assert_eq!((by_name.to_string(), by_id.to_string()), ("eu-west".to_owned(), "L1".to_owned()));
+    assert_eq!(cluster.leader(&by_name)?.id(), cluster.leader(by_id)?.id());
+    assert_eq!(LeaderRef::from(&"us-east".to_owned()), LeaderRef::from(String::from("us-east")));
+    // Unknown either way: an error, not a panic.
+    let unknown = cluster.leader(LeaderRef::from("ap-south")).expect_err("no such name");
+    assert!(matches!(&unknown, ClusterError::UnknownLeader(name) if name == "ap-south"), "{unknown}");
+    let beyond = cluster.crash(LeaderRef::from(LeaderId::new(2)?)).expect_err("no such id");
+    assert!(matches!(&beyond, ClusterError::UnknownLeader(name) if name == "L2"), "{beyond}");
+    Ok(())
 }
 
 #[actix::test]

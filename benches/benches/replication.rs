@@ -213,8 +213,8 @@ fn simulation() -> Duration {
         .network(NetworkModel::wan().drop_rate(0.01))
         .workload(|mut w| {
             for i in 0..(100 * SIMULATED_SECONDS) {
-                for leader in 0..5 {
-                    let at = ms(10 * i + leader as u64);
+                for leader in LeaderId::range(5) {
+                    let at = ms(10 * i + leader.index() as u64);
                     w = w.put(at, leader, &format!("k{}", i % 64), "v");
                 }
             }

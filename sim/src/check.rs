@@ -18,8 +18,8 @@
 //!     .leaders(3)
 //!     .network(NetworkModel::wan().drop_rate(0.1).duplicate_rate(0.1))
 //!     .workload(|w| w.puts_per_leader(4))
-//!     .crash_at(ms(25), 1)
-//!     .restart_at(ms(400), 1)
+//!     .crash_at(ms(25), "L1")
+//!     .restart_at(ms(400), "L1")
 //!     .run();
 //! let report = run.check();
 //! assert!(report.passed(), "{report}");
@@ -481,7 +481,7 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
             Err(ref why) => report.violations.push(Violation {
                 invariant: Invariant::NoLostWrite,
                 at: Some(acked.at),
-                detail: format!("{} {:?} acknowledged by L{}: {why}", acked.dot, acked.key, acked.leader),
+                detail: format!("{} {:?} acknowledged by {}: {why}", acked.dot, acked.key, acked.leader),
             }),
         }
         *report.fates.entry(fate.unwrap_or(WriteFate::Lost)).or_default() += 1;

@@ -24,5 +24,5 @@ pub mod time_server;
 pub use check::{CheckReport, Invariant, Violation, WriteFate};
 pub use network::{Network, NetworkModel, SimulatedNetwork};
 pub use run::{AckedWrite, SimRun};
-pub use simulation::{ms, ClientOp, FaultEvent, SimError, Simulation, Workload};
+pub use simulation::{ms, ClientOp, FaultEvent, LeaderRef, SimError, Simulation, Workload};
 pub use time_server::{ClockSyncConfig, SimulatedTimeServer, TimeServer};

@@ -200,7 +200,7 @@ pub(crate) fn render_register(key: &Key, register: &Register) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckedWrite {
     /// The leader that acknowledged it.
-    pub leader: usize,
+    pub leader: LeaderId,
     /// When.
     pub at: Duration,
     /// Its identity.
@@ -385,7 +385,15 @@ mod tests {
     }
 
     fn write(dot: Dot, hlc: HlcTimestamp, key: &str) -> AckedWrite {
-        AckedWrite { leader: 0, at: Duration::ZERO, dot, hlc, key: key.into(), value: Some("v".into()), crdt: None }
+        AckedWrite {
+            leader: leader(0),
+            at: Duration::ZERO,
+            dot,
+            hlc,
+            key: key.into(),
+            value: Some("v".into()),
+            crdt: None,
+        }
     }
 
     /// L0 issues L0:1 (`old`), crashes and restarts, then issues L0:1 again (`new`); `new`

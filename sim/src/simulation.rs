@@ -15,19 +15,26 @@
 //!     .leaders(4)
 //!     .topology(Topology::Star { hub: LeaderId::new(0)? })
 //!     .network(NetworkModel::wan().drop_rate(0.05))
-//!     .workload(|w| w.puts_per_leader(3))
-//!     .crash_at(ms(40), 0)
+//!     .workload(|w| w.puts_per_leader(3).put(ms(5), "L2", "color", "blue"))
+//!     .crash_at(ms(40), "L0")
 //!     .run();
 //! run.assert_converged();
 //! assert!(run.trace().render().contains("declared L0 dead"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Leaders are named as everywhere else on a cluster (see `AsLeader`): by name (`"L2"`; a
+//! simulation's leaders are named `L0`, `L1`, …) or by [`LeaderId`], held as a [`LeaderRef`].
+//! The simulation looks every one up when it runs: a leader the cluster does not have makes
+//! [`Simulation::try_run`] fail with [`SimError::Invalid`], naming it.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
 use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, MAX_LEADERS};
+
+pub use roundtable_actors::LeaderRef;
 
 use roundtable_actors::trace::{Actor as Who, ClientEvent, ReadOutcome, TraceSink};
 use roundtable_actors::{
@@ -98,10 +105,11 @@ pub enum ClientOp {
     },
 }
 
-/// Who writes what, when.
+/// Who writes what, when. Each operation names its leader by name or [`LeaderId`] (anything
+/// `Into<LeaderRef>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Workload {
-    ops: Vec<(Duration, usize, ClientOp)>,
+    ops: Vec<(Duration, LeaderRef, ClientOp)>,
     /// `puts_per_leader` requests: (start, puts per leader).
     per_leader: Vec<(Duration, u64)>,
 }
@@ -109,38 +117,38 @@ pub struct Workload {
 impl Workload {
     /// A put of `value` under `key` at leader `leader`, `at` after the start.
     #[must_use]
-    pub fn put(mut self, at: Duration, leader: usize, key: &str, value: &str) -> Self {
-        self.ops.push((at, leader, ClientOp::Put { key: key.into(), value: value.into() }));
+    pub fn put(mut self, at: Duration, leader: impl Into<LeaderRef>, key: &str, value: &str) -> Self {
+        self.ops.push((at, leader.into(), ClientOp::Put { key: key.into(), value: value.into() }));
         self
     }
 
     /// Any update of `key` at leader `leader`, `at` after the start (a CRDT update, a siblings
     /// write with a context…).
     #[must_use]
-    pub fn update(mut self, at: Duration, leader: usize, key: &str, update: Update) -> Self {
-        self.ops.push((at, leader, ClientOp::Update { key: key.into(), update: Box::new(update) }));
+    pub fn update(mut self, at: Duration, leader: impl Into<LeaderRef>, key: &str, update: Update) -> Self {
+        self.ops.push((at, leader.into(), ClientOp::Update { key: key.into(), update: Box::new(update) }));
         self
     }
 
     /// At `at`, leader `leader` reads the siblings of `key` and writes `value` with their
     /// context, replacing them all.
     #[must_use]
-    pub fn resolve_siblings(mut self, at: Duration, leader: usize, key: &str, value: &str) -> Self {
-        self.ops.push((at, leader, ClientOp::ResolveSiblings { key: key.into(), value: value.into() }));
+    pub fn resolve_siblings(mut self, at: Duration, leader: impl Into<LeaderRef>, key: &str, value: &str) -> Self {
+        self.ops.push((at, leader.into(), ClientOp::ResolveSiblings { key: key.into(), value: value.into() }));
         self
     }
 
     /// A read of `key` at leader `leader`, `at` after the start.
     #[must_use]
-    pub fn get(mut self, at: Duration, leader: usize, key: &str) -> Self {
-        self.ops.push((at, leader, ClientOp::Get { key: key.into() }));
+    pub fn get(mut self, at: Duration, leader: impl Into<LeaderRef>, key: &str) -> Self {
+        self.ops.push((at, leader.into(), ClientOp::Get { key: key.into() }));
         self
     }
 
     /// A delete of `key` at leader `leader`, `at` after the start.
     #[must_use]
-    pub fn delete(mut self, at: Duration, leader: usize, key: &str) -> Self {
-        self.ops.push((at, leader, ClientOp::Delete { key: key.into() }));
+    pub fn delete(mut self, at: Duration, leader: impl Into<LeaderRef>, key: &str) -> Self {
+        self.ops.push((at, leader.into(), ClientOp::Delete { key: key.into() }));
         self
     }
 
@@ -149,7 +157,7 @@ impl Workload {
     pub fn put_after_seeing(
         mut self,
         at: Duration,
-        leader: usize,
+        leader: impl Into<LeaderRef>,
         (key, value): (&str, &str),
         (seen_key, seen_value): (&str, &str),
     ) -> Self {
@@ -159,25 +167,27 @@ impl Workload {
             seen_key: seen_key.into(),
             seen_value: seen_value.into(),
         };
-        self.ops.push((at, leader, op));
+        self.ops.push((at, leader.into(), op));
         self
     }
 
-    /// `n` puts at every leader: leader `i`'s `j`-th put writes `k{j}` = `L{i}.{j}` at
-    /// `10·j + i` ms, so that every key is written concurrently by every leader.
+    /// `n` puts at every leader: the `j`-th put of the leader with id `Li` writes `k{j}` =
+    /// `Li.{j}` at `10·j + i` ms, so that every key is written concurrently by every leader.
     #[must_use]
     pub fn puts_per_leader(mut self, n: usize) -> Self {
         self.per_leader.push((Duration::ZERO, n as u64));
         self
     }
 
-    fn expand(&self, leaders: usize) -> Vec<(Duration, usize, ClientOp)> {
+    /// Every operation, with those of `puts_per_leader` spelled out for `leaders` leaders.
+    fn expand(&self, leaders: usize) -> Vec<(Duration, LeaderRef, ClientOp)> {
         let mut ops = self.ops.clone();
         for &(at, n) in &self.per_leader {
             for j in 0..n {
-                for i in 0..leaders {
-                    let at = at + ms(10 * j + i as u64);
-                    ops.push((at, i, ClientOp::Put { key: format!("k{j}"), value: format!("L{i}.{j}") }));
+                for id in LeaderId::range(leaders) {
+                    let at = at + ms(10 * j + id.index() as u64);
+                    let op = ClientOp::Put { key: format!("k{j}"), value: format!("{id}.{j}") };
+                    ops.push((at, id.into(), op));
                 }
             }
         }
@@ -185,21 +195,113 @@ impl Workload {
     }
 }
 
-/// A fault at a given time.
+/// A fault at a given time. A fault on one leader names it by name or [`LeaderId`]:
+/// `FaultEvent::Isolate("L1".into())`, `FaultEvent::Crash(id.into())`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultEvent {
     /// The leader crashes (in-memory state lost) and stays down.
-    Crash(usize),
+    Crash(LeaderRef),
     /// The leader restarts with empty state.
-    Restart(usize),
+    Restart(LeaderRef),
     /// The leader is cut off from everyone.
-    Isolate(usize),
+    Isolate(LeaderRef),
     /// The leader is reconnected.
-    Heal(usize),
+    Heal(LeaderRef),
     /// Everything between the two sets is lost.
     Partition(LeaderSet, LeaderSet),
     /// Every partition and isolation ends.
     HealAll,
+}
+
+/// How a fault shows in a trace (`fault: Crash(2)`): a leader named by id shows as its index
+/// (`Crash(2)`, the form the traces have always had), one named by name as the quoted name
+/// (`Crash("L2")`). The simulation looks names up before it records a fault, so a trace only
+/// shows indices, whichever way the fault named its leader.
+impl fmt::Display for FaultEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, leader) = match self {
+            FaultEvent::Crash(l) => ("Crash", l),
+            FaultEvent::Restart(l) => ("Restart", l),
+            FaultEvent::Isolate(l) => ("Isolate", l),
+            FaultEvent::Heal(l) => ("Heal", l),
+            FaultEvent::Partition(a, b) => return write!(f, "Partition({a}, {b})"),
+            FaultEvent::HealAll => return f.write_str("HealAll"),
+        };
+        match leader {
+            LeaderRef::Id(id) => write!(f, "{what}({})", id.index()),
+            LeaderRef::Name(name) => write!(f, "{what}({name:?})"),
+        }
+    }
+}
+
+impl FaultEvent {
+    /// The same fault with its leader looked up in `leaders`, as an id.
+    fn resolve(&self, leaders: &Leaders<'_>, at: Duration) -> Result<FaultEvent, SimError> {
+        let what = || format!("the fault at {}", duration(at));
+        Ok(match self {
+            FaultEvent::Crash(l) => FaultEvent::Crash(leaders.resolve(l, what)?.into()),
+            FaultEvent::Restart(l) => FaultEvent::Restart(leaders.resolve(l, what)?.into()),
+            FaultEvent::Isolate(l) => FaultEvent::Isolate(leaders.resolve(l, what)?.into()),
+            FaultEvent::Heal(l) => FaultEvent::Heal(leaders.resolve(l, what)?.into()),
+            FaultEvent::Partition(a, b) => {
+                let outside = a.union(*b).difference(LeaderSet::first(leaders.names.len()));
+                if !outside.is_empty() {
+                    return Err(SimError::Invalid(format!(
+                        "{} partitions {a} from {b}, which names {outside}, not among the {}",
+                        what(),
+                        leaders.describe()
+                    )));
+                }
+                self.clone()
+            }
+            FaultEvent::HealAll => FaultEvent::HealAll,
+        })
+    }
+}
+
+/// The cluster's leaders, to look up the leaders a simulation names.
+struct Leaders<'a> {
+    names: &'a [String],
+}
+
+impl Leaders<'_> {
+    /// The id of `leader`, or why it is not one of the cluster's leaders (`what` names the part
+    /// of the simulation that named it).
+    fn resolve(&self, leader: &LeaderRef, what: impl FnOnce() -> String) -> Result<LeaderId, SimError> {
+        let found = match leader {
+            LeaderRef::Id(id) => (id.index() < self.names.len()).then_some(*id),
+            LeaderRef::Name(name) => self.names.iter().position(|n| n == name).and_then(|i| LeaderId::new(i).ok()),
+        };
+        found.ok_or_else(|| {
+            let leader = match leader {
+                LeaderRef::Id(id) => format!("leader {id}"),
+                LeaderRef::Name(name) => format!("leader {name:?}"),
+            };
+            SimError::Invalid(format!("{} names {leader}, which is not one of the {}", what(), self.describe()))
+        })
+    }
+
+    /// `3 leaders (L0 L1 L2)`: the leaders by name (the first few of many).
+    fn describe(&self) -> String {
+        const SHOWN: usize = 8;
+        let n = self.names.len();
+        if n == 0 {
+            return "0 leaders".to_owned();
+        }
+        let mut shown = self.names.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(" ");
+        if n > SHOWN {
+            shown.push_str(" …");
+        }
+        format!("{n} leader{} ({shown})", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// What a simulation does, with every leader looked up: the client operations and the faults
+/// (in the order given; the run sorts them by time), and one clock skew per leader.
+struct Plan {
+    ops: Vec<(Duration, LeaderId, ClientOp)>,
+    faults: Vec<(Duration, FaultEvent)>,
+    skews: Vec<ClockSkew>,
 }
 
 /// A simulation: configure with the builder methods, then [`Simulation::run`].
@@ -215,11 +317,11 @@ pub struct Simulation {
     supervisor: Option<SupervisorConfig>,
     network: NetworkModel,
     clock_sync: Option<ClockSyncConfig>,
-    skews: Vec<ClockSkew>,
+    /// Clock skews in the order they were given (a later one for the same leader wins).
+    skews: Vec<(LeaderRef, ClockSkew)>,
     workload: Workload,
     faults: Vec<(Duration, FaultEvent)>,
     max_duration: Duration,
-    invalid: Option<String>,
 }
 
 /// Why a simulation could not run.
@@ -252,7 +354,6 @@ impl Simulation {
             workload: Workload::default(),
             faults: Vec::new(),
             max_duration: Duration::from_secs(60),
-            invalid: None,
         }
     }
 
@@ -278,17 +379,11 @@ impl Simulation {
         self
     }
 
-    /// Leader `leader`'s clock offset and drift.
+    /// Leader `leader`'s clock offset and drift (by name or [`LeaderId`]; the leaders not given
+    /// one keep true time).
     #[must_use]
-    pub fn clock(mut self, leader: usize, offset_ns: i64, drift_ppm: i32) -> Self {
-        if leader >= MAX_LEADERS {
-            self.invalid = Some(format!("clock of leader index {leader}: a cluster has at most {MAX_LEADERS} leaders"));
-            return self;
-        }
-        if self.skews.len() <= leader {
-            self.skews.resize(leader + 1, ClockSkew::default());
-        }
-        self.skews[leader] = ClockSkew { offset_ns, drift_ppm };
+    pub fn clock(mut self, leader: impl Into<LeaderRef>, offset_ns: i64, drift_ppm: i32) -> Self {
+        self.skews.push((leader.into(), ClockSkew { offset_ns, drift_ppm }));
         self
     }
 
@@ -328,16 +423,16 @@ impl Simulation {
         self
     }
 
-    /// Leader `leader` crashes at `at`.
+    /// Leader `leader` (by name or [`LeaderId`]) crashes at `at`.
     #[must_use]
-    pub fn crash_at(self, at: Duration, leader: usize) -> Self {
-        self.fault(at, FaultEvent::Crash(leader))
+    pub fn crash_at(self, at: Duration, leader: impl Into<LeaderRef>) -> Self {
+        self.fault(at, FaultEvent::Crash(leader.into()))
     }
 
-    /// Leader `leader` restarts at `at`.
+    /// Leader `leader` (by name or [`LeaderId`]) restarts at `at`.
     #[must_use]
-    pub fn restart_at(self, at: Duration, leader: usize) -> Self {
-        self.fault(at, FaultEvent::Restart(leader))
+    pub fn restart_at(self, at: Duration, leader: impl Into<LeaderRef>) -> Self {
+        self.fault(at, FaultEvent::Restart(leader.into()))
     }
 
     /// Replica settings.
@@ -371,8 +466,9 @@ impl Simulation {
     }
 
     /// Runs the simulation. Panics, with the reason, when the configuration is invalid (a leader
-    /// index out of range, no leaders, settings that cannot work together), the runtime cannot be
-    /// built or an actor fails to answer; [`Simulation::try_run`] returns those as errors.
+    /// the cluster does not have, no leaders, settings that cannot work together), the runtime
+    /// cannot be built or an actor fails to answer; [`Simulation::try_run`] returns those as
+    /// errors.
     #[must_use]
     pub fn run(self) -> SimRun {
         match self.try_run() {
@@ -382,52 +478,56 @@ impl Simulation {
     }
 
     /// Runs the simulation.
+    ///
+    /// # Errors
+    /// [`SimError::Invalid`] when a workload operation, a fault or a clock names a leader the
+    /// cluster does not have, or a partition splits leaders it does not have; the other
+    /// [`SimError`]s when the runtime or the cluster cannot be built or an actor stops answering.
     pub fn try_run(self) -> Result<SimRun, SimError> {
-        self.validate()?;
+        let plan = self.plan()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
         let system = actix_rt::System::with_tokio_rt(move || rt);
-        let result = system.block_on(self.drive());
+        let result = system.block_on(self.drive(plan));
         actix_rt::System::current().stop();
         result
     }
 
-    fn validate(&self) -> Result<(), SimError> {
-        if let Some(why) = &self.invalid {
-            return Err(SimError::Invalid(why.clone()));
+    /// Looks up every leader the workload, the faults and the clocks name, once.
+    fn plan(&self) -> Result<Plan, SimError> {
+        let names = self.cluster.leader_names();
+        let n = names.len();
+        if n > MAX_LEADERS {
+            return Err(ClusterError::TooManyLeaders(n).into());
         }
-        let n = self.cluster.leader_names().len();
-        let out_of_range = |i: usize| SimError::Invalid(format!("leader index {i} is out of range ({n} leaders)"));
-        for (_, leader, _) in &self.workload.ops {
-            if *leader >= n {
-                return Err(out_of_range(*leader));
+        let leaders = Leaders { names };
+        let mut ops = Vec::new();
+        for (at, leader, op) in self.workload.expand(n) {
+            let id = leaders.resolve(&leader, || format!("the client operation at {}", duration(at)))?;
+            ops.push((at, id, op));
+        }
+        let faults = self
+            .faults
+            .iter()
+            .map(|(at, fault)| Ok((*at, fault.resolve(&leaders, *at)?)))
+            .collect::<Result<Vec<_>, SimError>>()?;
+        let mut skews = vec![ClockSkew::default(); n];
+        for (leader, skew) in &self.skews {
+            let id = leaders.resolve(leader, || "a clock skew".to_owned())?;
+            if let Some(slot) = skews.get_mut(id.index()) {
+                *slot = *skew;
             }
         }
-        for (_, fault) in &self.faults {
-            let (a, b) = match fault {
-                FaultEvent::Crash(i) | FaultEvent::Restart(i) | FaultEvent::Isolate(i) | FaultEvent::Heal(i) => {
-                    (*i, *i)
-                }
-                FaultEvent::Partition(x, y) => {
-                    let max = x.union(*y).iter().map(LeaderId::index).max().unwrap_or(0);
-                    (max, max)
-                }
-                FaultEvent::HealAll => (0, 0),
-            };
-            if a.max(b) >= n && !matches!(fault, FaultEvent::HealAll) {
-                return Err(out_of_range(a.max(b)));
-            }
-        }
-        Ok(())
+        Ok(Plan { ops, faults, skews })
     }
 
-    async fn drive(self) -> Result<SimRun, SimError> {
+    async fn drive(self, plan: Plan) -> Result<SimRun, SimError> {
         let epoch = SimEpoch::starting_now(Cluster::simulation_epoch());
         let sink = TraceSink::recording(epoch);
         let network = SimulatedNetwork { model: self.network.clone(), seed: self.seed };
         let mut builder = self
             .cluster
             .clone()
-            .simulated_clocks(epoch, self.skews.clone())
+            .simulated_clocks(epoch, plan.skews.clone())
             .trace_sink(sink.clone())
             .transport(Arc::new(network));
         if let Some(config) = self.clock_sync {
@@ -439,18 +539,17 @@ impl Simulation {
 
         // One schedule of client operations and faults, in time order (stable for equal times).
         enum Step {
-            Op(usize, ClientOp),
+            Op(LeaderId, ClientOp),
             Fault(FaultEvent),
         }
-        let mut steps: Vec<(Duration, Step)> = self
-            .workload
-            .expand(self.cluster.leader_names().len())
+        let last_fault = plan.faults.iter().map(|(at, _)| *at).max();
+        let mut steps: Vec<(Duration, Step)> = plan
+            .ops
             .into_iter()
             .map(|(at, leader, op)| (at, Step::Op(leader, op)))
-            .chain(self.faults.iter().map(|(at, f)| (*at, Step::Fault(f.clone()))))
+            .chain(plan.faults.into_iter().map(|(at, f)| (at, Step::Fault(f))))
             .collect();
         steps.sort_by_key(|(at, _)| *at);
-        let last_fault = self.faults.iter().map(|(at, _)| *at).max();
 
         let mut acked: Vec<AckedWrite> = Vec::new();
         for (at, step) in steps {
@@ -508,7 +607,7 @@ impl Simulation {
             }
             if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());
         }
-        let setup = self.render_setup(&keyspaces);
+        let setup = self.render_setup(&keyspaces, &plan.skews);
         Ok(SimRun {
             setup,
             check_settings: CheckSettings { max_offset: self.cluster.replica_settings().max_offset, keyspaces },
@@ -530,7 +629,7 @@ impl Simulation {
 impl Simulation {
     /// The scenario's setup as a few lines of stable text: seed, leaders, topology, network,
     /// clocks, keyspaces, and the settings that differ from the defaults.
-    fn render_setup(&self, keyspaces: &Keyspaces) -> String {
+    fn render_setup(&self, keyspaces: &Keyspaces, skews: &[ClockSkew]) -> String {
         let names = self.cluster.leader_names();
         let name = |id: LeaderId| names.get(id.index()).map_or_else(|| id.to_string(), Clone::clone);
         let mut out = String::new();
@@ -552,8 +651,7 @@ impl Simulation {
         }
         let _ = writeln!(out, "network: {network}");
 
-        let skews: Vec<String> = self
-            .skews
+        let skews: Vec<String> = skews
             .iter()
             .enumerate()
             .filter(|(_, s)| **s != ClockSkew::default())
@@ -675,11 +773,10 @@ async fn client_op(
     cluster: &Cluster,
     sink: &TraceSink,
     epoch: &SimEpoch,
-    leader: usize,
+    id: LeaderId,
     op: ClientOp,
 ) -> Result<Option<AckedWrite>, ClusterError> {
-    let id = LeaderId::new(leader).map_err(|_| ClusterError::UnknownLeader(format!("#{leader}")))?;
-    let addr = cluster.leader_by_id(id)?;
+    let addr = cluster.leader(id)?;
     let crdt = match &op {
         ClientOp::Update { update, .. } => match update.as_ref() {
             Update::Crdt(u) => Some(u.clone()),
@@ -751,7 +848,15 @@ async fn client_op(
     match result {
         Ok(receipt) => {
             sink.record(Who::Client, ClientEvent::Wrote { leader: id, op: label, outcome: Ok(receipt.dot) });
-            Ok(Some(AckedWrite { leader, at: epoch.elapsed(), dot: receipt.dot, hlc: receipt.hlc, key, value, crdt }))
+            Ok(Some(AckedWrite {
+                leader: id,
+                at: epoch.elapsed(),
+                dot: receipt.dot,
+                hlc: receipt.hlc,
+                key,
+                value,
+                crdt,
+            }))
         }
         Err(e) => {
             sink.record(Who::Client, ClientEvent::Wrote { leader: id, op: label, outcome: Err(e.to_string()) });
@@ -780,14 +885,14 @@ fn describe(update: &Update) -> String {
     }
 }
 
+/// Records `fault` (resolved: its leader by id, so that it shows as before) and applies it.
 fn apply_fault(cluster: &Cluster, sink: &TraceSink, fault: FaultEvent) -> Result<(), ClusterError> {
-    let id = |i: usize| LeaderId::new(i).map_err(|_| ClusterError::UnknownLeader(format!("#{i}")));
-    sink.record(Who::Client, ClientEvent::Fault { fault: format!("{fault:?}") });
+    sink.record(Who::Client, ClientEvent::Fault { fault: fault.to_string() });
     match fault {
-        FaultEvent::Crash(l) => cluster.crash(id(l)?)?,
-        FaultEvent::Restart(l) => cluster.restart(id(l)?)?,
-        FaultEvent::Isolate(l) => cluster.isolate(id(l)?)?,
-        FaultEvent::Heal(l) => cluster.heal(id(l)?)?,
+        FaultEvent::Crash(l) => cluster.crash(l)?,
+        FaultEvent::Restart(l) => cluster.restart(l)?,
+        FaultEvent::Isolate(l) => cluster.isolate(l)?,
+        FaultEvent::Heal(l) => cluster.heal(l)?,
         FaultEvent::Partition(a, b) => cluster.partition(a, b)?,
         FaultEvent::HealAll => cluster.heal_all()?,
     }

@@ -407,42 +407,48 @@ impl Scenario {
         if f.ntp {
             sim = sim.clock_sync(ClockSyncConfig::default());
         }
+        // At most MAX_LEADERS ids: a scenario with more leaders fails to start (too many leaders).
+        let ids: Vec<LeaderId> = LeaderId::range(n).collect();
         let offset_ms = f.clock_offset.as_millis() as u64;
         if offset_ms > 0 || f.drift_ppm > 0 {
-            for leader in 0..n {
+            for &leader in &ids {
                 let offset = rng.below(2 * offset_ms + 1) as i64 - offset_ms as i64;
                 let drift = rng.below(2 * u64::from(f.drift_ppm) + 1) as i64 - i64::from(f.drift_ppm);
                 sim = sim.clock(leader, offset * 1_000_000, drift as i32);
             }
         }
         let mut workload = rng.fork(1);
-        sim = sim.workload(|w| self.workload(w, n, &mut workload));
+        sim = sim.workload(|w| self.workload(w, &ids, &mut workload));
         if f.partition && n > 1 {
             let at = 200 + rng.below(600);
             let heal = at + 300 + rng.below(700);
             // A random nonempty proper subset against the rest.
             let mask = 1 + rng.below((1u64 << n.min(63)) - 2);
-            let side: LeaderSet =
-                (0..n).filter(|i| mask & (1 << i) != 0).filter_map(|i| LeaderId::new(i).ok()).collect();
+            let side: LeaderSet = ids.iter().copied().filter(|id| mask & (1 << id.index()) != 0).collect();
             let rest = LeaderSet::first(n).difference(side);
             sim = sim.fault(ms(at), FaultEvent::Partition(side, rest)).fault(ms(heal), FaultEvent::HealAll);
         }
         if f.crash_restart {
-            let victim =
-                if self.topology == SweepTopology::Star && rng.chance(0.5) { 0 } else { rng.below(n as u64) as usize };
+            let victim = if self.topology == SweepTopology::Star && rng.chance(0.5) {
+                ids.first()
+            } else {
+                ids.get(rng.below(ids.len() as u64) as usize)
+            };
             let at = 100 + rng.below(1_100);
             let back = at + 300 + rng.below(1_200);
-            sim = sim.crash_at(ms(at), victim).restart_at(ms(back), victim);
+            if let Some(&victim) = victim {
+                sim = sim.crash_at(ms(at), victim).restart_at(ms(back), victim);
+            }
         }
         sim
     }
 
-    fn workload(&self, mut w: Workload, leaders: usize, rng: &mut SeededRng) -> Workload {
-        for leader in 0..leaders {
+    fn workload(&self, mut w: Workload, leaders: &[LeaderId], rng: &mut SeededRng) -> Workload {
+        for &leader in leaders {
             for j in 0..OPS_PER_LEADER {
                 let at = ms(rng.below(WORKLOAD_SPAN_MS));
                 let key = format!("{SWEEP_KEYSPACE}/k{}", rng.below(KEYS));
-                let value = format!("L{leader}.{j}");
+                let value = format!("{leader}.{j}");
                 let roll = rng.below(10);
                 w = match self.resolution {
                     SweepResolution::Lww | SweepResolution::HomeLeader if roll < 2 => w.delete(at, leader, &key),

@@ -17,11 +17,11 @@ fn lost_then_carried(kind: CrdtKind, second: Update) -> SimRun {
     Simulation::new(1)
         .leaders(3)
         .keyspace("c", Resolution::Crdt(kind))
-        .workload(|w| w.update(ms(20), 0, "c/x", increment(1)).update(ms(30), 0, "c/x", second))
-        .fault(ms(10), FaultEvent::Isolate(0))
-        .fault(ms(29), FaultEvent::Heal(0))
-        .crash_at(ms(31), 0)
-        .restart_at(ms(500), 0)
+        .workload(|w| w.update(ms(20), "L0", "c/x", increment(1)).update(ms(30), "L0", "c/x", second))
+        .fault(ms(10), FaultEvent::Isolate("L0".into()))
+        .fault(ms(29), FaultEvent::Heal("L0".into()))
+        .crash_at(ms(31), "L0")
+        .restart_at(ms(500), "L0")
         .run()
 }
 

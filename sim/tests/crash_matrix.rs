@@ -10,20 +10,23 @@ use roundtable_sim::{ms, NetworkModel, SimRun, Simulation};
 const SEEDS: [u64; 3] = [1, 2, 3];
 const RESTART: std::time::Duration = ms(1_500);
 
-fn run(topology: &Topology, victim: usize, seed: u64) -> SimRun {
+fn run(topology: &Topology, victim: LeaderId, seed: u64) -> SimRun {
     Simulation::new(seed)
         .leaders(5)
         .topology(topology.clone())
         .network(NetworkModel::wan().drop_rate(0.05).duplicate_rate(0.02).reorder_rate(0.1))
-        .workload(|w| (0..5).fold(w.puts_per_leader(4), |w, i| w.put(ms(3_000), i, &format!("after{i}"), "x")))
+        .workload(|w| {
+            LeaderId::range(5)
+                .fold(w.puts_per_leader(4), |w, id| w.put(ms(3_000), id, &format!("after{}", id.index()), "x"))
+        })
         .crash_at(ms(25), victim)
         .restart_at(RESTART, victim)
         .run()
 }
 
-fn check(topology: &Topology, victim: usize, seed: u64) {
+fn check(topology: &Topology, victim: LeaderId, seed: u64) {
     let run = run(topology, victim, seed);
-    let context = format!("{topology}, L{victim} crashed, seed {seed}");
+    let context = format!("{topology}, {victim} crashed, seed {seed}");
     if let Err(why) = run.check_converged() {
         panic!("{context}: {why}\n{}", run.render());
     }
@@ -37,7 +40,7 @@ fn check(topology: &Topology, victim: usize, seed: u64) {
                 && matches!(
                     (&r.actor, &r.event),
                     (roundtable_actors::TraceActor::Leader(at), Event::Replica(TraceEvent::Received { dot, .. }))
-                        if at.index() != victim && *dot == write.dot
+                        if *at != victim && *dot == write.dot
                 )
         });
         let survived = write.leader != victim || passed_on;
@@ -53,12 +56,12 @@ fn check(topology: &Topology, victim: usize, seed: u64) {
     }
     // The restarted leader is up, live and equal to the others (check_converged compared them).
     assert!(run.states().iter().all(|s| s.up), "{context}");
-    assert!(run.live().contains(LeaderId::new(victim).expect("id")), "{context}");
+    assert!(run.live().contains(victim), "{context}");
 }
 
 #[test]
 fn circle_survives_any_crashed_leader() {
-    for victim in 0..5 {
+    for victim in LeaderId::range(5) {
         for seed in SEEDS {
             check(&Topology::Circle, victim, seed);
         }
@@ -67,8 +70,9 @@ fn circle_survives_any_crashed_leader() {
 
 #[test]
 fn star_survives_its_hub_or_an_outer_leader_crashing() {
-    let star = Topology::Star { hub: LeaderId::new(0).expect("id") };
-    for victim in [0, 2] {
+    let hub = LeaderId::new(0).expect("id");
+    let star = Topology::Star { hub };
+    for victim in [hub, LeaderId::new(2).expect("id")] {
         for seed in SEEDS {
             check(&star, victim, seed);
         }
@@ -78,7 +82,7 @@ fn star_survives_its_hub_or_an_outer_leader_crashing() {
 #[test]
 fn all_to_all_survives_any_crashed_leader() {
     for relay in [false, true] {
-        for victim in 0..5 {
+        for victim in LeaderId::range(5) {
             for seed in SEEDS {
                 check(&Topology::AllToAll { relay }, victim, seed);
             }

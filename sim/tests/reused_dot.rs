@@ -10,11 +10,11 @@ use roundtable_sim::{ms, FaultEvent, SimRun, Simulation, WriteFate};
 fn reuse() -> SimRun {
     Simulation::new(1)
         .leaders(3)
-        .workload(|w| w.put(ms(10), 0, "a", "1").put(ms(50), 0, "b", "old").put(ms(4_000), 0, "b", "new"))
-        .fault(ms(40), FaultEvent::Isolate(0))
-        .crash_at(ms(60), 0)
-        .fault(ms(70), FaultEvent::Heal(0))
-        .restart_at(ms(500), 0)
+        .workload(|w| w.put(ms(10), "L0", "a", "1").put(ms(50), "L0", "b", "old").put(ms(4_000), "L0", "b", "new"))
+        .fault(ms(40), FaultEvent::Isolate("L0".into()))
+        .crash_at(ms(60), "L0")
+        .fault(ms(70), FaultEvent::Heal("L0".into()))
+        .restart_at(ms(500), "L0")
         .run()
 }
 

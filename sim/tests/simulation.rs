@@ -10,8 +10,8 @@ fn a_leader_two_seconds_fast_is_refused_quarantined_fenced_and_rejoins() {
     let run = Simulation::new(3)
         .leaders(3)
         .network(NetworkModel::lan())
-        .clock(1, 2_000_000_000, 0)
-        .workload(|w| w.put(ms(0), 1, "k", "from the future").put(ms(5), 0, "j", "now"))
+        .clock("L1", 2_000_000_000, 0)
+        .workload(|w| w.put(ms(0), "L1", "k", "from the future").put(ms(5), "L0", "j", "now"))
         .run();
     let trace = run.trace().render();
     // Each peer refuses the entry, counts it, traces it and quarantines it ...
@@ -23,7 +23,8 @@ fn a_leader_two_seconds_fast_is_refused_quarantined_fenced_and_rejoins() {
     assert!(trace[fence..].contains("L1     rejoining"), "{trace}");
     // ... so the far-future write is applied nowhere — not even at L1 any more — and listed.
     run.assert_converged();
-    let dot = run.acked().iter().find(|a| a.leader == 1).expect("acknowledged").dot;
+    let l1 = roundtable_runtime::LeaderId::new(1).expect("id");
+    let dot = run.acked().iter().find(|a| a.leader == l1).expect("acknowledged").dot;
     assert!(run.states().iter().all(|s| !s.applied.contains(dot)));
     for leader in [0, 2] {
         assert_eq!(run.states()[leader].quarantined.len(), 1);
@@ -36,9 +37,9 @@ fn an_isolated_leader_is_declared_dead_and_returns_after_the_heal() {
         .leaders(3)
         .topology(Topology::Circle)
         .network(NetworkModel::lan())
-        .workload(|w| w.put(ms(100), 0, "a", "1").put(ms(900), 2, "b", "2"))
-        .fault(ms(50), FaultEvent::Isolate(1))
-        .fault(ms(1_500), FaultEvent::Heal(1))
+        .workload(|w| w.put(ms(100), "L0", "a", "1").put(ms(900), "L2", "b", "2"))
+        .fault(ms(50), FaultEvent::Isolate("L1".into()))
+        .fault(ms(1_500), FaultEvent::Heal("L1".into()))
         .run();
     run.assert_converged();
     let trace = run.trace().render();
@@ -57,8 +58,8 @@ fn the_supervisor_can_restart_dead_leaders_by_itself() {
         .leaders(3)
         .network(NetworkModel::lan())
         .supervisor_config(config)
-        .workload(|w| w.puts_per_leader(2).put(ms(1_500), 0, "late", "x"))
-        .crash_at(ms(30), 2)
+        .workload(|w| w.puts_per_leader(2).put(ms(1_500), "L0", "late", "x"))
+        .crash_at(ms(30), "L2")
         .run();
     run.assert_converged();
     let trace = run.trace().render();
@@ -74,8 +75,8 @@ fn the_same_seed_replays_the_same_run_and_another_seed_does_not() {
             .leaders(4)
             .network(NetworkModel::wan().drop_rate(0.1).duplicate_rate(0.1).reorder_rate(0.3))
             .workload(|w| w.puts_per_leader(4))
-            .crash_at(ms(25), 3)
-            .restart_at(ms(900), 3)
+            .crash_at(ms(25), "L3")
+            .restart_at(ms(900), "L3")
             .run()
     };
     let a = sim(11);
@@ -89,9 +90,9 @@ fn clock_sync_corrects_a_fast_leader_before_it_stamps_anything() {
     let run = Simulation::new(4)
         .leaders(3)
         .network(NetworkModel::lan())
-        .clock(1, 2_000_000_000, 0)
+        .clock("L1", 2_000_000_000, 0)
         .clock_sync(roundtable_sim::ClockSyncConfig::default())
-        .workload(|w| w.put(ms(100), 1, "k", "v"))
+        .workload(|w| w.put(ms(100), "L1", "k", "v"))
         .run();
     run.assert_converged();
     let trace = run.trace().render();
@@ -107,12 +108,12 @@ fn a_fast_leader_that_stamped_before_its_first_sample_fences_itself_until_true_t
     let run = Simulation::new(4)
         .leaders(3)
         .network(NetworkModel::lan())
-        .clock(1, 2_000_000_000, 0)
+        .clock("L1", 2_000_000_000, 0)
         .clock_sync(roundtable_sim::ClockSyncConfig::default())
         .workload(|w| {
-            w.put(ms(0), 1, "k", "stamped 2 s ahead").put(ms(1_000), 1, "k", "while fenced").put(
+            w.put(ms(0), "L1", "k", "stamped 2 s ahead").put(ms(1_000), "L1", "k", "while fenced").put(
                 ms(3_000),
-                1,
+                "L1",
                 "k",
                 "on time",
             )
@@ -150,9 +151,9 @@ fn a_restarted_leader_never_reuses_a_dot_its_peers_hold_in_their_buffers() {
             .leaders(5)
             .topology(Topology::Star { hub: roundtable_runtime::LeaderId::new(0).expect("id") })
             .network(NetworkModel::wan().drop_rate(0.05).duplicate_rate(0.02))
-            .workload(|w| w.puts_per_leader(5).put(ms(2_500), 2, "new1", "x").put(ms(2_600), 2, "new2", "y"))
-            .crash_at(ms(130), 2)
-            .restart_at(ms(1_500), 2)
+            .workload(|w| w.puts_per_leader(5).put(ms(2_500), "L2", "new1", "x").put(ms(2_600), "L2", "new2", "y"))
+            .crash_at(ms(130), "L2")
+            .restart_at(ms(1_500), "L2")
             .run();
         if let Err(why) = run.check_converged() {
             panic!("seed {seed}: {why}\n{}", run.render());
@@ -166,17 +167,17 @@ fn a_restarted_leader_never_reuses_a_dot_its_peers_hold_in_their_buffers() {
 #[test]
 fn home_leader_keys_never_conflict_and_move_when_the_home_dies() {
     use roundtable_actors::Resolution;
+    use roundtable_runtime::LeaderId;
     let home_of_k = roundtable_runtime::topologies::rendezvous_home(b"k", roundtable_runtime::LeaderSet::first(3))
-        .expect("someone is home")
-        .index();
-    let others: Vec<usize> = (0..3).filter(|i| *i != home_of_k).collect();
+        .expect("someone is home");
+    let others: Vec<LeaderId> = LeaderId::range(3).filter(|id| *id != home_of_k).collect();
     let run = Simulation::new(21)
         .leaders(3)
         .network(NetworkModel::wan())
         .resolution(Resolution::HomeLeader)
         .workload(|w| {
             // Every leader writes the same key at the same moment: without a home, a conflict.
-            let w = (0..3).fold(w, |w, i| w.put(ms(0), i, "k", &format!("v{i}")));
+            let w = LeaderId::range(3).fold(w, |w, id| w.put(ms(0), id, "k", &format!("v{}", id.index())));
             // After the home crashed and was declared dead, writes go to the next home.
             (0..2).fold(w, |w, j| w.put(ms(1_200), others[j], "k", &format!("late{j}")))
         })
@@ -185,9 +186,9 @@ fn home_leader_keys_never_conflict_and_move_when_the_home_dies() {
     run.assert_converged();
     let trace = run.trace().render();
     assert!(!trace.contains(" lww "), "a home-leader keyspace made a conflict decision:\n{trace}");
-    let routed = trace.matches(&format!("to its home L{home_of_k}")).count();
+    let routed = trace.matches(&format!("to its home {home_of_k}")).count();
     assert_eq!(routed, 2, "both non-home writes went to the home\n{trace}");
-    assert!(trace.contains(&format!("declared L{home_of_k} dead")), "{trace}");
+    assert!(trace.contains(&format!("declared {home_of_k} dead")), "{trace}");
     // After the failover one of the survivors is home, and the other routes to it.
     assert!(trace.matches("routed here as its home").count() >= 3, "{trace}");
     assert_eq!(run.acked().len(), 5);
@@ -210,7 +211,7 @@ fn a_rendered_run_opens_with_its_setup_and_names_every_setting_that_is_not_the_d
             ms(30),
             ms(40),
         ))
-        .clock(1, 250_000_000, -20)
+        .clock("L1", 250_000_000, -20)
         .clock_sync(ClockSyncConfig::default())
         .resolution(Resolution::HomeLeader)
         .keyspace("cart", Resolution::Crdt(CrdtKind::OrSet))

@@ -16,8 +16,8 @@ fn hub_crash_run() -> SimRun {
         .topology(Topology::Star { hub: LeaderId::new(0).expect("leader 0 exists") })
         .network(NetworkModel::wan().drop_rate(0.1))
         .workload(|w| w.puts_per_leader(3))
-        .crash_at(ms(40), 0)
-        .restart_at(ms(600), 0)
+        .crash_at(ms(40), "L0")
+        .restart_at(ms(600), "L0")
         .run()
 }
 
@@ -93,8 +93,8 @@ fn a_busy_nine_leader_run_stays_within_the_height_cap() {
         .topology(Topology::AllToAll { relay: false })
         .network(NetworkModel::wan().drop_rate(0.05))
         .workload(|w| w.puts_per_leader(6))
-        .crash_at(ms(25), 4)
-        .restart_at(ms(300), 4)
+        .crash_at(ms(25), "L4")
+        .restart_at(ms(300), "L4")
         .run();
     let options = SvgOptions::default();
     let svg = render_svg(run.trace(), &options);
