@@ -273,7 +273,7 @@ impl ClusterBuilder {
                     let clock = SimulatedClock::new(epoch.now())
                         .with_offset_ns(skew.offset_ns)
                         .with_drift_ppm(skew.drift_ppm)
-                        .map_err(|source| ClusterError::Clock { leader: id.index(), source })?;
+                        .map_err(|source| ClusterError::Clock { leader: id, source })?;
                     LeaderClockSource::Simulated { epoch: *epoch, clock }
                 }
             };
@@ -400,11 +400,6 @@ impl Cluster {
             .get(name)
             .and_then(|&i| LeaderId::new(i).ok())
             .ok_or_else(|| ClusterError::UnknownLeader(name.to_owned()))
-    }
-
-    /// The leader with id `id` (the same as [`Cluster::leader`] with an id).
-    pub fn leader_by_id(&self, id: LeaderId) -> Result<&LeaderHandle, ClusterError> {
-        self.leader(id)
     }
 
     /// Every leader, in id order.

@@ -3,7 +3,7 @@
 //! cluster can fail with.
 
 use actix::MailboxError;
-use roundtable_runtime::{DataError, WriteError};
+use roundtable_runtime::{DataError, LeaderId, WriteError};
 
 use std::time::Duration;
 
@@ -89,8 +89,8 @@ pub enum ClusterError {
     /// A simulated clock's skew is invalid.
     #[error("leader {leader}: {source}")]
     Clock {
-        /// The leader's index.
-        leader: usize,
+        /// The leader.
+        leader: LeaderId,
         /// What is wrong.
         source: roundtable_runtime::clock::ClockError,
     },

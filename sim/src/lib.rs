@@ -14,12 +14,15 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod check;
+mod client;
+mod error;
 pub mod network;
 pub mod run;
 pub mod simulation;
 pub mod svg;
 pub mod sweep;
 pub mod time_server;
+pub mod workload;
 
 pub use check::{CheckReport, Invariant, Violation, WriteFate};
 pub use network::{Network, NetworkModel, SimulatedNetwork};
