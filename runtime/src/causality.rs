@@ -15,6 +15,7 @@ use core::cmp::Ordering;
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::{LeaderId, MAX_LEADERS};
 
@@ -102,15 +103,24 @@ pub enum Causality {
 /// x.merge(&y);
 /// assert_eq!(x.to_string(), "[L0:2 L1:1]");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "heapless::Vec<u64, MAX_LEADERS>", into = "heapless::Vec<u64, MAX_LEADERS>")]
+#[derive(Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "heapless::Vec<u64, MAX_LEADERS>")]
 pub struct VersionVector {
-    /// `counts[i]` is the highest sequence number applied from leader `i`; no trailing zeros.
-    counts: heapless::Vec<u64, MAX_LEADERS>,
+    /// `counts[i]` is the highest sequence number applied from leader `i`; no trailing zeros, so
+    /// the vector is as long as the highest leader id that wrote, and at most [`MAX_LEADERS`]
+    /// long (every index comes from a `LeaderId`, and decoding refuses more). Inline up to
+    /// [`INLINE_LEADERS`]: a clone of a small cluster's vector allocates nothing.
+    counts: SmallVec<[u64; INLINE_LEADERS]>,
 }
 
+/// Version vectors of clusters whose leader ids are below this live inline (72 bytes); larger
+/// ones on the heap. Before issue 11 every vector was a fixed 520 bytes.
+pub const INLINE_LEADERS: usize = 8;
+
+/// Decoding: a bounded sequence (at most [`MAX_LEADERS`] counters), trailing zeros dropped.
 impl From<heapless::Vec<u64, MAX_LEADERS>> for VersionVector {
-    fn from(mut counts: heapless::Vec<u64, MAX_LEADERS>) -> Self {
+    fn from(counts: heapless::Vec<u64, MAX_LEADERS>) -> Self {
+        let mut counts: SmallVec<[u64; INLINE_LEADERS]> = counts.iter().copied().collect();
         while counts.last() == Some(&0) {
             counts.pop();
         }
@@ -118,9 +128,11 @@ impl From<heapless::Vec<u64, MAX_LEADERS>> for VersionVector {
     }
 }
 
-impl From<VersionVector> for heapless::Vec<u64, MAX_LEADERS> {
-    fn from(vv: VersionVector) -> Self {
-        vv.counts
+/// Encoding: the counters as a sequence, exactly as the fixed-size vector it replaced encoded
+/// (the wire format did not change).
+impl Serialize for VersionVector {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.counts.iter())
     }
 }
 
@@ -128,7 +140,7 @@ impl VersionVector {
     /// The empty vector: nothing seen from anybody.
     #[must_use]
     pub const fn new() -> Self {
-        VersionVector { counts: heapless::Vec::new() }
+        VersionVector { counts: SmallVec::new_const() }
     }
 
     /// The highest sequence number seen from `leader` (0 when none).
@@ -143,10 +155,9 @@ impl VersionVector {
         if seq.0 == 0 && i >= self.counts.len() {
             return;
         }
-        while self.counts.len() <= i {
-            // Cannot fail: i < MAX_LEADERS, the capacity.
-            let pushed = self.counts.push(0);
-            debug_assert!(pushed.is_ok());
+        if self.counts.len() <= i {
+            // i < MAX_LEADERS: the bound holds.
+            self.counts.resize(i + 1, 0);
         }
         self.counts[i] = seq.0;
         while self.counts.last() == Some(&0) {
@@ -171,9 +182,8 @@ impl VersionVector {
     pub fn merge(&mut self, other: &VersionVector) {
         for (i, &theirs) in other.counts.iter().enumerate() {
             if i >= self.counts.len() {
-                // Cannot fail: other.counts.len() <= MAX_LEADERS.
-                let pushed = self.counts.push(theirs);
-                debug_assert!(pushed.is_ok());
+                // other.counts.len() <= MAX_LEADERS: the bound holds.
+                self.counts.push(theirs);
             } else if theirs > self.counts[i] {
                 self.counts[i] = theirs;
             }
