@@ -82,9 +82,14 @@ impl Record {
 /// message, still prints here).
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.at.as_micros();
-        write!(f, "{:>6}.{:03}ms {:<6} {}", us / 1000, us % 1000, self.actor.to_string(), self.event)
+        line(f, self.at, self.actor, &self.event)
     }
+}
+
+/// A trace line: time since the start, who, what.
+fn line(f: &mut impl fmt::Write, at: Duration, actor: Actor, what: &dyn fmt::Display) -> fmt::Result {
+    let us = at.as_micros();
+    write!(f, "{:>6}.{:03}ms {:<6} {what}", us / 1000, us % 1000, actor.to_string())
 }
 
 /// What happened, by whom it is recorded.
@@ -640,14 +645,8 @@ impl Trace {
             let _ = writeln!(out, "{record}");
         }
         if let Some((at, actor)) = self.cut {
-            let us = at.as_micros();
-            let _ = writeln!(
-                out,
-                "{:>6}.{:03}ms {:<6} trace cut: TRACE_RECORDS_MAX records reached",
-                us / 1000,
-                us % 1000,
-                actor.to_string()
-            );
+            let _ = line(&mut out, at, actor, &"trace cut: TRACE_RECORDS_MAX records reached");
+            out.push('\n');
         }
         out
     }
