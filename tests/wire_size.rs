@@ -38,7 +38,7 @@ fn entry(k: u64, value: Vec<u8>) -> ReplicatedEntry {
         key: Key::new(format!("user/{:06}", (k * 7_919) % 1_000_000)).expect("short key"),
         op: Op::Put(Value::new(value).expect("value within bounds")),
     };
-    ReplicatedEntry { entry, seen_by: LeaderSet::single(leader(ORIGIN)) }
+    ReplicatedEntry { entry: entry.into(), seen_by: LeaderSet::single(leader(ORIGIN)) }
 }
 
 /// The 16-byte ASCII value of the `k`-th write.

@@ -21,12 +21,12 @@ use roundtable_runtime::{
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::messages::{
-    AppliedTotal, Changed, Crash, Delete, Deliver, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect, LeaderError,
+    AppliedTotal, Changed, Crash, Delete, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect, LeaderError,
     LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Subscribe, SubscribeChannel, Subscriber, Write,
     WriteConcern, MAX_SUBSCRIPTIONS,
 };
-use crate::trace::{Actor as Who, Frame, LeaderEvent, Loss, NetworkEvent, TraceSink};
-use crate::transport::{Heartbeat, Report, Route, Transmit, TransportLinks};
+use crate::trace::{Actor as Who, LeaderEvent, Loss, NetworkEvent, TraceSink};
+use crate::transport::{Deliver, Heartbeat, ParcelBody, Report, Route, Transmit, TransportLinks};
 use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
 use roundtable_runtime::siblings::SiblingRead;
@@ -503,13 +503,7 @@ impl Handler<Deliver> for Leader {
     fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
         let now = self.now();
         if self.sink.is_enabled() {
-            let message = Frame {
-                from: msg.from,
-                to: self.spec.id,
-                kind: msg.kind.to_owned(),
-                bytes: msg.frame.len(),
-                sent_at: msg.sent_at,
-            };
+            let message = msg.parcel.describe(msg.sent_at);
             let event = if self.replica.is_some() {
                 NetworkEvent::Delivered(message)
             } else {
@@ -518,7 +512,11 @@ impl Handler<Deliver> for Leader {
             self.sink.record(Who::Leader(self.spec.id), event);
         }
         let Some(replica) = self.replica.as_mut() else { return };
-        replica.handle_frame(now, msg.from, &msg.frame);
+        let from = msg.parcel.from();
+        match msg.parcel.into_body() {
+            ParcelBody::Frame(frame) => replica.handle_frame(now, from, &frame),
+            ParcelBody::Message(message) => replica.handle_peer(now, from, message),
+        }
         self.perform();
     }
 }

@@ -44,6 +44,6 @@ pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolu
 pub use supervisor::{Liveness, Supervisor, SupervisorConfig};
 pub use trace::{Actor as TraceActor, Mark, MarkLine, Trace, TraceSink, Vv};
 pub use transport::{
-    Connect, Fault, Heartbeat, InProcess, KindStats, LeaderInbox, NetStats, Report, Route, Stats, SupervisorInbox,
-    Transmit, Transport, TransportLinks,
+    Connect, Fault, Heartbeat, InProcess, KindStats, LeaderInbox, NetStats, Parcel, Report, Route, Stats,
+    SupervisorInbox, Transmit, Transport, TransportLinks,
 };

@@ -498,20 +498,6 @@ pub struct Restart;
 #[rtype(result = "()")]
 pub(crate) struct SetLive(pub(crate) LeaderSet);
 
-/// From a transport: a frame from a peer.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub(crate) struct Deliver {
-    /// The peer.
-    pub(crate) from: LeaderId,
-    /// The encoded envelope.
-    pub(crate) frame: Vec<u8>,
-    /// When it was sent (time since the start of the run; for the trace).
-    pub(crate) sent_at: std::time::Duration,
-    /// Its kind (for the trace).
-    pub(crate) kind: &'static str,
-}
-
 /// From the supervisor: refuse writes until your clock is synchronised.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult, Recipient};
-use roundtable_runtime::wire::{self, Envelope, PeerMessage};
+use roundtable_runtime::wire::{self, PeerMessage};
 use roundtable_runtime::{Alarm, LeaderId, LeaderSet, WriteReceipt};
 
-use crate::messages::{Deliver, LeaderError, Routed, Write};
+use crate::messages::{LeaderError, Routed, Write};
 use crate::trace::{Actor as Who, Frame, Loss, NetworkEvent, TraceSink};
 
 /// A message from one leader for another.
@@ -67,6 +67,79 @@ impl Transmit {
     pub fn into_msg(self) -> PeerMessage {
         self.msg
     }
+}
+
+/// A message on its way to a leader, with the length of its frame. Between leaders of one
+/// process it is the message itself: nothing is encoded or decoded, and the entries it carries
+/// are the sender's (shared, not copied); its length is what [`wire::encode`] would make of
+/// it, counted without encoding ([`wire::frame_len`]). From another process it is the frame
+/// as received, which the leader decodes and checks.
+#[derive(Debug, Clone)]
+pub struct Parcel {
+    from: LeaderId,
+    to: LeaderId,
+    body: ParcelBody,
+    bytes: usize,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ParcelBody {
+    Frame(Vec<u8>),
+    Message(PeerMessage),
+}
+
+impl Parcel {
+    /// A frame received from `from` for `to`, as bytes; `kind` names it for traces (the
+    /// receiver decodes it, and rejects, counts and traces it when it does not decode).
+    #[must_use]
+    pub fn frame(from: LeaderId, to: LeaderId, frame: Vec<u8>, kind: &'static str) -> Self {
+        Parcel { from, to, bytes: frame.len(), body: ParcelBody::Frame(frame), kind }
+    }
+
+    /// The sending leader.
+    #[must_use]
+    pub fn from(&self) -> LeaderId {
+        self.from
+    }
+
+    /// The receiving leader.
+    #[must_use]
+    pub fn to(&self) -> LeaderId {
+        self.to
+    }
+
+    /// The length of its frame, in bytes.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The kind of message (`replicate`, `catch-up`, `digest`, `snapshot`).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Its description in a trace, sent at `sent_at`.
+    #[must_use]
+    pub fn describe(&self, sent_at: Duration) -> Frame {
+        Frame { from: self.from, to: self.to, kind: self.kind.to_owned(), bytes: self.bytes, sent_at }
+    }
+
+    pub(crate) fn into_body(self) -> ParcelBody {
+        self.body
+    }
+}
+
+/// From a transport: a message from a peer.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Deliver {
+    /// The message.
+    pub(crate) parcel: Parcel,
+    /// When it was sent (time since the start of the run; for the trace).
+    pub(crate) sent_at: std::time::Duration,
 }
 
 /// A client write that a leader routes to the key's home leader. Lost like any message when the
@@ -153,10 +226,9 @@ impl LeaderInbox {
         self.id
     }
 
-    /// Hands the leader a frame that `from` sent at `sent_at` (time since the trace's start);
-    /// `kind` names the message for traces.
-    pub fn deliver(&self, from: LeaderId, frame: Vec<u8>, sent_at: Duration, kind: &'static str) {
-        self.deliver.do_send(Deliver { from, frame, sent_at, kind });
+    /// Hands the leader a message sent at `sent_at` (time since the trace's start).
+    pub fn deliver(&self, parcel: Parcel, sent_at: Duration) {
+        self.deliver.do_send(Deliver { parcel, sent_at });
     }
 
     /// Hands the leader a write routed to it as the key's home, and resolves to its answer
@@ -256,17 +328,19 @@ impl NetStats {
         self.by_kind.values().map(|k| k.bytes).sum()
     }
 
-    /// Encodes a leader's message into a frame (consuming it: no copy) and counts it by kind. A message that does not
-    /// fit a frame is counted as unencodable, traced, and `None` comes back.
-    pub fn encode(&mut self, t: Transmit, sink: &TraceSink) -> Option<(Vec<u8>, &'static str)> {
+    /// Makes a leader's message into a [`Parcel`] for a leader of the same process (nothing is
+    /// encoded: the length of its frame is counted) and counts it by kind. A message that does
+    /// not fit a frame is counted as unencodable, traced, and `None` comes back — as a transport
+    /// that encodes would.
+    pub fn pack(&mut self, t: Transmit, sink: &TraceSink) -> Option<Parcel> {
         let kind = t.msg.kind();
         let (from, to) = (t.from, t.to);
-        match wire::encode(&Envelope::new(from, t.msg)) {
-            Ok(frame) => {
+        match wire::frame_len(from, &t.msg) {
+            Ok(bytes) => {
                 let stats = self.by_kind.entry(kind).or_default();
                 stats.messages += 1;
-                stats.bytes += frame.len() as u64;
-                Some((frame, kind))
+                stats.bytes += bytes as u64;
+                Some(Parcel { from, to, body: ParcelBody::Message(t.msg), bytes, kind })
             }
             Err(e) => {
                 self.unencodable += 1;
@@ -367,8 +441,8 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
 }
 
 /// The in-process transport: every message goes straight from one leader's mailbox to the
-/// other's, encoded on the way so that sizes are real and the receiver decodes exactly what a
-/// remote peer would send. No latency, loss or faults.
+/// other's as a [`Parcel`]: not encoded, its entries shared with the sender's log, its frame's
+/// length counted. No latency, loss or faults.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InProcess;
 
@@ -405,14 +479,13 @@ impl Actor for InProcessActor {
 impl Handler<Transmit> for InProcessActor {
     type Result = ();
     fn handle(&mut self, t: Transmit, _: &mut Context<Self>) {
-        let (from, to) = (t.from, t.to);
-        let Some((frame, kind)) = self.stats.encode(t, &self.sink) else { return };
+        let Some(parcel) = self.stats.pack(t, &self.sink) else { return };
         let sent_at = self.sink.elapsed();
-        match self.leaders.get(&to) {
-            Some(leader) => leader.deliver(from, frame, sent_at, kind),
+        match self.leaders.get(&parcel.to) {
+            Some(leader) => leader.deliver(parcel, sent_at),
             None => {
                 self.stats.dropped += 1;
-                let message = Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at };
+                let message = parcel.describe(sent_at);
                 self.sink.record(Who::Network, NetworkEvent::Lost { message, why: Loss::NoSuchLeader });
             }
         }

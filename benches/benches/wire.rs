@@ -64,7 +64,7 @@ fn entry(k: u64) -> ReplicatedEntry {
         key: Key::new(format!("user/{:06}", (k * 7_919) % 1_000_000)).expect("short key"),
         op: Op::Put(Value::new(format!("value-{seq:010}").into_bytes()).expect("small value")),
     };
-    ReplicatedEntry { entry, seen_by: LeaderSet::single(leader(ORIGIN)) }
+    ReplicatedEntry { entry: entry.into(), seen_by: LeaderSet::single(leader(ORIGIN)) }
 }
 
 /// A frame of `count` consecutive writes from [`ORIGIN`].

@@ -207,6 +207,10 @@ impl fmt::Debug for Op {
     }
 }
 
+/// An entry shared between the log, the causal buffer, outboxes and in-process deliveries: one
+/// allocation per write, however many places hold it.
+pub type SharedEntry = alloc::sync::Arc<Entry>;
+
 /// One write in the replication log, as it travels between leaders.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

@@ -28,7 +28,7 @@ pub mod trace;
 pub mod wire;
 
 pub use causality::{Causality, Dot, Seq, VersionVector};
-pub use entry::{DataError, Entry, Key, Op, Value};
+pub use entry::{DataError, Entry, Key, Op, SharedEntry, Value};
 #[cfg(feature = "fault-injection")]
 pub use replica::Sabotage;
 pub use replica::{

@@ -20,14 +20,14 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use crate::causality::{Dot, VersionVector};
-use crate::entry::Entry;
+use crate::entry::{Entry, SharedEntry};
 use crate::{LeaderId, LeaderSet};
 
 /// An entry in the log with the leaders known to have seen it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
-    /// The write.
-    pub entry: Entry,
+    /// The write (shared with the messages that carry it).
+    pub entry: SharedEntry,
     /// Leaders known to hold it (from the copies received; acknowledged vectors add to this).
     pub seen_by: LeaderSet,
     /// When this leader applied it (its own clock).
@@ -40,7 +40,7 @@ pub enum Missing<'a> {
     /// The peer lacks nothing the log knows of.
     Nothing,
     /// The peer lacks these entries, in causal order.
-    Entries(Vec<&'a Entry>),
+    Entries(Vec<&'a SharedEntry>),
     /// The log has truncated entries the peer lacks: only a state snapshot can catch it up.
     Snapshot,
 }
@@ -48,7 +48,7 @@ pub enum Missing<'a> {
 /// The replication log of one leader. Bounded by `max_entries`.
 #[derive(Debug, Clone)]
 pub struct ReplicationLog {
-    entries: VecDeque<Logged>,
+    entries: Slots,
     /// Position (since the log was created) of `entries[0]`.
     base: u64,
     index: BTreeMap<Dot, u64>,
@@ -62,7 +62,7 @@ impl ReplicationLog {
     #[must_use]
     pub fn new(max_entries: usize) -> Self {
         ReplicationLog {
-            entries: VecDeque::new(),
+            entries: Slots::default(),
             base: 0,
             index: BTreeMap::new(),
             floor: VersionVector::new(),
@@ -74,7 +74,7 @@ impl ReplicationLog {
     /// entry is truncated first and returned, so the caller can report it (peers that still need
     /// it will be sent a snapshot).
     #[must_use = "a forced truncation must be reported"]
-    pub fn append(&mut self, entry: Entry, seen_by: LeaderSet, logged_at: crate::WallTime) -> Option<Dot> {
+    pub fn append(&mut self, entry: SharedEntry, seen_by: LeaderSet, logged_at: crate::WallTime) -> Option<Dot> {
         debug_assert!(!self.index.contains_key(&entry.dot), "an entry is appended once");
         let forced = if self.entries.len() >= self.max_entries { self.pop_front() } else { None };
         let position = self.base + self.entries.len() as u64;
@@ -124,7 +124,7 @@ impl ReplicationLog {
         if !self.floor.le(theirs) {
             return Missing::Snapshot;
         }
-        let entries: Vec<&Entry> = self
+        let entries: Vec<&SharedEntry> = self
             .entries
             .iter()
             .filter(|l| !theirs.contains(l.entry.dot) && logged_by.is_none_or(|t| l.logged_at <= t))
@@ -151,11 +151,6 @@ impl ReplicationLog {
             let popped = self.pop_front();
             debug_assert!(popped.is_some());
             removed += 1;
-        }
-        // Give back the memory of a burst once it is truncated (a log that once held its bound
-        // of 600-byte slots would keep tens of megabytes for good otherwise).
-        if removed > 0 && self.entries.capacity() > 1024 && self.entries.capacity() > 4 * self.entries.len() {
-            self.entries.shrink_to(2 * self.entries.len());
         }
         removed
     }
@@ -190,11 +185,89 @@ impl ReplicationLog {
     }
 }
 
+/// Log slots: fixed-size chunks, so that the log grows without copying what it holds (a
+/// `VecDeque` doubles and moves every slot) and gives back a chunk's memory as soon as the
+/// chunk is truncated.
+#[derive(Debug, Clone, Default)]
+struct Slots {
+    /// Every chunk but the first and the last is full; none is empty.
+    chunks: VecDeque<VecDeque<Logged>>,
+    len: usize,
+}
+
+/// Slots per chunk (a slot is 24 bytes).
+const CHUNK: usize = 1024;
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push_back(&mut self, logged: Logged) {
+        match self.chunks.back_mut() {
+            Some(last) if last.len() < CHUNK => last.push_back(logged),
+            _ => {
+                let mut chunk = VecDeque::with_capacity(CHUNK);
+                chunk.push_back(logged);
+                self.chunks.push_back(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn pop_front(&mut self) -> Option<Logged> {
+        let first = self.chunks.front_mut()?;
+        let logged = first.pop_front();
+        if first.is_empty() {
+            self.chunks.pop_front();
+        }
+        self.len -= usize::from(logged.is_some());
+        logged
+    }
+
+    fn front(&self) -> Option<&Logged> {
+        self.chunks.front().and_then(VecDeque::front)
+    }
+
+    /// Where slot `i` is: (chunk, index in the chunk). Only the first chunk can be short at its
+    /// front, so the others are found by division.
+    fn locate(&self, i: usize) -> Option<(usize, usize)> {
+        if i >= self.len {
+            return None;
+        }
+        let first = self.chunks.front()?.len();
+        if i < first {
+            Some((0, i))
+        } else {
+            let j = i - first;
+            Some((1 + j / CHUNK, j % CHUNK))
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Logged> {
+        let (c, k) = self.locate(i)?;
+        self.chunks.get(c)?.get(k)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Logged> {
+        let (c, k) = self.locate(i)?;
+        self.chunks.get_mut(c)?.get_mut(k)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Logged> {
+        self.chunks.iter().flatten()
+    }
+}
+
 /// An entry waiting for its dependencies, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     /// The write.
-    pub entry: Entry,
+    pub entry: SharedEntry,
     /// The leader it was received from.
     pub from: LeaderId,
     /// Leaders known to hold it when it arrived.

@@ -53,7 +53,11 @@ pub fn entry_size_bound(entry: &Entry) -> usize {
         Op::Delete | Op::Void => 0,
         Op::SiblingPut { value, .. } => value.as_bytes().len() + 1 + 10 * crate::MAX_LEADERS,
         Op::SiblingDelete { .. } => 1 + 10 * crate::MAX_LEADERS,
-        Op::Crdt(payload) => postcard::to_allocvec(payload).map_or(MAX_FRAME_BYTES, |b| b.len()),
+        Op::Crdt(payload) => postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
+            payload,
+            postcard::ser_flavors::Size::default(),
+        )
+        .unwrap_or(MAX_FRAME_BYTES),
     };
     ENTRY_OVERHEAD_BOUND + entry.key.as_str().len() + value
 }
@@ -68,8 +72,8 @@ pub fn register_size_bound(key: &crate::entry::Key, register: &crate::store::Reg
 /// An entry as it travels: the write and the leaders the sender knows to hold it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicatedEntry {
-    /// The write.
-    pub entry: Entry,
+    /// The write (shared: in-process deliveries and outboxes hold the log's copy).
+    pub entry: crate::entry::SharedEntry,
     /// Leaders known to hold it (the sender included).
     pub seen_by: LeaderSet,
 }
@@ -234,6 +238,23 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
         return Err(WireError::FrameTooLarge { len: bytes.len() });
     }
     Ok(bytes)
+}
+
+/// The length of the frame [`encode`] would make of `body` sent by `from`, computed without
+/// making it: postcard's size flavor walks the message and allocates and copies nothing. A
+/// transport that hands messages over within one process uses it to count bytes and to refuse
+/// what would not fit a frame, exactly as if it had encoded them.
+pub fn frame_len(from: LeaderId, body: &PeerMessage) -> Result<usize, WireError> {
+    // An envelope serializes as its fields in order, as this tuple does.
+    let len = postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
+        &(PROTOCOL_VERSION, from, body),
+        postcard::ser_flavors::Size::default(),
+    )
+    .map_err(malformed)?;
+    if len > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge { len });
+    }
+    Ok(len)
 }
 
 /// Decodes a frame. Never panics; every failure is a [`WireError`].

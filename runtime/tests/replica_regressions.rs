@@ -76,8 +76,10 @@ fn an_entry_whose_timestamp_breaks_causality_cannot_panic_or_split_replicas() {
         key: key("k"),
         op: put("ancient"),
     };
-    let msg =
-        PeerMessage::Replicate { entries: vec![ReplicatedEntry { entry, seen_by: LeaderSet::EMPTY }], catch_up: false };
+    let msg = PeerMessage::Replicate {
+        entries: vec![ReplicatedEntry { entry: entry.into(), seen_by: LeaderSet::EMPTY }],
+        catch_up: false,
+    };
     let bytes = wire::encode(&Envelope::new(id(1), msg)).expect("fits");
     let raw = net.raw(0);
     net.replicas[0].handle_frame(raw, id(1), &bytes);
@@ -268,8 +270,10 @@ fn crdt_config() -> ReplicaConfig {
 /// Sends `entry` (a well-formed entry from L1 in every other respect) to L0 and returns L0's
 /// rejection count.
 fn offer(net: &mut Net, entry: Entry) -> u64 {
-    let msg =
-        PeerMessage::Replicate { entries: vec![ReplicatedEntry { entry, seen_by: LeaderSet::EMPTY }], catch_up: false };
+    let msg = PeerMessage::Replicate {
+        entries: vec![ReplicatedEntry { entry: entry.into(), seen_by: LeaderSet::EMPTY }],
+        catch_up: false,
+    };
     let now = net.now;
     net.replicas[0].handle_peer(now, id(1), msg);
     net.collect(0);

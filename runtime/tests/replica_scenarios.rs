@@ -229,13 +229,13 @@ fn malformed_entries_and_reused_dots_are_rejected() {
 
     // The same dot with other contents: a peer reusing sequence numbers.
     let mut forged = good.clone();
-    forged.entry.op = put("forged");
+    std::sync::Arc::make_mut(&mut forged.entry).op = put("forged");
     // A sequence number that does not follow the dependencies.
     let mut gap = good.clone();
-    gap.entry.dot.seq = roundtable_runtime::Seq(7);
+    std::sync::Arc::make_mut(&mut gap.entry).dot.seq = roundtable_runtime::Seq(7);
     // An origin outside the cluster.
     let mut stranger = good.clone();
-    stranger.entry.dot.origin = id(40);
+    std::sync::Arc::make_mut(&mut stranger.entry).dot.origin = id(40);
     let now = net.now;
     let r1 = &mut net.replicas[1];
     for e in [forged, gap, stranger] {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use actix::{Actor, AsyncContext, Context, Handler, MessageResult};
 use roundtable_actors::trace::{Actor as Who, Frame, Loss, NetworkEvent, TraceSink};
 use roundtable_actors::transport::{
-    Connect, Fault, Heartbeat, LeaderInbox, NetStats, Report, Route, Stats, SupervisorInbox, Transmit, Transport,
-    TransportLinks,
+    Connect, Fault, Heartbeat, LeaderInbox, NetStats, Parcel, Report, Route, Stats, SupervisorInbox, Transmit,
+    Transport, TransportLinks,
 };
 use roundtable_actors::LeaderError;
 use roundtable_runtime::rng::SeededRng;
@@ -177,18 +177,18 @@ impl Network {
         self.isolated.contains(from) || self.isolated.contains(to) || self.cut.contains(&(from, to))
     }
 
-    fn deliver(&mut self, from: LeaderId, to: LeaderId, frame: Vec<u8>, kind: &'static str, sent_at: Duration) {
+    fn deliver(&mut self, parcel: Parcel, sent_at: Duration) {
         self.stats.in_flight = self.stats.in_flight.saturating_sub(1);
-        if self.blocked(from, to) {
+        if self.blocked(parcel.from(), parcel.to()) {
             self.stats.dropped += 1;
-            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::Partitioned);
+            self.lost(parcel.describe(sent_at), Loss::Partitioned);
             return;
         }
-        match self.leaders.get(&to) {
-            Some(leader) => leader.deliver(from, frame, sent_at, kind),
+        match self.leaders.get(&parcel.to()) {
+            Some(leader) => leader.deliver(parcel, sent_at),
             None => {
                 self.stats.dropped += 1;
-                self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::NoSuchLeader);
+                self.lost(parcel.describe(sent_at), Loss::NoSuchLeader);
             }
         }
     }
@@ -210,21 +210,22 @@ impl Handler<Transmit> for Network {
     type Result = ();
     fn handle(&mut self, t: Transmit, ctx: &mut Context<Self>) {
         let (from, to) = (t.from(), t.to());
-        let Some((frame, kind)) = self.stats.encode(t, &self.sink) else { return };
+        let Some(parcel) = self.stats.pack(t, &self.sink) else { return };
+        let kind = parcel.kind();
         let sent_at = self.sink.elapsed();
         if self.blocked(from, to) {
             self.stats.dropped += 1;
-            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::Partitioned);
+            self.lost(parcel.describe(sent_at), Loss::Partitioned);
             return;
         }
         if self.model.is_instant() {
             self.stats.in_flight += 1;
-            self.deliver(from, to, frame, kind, sent_at);
+            self.deliver(parcel, sent_at);
             return;
         }
         if self.rng.chance(self.model.drop_rate) {
             self.stats.dropped += 1;
-            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: frame.len(), sent_at }, Loss::Dropped);
+            self.lost(parcel.describe(sent_at), Loss::Dropped);
             return;
         }
         let copies = if self.rng.chance(self.model.duplicate_rate) {
@@ -237,8 +238,8 @@ impl Handler<Transmit> for Network {
         for _ in 0..copies {
             let latency = self.model.sample_latency(from, to, &mut self.rng);
             self.stats.in_flight += 1;
-            let frame = frame.clone();
-            ctx.run_later(latency, move |net, _| net.deliver(from, to, frame, kind, sent_at));
+            let parcel = parcel.clone();
+            ctx.run_later(latency, move |net, _| net.deliver(parcel, sent_at));
         }
     }
 }

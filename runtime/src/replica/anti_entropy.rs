@@ -14,7 +14,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::causality::{Dot, Seq, VersionVector};
-use crate::entry::Entry;
+use crate::entry::SharedEntry;
 use crate::log::Missing;
 use crate::rng::SeededRng;
 use crate::trace::TraceEvent;
@@ -196,7 +196,7 @@ impl Replica {
         // A restarting asker gets everything at once; others not what is still on its way.
         let logged_by =
             (reply != DigestReply::Always && !repair).then(|| now.saturating_sub(self.config.catch_up_grace));
-        let missing: Result<Vec<Entry>, ()> =
+        let missing: Result<Vec<SharedEntry>, ()> =
             match self.log.missing_for(&assumed, self.config.catch_up_entries_max, logged_by) {
                 Missing::Nothing => Ok(Vec::new()),
                 Missing::Entries(entries) => Ok(entries.into_iter().cloned().collect()),
@@ -231,7 +231,7 @@ impl Replica {
     }
 
     /// Sends `entries` in messages of at most `catch_up_batch_max` entries and one frame each.
-    fn send_catch_up(&mut self, to: LeaderId, entries: Vec<Entry>) {
+    fn send_catch_up(&mut self, to: LeaderId, entries: Vec<SharedEntry>) {
         let budget = wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES;
         let mut batch: Vec<ReplicatedEntry> = Vec::new();
         let mut bytes = 0;

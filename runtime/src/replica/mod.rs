@@ -58,7 +58,7 @@ use roundtable_topologies::Topology;
 
 use crate::causality::{Dot, VersionVector};
 use crate::clock::{ClockError, ClockHealth, CorrectionEvent, LeaderClock, LeaderClockConfig, NtpSample};
-use crate::entry::{Entry, Key, Op};
+use crate::entry::{Entry, Key, Op, SharedEntry};
 use crate::log::{CausalBuffer, ReplicationLog};
 use crate::resolution::{CrdtState, Resolution, Update};
 use crate::rng::SeededRng;
@@ -322,7 +322,7 @@ impl Replica {
             Err(e) => return self.refuse(e),
         };
         let dot = Dot::new(self.id, self.applied.get(self.id).next());
-        let entry = Entry { dot, hlc, deps: self.applied.clone(), key, op };
+        let entry = SharedEntry::new(Entry { dot, hlc, deps: self.applied.clone(), key, op });
         self.metrics.writes_accepted += 1;
         self.trace(|| TraceEvent::WriteAccepted { dot, key: entry.key.clone(), hlc });
         let seen = LeaderSet::single(self.id);
@@ -651,7 +651,7 @@ impl Replica {
     }
 
     /// Applies a deliverable entry, logs it and then applies whatever became ready.
-    fn apply(&mut self, entry: Entry, seen: LeaderSet) {
+    fn apply(&mut self, entry: SharedEntry, seen: LeaderSet) {
         self.apply_one(entry, seen);
         self.apply_ready();
     }
@@ -664,7 +664,7 @@ impl Replica {
         }
     }
 
-    fn apply_one(&mut self, entry: Entry, seen: LeaderSet) {
+    fn apply_one(&mut self, entry: SharedEntry, seen: LeaderSet) {
         debug_assert!(self.sabotaged() || CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
         let applied = self.stores.apply(&entry);
         if let Some((dots, over_bound)) = applied.siblings_kept {

@@ -9,7 +9,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::entry::Entry;
+use crate::entry::SharedEntry;
 #[cfg(doc)]
 use crate::replica::ReplicaConfig;
 use crate::trace::TraceEvent;
@@ -35,7 +35,7 @@ impl Outbox {
 
 impl Replica {
     /// Sends `entry` to the topology's forward targets for this leader.
-    pub(super) fn forward(&mut self, now: WallTime, entry: &Entry, sender: Option<LeaderId>, seen: LeaderSet) {
+    pub(super) fn forward(&mut self, now: WallTime, entry: &SharedEntry, sender: Option<LeaderId>, seen: LeaderSet) {
         // Leaders known to hold it — from the copy's seen-by set and from acknowledged vectors —
         // are not sent it again. Skipping them is safe in every topology because each leader
         // forwards an entry when it first receives it, however it receives it.

@@ -12,7 +12,7 @@
 use crate::causality::Dot;
 use crate::clock::{ClockError, HlcTimestamp};
 use crate::crdt::{OrSetOp, PnCounterOp};
-use crate::entry::{Entry, Op};
+use crate::entry::{Entry, Op, SharedEntry};
 use crate::log::{CausalBuffer, Waiting};
 use crate::resolution::{CrdtOpPayload, CrdtState};
 use crate::trace::{Rejection, TraceEvent};
@@ -148,7 +148,7 @@ impl Replica {
 
     /// An entry whose timestamp the clock refused (`err`): quarantined, rejected, and its origin
     /// reported when it runs ahead.
-    fn quarantine_entry(&mut self, from: LeaderId, entry: Entry, err: ClockError) {
+    fn quarantine_entry(&mut self, from: LeaderId, entry: SharedEntry, err: ClockError) {
         let dot = entry.dot;
         self.metrics.timestamps_rejected += 1;
         let reason = match err {
@@ -165,7 +165,11 @@ impl Replica {
             let alarm = Alarm::ClockOffender { leader: dot.origin, ahead_by: *ahead_by };
             self.effects.push(Effect::Alarm(alarm));
         }
-        self.quarantine.push_back(Quarantined { from, entry, reason: reason.clone() });
+        self.quarantine.push_back(Quarantined {
+            from,
+            entry: SharedEntry::unwrap_or_clone(entry),
+            reason: reason.clone(),
+        });
         self.reject(from, reason);
     }
 
@@ -200,14 +204,14 @@ impl Replica {
     /// [`Sabotage::SkipDuplicateSuppression`]: applies a copy of an applied entry once more, as
     /// a replica without duplicate suppression would.
     #[cfg(feature = "fault-injection")]
-    fn reapply_duplicate(&mut self, entry: Entry) {
+    fn reapply_duplicate(&mut self, entry: SharedEntry) {
         if !self.applied.contains(entry.dot) {
             return; // A parked copy: nothing to apply yet.
         }
         self.stores.reapply(&entry);
         self.metrics.applied += 1;
         let (dot, hlc) = (entry.dot, entry.hlc);
-        self.trace(|| TraceEvent::Applied { dot, key: entry.key, hlc, deps: (&entry.deps).into() });
+        self.trace(|| TraceEvent::Applied { dot, key: entry.key.clone(), hlc, deps: (&entry.deps).into() });
     }
 
     fn refuse_for_buffer(&mut self, from: LeaderId, dot: Dot) {

@@ -35,7 +35,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::causality::{Dot, Seq, VersionVector};
-use crate::entry::{Entry, Key, Op};
+use crate::entry::{Entry, Key, Op, SharedEntry};
 #[cfg(doc)]
 use crate::replica::ReplicaConfig;
 use crate::replica::{ConfigError, Effect};
@@ -466,7 +466,7 @@ impl Replica {
         let hlc = self.clock.stamp_inert(now);
         let Ok(key) = Key::new(crate::entry::VOID_KEY) else { return false };
         let dot = Dot::new(self.id, seq);
-        let entry = Entry { dot, hlc, deps: self.applied.clone(), key, op: Op::Void };
+        let entry = SharedEntry::new(Entry { dot, hlc, deps: self.applied.clone(), key, op: Op::Void });
         self.metrics.voids_issued += 1;
         self.trace(|| TraceEvent::Voided { dot });
         let seen = LeaderSet::single(self.id);
