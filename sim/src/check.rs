@@ -38,7 +38,7 @@ use roundtable_actors::trace::{Actor, Mark};
 use roundtable_actors::LeaderState;
 use roundtable_runtime::resolution::Resolution;
 
-use crate::run::{discarded_at_rejoin, voided_anywhere, write_spans, AckedWrite, CheckSettings, SimRun, WriteSpan};
+use crate::run::{voided_anywhere, write_spans, AckedWrite, CheckSettings, Discards, SimRun, WriteSpan};
 
 /// A replication guarantee the checker verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -473,8 +473,9 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
     let Some(first) = live.first() else { return };
     let ids: Vec<(Dot, HlcTimestamp)> = run.acked().iter().map(|a| (a.dot, a.hlc)).collect();
     let spans = write_spans(&run.marks, &ids);
+    let discards = Discards::of(&run.marks);
     for (acked, span) in run.acked().iter().zip(&spans) {
-        let fate = fate_of(run, acked, span, &live, first, settings, writes);
+        let fate = fate_of(run, (acked, span, &discards), &live, first, settings, writes);
         match fate {
             Ok(WriteFate::LostWithLeader) => report.lost_with_leader.push(acked.clone()),
             Ok(_) => {}
@@ -491,8 +492,7 @@ fn check_acknowledged(run: &SimRun, settings: &CheckSettings, writes: &Writes, r
 /// What became of `acked`, or why it counts as lost.
 fn fate_of(
     run: &SimRun,
-    acked: &AckedWrite,
-    span: &WriteSpan,
+    (acked, span, discards): (&AckedWrite, &WriteSpan, &Discards),
     live: &[&LeaderState],
     first: &LeaderState,
     settings: &CheckSettings,
@@ -505,7 +505,7 @@ fn fate_of(
     }
     // Discarded by its leader when it rejoined after the cluster fenced its clock: reported in
     // the trace, and the dot may since have been issued again for another write.
-    if discarded_at_rejoin(&run.marks, dot, span) {
+    if discards.during(dot, span) {
         return Ok(WriteFate::Quarantined);
     }
     if run.merged_into_later().contains(acked) {

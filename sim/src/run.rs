@@ -179,13 +179,28 @@ pub(crate) fn subsumed_by_a_later_write(
         .collect()
 }
 
-/// Whether a leader that rejoined discarded the write (stamped by its bad clock) while it was
-/// in force.
-pub(crate) fn discarded_at_rejoin(marks: &[MarkLine], dot: Dot, span: &WriteSpan) -> bool {
-    marks
-        .iter()
-        .enumerate()
-        .any(|(index, m)| span.covers(index) && matches!(&m.mark, Mark::Discarded { dots } if dots.contains(&dot)))
+/// Where leaders that rejoined discarded writes (stamped by their bad clocks): per dot, the
+/// indexes of the marks that say so. Built in one pass over the marks, so that asking about
+/// every acknowledged write stays linear.
+pub(crate) struct Discards(BTreeMap<Dot, Vec<usize>>);
+
+impl Discards {
+    pub(crate) fn of(marks: &[MarkLine]) -> Self {
+        let mut by_dot: BTreeMap<Dot, Vec<usize>> = BTreeMap::new();
+        for (index, m) in marks.iter().enumerate() {
+            if let Mark::Discarded { dots } = &m.mark {
+                for dot in dots {
+                    by_dot.entry(*dot).or_default().push(index);
+                }
+            }
+        }
+        Discards(by_dot)
+    }
+
+    /// Whether a rejoining leader discarded the write under `dot` while it was in force.
+    pub(crate) fn during(&self, dot: Dot, span: &WriteSpan) -> bool {
+        self.0.get(&dot).is_some_and(|at| at.iter().any(|&index| span.covers(index)))
+    }
 }
 
 /// A last-write-wins register as final states show it: `key=value@dot`, `key=(deleted)@dot`.

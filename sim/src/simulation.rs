@@ -45,7 +45,7 @@ use crate::client::{apply_fault, client_op};
 pub use crate::error::SimError;
 use crate::network::{NetworkModel, SimulatedNetwork};
 use crate::run::{
-    discarded_at_rejoin, holders_all_lost, subsumed_by_a_later_write, write_spans, AckedWrite, CheckSettings, SimRun,
+    holders_all_lost, subsumed_by_a_later_write, write_spans, AckedWrite, CheckSettings, Discards, SimRun,
 };
 use crate::time_server::{ClockSyncConfig, SimulatedTimeServer};
 use crate::workload::{duration, Leaders, Plan};
@@ -333,9 +333,10 @@ impl Simulation {
         let unheld = holders_all_lost(&marks, &acked, &spans);
         let keyspaces = self.cluster.keyspaces()?;
         let subsumed = subsumed_by_a_later_write(&marks, &acked, &spans, &unheld, &keyspaces);
+        let discards = Discards::of(&marks);
         let (mut lost_with_leader, mut merged_into_later) = (Vec::new(), Vec::new());
         for (((a, unheld), span), subsumed) in acked.iter().zip(unheld).zip(&spans).zip(subsumed) {
-            if !unheld || discarded_at_rejoin(&marks, a.dot, span) || quarantined.contains(&(a.dot, a.hlc)) {
+            if !unheld || discards.during(a.dot, span) || quarantined.contains(&(a.dot, a.hlc)) {
                 continue;
             }
             if subsumed { &mut merged_into_later } else { &mut lost_with_leader }.push(a.clone());
