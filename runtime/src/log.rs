@@ -51,7 +51,7 @@ pub struct ReplicationLog {
     entries: Slots,
     /// Position (since the log was created) of `entries[0]`.
     base: u64,
-    index: BTreeMap<Dot, u64>,
+    index: DotIndex,
     /// Per origin, the highest sequence number that may be missing from the log (truncated).
     floor: VersionVector,
     max_entries: usize,
@@ -64,7 +64,7 @@ impl ReplicationLog {
         ReplicationLog {
             entries: Slots::default(),
             base: 0,
-            index: BTreeMap::new(),
+            index: DotIndex::default(),
             floor: VersionVector::new(),
             max_entries: max_entries.max(1),
         }
@@ -75,7 +75,7 @@ impl ReplicationLog {
     /// it will be sent a snapshot).
     #[must_use = "a forced truncation must be reported"]
     pub fn append(&mut self, entry: SharedEntry, seen_by: LeaderSet, logged_at: crate::WallTime) -> Option<Dot> {
-        debug_assert!(!self.index.contains_key(&entry.dot), "an entry is appended once");
+        debug_assert!(self.index.get(entry.dot).is_none(), "an entry is appended once");
         let forced = if self.entries.len() >= self.max_entries { self.pop_front() } else { None };
         let position = self.base + self.entries.len() as u64;
         self.index.insert(entry.dot, position);
@@ -87,7 +87,7 @@ impl ReplicationLog {
         let logged = self.entries.pop_front()?;
         self.base += 1;
         let dot = logged.entry.dot;
-        self.index.remove(&dot);
+        self.index.remove(dot);
         if self.floor.get(dot.origin) < dot.seq {
             self.floor.set(dot.origin, dot.seq);
         }
@@ -95,7 +95,7 @@ impl ReplicationLog {
     }
 
     fn position(&self, dot: Dot) -> Option<usize> {
-        let position = *self.index.get(&dot)?;
+        let position = self.index.get(dot)?;
         usize::try_from(position - self.base).ok()
     }
 
@@ -193,6 +193,83 @@ struct Slots {
     /// Every chunk but the first and the last is full; none is empty.
     chunks: VecDeque<VecDeque<Logged>>,
     len: usize,
+}
+
+/// Where each logged entry is, by dot. The log holds an origin's entries in sequence order
+/// (causal delivery applies `(o, s)` right after `(o, s − 1)`), so per origin the positions
+/// form a run indexed by `seq − first`: finding, adding and truncating an entry is an array
+/// access, not a search. The run has a hole only where a snapshot skipped sequence numbers;
+/// a short hole is filled with [`NOWHERE`], and before a longer one the origin's run moves
+/// into `spill`, an ordered map that only such jumps ever use.
+#[derive(Debug, Clone, Default)]
+struct DotIndex {
+    /// By origin index.
+    runs: Vec<Run>,
+    spill: BTreeMap<Dot, u64>,
+}
+
+/// Positions of one origin's consecutive sequence numbers, from `first`.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    first: u64,
+    positions: VecDeque<u64>,
+}
+
+/// A sequence number in a run's hole.
+const NOWHERE: u64 = u64::MAX;
+
+/// The longest hole a run fills rather than spilling.
+const HOLE_MAX: u64 = 1024;
+
+impl DotIndex {
+    fn get(&self, dot: Dot) -> Option<u64> {
+        if let Some(run) = self.runs.get(dot.origin.index()) {
+            let at = dot.seq.0.checked_sub(run.first).and_then(|i| usize::try_from(i).ok());
+            if let Some(&position) = at.and_then(|i| run.positions.get(i)) {
+                return (position != NOWHERE).then_some(position);
+            }
+        }
+        self.spill.get(&dot).copied()
+    }
+
+    fn insert(&mut self, dot: Dot, position: u64) {
+        let o = dot.origin.index();
+        if self.runs.len() <= o {
+            self.runs.resize_with(o + 1, Run::default);
+        }
+        let run = &mut self.runs[o];
+        let next = run.first + run.positions.len() as u64;
+        if run.positions.is_empty() {
+            run.first = dot.seq.0;
+        } else if dot.seq.0 >= next && dot.seq.0 - next <= HOLE_MAX {
+            run.positions.extend(core::iter::repeat_n(NOWHERE, (dot.seq.0 - next) as usize));
+        } else {
+            // A long jump (or, were the log ever out of order, a step back): keep the run's
+            // positions in the spill and start a new run here.
+            for (i, position) in run.positions.drain(..).enumerate() {
+                if position != NOWHERE {
+                    self.spill.insert(Dot::new(dot.origin, crate::Seq(run.first + i as u64)), position);
+                }
+            }
+            run.first = dot.seq.0;
+        }
+        run.positions.push_back(position);
+    }
+
+    /// Forgets `dot`, the oldest entry of the log (so the oldest of its origin).
+    fn remove(&mut self, dot: Dot) {
+        if let Some(run) = self.runs.get_mut(dot.origin.index()) {
+            if run.first == dot.seq.0 && run.positions.pop_front().is_some() {
+                run.first += 1;
+                while run.positions.front() == Some(&NOWHERE) {
+                    run.positions.pop_front();
+                    run.first += 1;
+                }
+                return;
+            }
+        }
+        self.spill.remove(&dot);
+    }
 }
 
 /// Slots per chunk (a slot is 24 bytes).
@@ -399,5 +476,82 @@ impl VersionVector {
     #[must_use]
     pub fn missing_from(&self, applied: &VersionVector) -> Vec<Dot> {
         self.iter().filter(|(id, seq)| *seq > applied.get(*id)).map(|(id, seq)| Dot::new(id, seq)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::clock::HlcTimestamp;
+    use crate::entry::{Key, Op};
+    use crate::rng::SeededRng;
+    use crate::{Seq, WallTime};
+
+    fn entry(origin: usize, seq: u64) -> SharedEntry {
+        let leader = LeaderId::new(origin).expect("a leader");
+        SharedEntry::new(Entry {
+            dot: Dot::new(leader, Seq(seq)),
+            hlc: HlcTimestamp::from_wall_time(WallTime::from_secs(seq), 0, leader),
+            deps: VersionVector::new(),
+            key: Key::new("k").expect("a key"),
+            op: Op::Delete,
+        })
+    }
+
+    /// The log against a plain model (a list in append order): every dot it was given is found
+    /// exactly while it is held, across chunk boundaries, holes a snapshot leaves in an origin's
+    /// sequence (short ones and long ones), and truncation from the front.
+    #[test]
+    fn finds_every_held_entry_by_dot() {
+        for seed in 0..20 {
+            let mut rng = SeededRng::new(seed);
+            let mut log = ReplicationLog::new(5_000);
+            let mut model: VecDeque<Dot> = VecDeque::new();
+            let mut gone: Vec<Dot> = Vec::new();
+            let mut next = [1u64; 4];
+            for _ in 0..6_000 {
+                let origin = rng.below(4) as usize;
+                // Mostly the next sequence number; sometimes a jump past a snapshot.
+                let jump = match rng.below(200) {
+                    0 => 1 + rng.below(HOLE_MAX),
+                    1 => HOLE_MAX + 1 + rng.below(5_000),
+                    _ => 0,
+                };
+                let seq = next[origin] + jump;
+                next[origin] = seq + 1;
+                let e = entry(origin, seq);
+                let dot = e.dot;
+                if let Some(forced) = log.append(e, LeaderSet::EMPTY, WallTime::EPOCH) {
+                    assert_eq!(model.pop_front(), Some(forced), "seed {seed}: the oldest entry goes");
+                    gone.push(forced);
+                }
+                model.push_back(dot);
+                if rng.chance(0.05) {
+                    let n = rng.below(300) as usize;
+                    let live = LeaderSet::EMPTY;
+                    // Truncate the n oldest: a stable vector naming exactly them.
+                    let mut stable = VersionVector::new();
+                    for d in model.iter().take(n) {
+                        stable.set(d.origin, stable.get(d.origin).max(d.seq));
+                    }
+                    let removed = log.truncate_stable(&stable, live);
+                    for _ in 0..removed {
+                        gone.extend(model.pop_front());
+                    }
+                }
+            }
+            assert_eq!(log.len(), model.len(), "seed {seed}");
+            for (i, dot) in model.iter().enumerate() {
+                let held = log.get(*dot).map(|l| l.entry.dot);
+                assert_eq!(held, Some(*dot), "seed {seed}: entry {i} of the log");
+            }
+            for dot in &gone {
+                assert!(log.get(*dot).is_none(), "seed {seed}: {dot} was truncated");
+            }
+            let order: Vec<Dot> = log.iter().map(|l| l.entry.dot).collect();
+            assert_eq!(order, Vec::from(model.clone()), "seed {seed}: the log keeps its order");
+        }
     }
 }
