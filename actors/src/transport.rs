@@ -1,7 +1,7 @@
 //! The one small interface between leaders and whatever carries their messages, and the
 //! in-process transport a host application gets by default.
 //!
-//! A leader hands [`Transmit`]s (frames for a peer), [`Route`]s (client writes for a key's home
+//! A leader hands [`Transmit`]s (messages for a peer), [`Route`]s (client writes for a key's home
 //! leader), [`Heartbeat`]s and [`Report`]s (for the supervisor) to the recipients of a
 //! [`TransportLinks`]; it cannot tell which transport it runs on. A transport reaches leaders
 //! through [`LeaderInbox`]es and the supervisor through a [`SupervisorInbox`], which it receives

@@ -3,8 +3,9 @@
 //! It is one implementation of `roundtable_actors::transport`: the leaders cannot tell it from
 //! the in-process transport.
 //!
-//! Every message is encoded with the wire format on the way (so sizes are real and the receiver
-//! decodes exactly what a remote peer would send), counted by kind, and delivered as a frame.
+//! Every message travels as a [`Parcel`]: not encoded (its entries are shared with the sender's
+//! log), its size the length its frame would have, counted by kind. A message too large for a
+//! frame is refused as unencodable, as a transport that encodes would refuse it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
