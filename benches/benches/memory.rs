@@ -509,7 +509,7 @@ fn bytes_per_key(sizes: Sizes) -> f64 {
     for (name, size) in [
         ("Key (a String)", std::mem::size_of::<Key>()),
         ("Value (a Vec<u8>)", std::mem::size_of::<Value>()),
-        ("VersionVector (heapless, 64 counters)", std::mem::size_of::<VersionVector>()),
+        ("VersionVector (inline up to 8 leaders)", std::mem::size_of::<VersionVector>()),
         ("store::Register (last-write-wins)", std::mem::size_of::<Register>()),
         ("siblings::KeyState", std::mem::size_of::<KeyState>()),
         ("resolution::CrdtState", std::mem::size_of::<CrdtState>()),

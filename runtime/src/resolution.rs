@@ -17,6 +17,7 @@
 //!   The operation-based counter ships its operations instead and relies on the log's causal,
 //!   exactly-once delivery.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::fmt;
@@ -174,6 +175,11 @@ impl Keyspaces {
 }
 
 /// The state of one CRDT key.
+///
+/// The OR-set, MV-register and counter map live in a box: inline they made every variant as
+/// large as the largest (224 bytes, the OR-set), and every CRDT key's B-tree slot and every log
+/// entry paid for it. The serde form is that of the unboxed types (a `Box` serializes as what it
+/// holds), so the wire format is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum CrdtState {
@@ -181,10 +187,10 @@ pub enum CrdtState {
     PnCounter(PnCounter),
     GSet(GSet<Value>),
     TwoPSet(TwoPSet<Value>),
-    OrSet(OrSet<Value>),
+    OrSet(Box<OrSet<Value>>),
     LwwRegister(LwwRegister<Value>),
-    MvRegister(MvRegister<Value>),
-    CounterMap(OrMap<Value, PnCounter>),
+    MvRegister(Box<MvRegister<Value>>),
+    CounterMap(Box<OrMap<Value, PnCounter>>),
 }
 
 impl CrdtState {
@@ -196,10 +202,10 @@ impl CrdtState {
             CrdtKind::PnCounter | CrdtKind::OpCounter => CrdtState::PnCounter(PnCounter::default()),
             CrdtKind::GSet => CrdtState::GSet(GSet::default()),
             CrdtKind::TwoPSet => CrdtState::TwoPSet(TwoPSet::default()),
-            CrdtKind::OrSet | CrdtKind::OpOrSet => CrdtState::OrSet(OrSet::default()),
-            CrdtKind::CounterMap => CrdtState::CounterMap(OrMap::default()),
+            CrdtKind::OrSet | CrdtKind::OpOrSet => CrdtState::OrSet(Box::default()),
+            CrdtKind::CounterMap => CrdtState::CounterMap(Box::default()),
             CrdtKind::LwwRegister => CrdtState::LwwRegister(LwwRegister::default()),
-            CrdtKind::MvRegister => CrdtState::MvRegister(MvRegister::default()),
+            CrdtKind::MvRegister => CrdtState::MvRegister(Box::default()),
         }
     }
 
@@ -273,7 +279,18 @@ impl CrdtState {
     /// Whether this state is of the type `kind` stores.
     #[must_use]
     pub fn fits(&self, kind: CrdtKind) -> bool {
-        core::mem::discriminant(self) == core::mem::discriminant(&CrdtState::empty(kind))
+        // A match rather than a comparison with `empty(kind)`, which would allocate.
+        matches!(
+            (self, kind),
+            (CrdtState::GCounter(_), CrdtKind::GCounter)
+                | (CrdtState::PnCounter(_), CrdtKind::PnCounter | CrdtKind::OpCounter)
+                | (CrdtState::GSet(_), CrdtKind::GSet)
+                | (CrdtState::TwoPSet(_), CrdtKind::TwoPSet)
+                | (CrdtState::OrSet(_), CrdtKind::OrSet | CrdtKind::OpOrSet)
+                | (CrdtState::LwwRegister(_), CrdtKind::LwwRegister)
+                | (CrdtState::MvRegister(_), CrdtKind::MvRegister)
+                | (CrdtState::CounterMap(_), CrdtKind::CounterMap)
+        )
     }
 }
 
@@ -394,27 +411,31 @@ impl CrdtStore {
                 return Some(CrdtOpPayload::SetOp(OrSetOp::Remove { element: v.clone(), observed, seen }));
             }
             (CrdtState::CounterMap(m), CrdtUpdate::MapIncrement { field, amount }, _) => {
-                CrdtState::CounterMap(m.update(me, field.clone(), |c| c.increment(me, *amount)))
+                CrdtState::CounterMap(Box::new(m.update(me, field.clone(), |c| c.increment(me, *amount))))
             }
             (CrdtState::CounterMap(m), CrdtUpdate::MapDecrement { field, amount }, _) => {
-                CrdtState::CounterMap(m.update(me, field.clone(), |c| c.decrement(me, *amount)))
+                CrdtState::CounterMap(Box::new(m.update(me, field.clone(), |c| c.decrement(me, *amount))))
             }
-            (CrdtState::CounterMap(m), CrdtUpdate::MapRemove { field }, _) => CrdtState::CounterMap(m.remove(field)),
+            (CrdtState::CounterMap(m), CrdtUpdate::MapRemove { field }, _) => {
+                CrdtState::CounterMap(Box::new(m.remove(field)))
+            }
             (CrdtState::GCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::GCounter(c.increment(me, *n)),
             (CrdtState::PnCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::PnCounter(c.increment(me, *n)),
             (CrdtState::PnCounter(c), CrdtUpdate::Decrement(n), _) => CrdtState::PnCounter(c.decrement(me, *n)),
             (CrdtState::GSet(s), CrdtUpdate::Add(v), _) => CrdtState::GSet(s.insert(v.clone())),
             (CrdtState::TwoPSet(s), CrdtUpdate::Add(v), _) => CrdtState::TwoPSet(s.insert(v.clone())),
             (CrdtState::TwoPSet(s), CrdtUpdate::Remove(v), _) => CrdtState::TwoPSet(s.remove(v.clone())),
-            (CrdtState::OrSet(s), CrdtUpdate::Add(v), _) => CrdtState::OrSet(s.add(me, v.clone())),
-            (CrdtState::OrSet(s), CrdtUpdate::Remove(v), _) => CrdtState::OrSet(s.remove(v)),
+            (CrdtState::OrSet(s), CrdtUpdate::Add(v), _) => CrdtState::OrSet(Box::new(s.add(me, v.clone()))),
+            (CrdtState::OrSet(s), CrdtUpdate::Remove(v), _) => CrdtState::OrSet(Box::new(s.remove(v))),
             (CrdtState::LwwRegister(r), CrdtUpdate::Set { value, .. }, _) => {
                 CrdtState::LwwRegister(r.set(hlc, value.clone()))
             }
-            (CrdtState::MvRegister(r), CrdtUpdate::Set { value, context }, _) => CrdtState::MvRegister(match context {
-                Some(seen) => r.write_with_context(me, value.clone(), seen),
-                None => r.write(me, value.clone()),
-            }),
+            (CrdtState::MvRegister(r), CrdtUpdate::Set { value, context }, _) => {
+                CrdtState::MvRegister(Box::new(match context {
+                    Some(seen) => r.write_with_context(me, value.clone(), seen),
+                    None => r.write(me, value.clone()),
+                }))
+            }
             _ => return None,
         };
         Some(CrdtOpPayload::Delta(delta))

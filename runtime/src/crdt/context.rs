@@ -118,6 +118,21 @@ impl CausalContext {
         self.vv.contains(dot) || (!self.cloud.is_empty() && self.cloud.contains(&dot))
     }
 
+    /// The only dot of this context, when it names exactly one (an operation's context).
+    #[inline]
+    pub(crate) fn single(&self) -> Option<Dot> {
+        match (self.vv.counts.as_slice(), self.cloud.single()) {
+            ([], Some(&dot)) => Some(dot),
+            (counts, None) if self.cloud.is_empty() => {
+                // The prefix `(i, 1..=1)` of the last leader, and nothing before it.
+                let (&last, before) = counts.split_last()?;
+                let leader = LeaderId::new(before.len()).ok()?;
+                (last == 1 && before.iter().all(|&n| n == 0)).then(|| Dot::new(leader, Seq(1)))
+            }
+            _ => None,
+        }
+    }
+
     /// Records `dot` as seen, compacting the cloud into the vector where it becomes contiguous.
     #[inline]
     pub fn insert(&mut self, dot: Dot) {
@@ -433,6 +448,25 @@ mod tests {
     struct Wire {
         vv: VersionVector,
         cloud: BTreeSet<Dot>,
+    }
+
+    #[test]
+    fn single_names_the_only_dot_or_nothing() {
+        let dot = |i: usize, seq: u64| Dot::new(LeaderId::new(i).expect("below 64"), Seq(seq));
+        let of = |dots: &[Dot]| {
+            let mut cx = CausalContext::new();
+            for &d in dots {
+                cx.insert(d);
+            }
+            cx
+        };
+        assert_eq!(of(&[]).single(), None);
+        assert_eq!(of(&[dot(2, 1)]).single(), Some(dot(2, 1)), "a prefix of one dot");
+        assert_eq!(of(&[dot(2, 7)]).single(), Some(dot(2, 7)), "one cloud dot");
+        assert_eq!(of(&[dot(2, 1), dot(2, 2)]).single(), None, "a longer prefix");
+        assert_eq!(of(&[dot(0, 1), dot(2, 1)]).single(), None, "two prefixes");
+        assert_eq!(of(&[dot(1, 1), dot(0, 2), dot(0, 3)]).single(), None, "a prefix and a cloud");
+        assert_eq!(of(&[dot(0, 5), dot(1, 5)]).single(), None, "two cloud dots");
     }
 
     proptest! {

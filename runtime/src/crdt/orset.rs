@@ -463,13 +463,44 @@ impl<T: Ord + Clone> OrSet<T> {
         if other.entries.get(element).is_some_and(|theirs| theirs.contains(&dot)) {
             return true;
         }
-        if let Some(dots) = entries.get_mut(element) {
+        // Taken out and put back only if dots remain: one search for an element with one dot
+        // (the usual case), where looking it up and then removing it searched twice.
+        if let Some((owned, mut dots)) = entries.remove_entry(element) {
             let _ = dots.remove(&dot);
-            if dots.is_empty() {
-                let _ = entries.remove(element);
+            if !dots.is_empty() {
+                let _ = entries.insert(owned, dots);
             }
         }
         false
+    }
+
+    /// The join with a delta that adds one element under one dot and names nothing else (an
+    /// operation-based add, `add_delta`), into a set that has not seen the dot and holds no
+    /// scoped context: the element gains the dot and the context the dot. This is what the
+    /// general join computes for such a delta — none of my dots is covered by its context,
+    /// since all of mine are in my context and its only dot is not — without its passes.
+    /// Returns `false`, changing nothing, for any other delta.
+    fn merge_single_add(&mut self, other: &Self) -> bool {
+        if !self.scoped.is_empty() || !other.scoped.is_empty() {
+            return false;
+        }
+        let Some(dot) = other.context.single() else { return false };
+        let Some((element, dots)) = other.entries.single() else { return false };
+        if dots.single() != Some(&dot) || self.context.contains(dot) {
+            return false;
+        }
+        let OrSet { entries, index, context, .. } = self;
+        entries.upsert(
+            element.clone(),
+            || SmallSet::one(dot),
+            |dots| {
+                let _ = dots.insert(dot);
+            },
+        );
+        index.add(dot, element);
+        context.insert(dot);
+        index.build_if_large(entries);
+        true
     }
 
     /// The rest of the first half, for the elements `other` has a scoped context for: my dots of
@@ -567,6 +598,9 @@ impl<T: Ord + Clone> StateCrdt for OrSet<T> {
     /// small delta into a large indexed set visits only what the delta names (see the module
     /// docs); otherwise both sides are walked.
     fn merge(&mut self, other: &Self) {
+        if self.merge_single_add(other) {
+            return;
+        }
         if self.sparse_join_pays(other) {
             self.join_sparse_removals(other);
         } else {

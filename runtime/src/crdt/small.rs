@@ -158,6 +158,30 @@ impl<K: Ord, V> SmallMap<K, V> {
         }
     }
 
+    /// The only entry, when there is exactly one.
+    pub(crate) fn single(&self) -> Option<(&K, &V)> {
+        match self {
+            SmallMap::Inline(Some((k, v))) => Some((k, v)),
+            _ => None,
+        }
+    }
+
+    /// Removes the entry of `key` and returns it with its key, so that a caller that wants to
+    /// keep part of it can put it back without a copy of the key: one search either way.
+    pub(crate) fn remove_entry(&mut self, key: &K) -> Option<(K, V)> {
+        match self {
+            SmallMap::Inline(entry) => match entry {
+                Some((k, _)) if k == key => entry.take(),
+                _ => None,
+            },
+            SmallMap::Heap(map) => {
+                let removed = map.remove_entry(key);
+                self.normalize();
+                removed
+            }
+        }
+    }
+
     /// Keeps the entries for which `keep` returns true (it may change the values it keeps).
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         match self {
@@ -323,6 +347,11 @@ impl<K: Ord> SmallSet<K> {
     /// Removes `key`; whether it was there.
     pub(crate) fn remove(&mut self, key: &K) -> bool {
         self.0.remove(key).is_some()
+    }
+
+    /// The only element, when there is exactly one.
+    pub(crate) fn single(&self) -> Option<&K> {
+        self.0.single().map(|(k, ())| k)
     }
 
     /// Keeps the elements for which `keep` returns true.
