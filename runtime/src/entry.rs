@@ -5,7 +5,12 @@
 
 use core::fmt;
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::causality::{Dot, VersionVector};
 use crate::clock::HlcTimestamp;
@@ -39,20 +44,27 @@ pub enum DataError {
 }
 
 /// A key: non-empty UTF-8 of at most [`MAX_KEY_BYTES`] bytes. Keys order bytewise.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Key(String);
+///
+/// A key of up to 24 bytes is held inline, without an allocation (a `CompactString`); on the
+/// wire it is a string, as it always was.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(CompactString);
 
 impl Key {
     /// A key, or an error when it is empty or too long.
     pub fn new(key: impl Into<String>) -> Result<Self, DataError> {
         let key = key.into();
+        Key::check(&key)?;
+        Ok(Key(CompactString::from(key)))
+    }
+
+    fn check(key: &str) -> Result<(), DataError> {
         if key.is_empty() {
             Err(DataError::EmptyKey)
         } else if key.len() > MAX_KEY_BYTES {
             Err(DataError::KeyTooLong { len: key.len() })
         } else {
-            Ok(Key(key))
+            Ok(())
         }
     }
 
@@ -73,13 +85,39 @@ impl TryFrom<String> for Key {
 impl TryFrom<&str> for Key {
     type Error = DataError;
     fn try_from(value: &str) -> Result<Self, DataError> {
-        Key::new(value)
+        Key::check(value)?;
+        Ok(Key(CompactString::from(value)))
     }
 }
 
 impl From<Key> for String {
     fn from(key: Key) -> String {
-        key.0
+        key.0.into_string()
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a non-empty string of at most {MAX_KEY_BYTES} bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+                Key::try_from(v).map_err(E::custom)
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key, E> {
+                Key::new(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -95,10 +133,15 @@ impl fmt::Display for Key {
     }
 }
 
+/// Bytes of a value held inline, without an allocation (24 bytes in all with the length).
+const VALUE_INLINE: usize = 16;
+
 /// A value: at most [`MAX_VALUE_BYTES`] bytes. Values order bytewise (sets of values need it).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "Vec<u8>", into = "Vec<u8>")]
-pub struct Value(Vec<u8>);
+///
+/// A value of up to 16 bytes is held inline, without an allocation; on the wire it is a
+/// sequence of bytes, as it always was.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Value(SmallVec<[u8; VALUE_INLINE]>);
 
 impl Value {
     /// A value, or an error when it is too large.
@@ -107,7 +150,7 @@ impl Value {
         if bytes.len() > MAX_VALUE_BYTES {
             Err(DataError::ValueTooLarge { len: bytes.len() })
         } else {
-            Ok(Value(bytes))
+            Ok(Value(SmallVec::from_vec(bytes)))
         }
     }
 
@@ -134,13 +177,49 @@ impl TryFrom<Vec<u8>> for Value {
 impl TryFrom<&str> for Value {
     type Error = DataError;
     fn try_from(value: &str) -> Result<Self, DataError> {
-        Value::new(value.as_bytes().to_vec())
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(DataError::ValueTooLarge { len: value.len() });
+        }
+        Ok(Value(SmallVec::from_slice(value.as_bytes())))
     }
 }
 
 impl From<Value> for Vec<u8> {
     fn from(value: Value) -> Vec<u8> {
-        value.0
+        value.0.into_vec()
+    }
+}
+
+/// As a `Vec<u8>` serializes: a sequence of bytes.
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a sequence of at most {MAX_VALUE_BYTES} bytes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                // The length a peer claims is not trusted for the allocation: at most the bound.
+                let hint = seq.size_hint().unwrap_or(0).min(MAX_VALUE_BYTES);
+                let mut bytes: SmallVec<[u8; VALUE_INLINE]> = SmallVec::with_capacity(hint);
+                while let Some(b) = seq.next_element::<u8>()? {
+                    if bytes.len() == MAX_VALUE_BYTES {
+                        let len = seq.size_hint().map_or(MAX_VALUE_BYTES + 1, |rest| MAX_VALUE_BYTES + 1 + rest);
+                        return Err(serde::de::Error::custom(DataError::ValueTooLarge { len }));
+                    }
+                    bytes.push(b);
+                }
+                Ok(Value(bytes))
+            }
+        }
+        deserializer.deserialize_seq(ValueVisitor)
     }
 }
 
@@ -230,5 +309,56 @@ pub struct Entry {
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {:?} at {} after {}", self.dot, self.key, self.op, self.hlc, self.deps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+
+    use super::*;
+
+    /// Keys and values held inline or not encode exactly as the `String` and `Vec<u8>` they
+    /// were before, and decode back, with their bounds enforced on the way in.
+    #[test]
+    fn keys_and_values_keep_their_wire_form() {
+        for len in [1, 16, 17, 24, 25, 300] {
+            let text = "k".repeat(len);
+            let key = Key::new(text.clone()).expect("a key");
+            let bytes = postcard::to_allocvec(&key).expect("encodes");
+            assert_eq!(bytes, postcard::to_allocvec(&text).expect("encodes"), "key of {len} bytes");
+            assert_eq!(postcard::from_bytes::<Key>(&bytes), Ok(key));
+
+            let raw = alloc::vec![7u8; len];
+            let value = Value::new(raw.clone()).expect("a value");
+            let bytes = postcard::to_allocvec(&value).expect("encodes");
+            assert_eq!(bytes, postcard::to_allocvec(&raw).expect("encodes"), "value of {len} bytes");
+            assert_eq!(postcard::from_bytes::<Value>(&bytes), Ok(value.clone()));
+            assert_eq!(Vec::from(value), raw);
+        }
+        let empty = postcard::to_allocvec(&String::new()).expect("encodes");
+        assert!(postcard::from_bytes::<Key>(&empty).is_err(), "an empty key is refused");
+        let long = postcard::to_allocvec(&"k".repeat(MAX_KEY_BYTES + 1)).expect("encodes");
+        assert!(postcard::from_bytes::<Key>(&long).is_err(), "a key over the bound is refused");
+        let large = postcard::to_allocvec(&alloc::vec![0u8; MAX_VALUE_BYTES + 3]).expect("encodes");
+        let err = postcard::from_bytes::<Value>(&large).expect_err("a value over the bound is refused");
+        assert!(!err.to_string().is_empty());
+        assert_eq!(
+            Value::try_from("x".repeat(MAX_VALUE_BYTES + 1).as_str()),
+            Err(DataError::ValueTooLarge { len: MAX_VALUE_BYTES + 1 })
+        );
+    }
+
+    /// Order and equality are the bytes', whether held inline or not.
+    #[test]
+    fn keys_order_bytewise_across_the_inline_bound() {
+        let short = Key::new("a".repeat(24)).expect("a key");
+        let long = Key::new("a".repeat(25)).expect("a key");
+        assert!(short < long);
+        assert!(Key::new("b").expect("a key") > long);
+        let v = |n: usize| Value::new(alloc::vec![1u8; n]).expect("a value");
+        assert!(v(16) < v(17));
+        assert_eq!(v(17), Value::try_from(alloc::vec![1u8; 17]).expect("a value"));
+        assert_ne!(v(16), v(17));
     }
 }
