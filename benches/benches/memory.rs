@@ -507,8 +507,8 @@ fn bytes_per_key(sizes: Sizes) -> f64 {
     println!("| type | bytes |");
     println!("|---|---|");
     for (name, size) in [
-        ("Key (a String)", std::mem::size_of::<Key>()),
-        ("Value (a Vec<u8>)", std::mem::size_of::<Value>()),
+        ("Key (inline up to 24 bytes)", std::mem::size_of::<Key>()),
+        ("Value (inline up to 16 bytes)", std::mem::size_of::<Value>()),
         ("VersionVector (inline up to 8 leaders)", std::mem::size_of::<VersionVector>()),
         ("store::Register (last-write-wins)", std::mem::size_of::<Register>()),
         ("siblings::KeyState", std::mem::size_of::<KeyState>()),

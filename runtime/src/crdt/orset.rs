@@ -168,6 +168,18 @@ impl<T: Serialize> Serialize for OrSet<T> {
     }
 }
 
+/// Records that an add under `dot` put `element` in the set: in the entries and the dot index.
+fn add_dot<T: Ord + Clone>(entries: &mut SmallMap<T, SmallSet<Dot>>, index: &mut DotIndex<T>, element: &T, dot: Dot) {
+    entries.upsert(
+        element.clone(),
+        || SmallSet::one(dot),
+        |dots| {
+            let _ = dots.insert(dot);
+        },
+    );
+    index.add(dot, element);
+}
+
 impl<T> Default for OrSet<T> {
     fn default() -> Self {
         OrSet {
@@ -490,14 +502,7 @@ impl<T: Ord + Clone> OrSet<T> {
             return false;
         }
         let OrSet { entries, index, context, .. } = self;
-        entries.upsert(
-            element.clone(),
-            || SmallSet::one(dot),
-            |dots| {
-                let _ = dots.insert(dot);
-            },
-        );
-        index.add(dot, element);
+        add_dot(entries, index, element, dot);
         context.insert(dot);
         index.build_if_large(entries);
         true
@@ -535,14 +540,7 @@ impl<T: Ord + Clone> OrSet<T> {
                 if context.contains(dot) || extra.is_some_and(|extra| extra.contains(dot)) {
                     continue;
                 }
-                entries.upsert(
-                    element.clone(),
-                    || SmallSet::one(dot),
-                    |dots| {
-                        let _ = dots.insert(dot);
-                    },
-                );
-                index.add(dot, element);
+                add_dot(entries, index, element, dot);
             }
         }
     }
