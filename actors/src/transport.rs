@@ -537,3 +537,59 @@ impl Handler<Stats> for InProcessActor {
         MessageResult(self.stats.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use roundtable_runtime::clock::HlcTimestamp;
+    use roundtable_runtime::wire::{Envelope, ReplicatedEntry};
+    use roundtable_runtime::{Dot, Entry, Key, Op, Seq, SharedEntry, Value, VersionVector, WallTime};
+
+    use super::*;
+    use crate::clock::SimEpoch;
+    use crate::trace::Event;
+
+    fn replicate(values: usize, value_bytes: usize) -> PeerMessage {
+        let origin = LeaderId::new(0).expect("a leader");
+        let entries = (1..=values as u64)
+            .map(|seq| ReplicatedEntry {
+                entry: SharedEntry::new(Entry {
+                    dot: Dot::new(origin, Seq(seq)),
+                    hlc: HlcTimestamp::from_wall_time(WallTime::from_secs(seq), 0, origin),
+                    deps: VersionVector::new(),
+                    key: Key::new(format!("k{seq}")).expect("a key"),
+                    op: Op::Put(Value::new(vec![7u8; value_bytes]).expect("a value")),
+                }),
+                seen_by: LeaderSet::single(origin),
+            })
+            .collect();
+        PeerMessage::Replicate { entries, catch_up: false }
+    }
+
+    /// In process, a message is packed, not encoded: its byte count is its frame's length, and
+    /// one too large for a frame is refused — counted, traced, not delivered — as a transport
+    /// that encodes would refuse it.
+    #[test]
+    fn packing_counts_frame_bytes_and_refuses_what_no_frame_holds() {
+        actix::System::new().block_on(async {
+            let sink = TraceSink::recording(SimEpoch::starting_now(WallTime::EPOCH));
+            let (from, to) = (LeaderId::new(0).expect("a leader"), LeaderId::new(1).expect("a leader"));
+            let mut stats = NetStats::default();
+
+            let small = replicate(3, 16);
+            let frame = wire::encode(&Envelope::new(from, small.clone())).expect("fits");
+            let parcel = stats.pack(Transmit::new(from, to, small), &sink).expect("packed");
+            assert_eq!((parcel.bytes(), parcel.kind(), parcel.to()), (frame.len(), "replicate", to));
+            assert_eq!(stats.by_kind["replicate"], KindStats { messages: 1, bytes: frame.len() as u64 });
+
+            let large = replicate(20, 64 * 1024);
+            assert!(stats.pack(Transmit::new(from, to, large), &sink).is_none(), "20 × 64 KiB exceeds a frame");
+            assert_eq!(stats.unencodable, 1);
+            assert_eq!(stats.messages(), 1, "the refused message is not counted as sent");
+            let trace = sink.snapshot();
+            let refused = |r: &crate::trace::Record| {
+                matches!(&r.event, Event::Network(NetworkEvent::Unencodable { kind, .. }) if kind == "replicate")
+            };
+            assert_eq!(trace.count(refused), 1, "the refusal is traced");
+        });
+    }
+}
