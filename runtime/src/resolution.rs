@@ -393,8 +393,15 @@ impl CrdtStore {
         hlc: HlcTimestamp,
         update: &CrdtUpdate,
     ) -> Option<CrdtOpPayload> {
-        let mut state = self.crdts.get(key).cloned().unwrap_or_else(|| CrdtState::empty(kind));
-        let delta = match (&mut state, update, kind) {
+        let empty;
+        let current = match self.crdts.get(key) {
+            Some(state) => state,
+            None => {
+                empty = CrdtState::empty(kind);
+                &empty
+            }
+        };
+        let delta = match (current, update, kind) {
             (CrdtState::PnCounter(_), CrdtUpdate::Increment(n), CrdtKind::OpCounter) => {
                 return Some(CrdtOpPayload::Counter(PnCounterOp::Increment { by: me, amount: *n }))
             }
@@ -410,33 +417,45 @@ impl CrdtStore {
                 let seen = s.context_of(v);
                 return Some(CrdtOpPayload::SetOp(OrSetOp::Remove { element: v.clone(), observed, seen }));
             }
-            (CrdtState::CounterMap(m), CrdtUpdate::MapIncrement { field, amount }, _) => {
-                CrdtState::CounterMap(Box::new(m.update(me, field.clone(), |c| c.increment(me, *amount))))
+            // The most common updates: their deltas come from the state as it is, without a copy
+            // of it (a copy per write costs the state's size).
+            (CrdtState::GCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::GCounter(c.delta_of_increment(me, *n)),
+            (CrdtState::PnCounter(c), CrdtUpdate::Increment(n), _) => {
+                CrdtState::PnCounter(c.delta_of_increment(me, *n))
             }
-            (CrdtState::CounterMap(m), CrdtUpdate::MapDecrement { field, amount }, _) => {
-                CrdtState::CounterMap(Box::new(m.update(me, field.clone(), |c| c.decrement(me, *amount))))
+            (CrdtState::PnCounter(c), CrdtUpdate::Decrement(n), _) => {
+                CrdtState::PnCounter(c.delta_of_decrement(me, *n))
             }
-            (CrdtState::CounterMap(m), CrdtUpdate::MapRemove { field }, _) => {
-                CrdtState::CounterMap(Box::new(m.remove(field)))
+            (CrdtState::OrSet(s), CrdtUpdate::Add(v), _) => CrdtState::OrSet(Box::new(s.delta_of_add(me, v.clone()))),
+            (CrdtState::OrSet(s), CrdtUpdate::Remove(v), _) => CrdtState::OrSet(Box::new(s.delta_of_remove(v))),
+            // The others make the change on a copy and keep the delta it returns.
+            _ => {
+                let mut state = current.clone();
+                match (&mut state, update) {
+                    (CrdtState::CounterMap(m), CrdtUpdate::MapIncrement { field, amount }) => {
+                        CrdtState::CounterMap(Box::new(m.update(me, field.clone(), |c| c.increment(me, *amount))))
+                    }
+                    (CrdtState::CounterMap(m), CrdtUpdate::MapDecrement { field, amount }) => {
+                        CrdtState::CounterMap(Box::new(m.update(me, field.clone(), |c| c.decrement(me, *amount))))
+                    }
+                    (CrdtState::CounterMap(m), CrdtUpdate::MapRemove { field }) => {
+                        CrdtState::CounterMap(Box::new(m.remove(field)))
+                    }
+                    (CrdtState::GSet(s), CrdtUpdate::Add(v)) => CrdtState::GSet(s.insert(v.clone())),
+                    (CrdtState::TwoPSet(s), CrdtUpdate::Add(v)) => CrdtState::TwoPSet(s.insert(v.clone())),
+                    (CrdtState::TwoPSet(s), CrdtUpdate::Remove(v)) => CrdtState::TwoPSet(s.remove(v.clone())),
+                    (CrdtState::LwwRegister(r), CrdtUpdate::Set { value, .. }) => {
+                        CrdtState::LwwRegister(r.set(hlc, value.clone()))
+                    }
+                    (CrdtState::MvRegister(r), CrdtUpdate::Set { value, context }) => {
+                        CrdtState::MvRegister(Box::new(match context {
+                            Some(seen) => r.write_with_context(me, value.clone(), seen),
+                            None => r.write(me, value.clone()),
+                        }))
+                    }
+                    _ => return None,
+                }
             }
-            (CrdtState::GCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::GCounter(c.increment(me, *n)),
-            (CrdtState::PnCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::PnCounter(c.increment(me, *n)),
-            (CrdtState::PnCounter(c), CrdtUpdate::Decrement(n), _) => CrdtState::PnCounter(c.decrement(me, *n)),
-            (CrdtState::GSet(s), CrdtUpdate::Add(v), _) => CrdtState::GSet(s.insert(v.clone())),
-            (CrdtState::TwoPSet(s), CrdtUpdate::Add(v), _) => CrdtState::TwoPSet(s.insert(v.clone())),
-            (CrdtState::TwoPSet(s), CrdtUpdate::Remove(v), _) => CrdtState::TwoPSet(s.remove(v.clone())),
-            (CrdtState::OrSet(s), CrdtUpdate::Add(v), _) => CrdtState::OrSet(Box::new(s.add(me, v.clone()))),
-            (CrdtState::OrSet(s), CrdtUpdate::Remove(v), _) => CrdtState::OrSet(Box::new(s.remove(v))),
-            (CrdtState::LwwRegister(r), CrdtUpdate::Set { value, .. }, _) => {
-                CrdtState::LwwRegister(r.set(hlc, value.clone()))
-            }
-            (CrdtState::MvRegister(r), CrdtUpdate::Set { value, context }, _) => {
-                CrdtState::MvRegister(Box::new(match context {
-                    Some(seen) => r.write_with_context(me, value.clone(), seen),
-                    None => r.write(me, value.clone()),
-                }))
-            }
-            _ => return None,
         };
         Some(CrdtOpPayload::Delta(delta))
     }

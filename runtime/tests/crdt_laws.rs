@@ -345,7 +345,10 @@ impl Model for GCounter {
         (0u64..1000).boxed()
     }
     fn mutate(&mut self, at: LeaderId, amount: &u64, _: usize) -> Self {
-        self.increment(at, *amount)
+        let pure = self.delta_of_increment(at, *amount);
+        let delta = self.increment(at, *amount);
+        assert_eq!(pure, delta, "delta_of_increment is the delta increment returns");
+        delta
     }
     fn read(&self) -> u64 {
         self.value()
@@ -363,11 +366,13 @@ impl Model for PnCounter {
         (any::<bool>(), 0u64..1000).boxed()
     }
     fn mutate(&mut self, at: LeaderId, &(up, amount): &(bool, u64), _: usize) -> Self {
-        if up {
-            self.increment(at, amount)
+        let (pure, delta) = if up {
+            (self.delta_of_increment(at, amount), self.increment(at, amount))
         } else {
-            self.decrement(at, amount)
-        }
+            (self.delta_of_decrement(at, amount), self.decrement(at, amount))
+        };
+        assert_eq!(pure, delta, "the delta_of_ functions give the delta the update returns");
+        delta
     }
     fn read(&self) -> i128 {
         self.value()
@@ -425,10 +430,14 @@ impl Model for OrSet<u8> {
         set_op()
     }
     fn mutate(&mut self, at: LeaderId, op: &SetOp, _: usize) -> Self {
-        match *op {
-            SetOp::Add(element) => self.add(at, element),
-            SetOp::Remove(element) => self.remove(&element),
-        }
+        // A leader computes its delta from the state without changing (or copying) it; the
+        // runtime relies on that being the delta the update itself returns.
+        let (pure, delta) = match *op {
+            SetOp::Add(element) => (self.delta_of_add(at, element), self.add(at, element)),
+            SetOp::Remove(element) => (self.delta_of_remove(&element), self.remove(&element)),
+        };
+        assert_eq!(pure, delta, "delta_of_add / delta_of_remove give the delta add / remove return");
+        delta
     }
     fn read(&self) -> BTreeSet<u8> {
         self.value()

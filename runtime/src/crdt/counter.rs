@@ -185,6 +185,14 @@ impl GCounter {
         GCounter { counts: Counts::Inline((count > 0).then_some((leader, count))) }
     }
 
+    /// The delta [`GCounter::increment`] would return, without changing the counter: a leader
+    /// computes its update's delta from the state it holds without copying that state.
+    #[must_use]
+    pub fn delta_of_increment(&self, leader: LeaderId, amount: u64) -> GCounter {
+        let count = self.get(leader).saturating_add(amount);
+        GCounter { counts: Counts::Inline((count > 0).then_some((leader, count))) }
+    }
+
     /// The counter's value: the sum of all entries, saturating at `u64::MAX`.
     #[must_use]
     pub fn value(&self) -> u64 {
@@ -259,6 +267,18 @@ impl PnCounter {
     #[inline]
     pub fn decrement(&mut self, leader: LeaderId, amount: u64) -> PnCounter {
         PnCounter { increments: GCounter::new(), decrements: self.decrements.increment(leader, amount) }
+    }
+
+    /// The delta [`PnCounter::increment`] would return, without changing the counter.
+    #[must_use]
+    pub fn delta_of_increment(&self, leader: LeaderId, amount: u64) -> PnCounter {
+        PnCounter { increments: self.increments.delta_of_increment(leader, amount), decrements: GCounter::new() }
+    }
+
+    /// The delta [`PnCounter::decrement`] would return, without changing the counter.
+    #[must_use]
+    pub fn delta_of_decrement(&self, leader: LeaderId, amount: u64) -> PnCounter {
+        PnCounter { increments: GCounter::new(), decrements: self.decrements.delta_of_increment(leader, amount) }
     }
 
     /// The counter's value: all increments minus all decrements (each sum saturating at

@@ -253,6 +253,39 @@ impl<T: Ord + Clone> OrSet<T> {
         delta
     }
 
+    /// The delta [`OrSet::add`] would return, without changing the set: a leader computes its
+    /// update's delta from the state it holds without copying that state (a copy per write is
+    /// linear in the set's size).
+    #[must_use]
+    pub fn delta_of_add(&self, leader: LeaderId, element: T) -> OrSet<T> {
+        let dot = self.next_dot(leader);
+        let mut delta = OrSet::default();
+        for old in self.dots(&element) {
+            delta.context.insert(old);
+        }
+        delta.context.insert(dot);
+        // `add` asks this after its own context gained `dot`; `dot` is in the delta's context,
+        // so the answer is the same.
+        if let Some(extra) = self.scoped_above(&element, &delta.context) {
+            delta.scoped = SmallMap::one(element.clone(), extra);
+        }
+        delta.entries = SmallMap::one(element, SmallSet::one(dot));
+        delta
+    }
+
+    /// The delta [`OrSet::remove`] would return, without changing the set.
+    #[must_use]
+    pub fn delta_of_remove(&self, element: &T) -> OrSet<T> {
+        let mut delta = OrSet::new();
+        for dot in self.dots(element) {
+            delta.context.insert(dot);
+        }
+        if let Some(extra) = self.scoped_above(element, &delta.context) {
+            delta.scoped = SmallMap::one(element.clone(), extra);
+        }
+        delta
+    }
+
     /// Removes `element` as observed here and returns the delta: the element's live dots, and
     /// this replica's whole context scoped to `element`, so that the remove deletes every add of
     /// it this replica has seen — even one whose delta (or the delta that replaced it) is lost.
