@@ -53,11 +53,7 @@ pub fn entry_size_bound(entry: &Entry) -> usize {
         Op::Delete | Op::Void => 0,
         Op::SiblingPut { value, .. } => value.as_bytes().len() + 1 + 10 * crate::MAX_LEADERS,
         Op::SiblingDelete { .. } => 1 + 10 * crate::MAX_LEADERS,
-        Op::Crdt(payload) => postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
-            payload,
-            postcard::ser_flavors::Size::default(),
-        )
-        .unwrap_or(MAX_FRAME_BYTES),
+        Op::Crdt(payload) => encoded_len(payload).unwrap_or(MAX_FRAME_BYTES),
     };
     ENTRY_OVERHEAD_BOUND + entry.key.as_str().len() + value
 }
@@ -240,17 +236,23 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
     Ok(bytes)
 }
 
+/// The length of `value`'s postcard encoding, counted without encoding it (postcard's size
+/// flavor: nothing is allocated or copied), or why it cannot be encoded.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, WireError> {
+    postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
+        value,
+        postcard::ser_flavors::Size::default(),
+    )
+    .map_err(malformed)
+}
+
 /// The length of the frame [`encode`] would make of `body` sent by `from`, computed without
 /// making it: postcard's size flavor walks the message and allocates and copies nothing. A
 /// transport that hands messages over within one process uses it to count bytes and to refuse
 /// what would not fit a frame, exactly as if it had encoded them.
 pub fn frame_len(from: LeaderId, body: &PeerMessage) -> Result<usize, WireError> {
     // An envelope serializes as its fields in order, as this tuple does.
-    let len = postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
-        &(PROTOCOL_VERSION, from, body),
-        postcard::ser_flavors::Size::default(),
-    )
-    .map_err(malformed)?;
+    let len = encoded_len(&(PROTOCOL_VERSION, from, body))?;
     if len > MAX_FRAME_BYTES {
         return Err(WireError::FrameTooLarge { len });
     }

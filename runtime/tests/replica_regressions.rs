@@ -621,3 +621,66 @@ fn a_snapshot_larger_than_its_chunk_bound_is_refused_loudly_and_sends_nothing() 
     assert_eq!(net.assert_converged(), Ok(()), "{:#?}", net.trace);
     assert_eq!(net.replicas[0].metrics().snapshots_refused, 0);
 }
+
+/// A CRDT key's state must stay within half a frame (so that a snapshot can carry it). A local
+/// write checks that against a bound the replica keeps per key instead of measuring the whole
+/// state each time; the bound may only over-estimate, so a write is refused exactly when the
+/// state as it is plus the write's payload would not fit — for an OR-set (deltas, which carry
+/// the element twice once the set has a scoped context) and an operation-based one, with
+/// elements of several sizes up to the value bound.
+#[test]
+fn a_crdt_key_is_refused_exactly_when_it_would_outgrow_half_a_frame() {
+    use roundtable_runtime::crdt::{OrSet, OrSetOp};
+    use roundtable_runtime::entry::MAX_VALUE_BYTES;
+    use roundtable_runtime::resolution::{
+        CrdtKind, CrdtOpPayload, CrdtState, CrdtUpdate, Keyspaces, Resolution, Update,
+    };
+    use roundtable_runtime::{LeaderId, Value, WriteError};
+    let budget = (wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES) / 2;
+    for kind in [CrdtKind::OrSet, CrdtKind::OpOrSet] {
+        for element_bytes in [MAX_VALUE_BYTES, 40_000, 9_999] {
+            let config =
+                ReplicaConfig { keyspaces: Keyspaces::new(Resolution::Crdt(kind)), ..ReplicaConfig::default() };
+            let members: LeaderSet = LeaderId::range(3).collect();
+            let mut r = Replica::new(id(0), members, Topology::AllToAll { relay: false }, config).expect("a replica");
+            let k = key("set");
+            let mut now = roundtable_runtime::WallTime::from_secs(1_800_000_000);
+            let mut accepted = 0;
+            for i in 0..200u32 {
+                now = now.saturating_add(Duration::from_millis(1));
+                let mut bytes = vec![b'x'; element_bytes];
+                bytes[..4].copy_from_slice(&i.to_be_bytes());
+                let v = Value::new(bytes).expect("a value");
+                // What the rule says, measured exactly: the state as it is and this add's payload.
+                let empty = OrSet::default();
+                let set = match r.read_crdt(&k) {
+                    Some(CrdtState::OrSet(s)) => s.as_ref(),
+                    _ => &empty,
+                };
+                let payload = match kind {
+                    CrdtKind::OrSet => {
+                        CrdtOpPayload::Delta(CrdtState::OrSet(Box::new(set.delta_of_add(id(0), v.clone()))))
+                    }
+                    _ => CrdtOpPayload::SetOp(OrSetOp::Add { element: v.clone(), dot: set.next_dot(id(0)) }),
+                };
+                let before = r.read_crdt(&k).map_or(0, |s| wire::encoded_len(s).expect("encodes"));
+                let fits = before + wire::encoded_len(&payload).expect("encodes") <= budget;
+                match r.handle_update(now, k.clone(), Update::Crdt(CrdtUpdate::Add(v))) {
+                    Ok(_) => {
+                        assert!(fits, "{kind:?}, {element_bytes} B: accepted at {before} B though it does not fit");
+                        accepted += 1;
+                    }
+                    Err(WriteError::KeyTooLarge { limit, .. }) => {
+                        assert_eq!(limit, budget);
+                        assert!(!fits, "{kind:?}, {element_bytes} B: refused at {before} B with room for it");
+                        break;
+                    }
+                    Err(e) => panic!("{kind:?}: unexpected {e}"),
+                }
+                let _ = r.take_effects();
+            }
+            assert!(accepted * element_bytes > budget / 3, "{kind:?}, {element_bytes} B: only {accepted} accepted");
+            assert!(accepted < 200, "{kind:?}, {element_bytes} B: never refused");
+        }
+    }
+}

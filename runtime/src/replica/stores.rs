@@ -33,6 +33,19 @@ pub(crate) struct Stores {
     siblings: BTreeMap<usize, SiblingStore>,
     /// Keys of CRDT keyspaces.
     crdts: CrdtStore,
+    /// Per CRDT key, a bound of its state's encoded size: its size when last measured, plus a
+    /// margin for every payload applied to it since (see [`payload_growth_bound`]). A key's
+    /// state must stay within half a frame, so that a snapshot can carry it; the bound lets a
+    /// local write check that without walking the whole state each time. A key without an entry
+    /// is measured at its next local write.
+    crdt_sizes: BTreeMap<Key, usize>,
+}
+
+/// How much applying `payload` can grow a CRDT state's encoding, at most: a join adds at most
+/// what the delta holds, and an operation at most its element and a dot twice (in the entries
+/// and in the context); doubled, plus room for length prefixes that gain a byte.
+fn payload_growth_bound(payload: &CrdtOpPayload) -> usize {
+    wire::encoded_len(payload).map_or(usize::MAX / 4, |bytes| 2 * bytes + 16)
 }
 
 /// A client update checked against its key's keyspace, before it is stamped.
@@ -96,7 +109,13 @@ pub(crate) enum Merged {
 impl Stores {
     /// Empty stores for `keyspaces`.
     pub(crate) fn new(keyspaces: Keyspaces) -> Self {
-        Stores { keyspaces, lww: LwwStore::new(), siblings: BTreeMap::new(), crdts: CrdtStore::default() }
+        Stores {
+            keyspaces,
+            lww: LwwStore::new(),
+            siblings: BTreeMap::new(),
+            crdts: CrdtStore::default(),
+            crdt_sizes: BTreeMap::new(),
+        }
     }
 
     /// The resolution of `key`'s keyspace.
@@ -147,7 +166,7 @@ impl Stores {
 
     /// The operation a planned update of `key` becomes once leader `me` stamped it `hlc`.
     pub(crate) fn finish_op(
-        &self,
+        &mut self,
         key: &Key,
         planned: Planned,
         me: LeaderId,
@@ -160,10 +179,16 @@ impl Stores {
             Planned::Crdt { kind, update, name } => match self.crdts.crdt_delta(key, kind, me, hlc, &update) {
                 Some(payload) => {
                     let budget = (wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES) / 2;
-                    let now_bytes =
-                        self.crdts.crdts.get(key).map_or(0, |s| postcard::to_allocvec(s).map_or(0, |b| b.len()));
-                    let delta_bytes = postcard::to_allocvec(&payload).map_or(budget, |b| b.len());
-                    if now_bytes + delta_bytes > budget {
+                    let delta_bytes = wire::encoded_len(&payload).unwrap_or(budget);
+                    // The key's size bound, measured again (a walk of its state, counted, not
+                    // encoded) only when unknown or when it says this write might not fit.
+                    let mut now_bytes = self.crdt_sizes.get(key).copied();
+                    if now_bytes.is_none_or(|bound| bound.saturating_add(delta_bytes) > budget) {
+                        let exact = self.crdts.crdts.get(key).map_or(0, |s| wire::encoded_len(s).unwrap_or(0));
+                        self.crdt_sizes.insert(key.clone(), exact);
+                        now_bytes = Some(exact);
+                    }
+                    if now_bytes.unwrap_or(0).saturating_add(delta_bytes) > budget {
                         return Err(WriteError::KeyTooLarge { key: key.clone(), limit: budget });
                     }
                     Op::Crdt(payload)
@@ -209,6 +234,9 @@ impl Stores {
             (Resolution::Crdt(kind), Op::Crdt(payload)) => {
                 let applied = self.crdts.apply_crdt(&entry.key, kind, payload);
                 debug_assert!(applied, "validated on receipt");
+                if let Some(bound) = self.crdt_sizes.get_mut(&entry.key) {
+                    *bound = bound.saturating_add(payload_growth_bound(payload));
+                }
                 ApplyOutcome::Created
             }
             // Validated on receipt and at the client boundary: cannot happen.
@@ -239,6 +267,7 @@ impl Stores {
         match (self.resolution(&entry.key), &entry.op) {
             (Resolution::Crdt(kind), Op::Crdt(payload)) => {
                 let _ = self.crdts.apply_crdt(&entry.key, kind, payload);
+                self.crdt_sizes.remove(&entry.key);
             }
             (Resolution::LastWriteWins | Resolution::HomeLeader, _) => {
                 let _ = self.lww.apply(entry);
@@ -383,6 +412,7 @@ impl Stores {
             }
         }
         for (key, state) in chunk.crdts {
+            self.crdt_sizes.remove(&key);
             let before = self.crdts.crdts.get(&key).cloned();
             let current = self.crdts.crdts.entry(key.clone()).or_insert_with(|| state.clone());
             let merged = current.merge(&state);
