@@ -417,8 +417,8 @@ impl CrdtStore {
                 let seen = s.context_of(v);
                 return Some(CrdtOpPayload::SetOp(OrSetOp::Remove { element: v.clone(), observed, seen }));
             }
-            // The most common updates: their deltas come from the state as it is, without a copy
-            // of it (a copy per write costs the state's size).
+            // Deltas computed from the state as it is, without a copy of it (a copy per write
+            // costs the state's size).
             (CrdtState::GCounter(c), CrdtUpdate::Increment(n), _) => CrdtState::GCounter(c.delta_of_increment(me, *n)),
             (CrdtState::PnCounter(c), CrdtUpdate::Increment(n), _) => {
                 CrdtState::PnCounter(c.delta_of_increment(me, *n))
@@ -428,7 +428,14 @@ impl CrdtStore {
             }
             (CrdtState::OrSet(s), CrdtUpdate::Add(v), _) => CrdtState::OrSet(Box::new(s.delta_of_add(me, v.clone()))),
             (CrdtState::OrSet(s), CrdtUpdate::Remove(v), _) => CrdtState::OrSet(Box::new(s.delta_of_remove(v))),
-            // The others make the change on a copy and keep the delta it returns.
+            (CrdtState::GSet(s), CrdtUpdate::Add(v), _) => CrdtState::GSet(s.delta_of_insert(v.clone())),
+            (CrdtState::TwoPSet(s), CrdtUpdate::Add(v), _) => CrdtState::TwoPSet(s.delta_of_insert(v.clone())),
+            (CrdtState::TwoPSet(s), CrdtUpdate::Remove(v), _) => CrdtState::TwoPSet(s.delta_of_remove(v.clone())),
+            (CrdtState::LwwRegister(r), CrdtUpdate::Set { value, .. }, _) => {
+                CrdtState::LwwRegister(r.delta_of_set(hlc, value.clone()))
+            }
+            // Counter maps and MV-registers make the change on a copy and keep the delta it
+            // returns.
             _ => {
                 let mut state = current.clone();
                 match (&mut state, update) {
@@ -440,12 +447,6 @@ impl CrdtStore {
                     }
                     (CrdtState::CounterMap(m), CrdtUpdate::MapRemove { field }) => {
                         CrdtState::CounterMap(Box::new(m.remove(field)))
-                    }
-                    (CrdtState::GSet(s), CrdtUpdate::Add(v)) => CrdtState::GSet(s.insert(v.clone())),
-                    (CrdtState::TwoPSet(s), CrdtUpdate::Add(v)) => CrdtState::TwoPSet(s.insert(v.clone())),
-                    (CrdtState::TwoPSet(s), CrdtUpdate::Remove(v)) => CrdtState::TwoPSet(s.remove(v.clone())),
-                    (CrdtState::LwwRegister(r), CrdtUpdate::Set { value, .. }) => {
-                        CrdtState::LwwRegister(r.set(hlc, value.clone()))
                     }
                     (CrdtState::MvRegister(r), CrdtUpdate::Set { value, context }) => {
                         CrdtState::MvRegister(Box::new(match context {

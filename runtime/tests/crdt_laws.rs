@@ -389,7 +389,10 @@ impl Model for GSet<u8> {
         element().boxed()
     }
     fn mutate(&mut self, _: LeaderId, element: &u8, _: usize) -> Self {
-        self.insert(*element)
+        let pure = self.delta_of_insert(*element);
+        let delta = self.insert(*element);
+        assert_eq!(pure, delta, "delta_of_insert is the delta insert returns");
+        delta
     }
     fn read(&self) -> BTreeSet<u8> {
         self.value().clone()
@@ -406,10 +409,12 @@ impl Model for TwoPSet<u8> {
         set_op()
     }
     fn mutate(&mut self, _: LeaderId, op: &SetOp, _: usize) -> Self {
-        match *op {
-            SetOp::Add(element) => self.insert(element),
-            SetOp::Remove(element) => self.remove(element),
-        }
+        let (pure, delta) = match *op {
+            SetOp::Add(element) => (self.delta_of_insert(element), self.insert(element)),
+            SetOp::Remove(element) => (self.delta_of_remove(element), self.remove(element)),
+        };
+        assert_eq!(pure, delta, "the delta_of_ functions give the delta the update returns");
+        delta
     }
     fn read(&self) -> BTreeSet<u8> {
         self.value().clone()
@@ -462,7 +467,10 @@ impl Model for LwwRegister<u8> {
         (0u64..20, any::<u8>()).boxed()
     }
     fn mutate(&mut self, at: LeaderId, &(ticks, value): &(u64, u8), event: usize) -> Self {
-        self.set(timestamp(ticks, event, at), value)
+        let pure = self.delta_of_set(timestamp(ticks, event, at), value);
+        let delta = self.set(timestamp(ticks, event, at), value);
+        assert_eq!(pure, delta, "delta_of_set is the delta set returns");
+        delta
     }
     fn read(&self) -> Option<(HlcTimestamp, u8)> {
         self.timestamp().zip(self.value().copied())

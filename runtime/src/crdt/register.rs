@@ -70,6 +70,13 @@ impl<T: Ord + Clone> LwwRegister<T> {
         LwwRegister::default()
     }
 
+    /// The delta [`LwwRegister::set`] would return, without changing the register: the write
+    /// alone.
+    #[must_use]
+    pub fn delta_of_set(&self, timestamp: HlcTimestamp, value: T) -> LwwRegister<T> {
+        LwwRegister { current: Some((timestamp, value)) }
+    }
+
     /// Writes `value` stamped `timestamp` (from the writing leader's clock) and returns the delta:
     /// the write alone. If the register already holds a later write, this one loses here and
     /// everywhere; see [`wins`](Self::wins).

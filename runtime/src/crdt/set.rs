@@ -53,6 +53,12 @@ impl<T: Ord + Clone> GSet<T> {
         GSet::default()
     }
 
+    /// The delta [`GSet::insert`] would return, without changing the set.
+    #[must_use]
+    pub fn delta_of_insert(&self, element: T) -> GSet<T> {
+        GSet { elements: BTreeSet::from([element]) }
+    }
+
     /// Adds `element` and returns the delta: the set of that element alone.
     pub fn insert(&mut self, element: T) -> GSet<T> {
         self.elements.insert(element.clone());
@@ -147,6 +153,21 @@ impl<T: Ord + Clone> TwoPSet<T> {
     #[must_use]
     pub fn new() -> Self {
         TwoPSet::default()
+    }
+
+    /// The delta [`TwoPSet::insert`] would return, without changing the set.
+    #[must_use]
+    pub fn delta_of_insert(&self, element: T) -> TwoPSet<T> {
+        if self.tombstones.contains(&element) {
+            return TwoPSet::new();
+        }
+        TwoPSet { present: BTreeSet::from([element]), tombstones: BTreeSet::new() }
+    }
+
+    /// The delta [`TwoPSet::remove`] would return, without changing the set.
+    #[must_use]
+    pub fn delta_of_remove(&self, element: T) -> TwoPSet<T> {
+        TwoPSet { present: BTreeSet::new(), tombstones: BTreeSet::from([element]) }
     }
 
     /// Adds `element` unless it was ever removed, and returns the delta (empty when the add is
