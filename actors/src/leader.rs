@@ -26,7 +26,7 @@ use crate::messages::{
     WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::trace::{Actor as Who, LeaderEvent, Loss, NetworkEvent, TraceSink};
-use crate::transport::{Deliver, Heartbeat, ParcelBody, Report, Route, Transmit, TransportLinks};
+use crate::transport::{Deliver, Heartbeat, Report, Route, Transmit, TransportLinks};
 use actix::ResponseFuture;
 use roundtable_runtime::resolution::{CrdtState, Update};
 use roundtable_runtime::siblings::SiblingRead;
@@ -513,10 +513,7 @@ impl Handler<Deliver> for Leader {
         }
         let Some(replica) = self.replica.as_mut() else { return };
         let from = msg.parcel.from();
-        match msg.parcel.into_body() {
-            ParcelBody::Frame(frame) => replica.handle_frame(now, from, &frame),
-            ParcelBody::Message(message) => replica.handle_peer(now, from, message),
-        }
+        replica.handle_peer(now, from, msg.parcel.into_msg());
         self.perform();
     }
 }

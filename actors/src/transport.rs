@@ -69,34 +69,20 @@ impl Transmit {
     }
 }
 
-/// A message on its way to a leader, with the length of its frame. Between leaders of one
-/// process it is the message itself: nothing is encoded or decoded, and the entries it carries
-/// are the sender's (shared, not copied); its length is what [`wire::encode`] would make of
-/// it, counted without encoding ([`wire::frame_len`]). From another process it is the frame
-/// as received, which the leader decodes and checks.
+/// A message on its way to a leader of the same process, with the length of its frame. It is
+/// the message itself: nothing is encoded or decoded, and the entries it carries are the
+/// sender's (shared, not copied); its length is what [`wire::encode`] would make of it, counted
+/// without encoding ([`wire::frame_len`]).
 #[derive(Debug, Clone)]
 pub struct Parcel {
     from: LeaderId,
     to: LeaderId,
-    body: ParcelBody,
+    msg: PeerMessage,
     bytes: usize,
     kind: &'static str,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) enum ParcelBody {
-    Frame(Vec<u8>),
-    Message(PeerMessage),
-}
-
 impl Parcel {
-    /// A frame received from `from` for `to`, as bytes; `kind` names it for traces (the
-    /// receiver decodes it, and rejects, counts and traces it when it does not decode).
-    #[must_use]
-    pub fn frame(from: LeaderId, to: LeaderId, frame: Vec<u8>, kind: &'static str) -> Self {
-        Parcel { from, to, bytes: frame.len(), body: ParcelBody::Frame(frame), kind }
-    }
-
     /// The sending leader.
     #[must_use]
     pub fn from(&self) -> LeaderId {
@@ -127,8 +113,8 @@ impl Parcel {
         Frame { from: self.from, to: self.to, kind: self.kind.to_owned(), bytes: self.bytes, sent_at }
     }
 
-    pub(crate) fn into_body(self) -> ParcelBody {
-        self.body
+    pub(crate) fn into_msg(self) -> PeerMessage {
+        self.msg
     }
 }
 
@@ -340,7 +326,7 @@ impl NetStats {
                 let stats = self.by_kind.entry(kind).or_default();
                 stats.messages += 1;
                 stats.bytes += bytes as u64;
-                Some(Parcel { from, to, body: ParcelBody::Message(t.msg), bytes, kind })
+                Some(Parcel { from, to, msg: t.msg, bytes, kind })
             }
             Err(e) => {
                 self.unencodable += 1;

@@ -238,7 +238,8 @@ impl DotIndex {
             self.runs.resize_with(o + 1, Run::default);
         }
         let run = &mut self.runs[o];
-        let next = run.first + run.positions.len() as u64;
+        // Saturating: sequence numbers come from peers, and none may overflow the index.
+        let next = run.first.saturating_add(run.positions.len() as u64);
         if run.positions.is_empty() {
             run.first = dot.seq.0;
         } else if dot.seq.0 >= next && dot.seq.0 - next <= HOLE_MAX {
@@ -248,7 +249,7 @@ impl DotIndex {
             // positions in the spill and start a new run here.
             for (i, position) in run.positions.drain(..).enumerate() {
                 if position != NOWHERE {
-                    self.spill.insert(Dot::new(dot.origin, crate::Seq(run.first + i as u64)), position);
+                    self.spill.insert(Dot::new(dot.origin, crate::Seq(run.first.saturating_add(i as u64))), position);
                 }
             }
             run.first = dot.seq.0;
@@ -260,10 +261,10 @@ impl DotIndex {
     fn remove(&mut self, dot: Dot) {
         if let Some(run) = self.runs.get_mut(dot.origin.index()) {
             if run.first == dot.seq.0 && run.positions.pop_front().is_some() {
-                run.first += 1;
+                run.first = run.first.saturating_add(1);
                 while run.positions.front() == Some(&NOWHERE) {
                     run.positions.pop_front();
-                    run.first += 1;
+                    run.first = run.first.saturating_add(1);
                 }
                 return;
             }
