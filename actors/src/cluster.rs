@@ -86,6 +86,8 @@ pub struct ClusterBuilder {
     simulated: Option<(SimEpoch, Vec<ClockSkew>)>,
     clock_sync: Option<(Arc<dyn TimeReference>, Duration)>,
     sink: TraceSink,
+    #[cfg(feature = "tcp")]
+    node: crate::tcp::NodeSettings,
 }
 
 impl std::fmt::Debug for ClusterBuilder {
@@ -213,6 +215,83 @@ impl ClusterBuilder {
         self
     }
 
+    /// Makes this process a node that hosts leader `name` (feature `tcp`): the cluster starts
+    /// only the leaders hosted here and reaches the others over TCP links (see
+    /// [`crate::tcp`]). Call it again to host a few. Every node must be built with the same
+    /// [`ClusterBuilder::leaders`], in the same order; a node also needs [`ClusterBuilder::listen`],
+    /// [`ClusterBuilder::identity`] and a [`ClusterBuilder::peer`] for every leader it does not
+    /// host.
+    ///
+    /// ```no_run
+    /// use roundtable_actors::tcp::{Identity, PublicKey};
+    /// use roundtable_actors::{Cluster, Put};
+    ///
+    /// #[actix::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let identity = Identity::from_private_hex(&std::fs::read_to_string("eu-west.key")?)?;
+    ///     let us_east: PublicKey = std::fs::read_to_string("us-east.pub")?.parse()?;
+    ///     let cluster = Cluster::builder()
+    ///         .leaders(["us-east", "eu-west"])
+    ///         .this_node("eu-west")
+    ///         .listen("0.0.0.0:7402")
+    ///         .identity(identity)
+    ///         .peer("us-east", "us-east.example.net:7401", us_east)
+    ///         .start()
+    ///         .await?;
+    ///     cluster.leader("eu-west")?.send(Put::new("user:42", "Ada")).await??;
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn this_node(mut self, name: impl Into<String>) -> Self {
+        self.node.hosted.push(name.into());
+        self
+    }
+
+    /// The address this node listens on for its peers, `host:port` (feature `tcp`; port 0
+    /// picks a free one, see [`Cluster::local_addr`]).
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.node.listen = Some(crate::tcp::ListenOn::Addr(addr.into()));
+        self
+    }
+
+    /// A socket the host has bound already, for this node to listen on (feature `tcp`).
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        let slot = Arc::new(std::sync::Mutex::new(Some(listener)));
+        self.node.listen = Some(crate::tcp::ListenOn::Listener(slot));
+        self
+    }
+
+    /// This node's static key pair (feature `tcp`).
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn identity(mut self, identity: crate::tcp::Identity) -> Self {
+        self.node.identity = Some(identity);
+        self
+    }
+
+    /// A leader hosted by another node: where that node listens and its public key (feature
+    /// `tcp`). Leaders of one node share the address and the key.
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn peer(mut self, name: impl Into<String>, addr: impl Into<String>, key: crate::tcp::PublicKey) -> Self {
+        self.node.peers.push((name.into(), addr.into(), key));
+        self
+    }
+
+    /// Timeouts and bounds of this node's links (feature `tcp`).
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn link_limits(mut self, limits: crate::tcp::LinkLimits) -> Self {
+        self.node.limits = limits;
+        self
+    }
+
     /// The leaders' names so far.
     #[must_use]
     pub fn leader_names(&self) -> &[String] {
@@ -232,6 +311,21 @@ impl ClusterBuilder {
             keyspaces = keyspaces.with(name, *resolution)?;
         }
         Ok(keyspaces)
+    }
+
+    /// The transport, the leaders this process hosts, and where it listens.
+    #[allow(clippy::type_complexity)]
+    fn transport_to_start(
+        &self,
+        members: LeaderSet,
+    ) -> Result<(Arc<dyn Transport>, LeaderSet, Option<std::net::SocketAddr>), ClusterError> {
+        #[cfg(feature = "tcp")]
+        if self.node.is_node() {
+            let (tcp, hosted) = self.node.transport(&self.names).map_err(ClusterError::Settings)?;
+            let addr = tcp.local_addr();
+            return Ok((Arc::new(tcp), hosted, Some(addr)));
+        }
+        Ok((self.transport.clone(), members, None))
     }
 
     /// Starts the network, the leaders and the supervisor inside the current actix system.
@@ -262,10 +356,11 @@ impl ClusterBuilder {
             return Err(ClusterError::Settings("tick_interval must not be zero".into()));
         }
         let replica_config = ReplicaConfig { keyspaces: self.keyspaces()?, ..self.replica.clone() };
-        let links = self.transport.start(self.sink.clone(), self.flow.network_mailbox.max(1));
+        let (transport, hosted, local_addr) = self.transport_to_start(members)?;
+        let links = transport.start(self.sink.clone(), self.flow.network_mailbox.max(1));
         let mut leaders = BTreeMap::new();
-        let mut clocks = Vec::with_capacity(n);
-        for (id, name) in LeaderId::range(n).zip(&self.names) {
+        let mut clocks = BTreeMap::new();
+        for (id, name) in LeaderId::range(n).zip(&self.names).filter(|(id, _)| hosted.contains(*id)) {
             let clock = match &self.simulated {
                 None => LeaderClockSource::System(SystemClock),
                 Some((epoch, skews)) => {
@@ -277,7 +372,7 @@ impl ClusterBuilder {
                     LeaderClockSource::Simulated { epoch: *epoch, clock }
                 }
             };
-            clocks.push(clock.clone());
+            clocks.insert(id, clock.clone());
             let spec = LeaderSpec {
                 id,
                 name: name.clone(),
@@ -294,7 +389,7 @@ impl ClusterBuilder {
         if let Some((reference, interval)) = &self.clock_sync {
             let server = reference.start();
             for (id, leader) in &leaders {
-                let clock = clocks[id.index()].clone();
+                let Some(clock) = clocks.get(id).cloned() else { continue };
                 ClockSync::new(leader.clone().recipient(), server.clone(), clock, *interval).start();
             }
         }
@@ -309,7 +404,8 @@ impl ClusterBuilder {
                 (*id, control)
             })
             .collect();
-        let supervisor = Supervisor::new(self.topology.clone(), controls, self.supervisor, self.sink.clone()).start();
+        let supervisor =
+            Supervisor::new(self.topology.clone(), members, controls, self.supervisor, self.sink.clone()).start();
         let inboxes = leaders
             .iter()
             .map(|(id, leader)| (*id, LeaderInbox::new(*id, leader.clone().recipient(), leader.clone().recipient())))
@@ -321,7 +417,7 @@ impl ClusterBuilder {
             .zip(&self.names)
             .map(|((id, addr), name)| (*id, LeaderHandle::new(*id, name.clone(), addr.clone())))
             .collect();
-        Ok(Cluster { names: self.names, by_name, leaders: handles, links, supervisor, sink: self.sink })
+        Ok(Cluster { names: self.names, by_name, leaders: handles, links, supervisor, sink: self.sink, local_addr })
     }
 }
 
@@ -335,6 +431,7 @@ pub struct Cluster {
     links: TransportLinks,
     supervisor: Addr<Supervisor>,
     sink: TraceSink,
+    local_addr: Option<std::net::SocketAddr>,
 }
 
 /// What a cluster did, summed over its leaders and its network.
@@ -384,6 +481,8 @@ impl Cluster {
             simulated: None,
             clock_sync: None,
             sink: TraceSink::disabled(),
+            #[cfg(feature = "tcp")]
+            node: crate::tcp::NodeSettings::default(),
         }
     }
 
@@ -411,6 +510,13 @@ impl Cluster {
     #[must_use]
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Where this node listens for its peers (`None` unless it was built as a node, feature
+    /// `tcp`).
+    #[must_use]
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local_addr
     }
 
     /// The supervisor.

@@ -11,14 +11,15 @@
 //! Files depend on each other in one direction only (checked by `tests/architecture.rs`):
 //! `clock` ← `trace`; {`messages`, `trace`} ← `transport`; `clock` ← `clock_sync`;
 //! {`messages`, `trace`, `transport`} ← `supervisor`; `messages` ← `error` ← `handle` (with
-//! `leader`); everything ← `cluster`. Actors
+//! `leader`); {`messages`, `trace`, `transport`} ← `tcp` (feature `tcp`: the TCP transport
+//! between nodes); everything ← `cluster`. Actors
 //! address each other through recipients and the [`transport`] interface, never through each
 //! other's types.
 #![warn(missing_docs, unreachable_pub)]
 
 // Private modules: what a host needs is re-exported below. `trace`, `transport` and
 // `clock_sync` stay public: they are the interfaces other crates implement (the simulator's
-// network and time server, later the TCP transport and an NTP client).
+// network and time server, an NTP client later). `tcp` is the transport between processes.
 mod clock;
 pub mod clock_sync;
 mod cluster;
@@ -27,6 +28,8 @@ mod handle;
 mod leader;
 mod messages;
 mod supervisor;
+#[cfg(feature = "tcp")]
+pub mod tcp;
 pub mod trace;
 pub mod transport;
 

@@ -62,15 +62,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor of `leaders`, all live at the start.
+    /// A supervisor of `members`, all live at the start, that controls the `leaders` of this
+    /// process (every member, unless the others are hosted by other nodes).
     #[must_use]
     pub(crate) fn new(
         topology: Topology,
+        members: LeaderSet,
         leaders: BTreeMap<LeaderId, LeaderControl>,
         config: SupervisorConfig,
         sink: TraceSink,
     ) -> Self {
-        let members: LeaderSet = leaders.keys().copied().collect();
         let now = tokio::time::Instant::now();
         Supervisor {
             topology,

@@ -210,6 +210,10 @@ pub enum Loss {
     NoSuchLeader,
     /// It arrived while the receiver was down (recorded by the receiver's shell).
     ReceiverDown,
+    /// The link to the receiver's node was down (TCP transport).
+    LinkDown,
+    /// The link to the receiver's node had its queue full (TCP transport).
+    LinkFull,
 }
 
 /// What the transport did.
@@ -260,6 +264,33 @@ pub enum NetworkEvent {
     Partitioned(LeaderSet, LeaderSet),
     /// Every partition and isolation ended.
     HealedAll,
+    /// A link to another node is up (TCP transport).
+    LinkUp {
+        /// The node, by the names of its leaders.
+        link: String,
+    },
+    /// A link to another node broke (TCP transport).
+    LinkDown {
+        /// The node, by the names of its leaders.
+        link: String,
+        /// Why.
+        reason: String,
+    },
+    /// A connection did not become a link (TCP transport): an unknown or wrong identity,
+    /// another protocol version, a failed handshake.
+    LinkRefused {
+        /// The remote address.
+        remote: String,
+        /// Why.
+        reason: String,
+    },
+    /// An authenticated peer sent a frame that was rejected (TCP transport).
+    Rejected {
+        /// The node, by the names of its leaders.
+        link: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for NetworkEvent {
@@ -271,6 +302,8 @@ impl fmt::Display for NetworkEvent {
                 Loss::Dropped => write!(f, "lost {kind} {from}->{to}"),
                 Loss::NoSuchLeader => write!(f, "lost {kind} {from}->{to} (no such leader)"),
                 Loss::ReceiverDown => write!(f, "down: frame from {from} lost"),
+                Loss::LinkDown => write!(f, "lost {kind} {from}->{to} (link down)"),
+                Loss::LinkFull => write!(f, "lost {kind} {from}->{to} (link queue full)"),
             },
             NetworkEvent::Duplicated { from, to, kind } => write!(f, "duplicated {kind} {from}->{to}"),
             NetworkEvent::Unencodable { from, to, kind, error } => {
@@ -281,6 +314,10 @@ impl fmt::Display for NetworkEvent {
             NetworkEvent::Healed(id) => write!(f, "healed {id}"),
             NetworkEvent::Partitioned(a, b) => write!(f, "partitioned {a} | {b}"),
             NetworkEvent::HealedAll => f.write_str("healed all partitions"),
+            NetworkEvent::LinkUp { link } => write!(f, "link up {link}"),
+            NetworkEvent::LinkDown { link, reason } => write!(f, "link down {link}: {reason}"),
+            NetworkEvent::LinkRefused { remote, reason } => write!(f, "refused {remote}: {reason}"),
+            NetworkEvent::Rejected { link, reason } => write!(f, "rejected from {link}: {reason}"),
         }
     }
 }

@@ -116,6 +116,13 @@ impl Parcel {
     pub(crate) fn into_msg(self) -> PeerMessage {
         self.msg
     }
+
+    /// A message that arrived from another process in a frame of `bytes` bytes.
+    #[cfg(feature = "tcp")]
+    pub(crate) fn received(from: LeaderId, to: LeaderId, msg: PeerMessage, bytes: usize) -> Parcel {
+        let kind = msg.kind();
+        Parcel { from, to, msg, bytes, kind }
+    }
 }
 
 /// From a transport: a message from a peer.
@@ -299,6 +306,17 @@ pub struct NetStats {
     pub in_flight: u64,
     /// Heartbeats from leaders to the supervisor (not counted in `by_kind`).
     pub heartbeats: u64,
+    /// Connections from or to other nodes refused before they became links: an unknown or wrong
+    /// identity, another protocol version, other members, a failed or slow handshake, too many
+    /// handshakes at once (TCP transport).
+    pub refused_links: u64,
+    /// Frames an authenticated peer sent that were rejected: an envelope naming a sender the
+    /// link does not host, another protocol version, or a frame that cannot be decoded (which
+    /// also closes the link) (TCP transport).
+    pub rejected_frames: u64,
+    /// Bytes queued on links, counting the link's own framing and encryption (length prefixes
+    /// and authentication tags), not the handshakes (TCP transport).
+    pub link_bytes: u64,
 }
 
 impl NetStats {

@@ -1,0 +1,351 @@
+//! The transport actor of a node: local leaders are served as by the in-process transport,
+//! remote ones through links.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Mutex;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
+use roundtable_runtime::wire::{Envelope, PROTOCOL_VERSION};
+use roundtable_runtime::{LeaderId, LeaderSet, WriteReceipt};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::link::{self, LinkMessage, Shared};
+use super::noise::wire_bytes;
+use super::NodePlan;
+use crate::messages::LeaderError;
+use crate::trace::{Actor as Who, Frame, Loss, NetworkEvent, TraceSink};
+use crate::transport::{
+    Connect, Heartbeat, LeaderInbox, NetStats, Parcel, Report, Route, Stats, SupervisorInbox, Transmit, Transport,
+    TransportLinks,
+};
+
+/// A link is up: frames for peer `peer` go into `tx`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct LinkUp {
+    pub(crate) peer: usize,
+    pub(crate) generation: u64,
+    pub(crate) tx: mpsc::Sender<Vec<u8>>,
+}
+
+/// A link broke (`rejected`: because the peer sent something invalid).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct LinkDown {
+    pub(crate) peer: usize,
+    pub(crate) generation: u64,
+    pub(crate) reason: String,
+    pub(crate) rejected: bool,
+}
+
+/// A frame from an authenticated peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Inbound {
+    pub(crate) peer: usize,
+    pub(crate) msg: LinkMessage,
+    pub(crate) bytes: usize,
+}
+
+/// A connection that did not become a link.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Refused {
+    pub(crate) remote: String,
+    pub(crate) reason: String,
+}
+
+/// The TCP transport of one node, its listening socket already bound (so that a bad address is
+/// an error of the cluster's start, and port 0 gives a known port before anything runs).
+pub(crate) struct TcpTransport {
+    plan: NodePlan,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl TcpTransport {
+    /// A transport listening on `listener`.
+    pub(crate) fn new(plan: NodePlan, listener: std::net::TcpListener) -> std::io::Result<TcpTransport> {
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        Ok(TcpTransport { plan, listener: Mutex::new(Some(listener)), local_addr })
+    }
+
+    /// The address it listens on.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Transport for TcpTransport {
+    fn start(&self, sink: TraceSink, mailbox_capacity: usize) -> TransportLinks {
+        let listener = self.listener.lock().ok().and_then(|mut l| l.take());
+        let peers = &self.plan.peers;
+        let mut owner = BTreeMap::new();
+        for (i, peer) in peers.iter().enumerate() {
+            for id in peer.leaders {
+                owner.insert(id, i);
+            }
+        }
+        let actor = TcpActor {
+            plan: self.plan.clone(),
+            listener,
+            owner,
+            links: vec![None; peers.len()],
+            local: BTreeMap::new(),
+            supervisor: None,
+            stats: NetStats::default(),
+            sink,
+            mailbox_capacity: mailbox_capacity.max(1),
+        };
+        TransportLinks::of(&actor.start())
+    }
+}
+
+/// The actor behind [`TcpTransport`].
+pub(crate) struct TcpActor {
+    plan: NodePlan,
+    listener: Option<std::net::TcpListener>,
+    /// Which peer hosts each remote leader.
+    owner: BTreeMap<LeaderId, usize>,
+    /// The current link to each peer: its generation and its queue.
+    links: Vec<Option<(u64, mpsc::Sender<Vec<u8>>)>>,
+    local: BTreeMap<LeaderId, LeaderInbox>,
+    supervisor: Option<SupervisorInbox>,
+    stats: NetStats,
+    sink: TraceSink,
+    mailbox_capacity: usize,
+}
+
+impl Actor for TcpActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+        let shared = Rc::new(Shared::new(self.plan.clone(), ctx.address()));
+        match self.listener.take().map(tokio::net::TcpListener::from_std) {
+            Some(Ok(listener)) => {
+                actix::spawn(link::accept_loop(listener, shared.clone()));
+            }
+            Some(Err(e)) => tracing::error!(error = %e, "cannot listen: no peer can connect to this node"),
+            None => tracing::error!("the transport was started twice: the second one does not listen"),
+        }
+        let first_here = self.plan.hosted.iter().next();
+        for (i, peer) in self.plan.peers.iter().enumerate() {
+            // One link per pair of nodes: the node with the lower leader id dials.
+            if first_here < peer.leaders.iter().next() {
+                actix::spawn(link::dial_loop(i, shared.clone()));
+            }
+        }
+    }
+}
+
+impl TcpActor {
+    fn peer_name(&self, peer: usize) -> String {
+        self.plan.peers.get(peer).map_or_else(|| format!("peer {peer}"), |p| p.name.clone())
+    }
+
+    fn lost(&mut self, frame: Frame, why: Loss) {
+        self.stats.dropped += 1;
+        self.sink.record(Who::Network, NetworkEvent::Lost { message: frame, why });
+    }
+
+    fn reject(&mut self, peer: usize, reason: String) {
+        self.stats.rejected_frames += 1;
+        let link = self.peer_name(peer);
+        tracing::warn!(%link, %reason, "frame rejected");
+        self.sink.record(Who::Network, NetworkEvent::Rejected { link, reason });
+    }
+
+    /// Queues `bytes` on the link to `peer`; what cannot be queued is lost and says why.
+    fn send_to(&mut self, peer: usize, bytes: Vec<u8>) -> Result<(), Loss> {
+        let Some((_, tx)) = &self.links[peer] else { return Err(Loss::LinkDown) };
+        let len = bytes.len();
+        match tx.try_send(bytes) {
+            Ok(()) => {
+                self.stats.link_bytes += wire_bytes(len) as u64;
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(Loss::LinkFull),
+            Err(TrySendError::Closed(_)) => {
+                self.links[peer] = None;
+                Err(Loss::LinkDown)
+            }
+        }
+    }
+}
+
+impl Handler<Transmit> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, t: Transmit, _: &mut Context<Self>) {
+        let sent_at = self.sink.elapsed();
+        if let Some(leader) = self.local.get(&t.to()) {
+            if let Some(parcel) = self.stats.pack(t, &self.sink) {
+                leader.deliver(parcel, sent_at);
+            }
+            return;
+        }
+        let (from, to, kind) = (t.from(), t.to(), t.msg().kind());
+        let Some(&peer) = self.owner.get(&to) else {
+            let frame = Frame { from, to, kind: kind.to_owned(), bytes: 0, sent_at };
+            self.lost(frame, Loss::NoSuchLeader);
+            return;
+        };
+        let bytes = match link::encode(&LinkMessage::Peer { to, envelope: Envelope::new(from, t.into_msg()) }) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                self.stats.unencodable += 1;
+                self.sink.record(Who::Network, NetworkEvent::Unencodable { from, to, kind: kind.to_owned(), error });
+                return;
+            }
+        };
+        let len = bytes.len();
+        let stats = self.stats.by_kind.entry(kind).or_default();
+        stats.messages += 1;
+        stats.bytes += len as u64;
+        if let Err(why) = self.send_to(peer, bytes) {
+            self.lost(Frame { from, to, kind: kind.to_owned(), bytes: len, sent_at }, why);
+        }
+    }
+}
+
+impl Handler<Route> for TcpActor {
+    type Result = actix::ResponseFuture<Result<WriteReceipt, LeaderError>>;
+    fn handle(&mut self, route: Route, _: &mut Context<Self>) -> Self::Result {
+        let home = route.to();
+        if let Some(leader) = self.local.get(&home) {
+            return Box::pin(leader.route(route));
+        }
+        // Not done yet: routing a write to a home leader on another node.
+        self.sink.record(Who::Network, NetworkEvent::RouteLost { from: route.from(), to: home });
+        Box::pin(async move { Err(LeaderError::HomeUnreachable { home }) })
+    }
+}
+
+impl Handler<Heartbeat> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, hb: Heartbeat, _: &mut Context<Self>) {
+        self.stats.heartbeats += 1;
+        if let Some(sup) = &self.supervisor {
+            sup.heartbeat(hb);
+        }
+        if !self.plan.hosted.contains(hb.from()) {
+            return;
+        }
+        let Ok(bytes) = link::encode(&LinkMessage::Heartbeat { from: hb.from() }) else { return };
+        for peer in 0..self.links.len() {
+            // A heartbeat that finds its link down or full is not missed: the next one follows
+            // within a tick, and silence is what the peer's supervisor is there to notice.
+            let _ = self.send_to(peer, bytes.clone());
+        }
+    }
+}
+
+impl Handler<Report> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, report: Report, _: &mut Context<Self>) {
+        if let Some(sup) = &self.supervisor {
+            sup.report(report);
+        }
+    }
+}
+
+impl Handler<Connect> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, c: Connect, _: &mut Context<Self>) {
+        let (leaders, supervisor) = c.into_parts();
+        self.local = leaders;
+        self.supervisor = Some(supervisor);
+    }
+}
+
+impl Handler<Stats> for TcpActor {
+    type Result = MessageResult<Stats>;
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats.clone())
+    }
+}
+
+impl Handler<LinkUp> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, up: LinkUp, _: &mut Context<Self>) {
+        let Some(slot) = self.links.get_mut(up.peer) else { return };
+        // A newer link replaces an older one (the peer restarted, or redialed first): dropping
+        // the old queue ends the old link's task.
+        *slot = Some((up.generation, up.tx));
+        let link = self.peer_name(up.peer);
+        tracing::info!(%link, "link up");
+        self.sink.record(Who::Network, NetworkEvent::LinkUp { link });
+    }
+}
+
+impl Handler<LinkDown> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, down: LinkDown, _: &mut Context<Self>) {
+        if down.rejected {
+            self.reject(down.peer, down.reason.clone());
+        }
+        let Some(slot) = self.links.get_mut(down.peer) else { return };
+        if slot.as_ref().is_some_and(|(generation, _)| *generation == down.generation) {
+            *slot = None;
+        }
+        let link = self.peer_name(down.peer);
+        tracing::info!(%link, reason = %down.reason, "link down");
+        self.sink.record(Who::Network, NetworkEvent::LinkDown { link, reason: down.reason });
+    }
+}
+
+impl Handler<Refused> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, refused: Refused, _: &mut Context<Self>) {
+        self.stats.refused_links += 1;
+        tracing::warn!(remote = %refused.remote, reason = %refused.reason, "connection refused");
+        self.sink.record(Who::Network, NetworkEvent::LinkRefused { remote: refused.remote, reason: refused.reason });
+    }
+}
+
+impl Handler<Inbound> for TcpActor {
+    type Result = ();
+    fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) {
+        let Inbound { peer, msg, bytes } = inbound;
+        let Some(hosts) = self.plan.peers.get(peer).map(|p| p.leaders) else { return };
+        match msg {
+            LinkMessage::Hello(_) => self.reject(peer, "a second hello".into()),
+            LinkMessage::Heartbeat { from } if hosts.contains(from) => {
+                if let Some(sup) = &self.supervisor {
+                    sup.heartbeat(Heartbeat { from });
+                }
+            }
+            LinkMessage::Heartbeat { from } => {
+                self.reject(peer, spoofed(from, hosts));
+            }
+            LinkMessage::Peer { envelope, .. } if envelope.version != PROTOCOL_VERSION => {
+                let reason = format!("protocol version {} (this node speaks {PROTOCOL_VERSION})", envelope.version);
+                self.reject(peer, reason);
+            }
+            LinkMessage::Peer { envelope, .. } if !hosts.contains(envelope.from) => {
+                self.reject(peer, spoofed(envelope.from, hosts));
+            }
+            LinkMessage::Peer { to, envelope } => {
+                let sent_at = self.sink.elapsed();
+                let parcel = Parcel::received(envelope.from, to, envelope.body, bytes);
+                match self.local.get(&to) {
+                    Some(leader) => leader.deliver(parcel, sent_at),
+                    None => self.lost(parcel.describe(sent_at), Loss::NoSuchLeader),
+                }
+            }
+        }
+    }
+}
+
+fn spoofed(from: LeaderId, hosts: LeaderSet) -> String {
+    format!("claims to come from {from}; the link is authenticated as hosting {hosts}")
+}

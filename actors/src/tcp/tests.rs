@@ -1,0 +1,327 @@
+//! Nodes over loopback in one test process (one actix system, one cluster per node), and a raw
+//! peer driven by hand for what a well-behaved node never sends.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use roundtable_runtime::clock::HlcTimestamp;
+use roundtable_runtime::wire::{Envelope, PeerMessage, ReplicatedEntry};
+use roundtable_runtime::{Dot, Entry, Key, LeaderId, LeaderSet, Op, Seq, SharedEntry, Topology, Value, VersionVector};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::link::{decode, encode, Hello, LinkMessage};
+use super::noise::{handshake, Role, SecureLink};
+use super::{members_digest, Identity, LinkLimits, LINK_VERSION};
+use crate::messages::{Get, Put};
+use crate::{Cluster, NetStats};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("n{i}")).collect()
+}
+
+fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    (listener, addr)
+}
+
+fn id(i: usize) -> LeaderId {
+    LeaderId::new(i).expect("a leader id")
+}
+
+/// The members `names`; node `i` hosts leader `i`. Nodes listed in `raw` are not started:
+/// their identity and address are returned for the test to play them by hand.
+struct Plan {
+    names: Vec<String>,
+    identities: Vec<Identity>,
+    listeners: Vec<Option<TcpListener>>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Plan {
+    fn new(n: usize) -> Plan {
+        let (listeners, addrs): (Vec<_>, Vec<_>) = (0..n).map(|_| bind()).map(|(l, a)| (Some(l), a)).unzip();
+        Plan {
+            names: names(n),
+            identities: (0..n).map(|_| Identity::generate().expect("a key")).collect(),
+            listeners,
+            addrs,
+        }
+    }
+
+    async fn start(&mut self, i: usize, topology: Topology, limits: LinkLimits) -> Cluster {
+        let mut builder = Cluster::builder()
+            .leaders(self.names.clone())
+            .topology(topology)
+            .this_node(self.names[i].clone())
+            .listener(self.listeners[i].take().expect("each node starts once"))
+            .identity(self.identities[i].clone())
+            .link_limits(limits)
+            .record_trace();
+        for j in (0..self.names.len()).filter(|&j| j != i) {
+            builder = builder.peer(self.names[j].clone(), self.addrs[j].to_string(), self.identities[j].public_key());
+        }
+        builder.start().await.expect("a node starts")
+    }
+
+    fn hello(&self, i: usize) -> Hello {
+        Hello {
+            link_version: LINK_VERSION,
+            protocol: roundtable_runtime::wire::PROTOCOL_VERSION,
+            members: members_digest(&self.names),
+            leaders: LeaderSet::single(id(i)),
+        }
+    }
+}
+
+fn quick() -> LinkLimits {
+    LinkLimits {
+        handshake_timeout: Duration::from_millis(500),
+        backoff_max: Duration::from_millis(200),
+        ..LinkLimits::default()
+    }
+}
+
+async fn read(cluster: &Cluster, key: &str) -> Option<Vec<u8>> {
+    let leader = cluster.leaders().next().expect("a hosted leader");
+    leader.send(Get::new(key)).await.ok()?.ok()?.and_then(|r| r.value).map(|v| v.as_bytes().to_vec())
+}
+
+/// Waits until `key` reads `value` at `cluster`; false after [`LIMIT`].
+async fn eventually(cluster: &Cluster, key: &str, value: &[u8]) -> bool {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while tokio::time::Instant::now() < deadline {
+        if read(cluster, key).await.as_deref() == Some(value) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn stats(cluster: &Cluster) -> NetStats {
+    cluster.transport().stats().await.expect("the transport answers")
+}
+
+/// Writes at every node reach every node, in each topology, at 3 and 5 nodes; no link is
+/// refused and no frame rejected.
+#[test]
+fn nodes_over_loopback_converge_in_every_topology() {
+    for (n, topology) in [
+        (3, Topology::AllToAll { relay: false }),
+        (3, Topology::Circle),
+        (5, Topology::Star { hub: id(0) }),
+        (5, Topology::Circle),
+    ] {
+        actix::System::new().block_on(async {
+            let mut plan = Plan::new(n);
+            let mut nodes = Vec::new();
+            for i in 0..n {
+                nodes.push(plan.start(i, topology.clone(), quick()).await);
+            }
+            for (i, node) in nodes.iter().enumerate() {
+                let leader = node.leaders().next().expect("hosted");
+                leader.send(Put::new(format!("k{i}"), format!("v{i}"))).await.expect("answers").expect("accepted");
+            }
+            for node in &nodes {
+                for i in 0..n {
+                    assert!(
+                        eventually(node, &format!("k{i}"), format!("v{i}").as_bytes()).await,
+                        "{topology:?} n={n}: k{i}"
+                    );
+                }
+            }
+            for node in &nodes {
+                let s = stats(node).await;
+                assert_eq!((s.refused_links, s.rejected_frames), (0, 0), "{topology:?} n={n}: {s:?}");
+                assert!(s.link_bytes > 0);
+            }
+        });
+    }
+}
+
+/// Plays node `me` by hand: accepts one connection from a real node, runs the handshake and
+/// the hello, and returns the link.
+async fn accept_as(plan: &Plan, me: usize, listener: tokio::net::TcpListener) -> SecureLink {
+    let (stream, _) = tokio::time::timeout(LIMIT, listener.accept()).await.expect("a node dials").expect("accept");
+    let (mut link, _) =
+        handshake(stream, &plan.identities[me], Role::Responder, 2 << 20, LIMIT).await.expect("handshake");
+    let theirs = link.recv().await.expect("hello").expect("not closed");
+    assert!(matches!(decode(&theirs), Ok(LinkMessage::Hello(_))));
+    link.send(&encode(&LinkMessage::Hello(plan.hello(me))).expect("encodes")).await.expect("hello sent");
+    link
+}
+
+fn write_from(origin: usize, key: &str) -> PeerMessage {
+    let origin = id(origin);
+    let entry = Entry {
+        dot: Dot::new(origin, Seq(1)),
+        hlc: HlcTimestamp::from_wall_time(roundtable_runtime::WallTime::from_secs(1_767_225_600), 0, origin),
+        deps: VersionVector::new(),
+        key: Key::new(key).expect("a key"),
+        op: Op::Put(Value::new(b"forged".to_vec()).expect("a value")),
+    };
+    PeerMessage::Replicate {
+        entries: vec![ReplicatedEntry { entry: SharedEntry::new(entry), seen_by: LeaderSet::single(origin) }],
+        catch_up: false,
+    }
+}
+
+/// An authenticated peer that claims another sender is rejected and counted, its write never
+/// applied; the same peer's own writes are accepted; an oversize frame closes its link, counted.
+#[test]
+fn a_spoofed_sender_is_rejected_and_an_oversize_frame_closes_the_link() {
+    actix::System::new().block_on(async {
+        let mut plan = Plan::new(3);
+        let raw = tokio::net::TcpListener::from_std({
+            let l = plan.listeners[2].take().expect("node 2's socket");
+            l.set_nonblocking(true).expect("non-blocking");
+            l
+        })
+        .expect("a tokio listener");
+        let a = plan.start(0, Topology::AllToAll { relay: false }, quick()).await;
+        let _b = plan.start(1, Topology::AllToAll { relay: false }, quick()).await;
+        // Node 0 dials node 2 (the test).
+        let mut link = accept_as(&plan, 2, raw).await;
+        let spoofed = LinkMessage::Peer { to: id(0), envelope: Envelope::new(id(1), write_from(1, "spoofed")) };
+        link.send(&encode(&spoofed).expect("encodes")).await.expect("sent");
+        let honest = LinkMessage::Peer { to: id(0), envelope: Envelope::new(id(2), write_from(2, "honest")) };
+        link.send(&encode(&honest).expect("encodes")).await.expect("sent");
+        assert!(eventually(&a, "honest", b"forged").await, "the link's own leader's write is applied");
+        assert_eq!(read(&a, "spoofed").await, None, "a write under another sender's name is not");
+        assert_eq!(stats(&a).await.rejected_frames, 1);
+        let trace = a.trace();
+        assert_eq!(
+            trace.count(|r| matches!(&r.event, crate::trace::Event::Network(crate::trace::NetworkEvent::Rejected { reason, .. }) if reason.contains("claims to come from"))),
+            1,
+            "the rejection is traced"
+        );
+
+        // A frame announcing more than the limit: the node closes the link and counts it.
+        let oversize = vec![0u8; (1 << 20) + 100];
+        link.send(&oversize).await.expect("sent");
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        while stats(&a).await.rejected_frames < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stats(&a).await.rejected_frames, 2, "the oversize frame is rejected");
+        assert!(matches!(link.recv().await, Ok(None) | Err(_)), "and the link is closed");
+    });
+}
+
+/// A node with the wrong identity is refused and counted, and none of its writes reach a
+/// replica; garbage bytes, a connection that sends a byte at a time and a burst of 1,000
+/// connections are refused too, and meanwhile the healthy peers keep replicating.
+#[test]
+fn impostors_garbage_slow_and_bursty_connections_leave_healthy_peers_serving() {
+    actix::System::new().block_on(async {
+        let mut plan = Plan::new(3);
+        let a = plan.start(0, Topology::AllToAll { relay: false }, quick()).await;
+        let b = plan.start(1, Topology::AllToAll { relay: false }, quick()).await;
+        // An impostor takes node 2's place: its address and name, but a key of its own. Nodes
+        // 0 and 1 dial it (the lower id dials) and find the wrong key.
+        let impostor_key = Identity::generate().expect("a key");
+        let mut impostor = Cluster::builder()
+            .leaders(plan.names.clone())
+            .this_node(plan.names[2].clone())
+            .listener(plan.listeners[2].take().expect("node 2's socket"))
+            .identity(impostor_key)
+            .link_limits(quick())
+            .peer(plan.names[0].clone(), plan.addrs[0].to_string(), plan.identities[0].public_key())
+            .peer(plan.names[1].clone(), plan.addrs[1].to_string(), plan.identities[1].public_key());
+        impostor = impostor.record_trace();
+        let impostor = impostor.start().await.expect("starts");
+        let leader = impostor.leaders().next().expect("hosted");
+        leader.send(Put::new("impostor", "x")).await.expect("answers").expect("accepted locally");
+
+        let target = plan.addrs[1];
+        // Garbage instead of a handshake.
+        let mut garbage = TcpStream::connect(target).await.expect("connect");
+        garbage.write_all(&[0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).await.expect("write");
+        // A connection that sends one byte at a time and never finishes.
+        let slow = actix::spawn(async move {
+            let Ok(mut s) = TcpStream::connect(target).await else { return };
+            for _ in 0..30 {
+                if s.write_all(&[0]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        // A burst of 1,000 connections.
+        let mut burst = Vec::new();
+        for _ in 0..1000 {
+            if let Ok(s) = TcpStream::connect(target).await {
+                burst.push(s);
+            }
+        }
+        // Healthy peers keep replicating through all this.
+        for i in 0..20 {
+            let w = a.leaders().next().expect("hosted");
+            w.send(Put::new(format!("during{i}"), "ok")).await.expect("answers").expect("accepted");
+        }
+        for i in 0..20 {
+            assert!(eventually(&b, &format!("during{i}"), b"ok").await, "write {i} reached the healthy peer");
+        }
+        drop(burst);
+        slow.abort();
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        while stats(&b).await.refused_links < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (sa, sb) = (stats(&a).await, stats(&b).await);
+        assert!(sa.refused_links >= 1, "node 0 refused the impostor: {sa:?}");
+        assert!(sb.refused_links >= 3, "node 1 refused the impostor, the garbage and the slow connection: {sb:?}");
+        assert_eq!(read(&a, "impostor").await, None, "the impostor's write reached no replica");
+        assert_eq!(read(&b, "impostor").await, None);
+    });
+}
+
+/// Heartbeats travel over the links: when a node's leader goes silent, every other node's
+/// supervisor declares it dead and rewires from its own view; when it returns, they take it back
+/// and it catches up by anti-entropy with the writes it missed.
+#[test]
+fn a_silent_node_is_declared_dead_across_nodes_and_catches_up_when_back() {
+    use crate::supervisor::Liveness;
+    actix::System::new().block_on(async {
+        let mut plan = Plan::new(3);
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            nodes.push(plan.start(i, Topology::Circle, quick()).await);
+        }
+        let live = |c: &Cluster| {
+            let sup = c.supervisor().clone();
+            async move { sup.send(Liveness).await.expect("the supervisor answers").0 }
+        };
+        let until = |c: Cluster, want: LeaderSet| async move {
+            let deadline = tokio::time::Instant::now() + LIMIT;
+            while tokio::time::Instant::now() < deadline {
+                if live(&c).await == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            false
+        };
+        let all = LeaderSet::first(3);
+        // Heartbeats crossed the links: nobody was declared dead a second after the start.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for node in &nodes {
+            assert_eq!(live(node).await, all, "every node sees every leader live");
+        }
+        nodes[1].crash(plan.names[1].as_str()).expect("crash");
+        let without = all.without(id(1));
+        assert!(until(nodes[0].clone(), without).await, "node 0 declares leader 1 dead");
+        assert!(until(nodes[2].clone(), without).await, "node 2 declares leader 1 dead");
+        // The circle closed around the dead leader: a write at node 0 still reaches node 2.
+        let w = nodes[0].leaders().next().expect("hosted");
+        w.send(Put::new("while-down", "x")).await.expect("answers").expect("accepted");
+        assert!(eventually(&nodes[2], "while-down", b"x").await);
+        nodes[1].restart(plan.names[1].as_str()).expect("restart");
+        assert!(until(nodes[0].clone(), all).await, "node 0 takes leader 1 back");
+        assert!(eventually(&nodes[1], "while-down", b"x").await, "the returning leader catches up");
+    });
+}
