@@ -284,6 +284,23 @@ impl ClusterBuilder {
         self
     }
 
+    /// Whether the leaders this node hosts start by recovering (feature `tcp`; default `true`).
+    ///
+    /// A node cannot tell its first start from a restart after a crash, and a leader without
+    /// durable storage forgets which sequence numbers it issued. So by default it starts as a
+    /// restarted leader: it refuses writes ([`crate::LeaderError`] says it is catching up) until
+    /// every member has told it what it wrote before, and only then issues new ones (see
+    /// `Replica::restarted`; [`crate::LeaderHandle::writable_within`] waits for that). `false`
+    /// skips that wait and is safe only when this leader has never written: a node that
+    /// crashed and restarts with `false` can reissue sequence numbers its peers already hold,
+    /// and the cluster then never converges.
+    #[cfg(feature = "tcp")]
+    #[must_use]
+    pub fn recover_on_start(mut self, recover: bool) -> Self {
+        self.node.recover = Some(recover);
+        self
+    }
+
     /// Timeouts and bounds of this node's links (feature `tcp`).
     #[cfg(feature = "tcp")]
     #[must_use]
@@ -311,6 +328,16 @@ impl ClusterBuilder {
             keyspaces = keyspaces.with(name, *resolution)?;
         }
         Ok(keyspaces)
+    }
+
+    /// Whether the leaders start by recovering: a node does, unless told otherwise (it cannot
+    /// tell its first start from a restart after a crash).
+    fn recovers_on_start(&self) -> bool {
+        #[cfg(feature = "tcp")]
+        if self.node.is_node() {
+            return self.node.recover.unwrap_or(true);
+        }
+        false
     }
 
     /// The transport, the leaders this process hosts, and where it listens.
@@ -382,6 +409,7 @@ impl ClusterBuilder {
                 clock,
                 tick_interval: self.tick_interval,
                 outbox_max: self.flow.outbox_max.max(1),
+                recovering: self.recovers_on_start(),
             };
             let leader = Leader::new(spec, links.clone(), self.sink.clone())?;
             leaders.insert(id, actix::Supervisor::start(move |_| leader));
@@ -414,8 +442,7 @@ impl ClusterBuilder {
         links.connect.send(Connect::new(inboxes, supervisor_inbox)).await?;
         let handles = leaders
             .iter()
-            .zip(&self.names)
-            .map(|((id, addr), name)| (*id, LeaderHandle::new(*id, name.clone(), addr.clone())))
+            .map(|(id, addr)| (*id, LeaderHandle::new(*id, self.names[id.index()].clone(), addr.clone())))
             .collect();
         Ok(Cluster { names: self.names, by_name, leaders: handles, links, supervisor, sink: self.sink, local_addr })
     }
@@ -490,7 +517,10 @@ impl Cluster {
     /// leader takes either (see [`AsLeader`]).
     pub fn leader(&self, leader: impl AsLeader) -> Result<&LeaderHandle, ClusterError> {
         let id = leader.leader_id(self)?;
-        self.leaders.get(&id).ok_or_else(|| ClusterError::UnknownLeader(id.to_string()))
+        self.leaders.get(&id).ok_or_else(|| match self.names.get(id.index()) {
+            Some(name) => ClusterError::NotHosted(name.clone()),
+            None => ClusterError::UnknownLeader(id.to_string()),
+        })
     }
 
     /// The id of the leader named `name` (ids follow the order the names were given in).

@@ -103,6 +103,9 @@ pub enum ClusterError {
     /// The cluster did not settle in time.
     #[error("the cluster did not settle within {0:?}")]
     NotSettled(Duration),
+    /// The leader is a member, but another node hosts it (feature `tcp`).
+    #[error("leader {0:?} is hosted by another node")]
+    NotHosted(String),
     /// The transport cannot make link faults (only the simulated network can).
     #[error("this cluster's transport cannot make link faults; use the simulated network of roundtable-sim")]
     NoFaults,

@@ -52,6 +52,12 @@ pub struct LeaderSpec {
     pub tick_interval: Duration,
     /// The most messages waiting for one peer (see [`crate::FlowControl`]).
     pub outbox_max: usize,
+    /// Start as a leader restarted with empty state ([`Replica::restarted`]): it refuses writes
+    /// until its peers have told it what it wrote in an earlier life, so that a process that
+    /// crashed and came back never reissues a sequence number. A node (a process hosting a
+    /// leader of a cluster of processes) always starts so, since it cannot tell a first start
+    /// from a restart.
+    pub recovering: bool,
 }
 
 /// One leader as an actix actor. Build it through [`crate::Cluster`].
@@ -95,7 +101,11 @@ impl Leader {
         // allocates its dependencies for every entry applied, only to be dropped at the end of
         // the input (building events for nobody was about 17 % of the replication bench's CPU).
         spec.config.trace &= sink.is_enabled() || tracing::enabled!(tracing::Level::DEBUG);
-        let replica = Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?;
+        let replica = if spec.recovering {
+            Replica::restarted(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?
+        } else {
+            Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?
+        };
         Ok(Leader {
             spec,
             replica: Some(replica),

@@ -5,6 +5,8 @@
 //! roundtable sim --seed 7 --trace-out run.json --svg run.svg
 //! roundtable sweep --seeds 1000
 //! roundtable trace render run.json -o run.svg
+//! roundtable keygen --nodes 3 --dir cluster
+//! roundtable node --config cluster/n0.toml [--log json]
 //! ```
 //!
 //! `sim` prints the run's report and the invariant checker's verdict (and, with `--trace`, the
@@ -38,6 +40,43 @@ enum Command {
     /// Work with a saved trace.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Run one node: its leader, TCP links to the other nodes, and a Redis-protocol front end.
+    /// Stops cleanly on SIGTERM or ctrl-c.
+    Node(NodeArgs),
+    /// Write the keys and configuration files of a local cluster of N nodes.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node's configuration file (TOML; `roundtable keygen` writes them).
+    #[arg(long)]
+    config: PathBuf,
+    /// Log format: `text` (human-readable) or `json` (one JSON object per line).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log: String,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// How many nodes (1–64), named n0, n1, …
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// The directory to write into (created if missing): nI.key (private) and nI.toml per node.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The address every node listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Node I listens for its peers on this port + I.
+    #[arg(long, default_value_t = 7400)]
+    peer_port: u16,
+    /// Node I listens for Redis clients on this port + I.
+    #[arg(long, default_value_t = 6400)]
+    redis_port: u16,
+    /// all-to-all, circle or star.
+    #[arg(long, default_value = "all-to-all")]
+    topology: String,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +162,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim(args),
         Command::Sweep(args) => sweep(&args),
         Command::Trace(TraceCommand::Render { input, output, title }) => render(&input, output, title),
+        Command::Node(args) => node(&args),
+        Command::Keygen(args) => keygen(&args),
     };
     match result {
         Ok(code) => code,
@@ -134,6 +175,61 @@ fn main() -> ExitCode {
 }
 
 type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+fn node(args: &NodeArgs) -> CliResult {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.log == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+    let config = roundtable_node::NodeConfig::load(&args.config)?;
+    actix::System::new().block_on(roundtable_node::run(config, stop_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn keygen(args: &KeygenArgs) -> CliResult {
+    let files = roundtable_node::config::cluster_files(
+        args.nodes,
+        &args.host,
+        args.peer_port,
+        args.redis_port,
+        &args.topology,
+    )?;
+    std::fs::create_dir_all(&args.dir)?;
+    for (name, text) in &files {
+        let path = args.dir.join(name);
+        std::fs::write(&path, text)?;
+        #[cfg(unix)]
+        if name.ends_with(".key") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    println!("wrote {} files for {} nodes to {}", files.len(), args.nodes, args.dir.display());
+    for i in 0..args.nodes {
+        println!("  roundtable node --config {}", args.dir.join(format!("n{i}.toml")).display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 fn sim(args: SimArgs) -> CliResult {
     #[allow(unused_mut)]

@@ -1,5 +1,76 @@
-//! A standalone roundtable node: one leader (or a few) in a process, TCP links to the leaders of
-//! other nodes, a TOML configuration, and a Redis-protocol (RESP2) front end, so that
-//! `redis-cli` and Redis client libraries can read and write a multi-leader cluster.
+//! A standalone roundtable node: one leader in a process, TCP links to the leaders of other
+//! nodes (authenticated and encrypted with Noise), a TOML configuration, and a Redis-protocol
+//! (RESP2) front end, so that `redis-cli` and Redis client libraries read and write a
+//! multi-leader cluster. `roundtable node --config FILE.toml` runs one; `roundtable keygen`
+//! writes the files of a local cluster.
+//!
+//! ```no_run
+//! use roundtable_node::{config::NodeConfig, run};
+//!
+//! #[actix::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let config = NodeConfig::load("n0.toml".as_ref())?;
+//!     run(config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//!     Ok(())
+//! }
+//! ```
 
+pub mod config;
 pub mod resp;
+pub mod server;
+
+use std::future::Future;
+
+use roundtable_actors::{Cluster, ClusterError, CrdtKind, Resolution};
+
+pub use config::{ConfigError, NodeConfig};
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The cluster could not start (its settings, or the peer listening socket).
+    #[error("cannot start the leader: {0}")]
+    Cluster(#[from] ClusterError),
+    /// The Redis listening socket.
+    #[error("cannot listen for Redis clients on {addr}: {source}")]
+    Redis {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the node of `config` until `stop` completes: its leader, its links to the other nodes,
+/// and the Redis front end. Must run inside an actix system.
+pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let mut builder = Cluster::builder()
+        .leaders(config.members.clone())
+        .topology(config.topology.clone())
+        .keyspace(server::STRINGS, Resolution::LastWriteWins)
+        .keyspace(server::COUNTERS, Resolution::Crdt(CrdtKind::PnCounter))
+        .keyspace(server::SETS, Resolution::Crdt(CrdtKind::OrSet))
+        .this_node(config.name.clone())
+        .listen(config.listen.clone())
+        .identity(config.identity.clone());
+    for (name, addr, key) in &config.peers {
+        builder = builder.peer(name.clone(), addr.clone(), *key);
+    }
+    let cluster = builder.start().await?;
+    let redis = tokio::net::TcpListener::bind(&config.redis)
+        .await
+        .map_err(|source| NodeError::Redis { addr: config.redis.clone(), source })?;
+    tracing::info!(
+        node = %config.name,
+        peers_on = ?cluster.local_addr(),
+        redis_on = %config.redis,
+        public_key = %config.identity.public_key(),
+        "node running"
+    );
+    let server = actix::spawn(server::serve(redis, cluster.clone()));
+    stop.await;
+    tracing::info!(node = %config.name, "stopping");
+    server.abort();
+    Ok(())
+}

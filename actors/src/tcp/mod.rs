@@ -285,6 +285,9 @@ pub(crate) struct NodeSettings {
     /// Remote leaders: name, address, key.
     pub(crate) peers: Vec<(String, String, PublicKey)>,
     pub(crate) limits: LinkLimits,
+    /// `Some(false)`: the hosted leaders start fresh instead of recovering (see
+    /// `ClusterBuilder::recover_on_start`).
+    pub(crate) recover: Option<bool>,
 }
 
 impl NodeSettings {

@@ -1,0 +1,425 @@
+//! Multi-process tests: real `roundtable node` processes on loopback, talked to over the Redis
+//! protocol, killed with SIGKILL and restarted, and cut apart by a proxy between two of them.
+//!
+//! Every process is killed when its handle drops, also when a test fails; every wait is bounded.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A reply, as much of RESP2 as the node sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Resp>),
+}
+
+fn read_reply(r: &mut impl BufRead) -> std::io::Result<Resp> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (tag, rest) = line.split_at(1);
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {line:?}"));
+    Ok(match tag {
+        "+" => Resp::Simple(rest.to_owned()),
+        "-" => Resp::Error(rest.to_owned()),
+        ":" => Resp::Int(rest.parse().map_err(|_| bad("integer"))?),
+        "$" => match rest.parse::<i64>().map_err(|_| bad("bulk length"))? {
+            -1 => Resp::Bulk(None),
+            n => {
+                let mut buf = vec![0u8; usize::try_from(n).map_err(|_| bad("bulk length"))? + 2];
+                r.read_exact(&mut buf)?;
+                buf.truncate(buf.len() - 2);
+                Resp::Bulk(Some(buf))
+            }
+        },
+        "*" => {
+            let n: i64 = rest.parse().map_err(|_| bad("array length"))?;
+            let mut items = Vec::new();
+            for _ in 0..n.max(0) {
+                items.push(read_reply(r)?);
+            }
+            Resp::Array(items)
+        }
+        _ => return Err(bad("reply type")),
+    })
+}
+
+/// One request to the node at `addr`, on a fresh connection.
+fn call(addr: SocketAddr, args: &[&str]) -> std::io::Result<Resp> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(req.as_bytes())?;
+    read_reply(&mut BufReader::new(stream))
+}
+
+fn bulk(s: &str) -> Resp {
+    Resp::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+/// Retries `f` until it returns `Some`, for at most `limit`.
+fn within<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A free loopback port (bound, read, released).
+fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").to_string()
+}
+
+/// A node process, killed (SIGKILL) and reaped when dropped.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The files and processes of one test cluster.
+struct Nodes {
+    dir: PathBuf,
+    redis: Vec<SocketAddr>,
+    procs: Vec<Option<Node>>,
+}
+
+static DIRS: AtomicU64 = AtomicU64::new(0);
+
+impl Nodes {
+    /// Writes the files of `n` nodes on free loopback ports.
+    fn new(n: usize, topology: &str) -> Nodes {
+        let addrs: Vec<(String, String)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
+        Nodes::with_addrs(&addrs, topology)
+    }
+
+    fn with_addrs(addrs: &[(String, String)], topology: &str) -> Nodes {
+        let dir = std::env::temp_dir().join(format!(
+            "roundtable-node-test-{}-{}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        for (name, text) in roundtable_node::config::cluster_files_at(addrs, topology).expect("cluster files") {
+            std::fs::write(dir.join(name), text).expect("written");
+        }
+        let redis = addrs.iter().map(|(_, r)| r.parse().expect("an address")).collect();
+        Nodes { dir, redis, procs: (0..addrs.len()).map(|_| None).collect() }
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("n{i}.toml"))
+    }
+
+    fn start(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dir.join(format!("n{i}.log"))).expect("a log file");
+        let child = Command::new(BIN)
+            .args(["node", "--config"])
+            .arg(self.config(i))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the node starts");
+        self.procs[i] = Some(Node(child));
+        let redis = self.redis[i];
+        assert!(
+            within(LIMIT, || (call(redis, &["PING"]).ok() == Some(Resp::Simple("PONG".into()))).then_some(()))
+                .is_some(),
+            "node {i} answers PING; its log:\n{}",
+            self.log(i)
+        );
+    }
+
+    fn start_all(&mut self) {
+        for i in 0..self.redis.len() {
+            self.start(i);
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        drop(self.procs[i].take());
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("n{i}.log"))).unwrap_or_default()
+    }
+
+    /// Sets `key` at node `i`, retrying while its leader is still catching up after its start.
+    fn set(&self, i: usize, key: &str, value: &str) {
+        let redis = self.redis[i];
+        let reply = within(LIMIT, || match call(redis, &["SET", key, value]) {
+            Ok(Resp::Simple(ok)) => Some(ok),
+            _ => None,
+        });
+        assert_eq!(reply.as_deref(), Some("OK"), "SET {key} at node {i}; its log:\n{}", self.log(i));
+    }
+
+    fn eventually(&self, i: usize, args: &[&str], want: &Resp) {
+        let redis = self.redis[i];
+        let got = within(LIMIT, || call(redis, args).ok().filter(|r| r == want));
+        assert!(got.is_some(), "node {i}: {args:?} should give {want:?}, gives {:?}", call(redis, args));
+    }
+
+    fn info(&self, i: usize) -> String {
+        match call(self.redis[i], &["INFO", "replication"]) {
+            Ok(Resp::Bulk(Some(b))) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("INFO at node {i}: {other:?}"),
+        }
+    }
+
+    fn info_field(&self, i: usize, field: &str) -> Option<String> {
+        let info = self.info(i);
+        info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.procs.clear();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// 3 and 5 node processes in each topology: strings, counters and sets written at every node
+/// converge at every node.
+#[test]
+fn node_processes_converge_in_each_topology() {
+    for (n, topology) in [(3, "all-to-all"), (3, "circle"), (3, "star"), (5, "all-to-all"), (5, "circle"), (5, "star")]
+    {
+        let mut nodes = Nodes::new(n, topology);
+        nodes.start_all();
+        for i in 0..n {
+            nodes.set(i, &format!("k{i}"), &format!("v{i}"));
+            assert_eq!(
+                call(nodes.redis[i], &["INCRBY", "hits", "2"]).map(|r| matches!(r, Resp::Int(_))).ok(),
+                Some(true)
+            );
+            assert_eq!(call(nodes.redis[i], &["SADD", "who", &format!("n{i}")]).ok(), Some(Resp::Int(1)));
+        }
+        for i in 0..n {
+            for j in 0..n {
+                nodes.eventually(i, &["GET", &format!("k{j}")], &bulk(&format!("v{j}")));
+            }
+            nodes.eventually(i, &["GET", "hits"], &bulk(&(2 * n).to_string()));
+            let mut members: Vec<Resp> = (0..n).map(|j| bulk(&format!("n{j}"))).collect();
+            members.sort_by_key(|r| format!("{r:?}"));
+            nodes.eventually(i, &["SMEMBERS", "who"], &Resp::Array(members));
+        }
+        for i in 0..n {
+            assert_eq!(nodes.info_field(i, "refused_links").as_deref(), Some("0"), "{topology} n={n}");
+            assert_eq!(nodes.info_field(i, "rejected_frames").as_deref(), Some("0"), "{topology} n={n}");
+        }
+    }
+}
+
+/// A node killed with SIGKILL is declared dead by the others, who keep taking writes; restarted
+/// with its configuration, it recovers what it wrote before (so it reuses no sequence number),
+/// catches up with what it missed, and its new writes reach everyone.
+#[test]
+fn a_node_killed_with_sigkill_and_restarted_catches_up() {
+    let mut nodes = Nodes::new(3, "all-to-all");
+    nodes.start_all();
+    nodes.set(2, "before", "x");
+    nodes.eventually(0, &["GET", "before"], &bulk("x"));
+    for round in 0..3 {
+        let killed_at = Instant::now();
+        nodes.kill(2);
+        let declared = within(LIMIT, || (nodes.info_field(0, "live").as_deref() == Some("n0,n1")).then_some(()));
+        assert!(declared.is_some(), "round {round}: node 0 declares n2 dead");
+        eprintln!("round {round}: n2 declared dead and rewired around after {:?}", killed_at.elapsed());
+        let key = format!("while-down-{round}");
+        nodes.set(0, &key, "y");
+        nodes.start(2);
+        nodes.eventually(2, &["GET", &key], &bulk("y"));
+        nodes.eventually(2, &["GET", "before"], &bulk("x"));
+        let after = format!("after-{round}");
+        nodes.set(2, &after, "z");
+        nodes.eventually(0, &["GET", &after], &bulk("z"));
+        nodes.eventually(1, &["GET", &after], &bulk("z"));
+    }
+}
+
+/// A TCP proxy between two nodes, outside both: while `cut`, it closes every connection and
+/// refuses new ones (the partition); after, it forwards again.
+struct Proxy {
+    addr: String,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (c, o) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if c.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                if let Ok(mut list) = o.lock() {
+                    list.extend([client.try_clone(), server.try_clone()].into_iter().flatten());
+                }
+                for (mut from, mut to) in
+                    [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())]
+                        .into_iter()
+                        .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, cut, open }
+    }
+
+    fn partition(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        if let Ok(mut list) = self.open.lock() {
+            for s in list.drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Nodes 0 and 1 reach each other only through a proxy; cutting it partitions them (each
+/// declares the other dead), writes continue on both sides, and once healed the link comes
+/// back and everything converges.
+#[test]
+fn a_partition_made_outside_the_nodes_heals_and_converges() {
+    let mut addrs: Vec<(String, String)> = (0..3).map(|_| (free_addr(), free_addr())).collect();
+    // Node 0 dials node 1 (the lower id dials): through the proxy.
+    let real = addrs[1].0.clone();
+    let proxy = Proxy::start(real.clone());
+    addrs[1].0 = proxy.addr.clone();
+    let mut nodes = Nodes::with_addrs(&addrs, "all-to-all");
+    // Node 1 must listen on its real address: rewrite its own `listen`.
+    let path = nodes.config(1);
+    let text = std::fs::read_to_string(&path)
+        .expect("readable")
+        .replace(&format!("listen = \"{}\"", proxy.addr), &format!("listen = \"{real}\""));
+    std::fs::write(&path, text).expect("written");
+    nodes.start_all();
+    nodes.set(0, "a", "1");
+    nodes.eventually(1, &["GET", "a"], &bulk("1"));
+
+    proxy.partition();
+    assert!(
+        within(LIMIT, || (nodes.info_field(1, "live").as_deref() == Some("n1,n2")).then_some(())).is_some(),
+        "node 1 declares node 0 dead behind the partition: {}",
+        nodes.info(1)
+    );
+    nodes.set(0, "left", "L");
+    nodes.set(1, "right", "R");
+    proxy.heal();
+    assert!(
+        within(LIMIT, || (nodes.info_field(1, "live").as_deref() == Some("n0,n1,n2")).then_some(())).is_some(),
+        "node 0 is back at node 1 once healed: {}",
+        nodes.info(1)
+    );
+    for i in 0..3 {
+        nodes.eventually(i, &["GET", "left"], &bulk("L"));
+        nodes.eventually(i, &["GET", "right"], &bulk("R"));
+    }
+}
+
+/// A node started with a key its peers do not know is refused by them and counted; it never
+/// becomes writable (it cannot learn its past from anyone), so none of its writes exist.
+#[test]
+fn a_node_with_the_wrong_identity_is_refused() {
+    let mut nodes = Nodes::new(3, "all-to-all");
+    nodes.start(0);
+    nodes.start(1);
+    // Replace node 2's key with a fresh one.
+    let stranger = roundtable_node::config::cluster_files(1, "127.0.0.1", 1, 2, "all-to-all").expect("a key");
+    std::fs::write(nodes.dir.join("n2.key"), &stranger[0].1).expect("written");
+    nodes.start(2);
+    let refused =
+        within(LIMIT, || nodes.info_field(0, "refused_links").and_then(|v| v.parse::<u64>().ok()).filter(|&v| v >= 1));
+    assert!(refused.is_some(), "node 0 refuses and counts the impostor: {}", nodes.info(0));
+    match call(nodes.redis[2], &["SET", "impostor", "x"]) {
+        Ok(Resp::Error(e)) => assert!(e.contains("catching up"), "{e}"),
+        other => panic!("the impostor cannot write: {other:?}"),
+    }
+    assert_eq!(call(nodes.redis[0], &["GET", "impostor"]).ok(), Some(Resp::Bulk(None)));
+}
+
+/// `redis-cli`, the Redis project's own client, works against a node. CI installs it
+/// (`redis-tools`); without it the test fails and says so.
+#[test]
+fn redis_cli_works_against_a_node() {
+    let status = Command::new("redis-cli").arg("--version").output();
+    assert!(status.is_ok(), "redis-cli is not installed: `apt-get install redis-tools` (.ci/run installs it)");
+    let mut nodes = Nodes::new(2, "all-to-all");
+    nodes.start_all();
+    nodes.set(0, "warm", "up");
+    let cli = |i: usize, args: &[&str]| -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &nodes.redis[i].port().to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(cli(0, &["PING"]), "PONG");
+    assert_eq!(cli(0, &["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(0, &["INCRBY", "n", "41"]), "41");
+    assert_eq!(cli(0, &["INCR", "n"]), "42");
+    assert_eq!(cli(0, &["SADD", "s", "a", "b"]), "2");
+    assert_eq!(cli(0, &["SREM", "s", "a"]), "1");
+    nodes.eventually(1, &["GET", "greeting"], &bulk("hello world"));
+    assert_eq!(cli(1, &["GET", "greeting"]), "hello world");
+    nodes.eventually(1, &["GET", "n"], &bulk("42"));
+    nodes.eventually(1, &["SMEMBERS", "s"], &Resp::Array(vec![bulk("b")]));
+    assert_eq!(cli(1, &["DEL", "greeting"]), "1");
+    assert!(cli(1, &["INFO", "replication"]).contains("live:n0,n1"));
+    assert!(cli(1, &["SET", "k", "v", "NX"]).starts_with("ERR SET options"));
+    // Bad input gets an error or a closed connection, and the node keeps serving.
+    let mut raw = TcpStream::connect(nodes.redis[1]).expect("connect");
+    raw.write_all(b"*99999999999\r\n").expect("write");
+    let mut answer = String::new();
+    let _ = BufReader::new(raw).read_line(&mut answer);
+    assert!(answer.starts_with("-ERR Protocol error"), "{answer:?}");
+    assert_eq!(cli(1, &["PING"]), "PONG");
+}

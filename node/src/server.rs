@@ -1,0 +1,309 @@
+//! The Redis-protocol front end: each connection's requests become reads and writes at the
+//! leader this node hosts.
+//!
+//! | command | keyspace (resolution) | reply |
+//! |---|---|---|
+//! | `GET k`, `SET k v`, `DEL k …` | `s/k` (last-write-wins) | value or nil; `OK`; keys deleted |
+//! | `INCR k`, `DECR k`, `INCRBY k n`, `DECRBY k n` | `cnt/k` (PN-counter CRDT) | the new count |
+//! | `SADD k m …`, `SREM k m …`, `SMEMBERS k` | `set/k` (add-wins OR-set CRDT) | members added or removed; the members |
+//! | `PING [msg]`, `ECHO msg`, `INFO [replication]`, `SELECT 0`, `QUIT` | | |
+//!
+//! `GET` of a key that holds a counter returns the count, as Redis does for a number written by
+//! `INCR`. Counters are exact under concurrency (each node's increments are its own), unlike
+//! a last-write-wins string. What cannot be honoured in a multi-leader setting (options of
+//! `SET`, other databases) is refused with `-ERR`, never ignored. A request that breaks the
+//! protocol gets `-ERR Protocol error: …` and the connection is closed; no input panics the
+//! node.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use roundtable_actors::{Cluster, GetCrdt, LeaderHandle, Liveness, Put, Write};
+use roundtable_runtime::resolution::CrdtState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::resp::{parse_request, Limits, Reply};
+
+/// The most client connections at once; one more is answered `-ERR max number of clients
+/// reached` and closed.
+pub const MAX_CLIENTS: usize = 1024;
+
+/// The most bytes a connection may have buffered that do not yet form a whole request.
+const MAX_BUFFERED: usize = 32 * 1024 * 1024;
+
+/// Keyspace of strings (`GET`, `SET`, `DEL`).
+pub const STRINGS: &str = "s";
+/// Keyspace of counters (`INCR`, `INCRBY`, …).
+pub const COUNTERS: &str = "cnt";
+/// Keyspace of sets (`SADD`, `SREM`, `SMEMBERS`).
+pub const SETS: &str = "set";
+
+/// Serves Redis clients on `listener` for ever, at the leader this node hosts.
+pub async fn serve(listener: TcpListener, cluster: Cluster) {
+    let clients = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (mut stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(%remote, "redis client refused: too many clients");
+            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            continue;
+        }
+        let (cluster, clients) = (cluster.clone(), clients.clone());
+        actix::spawn(async move {
+            if let Err(e) = connection(&mut stream, &cluster).await {
+                tracing::debug!(%remote, error = %e, "redis connection ended");
+            }
+            clients.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn connection(stream: &mut TcpStream, cluster: &Cluster) -> std::io::Result<()> {
+    let limits = Limits::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // Every whole request in the buffer, answered in order with one write (pipelining).
+        let mut used = 0;
+        let mut quit = false;
+        loop {
+            match parse_request(&buf[used..], &limits) {
+                Ok(Some((args, consumed))) => {
+                    used += consumed;
+                    if args.is_empty() {
+                        continue;
+                    }
+                    let (reply, close) = command(cluster, &args).await;
+                    reply.encode(&mut out);
+                    if close {
+                        quit = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    e.reply().encode(&mut out);
+                    stream.write_all(&out).await?;
+                    return Ok(());
+                }
+            }
+        }
+        buf.drain(..used);
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if quit {
+            return Ok(());
+        }
+        if buf.len() > MAX_BUFFERED {
+            stream.write_all(b"-ERR Protocol error: request too large\r\n").await?;
+            return Ok(());
+        }
+    }
+}
+
+fn hosted(cluster: &Cluster) -> Option<&LeaderHandle> {
+    cluster.leaders().next()
+}
+
+fn text(arg: &[u8]) -> Result<&str, Reply> {
+    std::str::from_utf8(arg).map_err(|_| Reply::error("ERR keys must be UTF-8"))
+}
+
+fn wrong_args(name: &str) -> Reply {
+    Reply::error(format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))
+}
+
+fn leader_error(e: impl std::fmt::Display) -> Reply {
+    Reply::error(format!("ERR {e}"))
+}
+
+/// Answers one request; `true` when the connection should close after the reply.
+async fn command(cluster: &Cluster, args: &[Vec<u8>]) -> (Reply, bool) {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let rest = &args[1..];
+    let reply = match (name.as_str(), rest.len()) {
+        ("PING", 0) => Reply::Simple("PONG".into()),
+        ("PING", 1) | ("ECHO", 1) => Reply::bulk(rest[0].clone()),
+        ("PING", _) | ("ECHO", _) => wrong_args(&name),
+        ("QUIT", _) => return (Reply::ok(), true),
+        ("SELECT", 1) if rest[0] == b"0" => Reply::ok(),
+        ("SELECT", _) => Reply::error("ERR only database 0 exists on a roundtable node"),
+        // redis-cli asks for command documentation when it starts; it has none to show here.
+        ("COMMAND", _) => Reply::Array(Vec::new()),
+        ("CLIENT", _) => Reply::ok(),
+        ("INFO", 0) | ("INFO", 1) => info(cluster).await,
+        ("GET", 1) => get(cluster, &rest[0]).await.unwrap_or_else(|e| e),
+        ("SET", 2) => set(cluster, &rest[0], &rest[1]).await.unwrap_or_else(|e| e),
+        ("SET", n) if n > 2 => Reply::error(
+            "ERR SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported by a multi-leader node: \
+             each leader accepts writes on its own, so conditions and expiry cannot be honoured",
+        ),
+        ("DEL", n) if n >= 1 => del(cluster, rest).await.unwrap_or_else(|e| e),
+        ("INCR", 1) => incr(cluster, &rest[0], 1).await.unwrap_or_else(|e| e),
+        ("DECR", 1) => incr(cluster, &rest[0], -1).await.unwrap_or_else(|e| e),
+        ("INCRBY", 2) | ("DECRBY", 2) => match std::str::from_utf8(&rest[1]).ok().and_then(|s| s.parse::<i64>().ok()) {
+            Some(n) if name == "INCRBY" => incr(cluster, &rest[0], n).await.unwrap_or_else(|e| e),
+            Some(n) => match n.checked_neg() {
+                Some(n) => incr(cluster, &rest[0], n).await.unwrap_or_else(|e| e),
+                None => Reply::error("ERR decrement would overflow"),
+            },
+            None => Reply::error("ERR value is not an integer or out of range"),
+        },
+        ("SADD", n) | ("SREM", n) if n >= 2 => {
+            set_update(cluster, &name, &rest[0], &rest[1..]).await.unwrap_or_else(|e| e)
+        }
+        ("SMEMBERS", 1) => members(cluster, &rest[0])
+            .await
+            .map(|m| Reply::Array(m.into_iter().map(Reply::Bulk).collect()))
+            .unwrap_or_else(|e| e),
+        ("GET" | "SET" | "DEL" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "SADD" | "SREM" | "SMEMBERS" | "INFO", _) => {
+            wrong_args(&name)
+        }
+        _ => {
+            let mut shown = String::new();
+            for a in rest.iter().take(4) {
+                shown.push_str(&format!("'{}' ", String::from_utf8_lossy(a)));
+            }
+            Reply::error(format!(
+                "ERR unknown command '{}', with args beginning with: {shown}",
+                String::from_utf8_lossy(&args[0])
+            ))
+        }
+    };
+    (reply, false)
+}
+
+async fn get(cluster: &Cluster, key: &[u8]) -> Result<Reply, Reply> {
+    let key = text(key)?;
+    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let read = leader.get(format!("{STRINGS}/{key}")).await.map_err(leader_error)?;
+    if let Some(value) = read.and_then(|r| r.value) {
+        return Ok(Reply::bulk(value.as_bytes().to_vec()));
+    }
+    match leader.get_crdt(format!("{COUNTERS}/{key}")).await.map_err(leader_error)? {
+        Some(CrdtState::PnCounter(c)) => Ok(Reply::bulk(c.value().to_string())),
+        _ => Ok(Reply::Nil),
+    }
+}
+
+async fn set(cluster: &Cluster, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
+    let key = text(key)?;
+    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    leader
+        .send(Put::new(format!("{STRINGS}/{key}"), value.to_vec()))
+        .await
+        .map_err(leader_error)?
+        .map_err(leader_error)?;
+    Ok(Reply::ok())
+}
+
+async fn del(cluster: &Cluster, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
+    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let mut deleted = 0;
+    for key in keys {
+        let key = format!("{STRINGS}/{}", text(key)?);
+        let live = leader.get(key.clone()).await.map_err(leader_error)?.is_some_and(|r| r.value.is_some());
+        if live {
+            leader.delete(key).await.map_err(leader_error)?;
+            deleted += 1;
+        }
+    }
+    Ok(Reply::Integer(deleted))
+}
+
+async fn count(leader: &LeaderHandle, key: &str) -> Result<i128, Reply> {
+    match leader.send(GetCrdt::new(key)).await.map_err(leader_error)?.map_err(leader_error)? {
+        Some(CrdtState::PnCounter(c)) => Ok(c.value()),
+        None => Ok(0),
+        Some(_) => Err(Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value")),
+    }
+}
+
+async fn incr(cluster: &Cluster, key: &[u8], by: i64) -> Result<Reply, Reply> {
+    let key = format!("{COUNTERS}/{}", text(key)?);
+    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let now = count(leader, &key).await?;
+    let next = now.checked_add(i128::from(by)).filter(|n| i64::try_from(*n).is_ok());
+    let Some(next) = next else { return Err(Reply::error("ERR increment or decrement would overflow")) };
+    let write =
+        if by >= 0 { Write::increment(&key, by.unsigned_abs()) } else { Write::decrement(&key, by.unsigned_abs()) };
+    leader.write(write.map_err(leader_error)?).await.map_err(leader_error)?;
+    // The count this leader holds now: the increment above and any that arrived meanwhile.
+    let after = count(leader, &key).await.unwrap_or(next);
+    Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
+}
+
+async fn members(cluster: &Cluster, key: &[u8]) -> Result<Vec<Vec<u8>>, Reply> {
+    let key = format!("{SETS}/{}", text(key)?);
+    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    match leader.get_crdt(key).await.map_err(leader_error)? {
+        Some(CrdtState::OrSet(set)) => Ok(set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect()),
+        None => Ok(Vec::new()),
+        Some(_) => Err(Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value")),
+    }
+}
+
+async fn set_update(cluster: &Cluster, name: &str, key: &[u8], elements: &[Vec<u8>]) -> Result<Reply, Reply> {
+    let before = members(cluster, key).await?;
+    let key = format!("{SETS}/{}", text(key)?);
+    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let mut changed = 0;
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for element in elements {
+        let present = before.iter().any(|b| b == element);
+        let adding = name == "SADD";
+        if present != adding && !seen.contains(&element.as_slice()) {
+            changed += 1;
+        }
+        seen.push(element);
+        let write = if adding { Write::add(&key, element.clone()) } else { Write::remove(&key, element.clone()) };
+        leader.write(write.map_err(leader_error)?).await.map_err(leader_error)?;
+    }
+    Ok(Reply::Integer(changed))
+}
+
+async fn info(cluster: &Cluster) -> Reply {
+    let mut s = String::from("# Replication\r\nrole:leader\r\n");
+    let here = hosted(cluster).map_or("", |l| l.name());
+    s.push_str(&format!("leader:{here}\r\nmembers:{}\r\n", cluster.names().join(",")));
+    if let Ok((live, rewires)) = cluster.supervisor().send(Liveness).await {
+        let live: Vec<&str> =
+            live.iter().filter_map(|id| cluster.names().get(id.index()).map(String::as_str)).collect();
+        s.push_str(&format!("live:{}\r\nrewires:{rewires}\r\n", live.join(",")));
+    }
+    if let Ok(net) = cluster.transport().stats().await {
+        s.push_str(&format!(
+            "messages_sent:{}\r\nbytes_sent:{}\r\nlink_bytes:{}\r\nmessages_lost:{}\r\nrefused_links:{}\r\nrejected_frames:{}\r\n",
+            net.messages(),
+            net.bytes(),
+            net.link_bytes,
+            net.dropped,
+            net.refused_links,
+            net.rejected_frames
+        ));
+    }
+    if let Ok(m) = cluster.metrics().await {
+        s.push_str(&format!(
+            "writes_accepted:{}\r\nlww_discarded:{}\r\nduplicates_dropped:{}\r\npeer_input_rejected:{}\r\n",
+            m.writes, m.lww_discarded, m.duplicates_dropped, m.rejected
+        ));
+    }
+    Reply::bulk(s)
+}
