@@ -87,10 +87,17 @@ fn within<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     }
 }
 
-/// A free loopback port (bound, read, released).
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address").to_string()
+/// `n` distinct free loopback addresses (all bound at once, then released: released one at a
+/// time, the kernel may hand the same port out twice).
+fn free_addrs(n: usize) -> Vec<String> {
+    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("address").to_string()).collect()
+}
+
+/// Peer and Redis addresses for `n` nodes.
+fn node_addrs(n: usize) -> Vec<(String, String)> {
+    let mut free = free_addrs(2 * n).into_iter();
+    (0..n).map(|_| (free.next().unwrap_or_default(), free.next().unwrap_or_default())).collect()
 }
 
 /// A node process, killed (SIGKILL) and reaped when dropped.
@@ -115,8 +122,7 @@ static DIRS: AtomicU64 = AtomicU64::new(0);
 impl Nodes {
     /// Writes the files of `n` nodes on free loopback ports.
     fn new(n: usize, topology: &str) -> Nodes {
-        let addrs: Vec<(String, String)> = (0..n).map(|_| (free_addr(), free_addr())).collect();
-        Nodes::with_addrs(&addrs, topology)
+        Nodes::with_addrs(&node_addrs(n), topology)
     }
 
     fn with_addrs(addrs: &[(String, String)], topology: &str) -> Nodes {
@@ -175,11 +181,23 @@ impl Nodes {
     /// Sets `key` at node `i`, retrying while its leader is still catching up after its start.
     fn set(&self, i: usize, key: &str, value: &str) {
         let redis = self.redis[i];
+        let mut last = None;
         let reply = within(LIMIT, || match call(redis, &["SET", key, value]) {
             Ok(Resp::Simple(ok)) => Some(ok),
-            _ => None,
+            other => {
+                last = Some(other);
+                None
+            }
         });
-        assert_eq!(reply.as_deref(), Some("OK"), "SET {key} at node {i}; its log:\n{}", self.log(i));
+        assert_eq!(reply.as_deref(), Some("OK"), "SET {key} at node {i}: {last:?}; its log:\n{}", self.log(i));
+    }
+
+    /// Waits until every node takes writes (a starting node waits for every member to tell it
+    /// what it wrote before).
+    fn all_writable(&self) {
+        for i in 0..self.redis.len() {
+            self.set(i, &format!("ready{i}"), "1");
+        }
     }
 
     fn eventually(&self, i: usize, args: &[&str], want: &Resp) {
@@ -249,6 +267,7 @@ fn node_processes_converge_in_each_topology() {
 fn a_node_killed_with_sigkill_and_restarted_catches_up() {
     let mut nodes = Nodes::new(3, "all-to-all");
     nodes.start_all();
+    nodes.all_writable();
     nodes.set(2, "before", "x");
     nodes.eventually(0, &["GET", "before"], &bulk("x"));
     for round in 0..3 {
@@ -278,8 +297,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(target: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    /// Forwards connections to `listener` on to `target`.
+    fn start(listener: TcpListener, target: String) -> Proxy {
         let addr = listener.local_addr().expect("address").to_string();
         let cut = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
@@ -328,10 +347,12 @@ impl Proxy {
 /// back and everything converges.
 #[test]
 fn a_partition_made_outside_the_nodes_heals_and_converges() {
-    let mut addrs: Vec<(String, String)> = (0..3).map(|_| (free_addr(), free_addr())).collect();
+    // The proxy's port is taken before the nodes' ports are chosen, so that it is none of them.
+    let proxy_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut addrs = node_addrs(3);
     // Node 0 dials node 1 (the lower id dials): through the proxy.
     let real = addrs[1].0.clone();
-    let proxy = Proxy::start(real.clone());
+    let proxy = Proxy::start(proxy_listener, real.clone());
     addrs[1].0 = proxy.addr.clone();
     let mut nodes = Nodes::with_addrs(&addrs, "all-to-all");
     // Node 1 must listen on its real address: rewrite its own `listen`.
@@ -341,6 +362,9 @@ fn a_partition_made_outside_the_nodes_heals_and_converges() {
         .replace(&format!("listen = \"{}\"", proxy.addr), &format!("listen = \"{real}\""));
     std::fs::write(&path, text).expect("written");
     nodes.start_all();
+    // Every node writable first: a starting node waits for every member (it must learn what it
+    // wrote in an earlier life), so one that starts behind a partition waits for it to heal.
+    nodes.all_writable();
     nodes.set(0, "a", "1");
     nodes.eventually(1, &["GET", "a"], &bulk("1"));
 

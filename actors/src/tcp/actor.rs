@@ -4,14 +4,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use roundtable_runtime::wire::{Envelope, PROTOCOL_VERSION};
 use roundtable_runtime::{LeaderId, LeaderSet, WriteReceipt};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 
-use super::link::{self, LinkMessage, Shared};
+use super::link::{self, LinkMessage, Queued, Shared};
 use super::noise::wire_bytes;
 use super::NodePlan;
 use crate::messages::LeaderError;
@@ -21,16 +23,19 @@ use crate::transport::{
     TransportLinks,
 };
 
-/// A link is up: frames for peer `peer` go into `tx`.
+/// A link is up: frames for peer `peer` go into `tx`; dropping `stop` ends the link.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct LinkUp {
     pub(crate) peer: usize,
     pub(crate) generation: u64,
     pub(crate) tx: mpsc::Sender<Vec<u8>>,
+    pub(crate) stop: oneshot::Sender<()>,
+    pub(crate) queued: Arc<Queued>,
 }
 
-/// A link broke (`rejected`: because the peer sent something invalid).
+/// A link broke (`rejected`: because the peer sent something invalid), with `unsent` frames
+/// still queued on it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct LinkDown {
@@ -38,6 +43,16 @@ pub(crate) struct LinkDown {
     pub(crate) generation: u64,
     pub(crate) reason: String,
     pub(crate) rejected: bool,
+    pub(crate) unsent: usize,
+}
+
+/// The current link to one peer.
+struct Slot {
+    generation: u64,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Dropped when the slot is: that ends the link's task.
+    _stop: oneshot::Sender<()>,
+    queued: Arc<Queued>,
 }
 
 /// A frame from an authenticated peer.
@@ -99,12 +114,14 @@ impl Transport for TcpTransport {
             plan: self.plan.clone(),
             listener,
             owner,
-            links: vec![None; peers.len()],
+            links: peers.iter().map(|_| None).collect(),
             local: BTreeMap::new(),
             supervisor: None,
             stats: NetStats::default(),
             sink,
             mailbox_capacity: mailbox_capacity.max(1),
+            refusals_unlogged: 0,
+            refusal_logged_at: None,
         };
         TransportLinks::of(&actor.start())
     }
@@ -116,13 +133,16 @@ pub(crate) struct TcpActor {
     listener: Option<std::net::TcpListener>,
     /// Which peer hosts each remote leader.
     owner: BTreeMap<LeaderId, usize>,
-    /// The current link to each peer: its generation and its queue.
-    links: Vec<Option<(u64, mpsc::Sender<Vec<u8>>)>>,
+    /// The current link to each peer.
+    links: Vec<Option<Slot>>,
     local: BTreeMap<LeaderId, LeaderInbox>,
     supervisor: Option<SupervisorInbox>,
     stats: NetStats,
     sink: TraceSink,
     mailbox_capacity: usize,
+    /// Refusals not logged yet (at most one log line a second), and when the last was.
+    refusals_unlogged: u64,
+    refusal_logged_at: Option<tokio::time::Instant>,
 }
 
 impl Actor for TcpActor {
@@ -138,10 +158,9 @@ impl Actor for TcpActor {
             Some(Err(e)) => tracing::error!(error = %e, "cannot listen: no peer can connect to this node"),
             None => tracing::error!("the transport was started twice: the second one does not listen"),
         }
-        let first_here = self.plan.hosted.iter().next();
-        for (i, peer) in self.plan.peers.iter().enumerate() {
+        for i in 0..self.plan.peers.len() {
             // One link per pair of nodes: the node with the lower leader id dials.
-            if first_here < peer.leaders.iter().next() {
+            if shared.dials(i) {
                 actix::spawn(link::dial_loop(i, shared.clone()));
             }
         }
@@ -167,10 +186,15 @@ impl TcpActor {
 
     /// Queues `bytes` on the link to `peer`; what cannot be queued is lost and says why.
     fn send_to(&mut self, peer: usize, bytes: Vec<u8>) -> Result<(), Loss> {
-        let Some((_, tx)) = &self.links[peer] else { return Err(Loss::LinkDown) };
+        let Some(slot) = &self.links[peer] else { return Err(Loss::LinkDown) };
         let len = bytes.len();
-        match tx.try_send(bytes) {
+        if slot.queued.bytes.load(Ordering::Relaxed).saturating_add(len) > self.plan.limits.link_queue_bytes {
+            return Err(Loss::LinkFull);
+        }
+        match slot.tx.try_send(bytes) {
             Ok(()) => {
+                slot.queued.frames.fetch_add(1, Ordering::Relaxed);
+                slot.queued.bytes.fetch_add(len, Ordering::Relaxed);
                 self.stats.link_bytes += wire_bytes(len) as u64;
                 Ok(())
             }
@@ -280,7 +304,7 @@ impl Handler<LinkUp> for TcpActor {
         let Some(slot) = self.links.get_mut(up.peer) else { return };
         // A newer link replaces an older one (the peer restarted, or redialed first): dropping
         // the old queue ends the old link's task.
-        *slot = Some((up.generation, up.tx));
+        *slot = Some(Slot { generation: up.generation, tx: up.tx, _stop: up.stop, queued: up.queued });
         let link = self.peer_name(up.peer);
         tracing::info!(%link, "link up");
         self.sink.record(Who::Network, NetworkEvent::LinkUp { link });
@@ -294,12 +318,17 @@ impl Handler<LinkDown> for TcpActor {
             self.reject(down.peer, down.reason.clone());
         }
         let Some(slot) = self.links.get_mut(down.peer) else { return };
-        if slot.as_ref().is_some_and(|(generation, _)| *generation == down.generation) {
+        if slot.as_ref().is_some_and(|s| s.generation == down.generation) {
             *slot = None;
         }
+        // Frames still queued on the link are lost with it (the log and anti-entropy resend
+        // what they carried).
+        self.stats.dropped += down.unsent as u64;
         let link = self.peer_name(down.peer);
-        tracing::info!(%link, reason = %down.reason, "link down");
-        self.sink.record(Who::Network, NetworkEvent::LinkDown { link, reason: down.reason });
+        let reason =
+            if down.unsent > 0 { format!("{} ({} frames unsent)", down.reason, down.unsent) } else { down.reason };
+        tracing::info!(%link, %reason, "link down");
+        self.sink.record(Who::Network, NetworkEvent::LinkDown { link, reason });
     }
 }
 
@@ -307,7 +336,15 @@ impl Handler<Refused> for TcpActor {
     type Result = ();
     fn handle(&mut self, refused: Refused, _: &mut Context<Self>) {
         self.stats.refused_links += 1;
-        tracing::warn!(remote = %refused.remote, reason = %refused.reason, "connection refused");
+        // At most one log line a second: a flood of connections must not flood the log.
+        let now = tokio::time::Instant::now();
+        if self.refusal_logged_at.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
+            self.refusals_unlogged += 1;
+        } else {
+            let also = std::mem::take(&mut self.refusals_unlogged);
+            tracing::warn!(remote = %refused.remote, reason = %refused.reason, refused_since_last_line = also, "connection refused");
+            self.refusal_logged_at = Some(now);
+        }
         self.sink.record(Who::Network, NetworkEvent::LinkRefused { remote: refused.remote, reason: refused.reason });
     }
 }

@@ -4,10 +4,13 @@
 //! arrives ([`Inbound`]) and what happens to links ([`LinkUp`], [`LinkDown`], [`Refused`]), and
 //! the actor hands them frames to send through a bounded queue per link.
 
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +19,10 @@ use roundtable_runtime::wire::{Envelope, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use roundtable_runtime::{LeaderId, LeaderSet};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::actor::{Inbound, LinkDown, LinkUp, Refused, TcpActor};
-use super::noise::{self, Role, SecureLink};
+use super::noise::{self, Role, SecureLink, SecureReader, SecureWriter};
 use super::{LinkError, NodePlan, LINK_VERSION};
 
 /// Bytes a link message may take beyond a replication frame (its tag and the receiver's id).
@@ -64,11 +67,27 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LinkMessage, String> {
     Ok(msg)
 }
 
+/// Frames and bytes queued on one link, shared by the transport actor (which adds) and the
+/// link's writer (which subtracts once sent).
+#[derive(Debug, Default)]
+pub(crate) struct Queued {
+    pub(crate) frames: AtomicUsize,
+    pub(crate) bytes: AtomicUsize,
+}
+
 /// What the link tasks of one node share.
 pub(crate) struct Shared {
     pub(crate) plan: NodePlan,
     pub(crate) actor: Addr<TcpActor>,
-    pub(crate) handshakes: Arc<Semaphore>,
+    /// Handshake slots for connections from anywhere, at most `max_handshakes_per_ip` per source.
+    handshakes: Arc<Semaphore>,
+    /// Handshake slots kept for connections from the addresses of configured peers, so that a
+    /// flood of connections from elsewhere cannot keep a peer from linking.
+    peer_handshakes: Arc<Semaphore>,
+    /// Handshakes in progress by source address (for the per-source bound).
+    pending: RefCell<BTreeMap<IpAddr, usize>>,
+    /// The addresses the configured peers resolve to.
+    peer_ips: RefCell<BTreeSet<IpAddr>>,
     generation: AtomicU64,
     jitter: RandomState,
 }
@@ -76,7 +95,17 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(plan: NodePlan, actor: Addr<TcpActor>) -> Shared {
         let handshakes = Arc::new(Semaphore::new(plan.limits.max_handshakes.max(1)));
-        Shared { plan, actor, handshakes, generation: AtomicU64::new(0), jitter: RandomState::new() }
+        let peer_handshakes = Arc::new(Semaphore::new(2 * plan.peers.len() + 2));
+        Shared {
+            plan,
+            actor,
+            handshakes,
+            peer_handshakes,
+            pending: RefCell::new(BTreeMap::new()),
+            peer_ips: RefCell::new(BTreeSet::new()),
+            generation: AtomicU64::new(0),
+            jitter: RandomState::new(),
+        }
     }
 
     fn hello(&self) -> Hello {
@@ -88,7 +117,13 @@ impl Shared {
         }
     }
 
-    /// The wait before redial attempt `failures` (0 after a link that worked): exponential from
+    /// Whether this node dials `peer` (one link per pair of nodes: the node whose lowest leader
+    /// id is smaller dials).
+    pub(crate) fn dials(&self, peer: usize) -> bool {
+        self.plan.hosted.iter().next() < self.plan.peers[peer].leaders.iter().next()
+    }
+
+    /// The wait before redial attempt `failures` (0 after a link that lasted): exponential from
     /// `backoff_min`, capped at `backoff_max`, drawn between half and all of that.
     fn backoff(&self, failures: u32) -> Duration {
         let limits = &self.plan.limits;
@@ -96,10 +131,61 @@ impl Shared {
         let draw = self.jitter.hash_one((failures, self.generation.load(Ordering::Relaxed))) % 1000;
         base.mul_f64(0.5 + draw as f64 / 2000.0)
     }
+
+    /// A handshake slot for a connection from `ip`, or why there is none.
+    fn admit(self: &Rc<Self>, ip: IpAddr) -> Result<Admission, &'static str> {
+        if self.peer_ips.borrow().contains(&ip) {
+            if let Ok(permit) = self.peer_handshakes.clone().try_acquire_owned() {
+                return Ok(Admission { _permit: permit, ip, shared: self.clone() });
+            }
+        }
+        let mut pending = self.pending.borrow_mut();
+        let from_ip = pending.entry(ip).or_default();
+        if *from_ip >= self.plan.limits.max_handshakes_per_ip {
+            return Err("too many handshakes from this address");
+        }
+        let permit =
+            self.handshakes.clone().try_acquire_owned().map_err(|_| "too many connections in their handshake")?;
+        *from_ip += 1;
+        Ok(Admission { _permit: permit, ip, shared: self.clone() })
+    }
+
+    /// Resolves the configured peers' addresses (at the start, then every minute).
+    async fn resolve_peers(&self) {
+        let mut ips = BTreeSet::new();
+        for peer in &self.plan.peers {
+            if let Ok(addrs) = tokio::net::lookup_host(peer.addr.as_str()).await {
+                ips.extend(addrs.map(|a| a.ip()));
+            }
+        }
+        *self.peer_ips.borrow_mut() = ips;
+    }
+}
+
+/// A handshake slot, given back when dropped.
+struct Admission {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    ip: IpAddr,
+    shared: Rc<Shared>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut pending = self.shared.pending.borrow_mut();
+        if let Some(n) = pending.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pending.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Accepts connections for ever; each gets a handshake slot or is closed at once.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
+    let refresh = Duration::from_secs(60);
+    shared.resolve_peers().await;
+    let mut resolved_at = tokio::time::Instant::now();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -110,20 +196,27 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
                 continue;
             }
         };
-        let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
-            shared.actor.do_send(Refused {
-                remote: remote.to_string(),
-                reason: "too many connections in their handshake".into(),
-            });
-            drop(stream);
-            continue;
+        if resolved_at.elapsed() > refresh {
+            resolved_at = tokio::time::Instant::now();
+            let shared = shared.clone();
+            actix::spawn(async move { shared.resolve_peers().await });
+        }
+        let admission = match shared.admit(remote.ip()) {
+            Ok(admission) => admission,
+            Err(reason) => {
+                shared.actor.do_send(Refused { remote: remote.to_string(), reason: reason.into() });
+                drop(stream);
+                continue;
+            }
         };
         let shared = shared.clone();
         actix::spawn(async move {
             let established = establish(stream, &shared, Role::Responder, None).await;
-            drop(permit);
+            drop(admission);
             match established {
-                Ok((link, peer)) => run(link, peer, &shared).await,
+                Ok((link, peer)) => {
+                    run(link, peer, &shared).await;
+                }
                 Err(e) => shared.actor.do_send(Refused { remote: remote.to_string(), reason: e.to_string() }),
             }
         });
@@ -137,8 +230,10 @@ pub(crate) async fn dial_loop(peer: usize, shared: Rc<Shared>) {
         match dial(peer, &shared).await {
             Ok(stream) => match establish(stream, &shared, Role::Initiator, Some(peer)).await {
                 Ok((link, _)) => {
-                    failures = 0;
-                    run(link, peer, &shared).await;
+                    let lasted = run(link, peer, &shared).await;
+                    // A link that breaks at once (a peer that accepts and closes) counts as a
+                    // failure, so that it is not redialed in a tight loop.
+                    failures = if lasted >= shared.plan.limits.backoff_max { 0 } else { failures.saturating_add(1) };
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
@@ -189,16 +284,26 @@ async fn establish(
                 plan.peers[peer].addr
             )))
         }
-        None => plan
-            .peers
-            .iter()
-            .position(|p| p.key == key)
-            .ok_or_else(|| LinkError::Refused(format!("unknown identity {key}")))?,
+        None => {
+            let peer = plan
+                .peers
+                .iter()
+                .position(|p| p.key == key)
+                .ok_or_else(|| LinkError::Refused(format!("unknown identity {key}")))?;
+            if shared.dials(peer) {
+                // Two links between one pair of nodes would replace each other for ever.
+                return Err(LinkError::Refused(format!(
+                    "{} dialed, but this node is the one that dials it",
+                    plan.peers[peer].name
+                )));
+            }
+            peer
+        }
     };
     let hello = async {
         let ours = encode(&LinkMessage::Hello(shared.hello())).map_err(LinkError::Malformed)?;
-        link.send(&ours).await?;
-        let theirs = link.recv().await?.ok_or(LinkError::Closed)?;
+        link.writer.send(&ours).await?;
+        let theirs = link.reader.recv().await?.ok_or(LinkError::Closed)?;
         match decode(&theirs).map_err(LinkError::Malformed)? {
             LinkMessage::Hello(hello) => Ok(hello),
             _ => Err(LinkError::Malformed("expected a hello".into())),
@@ -231,44 +336,77 @@ async fn establish(
     Ok((link, peer))
 }
 
-/// Carries frames both ways until the link breaks or a newer link to the same peer replaces it.
-async fn run(mut link: SecureLink, peer: usize, shared: &Shared) {
+/// Carries frames both ways until the link breaks, goes silent for `idle_timeout`, cannot write
+/// for `write_timeout`, or a newer link to the same peer replaces it. Returns how long it lasted.
+async fn run(link: SecureLink, peer: usize, shared: &Shared) -> Duration {
+    let started = tokio::time::Instant::now();
+    let limits = shared.plan.limits;
     let generation = shared.generation.fetch_add(1, Ordering::Relaxed) + 1;
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(shared.plan.limits.link_queue.max(1));
-    shared.actor.do_send(LinkUp { peer, generation, tx });
-    let (reason, rejected) = loop {
-        tokio::select! {
-            frame = link.recv() => match frame {
-                Ok(Some(bytes)) => match decode(&bytes) {
-                    Ok(msg) => {
-                        let inbound = Inbound { peer, msg, bytes: bytes.len() };
-                        // Waiting here when the actor's mailbox is full slows the peer down
-                        // through TCP instead of queueing without bound.
-                        if let Err(actix::dev::SendError::Full(inbound)) = shared.actor.try_send(inbound) {
-                            if shared.actor.send(inbound).await.is_err() {
-                                break ("the node is stopping".to_owned(), false);
-                            }
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(limits.link_queue.max(1));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let queued = Arc::new(Queued::default());
+    shared.actor.do_send(LinkUp { peer, generation, tx, stop, queued: queued.clone() });
+    let SecureLink { reader, writer } = link;
+    let (reason, rejected) = tokio::select! {
+        r = read_loop(reader, peer, shared) => r,
+        w = write_loop(writer, rx, limits.write_timeout, &queued) => (w, false),
+        _ = stopped => ("replaced by a newer link".to_owned(), false),
+    };
+    let unsent = queued.frames.load(Ordering::Relaxed);
+    shared.actor.do_send(LinkDown { peer, generation, reason, rejected, unsent });
+    started.elapsed()
+}
+
+/// Hands every frame that arrives to the actor. Returns why it stopped and whether the peer
+/// sent something invalid.
+async fn read_loop(mut reader: SecureReader, peer: usize, shared: &Shared) -> (String, bool) {
+    let idle = shared.plan.limits.idle_timeout;
+    loop {
+        let frame = match tokio::time::timeout(idle, reader.recv()).await {
+            Ok(frame) => frame,
+            Err(_) => return (format!("nothing received for {idle:?}"), false),
+        };
+        match frame {
+            Ok(Some(bytes)) => match decode(&bytes) {
+                Ok(msg) => {
+                    let inbound = Inbound { peer, msg, bytes: bytes.len() };
+                    // Waiting here when the actor's mailbox is full slows the peer down
+                    // through TCP instead of queueing without bound.
+                    if let Err(actix::dev::SendError::Full(inbound)) = shared.actor.try_send(inbound) {
+                        if shared.actor.send(inbound).await.is_err() {
+                            return ("the node is stopping".to_owned(), false);
                         }
                     }
-                    Err(e) => break (format!("undecodable frame: {e}"), true),
-                },
-                Ok(None) => break ("closed by the peer".to_owned(), false),
-                Err(e @ (LinkError::FrameTooLarge { .. } | LinkError::Noise(_) | LinkError::Malformed(_))) => {
-                    break (e.to_string(), true)
                 }
-                Err(e) => break (e.to_string(), false),
+                Err(e) => return (format!("undecodable frame: {e}"), true),
             },
-            out = rx.recv() => match out {
-                Some(frame) => {
-                    if let Err(e) = link.send(&frame).await {
-                        break (e.to_string(), false);
-                    }
-                }
-                None => break ("replaced by a newer link".to_owned(), false),
-            },
+            Ok(None) => return ("closed by the peer".to_owned(), false),
+            Err(e @ (LinkError::FrameTooLarge { .. } | LinkError::Noise(_) | LinkError::Malformed(_))) => {
+                return (e.to_string(), true)
+            }
+            Err(e) => return (e.to_string(), false),
         }
-    };
-    shared.actor.do_send(LinkDown { peer, generation, reason, rejected });
+    }
+}
+
+/// Sends what the actor queues. Returns why it stopped.
+async fn write_loop(
+    mut writer: SecureWriter,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    write_timeout: Duration,
+    queued: &Queued,
+) -> String {
+    while let Some(frame) = rx.recv().await {
+        let sent = tokio::time::timeout(write_timeout, writer.send(&frame)).await;
+        queued.frames.fetch_sub(1, Ordering::Relaxed);
+        queued.bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return e.to_string(),
+            Err(_) => return format!("a frame could not be written for {write_timeout:?}"),
+        }
+    }
+    "the node is stopping".to_owned()
 }
 
 #[cfg(test)]

@@ -184,10 +184,21 @@ impl Identity {
 pub struct LinkLimits {
     /// How long a connection may take for its handshake and hello (default 5 s).
     pub handshake_timeout: Duration,
-    /// Connections in their handshake at once; more are closed at once (default 64).
+    /// Connections in their handshake at once; more are closed at once (default 64). A few
+    /// more slots are kept for connections from the configured peers' addresses.
     pub max_handshakes: usize,
+    /// Connections in their handshake at once from one address (default 4), so that one
+    /// source cannot take every slot.
+    pub max_handshakes_per_ip: usize,
     /// Frames queued per link; a message for a full link is dropped and counted (default 4096).
     pub link_queue: usize,
+    /// Bytes queued per link (default 64 MiB); beyond, messages are dropped and counted.
+    pub link_queue_bytes: usize,
+    /// A link on which nothing arrives for this long is closed and redialed (default 10 s;
+    /// each node's leaders send a heartbeat every tick, so it must exceed the tick interval).
+    pub idle_timeout: Duration,
+    /// A link that cannot write a frame for this long is closed (default 10 s).
+    pub write_timeout: Duration,
     /// How long a dial may take (default 2 s).
     pub connect_timeout: Duration,
     /// The first wait before redialing a lost link (default 50 ms); it doubles per failure.
@@ -202,7 +213,11 @@ impl Default for LinkLimits {
         LinkLimits {
             handshake_timeout: Duration::from_secs(5),
             max_handshakes: 64,
+            max_handshakes_per_ip: 4,
             link_queue: 4096,
+            link_queue_bytes: 64 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),

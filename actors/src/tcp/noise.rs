@@ -9,9 +9,11 @@
 //! the 4-byte length against its limit before it buffers anything, so a peer cannot make it
 //! allocate more than one frame.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -50,22 +52,42 @@ pub(crate) enum Role {
     Responder,
 }
 
-/// One authenticated, encrypted connection.
+/// One authenticated, encrypted connection, split into a half that reads and a half that
+/// writes, so that a link never stops reading while it writes (two nodes sending large frames to
+/// each other at once would otherwise each wait for the other to read). Each half keeps its own
+/// nonce; the Noise transport state is shared read-only (`snow`'s stateless transport mode).
 pub(crate) struct SecureLink {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
-    noise: snow::TransportState,
-    max_frame: usize,
-    /// The frame being received: its announced length once known, and what has arrived.
-    incoming: Option<usize>,
-    received: Vec<u8>,
-    /// Scratch space for one Noise message.
-    scratch: Vec<u8>,
+    pub(crate) reader: SecureReader,
+    pub(crate) writer: SecureWriter,
 }
 
 impl std::fmt::Debug for SecureLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecureLink").field("max_frame", &self.max_frame).finish_non_exhaustive()
+        f.debug_struct("SecureLink").field("max_frame", &self.reader.max_frame).finish_non_exhaustive()
     }
+}
+
+type Transport = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// The reading half.
+pub(crate) struct SecureReader {
+    stream: SplitStream<Transport>,
+    noise: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    max_frame: usize,
+    /// The frame being received: its announced length once known, and what has arrived.
+    incoming: Option<usize>,
+    received: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+/// The writing half.
+pub(crate) struct SecureWriter {
+    sink: SplitSink<Transport, Bytes>,
+    noise: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    max_frame: usize,
+    scratch: Vec<u8>,
 }
 
 fn codec() -> LengthDelimitedCodec {
@@ -121,36 +143,55 @@ async fn handshake_inner(
     }
     let remote = state.get_remote_static().ok_or_else(|| LinkError::Noise("no remote static key".into()))?;
     let remote = PublicKey::from_slice(remote).ok_or_else(|| LinkError::Noise("remote static key length".into()))?;
-    let noise = state.into_transport_mode().map_err(noise_error)?;
-    let link = SecureLink { framed, noise, max_frame, incoming: None, received: Vec::new(), scratch: buf };
-    Ok((link, remote))
+    let noise = Arc::new(state.into_stateless_transport_mode().map_err(noise_error)?);
+    // The split halves keep what the framed stream has buffered already (a hello may follow
+    // the last handshake message in the same read).
+    let (sink, stream) = framed.split();
+    let reader = SecureReader {
+        stream,
+        noise: noise.clone(),
+        nonce: 0,
+        max_frame,
+        incoming: None,
+        received: Vec::new(),
+        scratch: payload,
+    };
+    let writer = SecureWriter { sink, noise, nonce: 0, max_frame, scratch: buf };
+    Ok((SecureLink { reader, writer }, remote))
 }
 
-impl SecureLink {
+impl SecureWriter {
     /// Sends one frame (flushed). A frame longer than the limit is refused, not sent.
+    ///
+    /// Not cancel-safe (a nonce is used before its message is queued): never a `select!`
+    /// branch; bound it with a timeout that drops the whole link instead.
     pub(crate) async fn send(&mut self, frame: &[u8]) -> Result<(), LinkError> {
+        let too_large = || LinkError::FrameTooLarge { len: frame.len(), max: self.max_frame };
         if frame.len() > self.max_frame {
-            return Err(LinkError::FrameTooLarge { len: frame.len(), max: self.max_frame });
+            return Err(too_large());
         }
-        let header = u32::try_from(frame.len())
-            .map_err(|_| LinkError::FrameTooLarge { len: frame.len(), max: self.max_frame })?;
+        let header = u32::try_from(frame.len()).map_err(|_| too_large())?;
         let mut plain = Vec::with_capacity(frame.len() + 4);
         plain.extend_from_slice(&header.to_be_bytes());
         plain.extend_from_slice(frame);
         for piece in plain.chunks(MAX_PLAINTEXT_PER_MESSAGE) {
-            let n = self.noise.write_message(piece, &mut self.scratch).map_err(noise_error)?;
-            self.framed.feed(Bytes::copy_from_slice(&self.scratch[..n])).await.map_err(LinkError::Io)?;
+            let n = self.noise.write_message(self.nonce, piece, &mut self.scratch).map_err(noise_error)?;
+            self.nonce += 1;
+            self.sink.feed(Bytes::copy_from_slice(&self.scratch[..n])).await.map_err(LinkError::Io)?;
         }
-        SinkExt::<Bytes>::flush(&mut self.framed).await.map_err(LinkError::Io)
+        self.sink.flush().await.map_err(LinkError::Io)
     }
+}
 
+impl SecureReader {
     /// The next whole frame; `Ok(None)` when the peer closed the connection between frames.
     ///
-    /// Cancel-safe: what has arrived of a frame stays in the link, so this can be one branch of
-    /// a `select!`.
+    /// Cancel-safe: what has arrived of a frame stays in the reader (the only await is the next
+    /// Noise message, which the framed stream buffers), so it can be bounded by a timeout or
+    /// be one branch of a `select!`.
     pub(crate) async fn recv(&mut self) -> Result<Option<Vec<u8>>, LinkError> {
         loop {
-            let Some(message) = self.framed.next().await else {
+            let Some(message) = self.stream.next().await else {
                 return if self.incoming.is_none() && self.received.is_empty() {
                     Ok(None)
                 } else {
@@ -158,7 +199,8 @@ impl SecureLink {
                 };
             };
             let message = message.map_err(LinkError::Io)?;
-            let n = self.noise.read_message(&message, &mut self.scratch).map_err(noise_error)?;
+            let n = self.noise.read_message(self.nonce, &message, &mut self.scratch).map_err(noise_error)?;
+            self.nonce += 1;
             self.received.extend_from_slice(&self.scratch[..n]);
             if self.incoming.is_none() {
                 if self.received.len() < 4 {
@@ -212,18 +254,18 @@ mod tests {
                 let (stream, _) = listener.accept().await.expect("accept");
                 let (mut link, remote) =
                     handshake(stream, &b2, Role::Responder, 1 << 20, Duration::from_secs(5)).await.expect("handshake");
-                let frame = link.recv().await.expect("a frame").expect("not closed");
-                link.send(&frame).await.expect("echo");
-                (remote, link.recv().await)
+                let frame = link.reader.recv().await.expect("a frame").expect("not closed");
+                link.writer.send(&frame).await.expect("echo");
+                (remote, link.reader.recv().await)
             });
             let stream = TcpStream::connect(addr).await.expect("connect");
             let (mut link, remote) =
                 handshake(stream, &a, Role::Initiator, 1 << 20, Duration::from_secs(5)).await.expect("handshake");
             assert_eq!(remote, b.public_key());
             let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-            link.send(&big).await.expect("send");
-            assert_eq!(link.recv().await.expect("echo").expect("not closed"), big);
-            assert!(matches!(link.send(&vec![0u8; (1 << 20) + 1]).await, Err(LinkError::FrameTooLarge { .. })));
+            link.writer.send(&big).await.expect("send");
+            assert_eq!(link.reader.recv().await.expect("echo").expect("not closed"), big);
+            assert!(matches!(link.writer.send(&vec![0u8; (1 << 20) + 1]).await, Err(LinkError::FrameTooLarge { .. })));
             drop(link);
             let (seen, end) = server.await.expect("server");
             assert_eq!(seen, a.public_key());
