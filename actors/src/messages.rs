@@ -83,6 +83,14 @@ pub enum LeaderError {
         /// The home leader.
         home: LeaderId,
     },
+    /// The key's home leader, on another node, refused the routed write.
+    #[error("the home leader {home} refused the write: {reason}")]
+    RefusedByHome {
+        /// The home leader.
+        home: LeaderId,
+        /// Its error, as it said it.
+        reason: String,
+    },
 }
 
 /// Write `value` under `key` at this leader. Answered once the write is applied here.

@@ -161,6 +161,12 @@ impl Route {
     pub fn to(&self) -> LeaderId {
         self.to
     }
+
+    /// The write.
+    #[cfg(feature = "tcp")]
+    pub(crate) fn write(&self) -> &Write {
+        &self.write
+    }
 }
 
 /// A leader's sign of life, for the supervisor.

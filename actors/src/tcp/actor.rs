@@ -7,13 +7,13 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
 use roundtable_runtime::wire::{Envelope, PROTOCOL_VERSION};
 use roundtable_runtime::{LeaderId, LeaderSet, WriteReceipt};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
 
-use super::link::{self, LinkMessage, Queued, Shared};
+use super::link::{self, LinkMessage, Queued, RoutedWrite, Shared};
 use super::noise::wire_bytes;
 use super::NodePlan;
 use crate::messages::LeaderError;
@@ -45,6 +45,9 @@ pub(crate) struct LinkDown {
     pub(crate) rejected: bool,
     pub(crate) unsent: usize,
 }
+
+/// A routed write waiting for its home: the peer asked, the home, and the caller.
+type PendingRoute = (usize, LeaderId, oneshot::Sender<Result<WriteReceipt, LeaderError>>);
 
 /// The current link to one peer.
 struct Slot {
@@ -122,6 +125,8 @@ impl Transport for TcpTransport {
             mailbox_capacity: mailbox_capacity.max(1),
             refusals_unlogged: 0,
             refusal_logged_at: None,
+            routes: BTreeMap::new(),
+            route_ids: 0,
         };
         TransportLinks::of(&actor.start())
     }
@@ -140,6 +145,9 @@ pub(crate) struct TcpActor {
     stats: NetStats,
     sink: TraceSink,
     mailbox_capacity: usize,
+    /// Routed writes waiting for their home on another node: the peer and the caller.
+    routes: BTreeMap<u64, PendingRoute>,
+    route_ids: u64,
     /// Refusals not logged yet (at most one log line a second), and when the last was.
     refusals_unlogged: u64,
     refusal_logged_at: Option<tokio::time::Instant>,
@@ -241,16 +249,67 @@ impl Handler<Transmit> for TcpActor {
     }
 }
 
+/// Routed writes waiting for their home's answer, at most this many at once.
+const ROUTES_PENDING_MAX: usize = 4096;
+
+/// How long a routed write waits for its home's answer.
+const ROUTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl TcpActor {
+    /// Sends `route` to its home on another node; the answer comes back as a `RouteReply`.
+    fn route_remote(
+        &mut self,
+        route: Route,
+    ) -> Result<oneshot::Receiver<Result<WriteReceipt, LeaderError>>, LeaderError> {
+        let (from, home) = (route.from(), route.to());
+        let unreachable = LeaderError::HomeUnreachable { home };
+        let peer = *self.owner.get(&home).ok_or(unreachable.clone())?;
+        let write = RoutedWrite::of(route.write()).map_err(|reason| LeaderError::RefusedByHome { home, reason })?;
+        if self.routes.len() >= ROUTES_PENDING_MAX {
+            // Answers whose callers gave up are dropped first.
+            self.routes.retain(|_, (_, _, tx)| !tx.is_closed());
+            if self.routes.len() >= ROUTES_PENDING_MAX {
+                return Err(unreachable);
+            }
+        }
+        self.route_ids += 1;
+        let id = self.route_ids;
+        let bytes = link::encode(&LinkMessage::Route { id, from, to: home, write }).map_err(|_| unreachable.clone())?;
+        self.send_to(peer, bytes).map_err(|_| unreachable)?;
+        let (tx, rx) = oneshot::channel();
+        self.routes.insert(id, (peer, home, tx));
+        Ok(rx)
+    }
+
+    /// Answers a route from `peer` once the local home has decided.
+    fn answer_route(&mut self, peer: usize, id: u64, result: Result<WriteReceipt, LeaderError>) {
+        let result = result.map(|r| (r.dot, r.hlc)).map_err(|e| e.to_string());
+        if let Ok(bytes) = link::encode(&LinkMessage::RouteReply { id, result }) {
+            // A lost answer times out at the routing node, which tells its client.
+            let _ = self.send_to(peer, bytes);
+        }
+    }
+}
+
 impl Handler<Route> for TcpActor {
     type Result = actix::ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, route: Route, _: &mut Context<Self>) -> Self::Result {
-        let home = route.to();
+        let (from, home) = (route.from(), route.to());
         if let Some(leader) = self.local.get(&home) {
             return Box::pin(leader.route(route));
         }
-        // Not done yet: routing a write to a home leader on another node.
-        self.sink.record(Who::Network, NetworkEvent::RouteLost { from: route.from(), to: home });
-        Box::pin(async move { Err(LeaderError::HomeUnreachable { home }) })
+        match self.route_remote(route) {
+            Ok(answer) => Box::pin(async move {
+                match tokio::time::timeout(ROUTE_TIMEOUT, answer).await {
+                    Ok(Ok(result)) => result,
+                    _ => Err(LeaderError::HomeUnreachable { home }),
+                }
+            }),
+            Err(e) => {
+                self.sink.record(Who::Network, NetworkEvent::RouteLost { from, to: home });
+                Box::pin(async move { Err(e) })
+            }
+        }
     }
 }
 
@@ -320,6 +379,8 @@ impl Handler<LinkDown> for TcpActor {
         let Some(slot) = self.links.get_mut(down.peer) else { return };
         if slot.as_ref().is_some_and(|s| s.generation == down.generation) {
             *slot = None;
+            // Routed writes waiting on the peer will not be answered: their callers hear it now.
+            self.routes.retain(|_, (peer, _, _)| *peer != down.peer);
         }
         // Frames still queued on the link are lost with it (the log and anti-entropy resend
         // what they carried).
@@ -351,7 +412,7 @@ impl Handler<Refused> for TcpActor {
 
 impl Handler<Inbound> for TcpActor {
     type Result = ();
-    fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) {
+    fn handle(&mut self, inbound: Inbound, ctx: &mut Context<Self>) {
         let Inbound { peer, msg, bytes } = inbound;
         let Some(hosts) = self.plan.peers.get(peer).map(|p| p.leaders) else { return };
         match msg {
@@ -371,6 +432,31 @@ impl Handler<Inbound> for TcpActor {
             LinkMessage::Peer { envelope, .. } if !hosts.contains(envelope.from) => {
                 self.reject(peer, spoofed(envelope.from, hosts));
             }
+            LinkMessage::Route { from, .. } if !hosts.contains(from) => {
+                self.reject(peer, spoofed(from, hosts));
+            }
+            LinkMessage::Route { id, from, to, write } => match self.local.get(&to) {
+                Some(leader) => {
+                    let answer = leader.route(Route::new(from, to, write.into_write()));
+                    ctx.spawn(
+                        answer.into_actor(self).map(move |result, actor, _| actor.answer_route(peer, id, result)),
+                    );
+                }
+                None => self.answer_route(peer, id, Err(LeaderError::HomeUnreachable { home: to })),
+            },
+            LinkMessage::RouteReply { id, result } => match self.routes.remove(&id) {
+                Some((asked, home, tx)) if asked == peer => {
+                    let result = result
+                        .map(|(dot, hlc)| WriteReceipt { dot, hlc })
+                        .map_err(|reason| LeaderError::RefusedByHome { home, reason });
+                    let _ = tx.send(result);
+                }
+                Some(entry) => {
+                    self.routes.insert(id, entry);
+                    self.reject(peer, format!("an answer to route {id}, which it was not asked"));
+                }
+                None => {} // The caller gave up, or the link was replaced.
+            },
             LinkMessage::Peer { to, envelope } => {
                 let sent_at = self.sink.elapsed();
                 let parcel = Parcel::received(envelope.from, to, envelope.body, bytes);

@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
+use roundtable_runtime::clock::HlcTimestamp;
+use roundtable_runtime::resolution::Update;
 use roundtable_runtime::wire::{Envelope, MAX_FRAME_BYTES, PROTOCOL_VERSION};
-use roundtable_runtime::{LeaderId, LeaderSet};
+use roundtable_runtime::{Dot, LeaderId, LeaderSet, Value};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -24,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::actor::{Inbound, LinkDown, LinkUp, Refused, TcpActor};
 use super::noise::{self, Role, SecureLink, SecureReader, SecureWriter};
 use super::{LinkError, NodePlan, LINK_VERSION};
+use crate::messages::{Write, WriteConcern};
 
 /// Bytes a link message may take beyond a replication frame (its tag and the receiver's id).
 const LINK_HEADROOM: usize = 16;
@@ -40,6 +43,41 @@ pub(crate) struct Hello {
     pub(crate) leaders: LeaderSet,
 }
 
+/// A client write routed to its key's home leader on another node: what a home-leader
+/// keyspace takes (a put or a delete), and the client's write concern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RoutedWrite {
+    pub(crate) key: String,
+    /// The value to put, or `None` to delete.
+    pub(crate) value: Option<Value>,
+    /// Leaders that must hold it, and how long to wait for them (milliseconds).
+    pub(crate) concern: Option<(u32, u64)>,
+}
+
+impl RoutedWrite {
+    /// The wire form of `write`, or why it cannot travel (only puts and deletes go to a home).
+    pub(crate) fn of(write: &Write) -> Result<RoutedWrite, String> {
+        let value = match &write.update {
+            Update::Put(v) => Some(v.clone()),
+            Update::Delete => None,
+            other => return Err(format!("a {} write has no home leader to be routed to", other.name())),
+        };
+        let concern = write.concern.map(|c| {
+            (u32::try_from(c.leaders).unwrap_or(u32::MAX), u64::try_from(c.timeout.as_millis()).unwrap_or(u64::MAX))
+        });
+        Ok(RoutedWrite { key: write.key.clone(), value, concern })
+    }
+
+    /// The write it carries.
+    pub(crate) fn into_write(self) -> Write {
+        let update = self.value.map_or(Update::Delete, Update::Put);
+        let concern = self
+            .concern
+            .map(|(leaders, ms)| WriteConcern { leaders: leaders as usize, timeout: Duration::from_millis(ms) });
+        Write { key: self.key, update, concern }
+    }
+}
+
 /// One frame on a link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum LinkMessage {
@@ -49,6 +87,11 @@ pub(crate) enum LinkMessage {
     Peer { to: LeaderId, envelope: Envelope },
     /// A leader's sign of life, for the receiving node's supervisor.
     Heartbeat { from: LeaderId },
+    /// A client write that leader `from` routes to `to`, the key's home; answered by a
+    /// `RouteReply` with the same `id`.
+    Route { id: u64, from: LeaderId, to: LeaderId, write: RoutedWrite },
+    /// The home's answer: the write's dot and stamp, or its error.
+    RouteReply { id: u64, result: Result<(Dot, HlcTimestamp), String> },
 }
 
 pub(crate) fn encode(msg: &LinkMessage) -> Result<Vec<u8>, String> {

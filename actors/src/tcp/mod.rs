@@ -31,10 +31,12 @@
 //!   [`LinkLimits::handshake_timeout`]; each link queues at most [`LinkLimits::link_queue`]
 //!   frames. A message for a peer whose link is down or full is dropped, counted and traced:
 //!   the replication log and anti-entropy bring the peer what it missed once the link is back.
-//!
-//! Not done yet: a write to a home-leader keyspace whose home is on another node is answered
-//! with [`crate::LeaderError::HomeUnreachable`] (routing writes across nodes needs a
-//! request/reply on the link).
+//! - **Routing.** A write to a home-leader keyspace whose home is on another node travels on
+//!   the link as a request (a put or a delete, with the client's write concern) and the home's
+//!   receipt or error comes back ([`crate::LeaderError::RefusedByHome`]); no answer within
+//!   10 s, or a link that breaks first, is [`crate::LeaderError::HomeUnreachable`].
+//! - **Relayed entries.** The sender check is on the envelope: a `Replicate` from a node may
+//!   carry entries of other origins, as relaying topologies (a star's hub, a circle) need.
 
 mod actor;
 mod link;

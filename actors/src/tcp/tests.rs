@@ -496,3 +496,50 @@ fn a_link_keeps_reading_while_its_writes_are_blocked() {
         local.abort();
     });
 }
+
+/// A write to a home-leader keyspace made at a node that is not the key's home travels over the
+/// link to the home, which applies it under its own dot; the client gets the home's receipt.
+#[test]
+fn home_leader_writes_are_routed_to_their_home_on_another_node() {
+    use roundtable_runtime::resolution::Resolution;
+    actix::System::new().block_on(async {
+        let mut plan = Plan::new(3);
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let mut builder = Cluster::builder()
+                .leaders(plan.names.clone())
+                .keyspace("h", Resolution::HomeLeader)
+                .this_node(plan.names[i].clone())
+                .listener(plan.listeners[i].take().expect("each node starts once"))
+                .identity(plan.identities[i].clone())
+                .link_limits(quick());
+            for j in (0..3).filter(|&j| j != i) {
+                builder =
+                    builder.peer(plan.names[j].clone(), plan.addrs[j].to_string(), plan.identities[j].public_key());
+            }
+            nodes.push(builder.start().await.expect("a node starts"));
+        }
+        writable(&nodes.iter().collect::<Vec<_>>()).await;
+        let at0 = nodes[0].leaders().next().expect("hosted");
+        let mut homes = LeaderSet::EMPTY;
+        for k in 0..12 {
+            let receipt = at0.put(format!("h/k{k}"), format!("v{k}")).await.expect("the home accepts");
+            homes.insert(receipt.dot.origin);
+        }
+        assert!(
+            homes.contains(id(1)) && homes.contains(id(2)),
+            "keys homed on the other nodes were routed there: {homes}"
+        );
+        for node in &nodes {
+            for k in 0..12 {
+                assert!(eventually(node, &format!("h/k{k}"), format!("v{k}").as_bytes()).await);
+            }
+        }
+        // A routed write that cannot be honoured is refused with the reason, not lost.
+        let write =
+            crate::messages::Write::new("h/k0", roundtable_runtime::resolution::Update::Delete).expect("a write");
+        let refused = at0.write(write.acknowledged_by(9, Duration::from_millis(10))).await;
+        let message = refused.expect_err("a concern of 9 leaders in a cluster of 3 is refused").to_string();
+        assert!(message.contains("impossible"), "{message}");
+    });
+}
