@@ -3,230 +3,16 @@
 //!
 //! Every process is killed when its handle drops, also when a test fails; every wait is bounded.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// A reply, as much of RESP2 as the node sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Resp>),
-}
-
-fn read_reply(r: &mut impl BufRead) -> std::io::Result<Resp> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let line = line.trim_end_matches(['\r', '\n']);
-    let (tag, rest) = line.split_at(1);
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {line:?}"));
-    Ok(match tag {
-        "+" => Resp::Simple(rest.to_owned()),
-        "-" => Resp::Error(rest.to_owned()),
-        ":" => Resp::Int(rest.parse().map_err(|_| bad("integer"))?),
-        "$" => match rest.parse::<i64>().map_err(|_| bad("bulk length"))? {
-            -1 => Resp::Bulk(None),
-            n => {
-                let mut buf = vec![0u8; usize::try_from(n).map_err(|_| bad("bulk length"))? + 2];
-                r.read_exact(&mut buf)?;
-                buf.truncate(buf.len() - 2);
-                Resp::Bulk(Some(buf))
-            }
-        },
-        "*" => {
-            let n: i64 = rest.parse().map_err(|_| bad("array length"))?;
-            let mut items = Vec::new();
-            for _ in 0..n.max(0) {
-                items.push(read_reply(r)?);
-            }
-            Resp::Array(items)
-        }
-        _ => return Err(bad("reply type")),
-    })
-}
-
-/// One request to the node at `addr`, on a fresh connection.
-fn call(addr: SocketAddr, args: &[&str]) -> std::io::Result<Resp> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    stream.write_all(req.as_bytes())?;
-    read_reply(&mut BufReader::new(stream))
-}
-
-fn bulk(s: &str) -> Resp {
-    Resp::Bulk(Some(s.as_bytes().to_vec()))
-}
-
-/// Retries `f` until it returns `Some`, for at most `limit`.
-fn within<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// `n` distinct free loopback addresses (all bound at once, then released: released one at a
-/// time, the kernel may hand the same port out twice).
-fn free_addrs(n: usize) -> Vec<String> {
-    let held: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("address").to_string()).collect()
-}
-
-/// Peer and Redis addresses for `n` nodes.
-fn node_addrs(n: usize) -> Vec<(String, String)> {
-    let mut free = free_addrs(2 * n).into_iter();
-    (0..n).map(|_| (free.next().unwrap_or_default(), free.next().unwrap_or_default())).collect()
-}
-
-/// A node process, killed (SIGKILL) and reaped when dropped.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The files and processes of one test cluster.
-struct Nodes {
-    dir: PathBuf,
-    redis: Vec<SocketAddr>,
-    procs: Vec<Option<Node>>,
-}
-
-static DIRS: AtomicU64 = AtomicU64::new(0);
-
-impl Nodes {
-    /// Writes the files of `n` nodes on free loopback ports.
-    fn new(n: usize, topology: &str) -> Nodes {
-        Nodes::with_addrs(&node_addrs(n), topology)
-    }
-
-    fn with_addrs(addrs: &[(String, String)], topology: &str) -> Nodes {
-        let dir = std::env::temp_dir().join(format!(
-            "roundtable-node-test-{}-{}",
-            std::process::id(),
-            DIRS.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("a directory");
-        for (name, text) in roundtable_node::config::cluster_files_at(addrs, topology).expect("cluster files") {
-            std::fs::write(dir.join(name), text).expect("written");
-        }
-        let redis = addrs.iter().map(|(_, r)| r.parse().expect("an address")).collect();
-        Nodes { dir, redis, procs: (0..addrs.len()).map(|_| None).collect() }
-    }
-
-    fn config(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("n{i}.toml"))
-    }
-
-    fn start(&mut self, i: usize) {
-        let log = std::fs::File::create(self.dir.join(format!("n{i}.log"))).expect("a log file");
-        let child = Command::new(BIN)
-            .args(["node", "--config"])
-            .arg(self.config(i))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the node starts");
-        self.procs[i] = Some(Node(child));
-        let redis = self.redis[i];
-        assert!(
-            within(LIMIT, || (call(redis, &["PING"]).ok() == Some(Resp::Simple("PONG".into()))).then_some(()))
-                .is_some(),
-            "node {i} answers PING; its log:\n{}",
-            self.log(i)
-        );
-    }
-
-    fn start_all(&mut self) {
-        for i in 0..self.redis.len() {
-            self.start(i);
-        }
-    }
-
-    fn kill(&mut self, i: usize) {
-        drop(self.procs[i].take());
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("n{i}.log"))).unwrap_or_default()
-    }
-
-    /// Sets `key` at node `i`, retrying while its leader is still catching up after its start.
-    fn set(&self, i: usize, key: &str, value: &str) {
-        let redis = self.redis[i];
-        let mut last = None;
-        let reply = within(LIMIT, || match call(redis, &["SET", key, value]) {
-            Ok(Resp::Simple(ok)) => Some(ok),
-            other => {
-                last = Some(other);
-                None
-            }
-        });
-        assert_eq!(reply.as_deref(), Some("OK"), "SET {key} at node {i}: {last:?}; its log:\n{}", self.log(i));
-    }
-
-    /// Waits until every node takes writes (a starting node waits for every member to tell it
-    /// what it wrote before).
-    fn all_writable(&self) {
-        for i in 0..self.redis.len() {
-            self.set(i, &format!("ready{i}"), "1");
-        }
-    }
-
-    fn eventually(&self, i: usize, args: &[&str], want: &Resp) {
-        let redis = self.redis[i];
-        let got = within(LIMIT, || call(redis, args).ok().filter(|r| r == want));
-        assert!(got.is_some(), "node {i}: {args:?} should give {want:?}, gives {:?}", call(redis, args));
-    }
-
-    fn info(&self, i: usize) -> String {
-        match call(self.redis[i], &["INFO", "replication"]) {
-            Ok(Resp::Bulk(Some(b))) => String::from_utf8_lossy(&b).into_owned(),
-            other => panic!("INFO at node {i}: {other:?}"),
-        }
-    }
-
-    fn info_field(&self, i: usize, field: &str) -> Option<String> {
-        let info = self.info(i);
-        info.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        self.procs.clear();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
+use support::{bulk, call, node_addrs, within, Nodes, Resp, LIMIT};
 
 /// 3 and 5 node processes in each topology: strings, counters and sets written at every node
 /// converge at every node.
@@ -446,4 +232,41 @@ fn redis_cli_works_against_a_node() {
     let _ = BufReader::new(raw).read_line(&mut answer);
     assert!(answer.starts_with("-ERR Protocol error"), "{answer:?}");
     assert_eq!(cli(1, &["PING"]), "PONG");
+}
+
+/// SIGTERM stops a node cleanly: it logs that it is stopping and exits with status 0, in JSON
+/// lines when asked (`--log json`).
+#[test]
+fn sigterm_stops_a_node_cleanly_and_json_logs_are_json() {
+    let nodes = Nodes::new(2, "all-to-all");
+    let log_path = nodes.dir.join("json.log");
+    let log = std::fs::File::create(&log_path).expect("a log file");
+    let mut child = Command::new(support::BIN)
+        .args(["node", "--log", "json", "--config"])
+        .arg(nodes.config(0))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the node starts");
+    let redis = nodes.redis[0];
+    let up = within(LIMIT, || (call(redis, &["PING"]).ok() == Some(Resp::Simple("PONG".into()))).then_some(()));
+    assert!(up.is_some(), "the node answers");
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("a status") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop within {LIMIT:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let text = std::fs::read_to_string(&log_path).expect("the log");
+    assert!(text.lines().count() >= 2, "{text}");
+    for line in text.lines() {
+        assert!(line.starts_with('{') && line.ends_with('}'), "not a JSON line: {line}");
+    }
+    assert!(text.contains("\"node running\"") && text.contains("\"stopping\""), "{text}");
 }
