@@ -270,3 +270,27 @@ fn sigterm_stops_a_node_cleanly_and_json_logs_are_json() {
     }
     assert!(text.contains("\"node running\"") && text.contains("\"stopping\""), "{text}");
 }
+
+/// A star's hub process killed with SIGKILL: the spokes' supervisors each declare it dead and
+/// rewire to a new hub from their own view, so writes at one spoke still reach the others; the
+/// old hub, restarted, catches up.
+#[test]
+fn a_star_hub_killed_fails_over_to_a_new_hub() {
+    let mut nodes = Nodes::new(4, "star");
+    nodes.start_all();
+    nodes.all_writable();
+    nodes.kill(0);
+    for i in 1..4 {
+        let dead = within(LIMIT, || (nodes.info_field(i, "live").as_deref() == Some("n1,n2,n3")).then_some(()));
+        assert!(dead.is_some(), "node {i} declares the hub dead: {}", nodes.info(i));
+    }
+    nodes.set(1, "via-new-hub", "1");
+    nodes.set(3, "from-a-spoke", "3");
+    for i in 1..4 {
+        nodes.eventually(i, &["GET", "via-new-hub"], &bulk("1"));
+        nodes.eventually(i, &["GET", "from-a-spoke"], &bulk("3"));
+    }
+    nodes.start(0);
+    nodes.eventually(0, &["GET", "via-new-hub"], &bulk("1"));
+    nodes.eventually(0, &["GET", "from-a-spoke"], &bulk("3"));
+}
