@@ -79,6 +79,13 @@ impl Plan {
         builder.start().await.expect("a node starts")
     }
 
+    /// Node `i`'s listening socket, for the test to play that node by hand.
+    fn raw_listener(&mut self, i: usize) -> tokio::net::TcpListener {
+        let l = self.listeners[i].take().expect("the node's socket, not taken yet");
+        l.set_nonblocking(true).expect("non-blocking");
+        tokio::net::TcpListener::from_std(l).expect("a tokio listener")
+    }
+
     fn hello(&self, i: usize) -> Hello {
         Hello {
             link_version: LINK_VERSION,
@@ -202,12 +209,7 @@ fn write_from(origin: usize, key: &str) -> PeerMessage {
 fn a_spoofed_sender_is_rejected_and_an_oversize_frame_closes_the_link() {
     actix::System::new().block_on(async {
         let mut plan = Plan::new(3);
-        let raw = tokio::net::TcpListener::from_std({
-            let l = plan.listeners[2].take().expect("node 2's socket");
-            l.set_nonblocking(true).expect("non-blocking");
-            l
-        })
-        .expect("a tokio listener");
+        let raw = plan.raw_listener(2);
         // Fresh starts: the raw peer does not run the recovery exchange a restarting leader waits
         // for.
         let a = plan.start_with(0, Topology::AllToAll { relay: false }, quick(), false).await;
@@ -445,12 +447,7 @@ fn idle_connections_from_one_address_do_not_lock_out_peers() {
 fn a_link_keeps_reading_while_its_writes_are_blocked() {
     actix::System::new().block_on(async {
         let mut plan = Plan::new(2);
-        let raw = tokio::net::TcpListener::from_std({
-            let l = plan.listeners[1].take().expect("node 1's socket");
-            l.set_nonblocking(true).expect("non-blocking");
-            l
-        })
-        .expect("a tokio listener");
+        let raw = plan.raw_listener(1);
         let a = plan.start_with(0, Topology::AllToAll { relay: false }, quick(), false).await;
         let mut link = accept_as(&plan, 1, raw).await;
         // Node 0 writes megabytes to the peer, which never reads them.
