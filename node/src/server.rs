@@ -57,6 +57,8 @@ pub async fn serve(listener: TcpListener, cluster: Cluster) {
             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
             continue;
         }
+        // Replies go out as soon as they are written (pipelined replies are written together).
+        let _ = stream.set_nodelay(true);
         let (cluster, clients) = (cluster.clone(), clients.clone());
         actix::spawn(async move {
             if let Err(e) = connection(&mut stream, &cluster).await {
