@@ -633,14 +633,16 @@ impl Cluster {
         let network = self.links.stats().await?;
         let (_, rewires) = self.supervisor.send(Liveness).await?;
         let mut m = ClusterMetrics { network, rewires, ..Default::default() };
-        for s in self.states().await? {
-            m.writes += s.metrics.writes_accepted;
-            m.duplicates_dropped += s.metrics.duplicates_dropped;
-            m.causal_waits += s.metrics.causal_waits;
-            m.lww_discarded += s.metrics.lww_discarded_own;
-            m.lww_decisions += s.metrics.lww_discarded;
-            m.rejected += s.metrics.rejected;
-            m.outbox_dropped += s.outbox_dropped;
+        // The leaders' counters only (`GetProgress`), not their stores (`Inspect` copies them).
+        for leader in self.leaders.values() {
+            let p = leader.addr().send(GetProgress).await?;
+            m.writes += p.metrics.writes_accepted;
+            m.duplicates_dropped += p.metrics.duplicates_dropped;
+            m.causal_waits += p.metrics.causal_waits;
+            m.lww_discarded += p.metrics.lww_discarded_own;
+            m.lww_decisions += p.metrics.lww_discarded;
+            m.rejected += p.metrics.rejected;
+            m.outbox_dropped += p.outbox_dropped;
         }
         Ok(m)
     }

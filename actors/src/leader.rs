@@ -443,6 +443,7 @@ impl Handler<GetProgress> for Leader {
                 waiting: 0,
                 applied: Default::default(),
                 metrics: Default::default(),
+                outbox_dropped: self.outbox_dropped,
             },
             Some(r) => Progress {
                 up: true,
@@ -451,6 +452,7 @@ impl Handler<GetProgress> for Leader {
                 waiting: r.waiting(),
                 applied: r.applied().clone(),
                 metrics: r.metrics().clone(),
+                outbox_dropped: self.outbox_dropped,
             },
         };
         actix::MessageResult(progress)

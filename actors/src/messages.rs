@@ -344,6 +344,8 @@ pub(crate) struct Progress {
     pub(crate) applied: VersionVector,
     /// Its counters, so that two looks can tell whether anything moved in between.
     pub(crate) metrics: Metrics,
+    /// Messages dropped because its outbox to a peer was full.
+    pub(crate) outbox_dropped: u64,
 }
 
 /// A key changed at a leader, for a subscriber.
