@@ -294,3 +294,55 @@ fn a_star_hub_killed_fails_over_to_a_new_hub() {
     nodes.eventually(0, &["GET", "via-new-hub"], &bulk("1"));
     nodes.eventually(0, &["GET", "from-a-spoke"], &bulk("3"));
 }
+
+/// A node process that receives, over an authenticated link, an envelope claiming another
+/// sender than the link's node rejects it, counts it, and applies nothing of it. The link's
+/// other end (node 2) is played by the test with node 2's real key.
+#[test]
+fn a_node_process_rejects_an_envelope_that_claims_another_sender() {
+    use roundtable_actors::tcp::testing::RawPeer;
+    use roundtable_actors::tcp::Identity;
+    use roundtable_runtime::clock::HlcTimestamp;
+    use roundtable_runtime::wire::{PeerMessage, ReplicatedEntry};
+    use roundtable_runtime::{
+        Dot, Entry, Key, LeaderId, LeaderSet, Op, Seq, SharedEntry, Value, VersionVector, WallTime,
+    };
+
+    let mut nodes = Nodes::new(3, "all-to-all");
+    let config = std::fs::read_to_string(nodes.config(2)).expect("node 2's configuration");
+    let listen =
+        config.lines().find_map(|l| l.strip_prefix("listen = \"")).expect("a listen line").trim_end_matches('"');
+    let listener = std::net::TcpListener::bind(listen).expect("node 2's address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let key = std::fs::read_to_string(nodes.dir.join("n2.key")).expect("node 2's key");
+    let identity = Identity::from_private_hex(&key).expect("a key");
+    nodes.start(0);
+    nodes.start(1);
+    let members: Vec<String> = (0..3).map(|i| format!("n{i}")).collect();
+    let leader = |i: usize| LeaderId::new(i).expect("a leader");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let victim = rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+        let accepted = RawPeer::accept(&listener, &identity, &members, LeaderSet::single(leader(2)));
+        let mut peer = tokio::time::timeout(LIMIT, accepted).await.expect("a node dials node 2").expect("a link");
+        // The node that dialed is the victim; the envelope claims the other real node sent it.
+        let victim = peer.theirs().iter().next().expect("the dialer hosts a leader");
+        let claimed = if victim == leader(0) { leader(1) } else { leader(0) };
+        let entry = Entry {
+            dot: Dot::new(claimed, Seq(1)),
+            hlc: HlcTimestamp::from_wall_time(WallTime::from_secs(1_767_225_600), 0, claimed),
+            deps: VersionVector::new(),
+            key: Key::new("s/spoofed").expect("a key"),
+            op: Op::Put(Value::new(b"forged".to_vec()).expect("a value")),
+        };
+        let entries = vec![ReplicatedEntry { entry: SharedEntry::new(entry), seen_by: LeaderSet::single(claimed) }];
+        peer.send_as(claimed, victim, PeerMessage::Replicate { entries, catch_up: false }).await.expect("sent");
+        victim.index()
+    });
+    let counted = within(LIMIT, || {
+        nodes.info_field(victim, "rejected_frames").and_then(|v| v.parse::<u64>().ok()).filter(|&n| n >= 1)
+    });
+    assert_eq!(counted, Some(1), "node {victim} counts the rejection: {}", nodes.info(victim));
+    assert_eq!(call(nodes.redis[victim], &["GET", "spoofed"]).ok(), Some(Resp::Bulk(None)), "and applies nothing");
+    assert!(nodes.log(victim).contains("claims to come from"), "and logs why:\n{}", nodes.log(victim));
+}

@@ -44,6 +44,68 @@ mod noise;
 #[cfg(test)]
 mod tests;
 
+/// For tests in other crates only (the multi-process tests): a node played by hand, to send
+/// what a well-behaved node never sends. Not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    use roundtable_runtime::wire::{Envelope, PeerMessage};
+    use roundtable_runtime::{LeaderId, LeaderSet};
+
+    use super::link::{decode, encode, Hello, LinkMessage, MAX_LINK_FRAME};
+    use super::noise::{handshake, Role, SecureLink};
+    use super::{members_digest, Identity, LINK_VERSION};
+
+    /// One link, accepted by hand.
+    pub struct RawPeer {
+        link: SecureLink,
+        theirs: LeaderSet,
+    }
+
+    impl std::fmt::Debug for RawPeer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RawPeer").field("theirs", &self.theirs).finish_non_exhaustive()
+        }
+    }
+
+    impl RawPeer {
+        /// Accepts one connection on `listener` as the node that hosts `hosts` with `identity`,
+        /// in a cluster of `members`: the handshake and the hello, nothing more.
+        pub async fn accept(
+            listener: &tokio::net::TcpListener,
+            identity: &Identity,
+            members: &[String],
+            hosts: LeaderSet,
+        ) -> Result<RawPeer, String> {
+            let limit = std::time::Duration::from_secs(20);
+            let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+            let (mut link, _) =
+                handshake(stream, identity, Role::Responder, MAX_LINK_FRAME, limit).await.map_err(|e| e.to_string())?;
+            let theirs = link.reader.recv().await.map_err(|e| e.to_string())?.ok_or("closed before its hello")?;
+            let Ok(LinkMessage::Hello(theirs)) = decode(&theirs) else { return Err("no hello".into()) };
+            let ours = Hello {
+                link_version: LINK_VERSION,
+                protocol: roundtable_runtime::wire::PROTOCOL_VERSION,
+                members: members_digest(members),
+                leaders: hosts,
+            };
+            link.writer.send(&encode(&LinkMessage::Hello(ours))?).await.map_err(|e| e.to_string())?;
+            Ok(RawPeer { link, theirs: theirs.leaders })
+        }
+
+        /// The leaders the node at the other end hosts.
+        #[must_use]
+        pub fn theirs(&self) -> LeaderSet {
+            self.theirs
+        }
+
+        /// Sends `msg` for leader `to` in an envelope that says it comes from `from`.
+        pub async fn send_as(&mut self, from: LeaderId, to: LeaderId, msg: PeerMessage) -> Result<(), String> {
+            let frame = encode(&LinkMessage::Peer { to, envelope: Envelope::new(from, msg) })?;
+            self.link.writer.send(&frame).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
