@@ -367,7 +367,7 @@ mod tests {
         check(&bad_key, &format!(":{key_line}: `peer[0].key`: a key is 64 hexadecimal digits"));
         check(&good.replace("key_file = \"n0.key\"", "key_file = \"missing.key\""), "`node.key_file`: cannot read");
         check(&good.replace("[node]", "[node]\ncolour = \"blue\""), "unknown field `colour`");
-        check(&good.replace("listen = ", "listen == "), "line");
+        check(&good.replace("listen = ", "listen == "), &format!("TOML parse error at line {}", line("listen = ")));
         let without_peer = good.split("[[peer]]").next().expect("head").to_owned();
         check(&without_peer, "member \"n1\" has no [[peer]] section");
         let _ = std::fs::remove_dir_all(dir);

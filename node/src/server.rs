@@ -124,6 +124,11 @@ fn hosted(cluster: &Cluster) -> Option<&LeaderHandle> {
     cluster.leaders().next()
 }
 
+/// The leader this node hosts, or the error a client gets without one.
+fn leader_of(cluster: &Cluster) -> Result<&LeaderHandle, Reply> {
+    hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))
+}
+
 fn text(arg: &[u8]) -> Result<&str, Reply> {
     std::str::from_utf8(arg).map_err(|_| Reply::error("ERR keys must be UTF-8"))
 }
@@ -194,7 +199,7 @@ async fn command(cluster: &Cluster, args: &[Vec<u8>]) -> (Reply, bool) {
 
 async fn get(cluster: &Cluster, key: &[u8]) -> Result<Reply, Reply> {
     let key = text(key)?;
-    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let leader = leader_of(cluster)?;
     let read = leader.get(format!("{STRINGS}/{key}")).await.map_err(leader_error)?;
     if let Some(value) = read.and_then(|r| r.value) {
         return Ok(Reply::bulk(value.as_bytes().to_vec()));
@@ -207,7 +212,7 @@ async fn get(cluster: &Cluster, key: &[u8]) -> Result<Reply, Reply> {
 
 async fn set(cluster: &Cluster, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
     let key = text(key)?;
-    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let leader = leader_of(cluster)?;
     leader
         .send(Put::new(format!("{STRINGS}/{key}"), value.to_vec()))
         .await
@@ -217,7 +222,7 @@ async fn set(cluster: &Cluster, key: &[u8], value: &[u8]) -> Result<Reply, Reply
 }
 
 async fn del(cluster: &Cluster, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let leader = leader_of(cluster)?;
     let mut deleted = 0;
     for key in keys {
         let key = format!("{STRINGS}/{}", text(key)?);
@@ -240,7 +245,7 @@ async fn count(leader: &LeaderHandle, key: &str) -> Result<i128, Reply> {
 
 async fn incr(cluster: &Cluster, key: &[u8], by: i64) -> Result<Reply, Reply> {
     let key = format!("{COUNTERS}/{}", text(key)?);
-    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let leader = leader_of(cluster)?;
     let now = count(leader, &key).await?;
     let next = now.checked_add(i128::from(by)).filter(|n| i64::try_from(*n).is_ok());
     let Some(next) = next else { return Err(Reply::error("ERR increment or decrement would overflow")) };
@@ -254,7 +259,7 @@ async fn incr(cluster: &Cluster, key: &[u8], by: i64) -> Result<Reply, Reply> {
 
 async fn members(cluster: &Cluster, key: &[u8]) -> Result<Vec<Vec<u8>>, Reply> {
     let key = format!("{SETS}/{}", text(key)?);
-    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let leader = leader_of(cluster)?;
     match leader.get_crdt(key).await.map_err(leader_error)? {
         Some(CrdtState::OrSet(set)) => Ok(set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect()),
         None => Ok(Vec::new()),
@@ -265,7 +270,7 @@ async fn members(cluster: &Cluster, key: &[u8]) -> Result<Vec<Vec<u8>>, Reply> {
 async fn set_update(cluster: &Cluster, name: &str, key: &[u8], elements: &[Vec<u8>]) -> Result<Reply, Reply> {
     let before = members(cluster, key).await?;
     let key = format!("{SETS}/{}", text(key)?);
-    let leader = hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))?;
+    let leader = leader_of(cluster)?;
     let mut changed = 0;
     let mut seen: Vec<&[u8]> = Vec::new();
     for element in elements {

@@ -353,7 +353,6 @@ async fn establish(
         }
     };
     let theirs = tokio::time::timeout(timeout, hello).await.map_err(|_| LinkError::Timeout("hello"))??;
-    let expected = shared.hello();
     let name = &plan.peers[peer].name;
     if theirs.link_version != LINK_VERSION {
         return Err(LinkError::Refused(format!(
@@ -367,7 +366,7 @@ async fn establish(
             theirs.protocol
         )));
     }
-    if theirs.members != expected.members {
+    if theirs.members != plan.members_digest {
         return Err(LinkError::Refused(format!("{name} is configured with other members")));
     }
     if theirs.leaders != plan.peers[peer].leaders {

@@ -188,19 +188,24 @@ async fn accept_as(plan: &Plan, me: usize, listener: tokio::net::TcpListener) ->
     link
 }
 
-fn write_from(origin: usize, key: &str) -> PeerMessage {
-    let origin = id(origin);
+/// Write `seq` of leader `origin` (after its write `seq - 1`): `key` = `value`.
+fn own_write(origin: LeaderId, seq: u64, key: &str, value: Value) -> ReplicatedEntry {
+    let mut deps = VersionVector::new();
+    deps.set(origin, Seq(seq - 1));
     let entry = Entry {
-        dot: Dot::new(origin, Seq(1)),
-        hlc: HlcTimestamp::from_wall_time(roundtable_runtime::WallTime::from_secs(1_767_225_600), 0, origin),
-        deps: VersionVector::new(),
+        dot: Dot::new(origin, Seq(seq)),
+        hlc: HlcTimestamp::from_wall_time(roundtable_runtime::WallTime::from_secs(1_767_225_600 + seq), 0, origin),
+        deps,
         key: Key::new(key).expect("a key"),
-        op: Op::Put(Value::new(b"forged".to_vec()).expect("a value")),
+        op: Op::Put(value),
     };
-    PeerMessage::Replicate {
-        entries: vec![ReplicatedEntry { entry: SharedEntry::new(entry), seen_by: LeaderSet::single(origin) }],
-        catch_up: false,
-    }
+    ReplicatedEntry { entry: SharedEntry::new(entry), seen_by: LeaderSet::single(origin) }
+}
+
+/// Leader `origin`'s first write, `key` = "forged".
+fn write_from(origin: usize, key: &str) -> PeerMessage {
+    let value = Value::new(b"forged".to_vec()).expect("a value");
+    PeerMessage::Replicate { entries: vec![own_write(id(origin), 1, key, value)], catch_up: false }
 }
 
 /// An authenticated peer that claims another sender is rejected and counted, its write never
@@ -466,20 +471,7 @@ fn a_link_keeps_reading_while_its_writes_are_blocked() {
             let mut entries = Vec::new();
             for _ in 0..15 {
                 seq += 1;
-                let mut deps = VersionVector::new();
-                deps.set(origin, Seq(seq - 1));
-                let entry = Entry {
-                    dot: Dot::new(origin, Seq(seq)),
-                    hlc: HlcTimestamp::from_wall_time(
-                        roundtable_runtime::WallTime::from_secs(1_767_225_600 + seq),
-                        0,
-                        origin,
-                    ),
-                    deps,
-                    key: Key::new(format!("remote{seq}")).expect("a key"),
-                    op: Op::Put(value.clone()),
-                };
-                entries.push(ReplicatedEntry { entry: SharedEntry::new(entry), seen_by: LeaderSet::single(origin) });
+                entries.push(own_write(origin, seq, &format!("remote{seq}"), value.clone()));
             }
             let msg = LinkMessage::Peer {
                 to: id(0),
