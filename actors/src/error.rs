@@ -83,6 +83,9 @@ pub enum ClusterError {
     /// The topology or replica settings are invalid.
     #[error(transparent)]
     Config(#[from] roundtable_runtime::ConfigError),
+    /// A leader's disk could not be opened or resumed from.
+    #[error(transparent)]
+    Disk(#[from] crate::storage::DiskError),
     /// An actor did not answer (it stopped).
     #[error("an actor did not answer: {0}")]
     Mailbox(#[from] MailboxError),

@@ -20,11 +20,13 @@ use roundtable_runtime::{
 
 use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
+use crate::error::ClusterError;
 use crate::messages::{
     AppliedTotal, Changed, Crash, Delete, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect, LeaderError,
-    LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Subscribe, SubscribeChannel, Subscriber, Write,
-    WriteConcern, MAX_SUBSCRIPTIONS,
+    LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Shutdown, Subscribe, SubscribeChannel, Subscriber,
+    Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
+use crate::storage::{DiskError, DiskShell, Stored, Written};
 use crate::trace::{Actor as Who, LeaderEvent, Loss, NetworkEvent, TraceSink};
 use crate::transport::{Deliver, Heartbeat, Report, Route, Transmit, TransportLinks};
 use actix::ResponseFuture;
@@ -57,7 +59,16 @@ pub struct LeaderSpec {
     /// crashed and came back never reissues a sequence number. A node (a process hosting a
     /// leader of a cluster of processes) always starts so, since it cannot tell a first start
     /// from a restart.
+    ///
+    /// With a disk, it applies only when the disk is empty (a first start, or a lost disk): a
+    /// leader whose disk holds something resumes from it ([`Replica::resume`]).
     pub recovering: bool,
+    /// The leader's disk (a redb file; see [`crate::storage`]): with one, the leader is durable —
+    /// it persists what it applies, sends nothing before it is synced, and a restart resumes
+    /// from the disk. `None`: an in-memory leader.
+    pub disk: Option<std::path::PathBuf>,
+    /// With a disk: take a checkpoint after this many records.
+    pub checkpoint_every: usize,
 }
 
 /// One leader as an actix actor. Build it through [`crate::Cluster`].
@@ -77,7 +88,16 @@ pub struct Leader {
     pump_armed: bool,
     /// Messages dropped because their peer's outbox was full.
     outbox_dropped: u64,
+    /// A durable leader's disk.
+    disk: Option<DiskShell>,
+    /// Stopped for good ([`Shutdown`]): a restart does nothing.
+    shut_down: bool,
 }
+
+/// The disk writer's report.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+struct DiskReport(Written);
 
 /// Retry handing the outboxes to the network.
 #[derive(Debug, Clone, Copy, actix::Message)]
@@ -91,20 +111,19 @@ struct FlushDue;
 
 impl Leader {
     /// A leader that is up, with a fresh replica, sending through `links`.
-    pub(crate) fn new(
-        mut spec: LeaderSpec,
-        links: TransportLinks,
-        sink: TraceSink,
-    ) -> Result<Self, roundtable_runtime::ConfigError> {
+    pub(crate) fn new(mut spec: LeaderSpec, links: TransportLinks, sink: TraceSink) -> Result<Self, ClusterError> {
         // The replica's trace events go to the sink and to `tracing` at debug level (`perform`).
         // With neither listening, the replica does not build them: an `Applied` event alone
         // allocates its dependencies for every entry applied, only to be dropped at the end of
         // the input (building events for nobody was about 17 % of the replication bench's CPU).
         spec.config.trace &= sink.is_enabled() || tracing::enabled!(tracing::Level::DEBUG);
-        let replica = if spec.recovering {
-            Replica::restarted(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?
-        } else {
-            Replica::new(spec.id, spec.members, spec.topology.clone(), spec.config.clone())?
+        spec.config.durable = spec.disk.is_some();
+        let (replica, disk) = match &spec.disk {
+            None => (replica_of(&spec, Stored::default())?, None),
+            Some(path) => {
+                let (disk, stored) = DiskShell::open(path, spec.checkpoint_every)?;
+                (replica_of(&spec, stored)?, Some(disk))
+            }
         };
         Ok(Leader {
             spec,
@@ -117,7 +136,28 @@ impl Leader {
             outboxes: BTreeMap::new(),
             pump_armed: false,
             outbox_dropped: 0,
+            disk,
+            shut_down: false,
         })
+    }
+
+    /// Starts the disk writer, if the leader has a disk and is up.
+    fn run_disk(&mut self, ctx: &mut Context<Self>) {
+        let (Some(disk), Some(_)) = (self.disk.as_mut(), self.replica.as_ref()) else { return };
+        let me = ctx.address();
+        disk.run(move |written| me.do_send(DiskReport(written)));
+        if let Some(reason) = disk.failure() {
+            let reason = reason.to_owned();
+            self.disk_failed(reason);
+        }
+    }
+
+    fn disk_failed(&mut self, reason: String) {
+        tracing::error!(leader = %self.spec.name, %reason, "disk failed: writes refused");
+        self.sink.record(Who::Leader(self.spec.id), LeaderEvent::DiskFailed { reason: reason.clone() });
+        if let Some(disk) = self.disk.as_mut() {
+            disk.fail(reason);
+        }
     }
 
     /// This leader's raw physical clock.
@@ -136,9 +176,13 @@ impl Leader {
         let Some(replica) = self.replica.as_mut() else { return };
         let id = self.spec.id;
         let _span = tracing::debug_span!("leader", name = %self.spec.name, id = %id).entered();
+        let durable = self.disk.is_some();
+        let (mut records, mut sends) = (Vec::new(), Vec::new());
         for effect in replica.take_effects() {
             match effect {
+                Effect::Send { to, msg } if durable => sends.push((to, msg)),
                 Effect::Send { to, msg } => self.enqueue(to, msg),
+                Effect::Persist(record) => records.push(record),
                 Effect::Trace(event) => {
                     tracing::debug!(%event);
                     self.sink.record(Who::Leader(id), event);
@@ -153,6 +197,24 @@ impl Leader {
                     }
                 }
                 Effect::Alarm(alarm) => self.links.report.do_send(Report { from: id, alarm }),
+            }
+        }
+        if let Some(disk) = self.disk.as_mut() {
+            // The rule of a durable leader: nothing of an input leaves before its records are
+            // synced (see `Replica::resume`).
+            if !records.is_empty() {
+                let replica = self.replica.as_ref().filter(|r| !r.is_catching_up());
+                let image = replica.filter(|_| disk.image_due(records.len())).map(Replica::image);
+                disk.submit(records, image);
+            }
+            if disk.must_hold() {
+                for (to, msg) in sends {
+                    disk.hold(to, msg);
+                }
+            } else {
+                for (to, msg) in sends {
+                    self.enqueue(to, msg);
+                }
             }
         }
         self.pump();
@@ -259,6 +321,9 @@ impl Leader {
         if let Some((peer, pending)) = self.backlogged() {
             return Err(LeaderError::Backpressure { peer, pending });
         }
+        if let Some(reason) = self.disk.as_ref().and_then(DiskShell::failure) {
+            return Err(LeaderError::DiskFailed { leader: self.spec.name.clone(), reason: reason.to_owned() });
+        }
         let now = self.now();
         let key = Key::new(key)?;
         let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
@@ -273,32 +338,93 @@ impl Leader {
         concern: Option<WriteConcern>,
         ctx: &mut Context<Self>,
     ) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
-        let Some(concern) = concern else { return self.write_or_route(key, update) };
+        let Some(concern) = concern else { return self.write_or_route(key, update, None) };
         let members = self.spec.members.len();
         if concern.leaders == 0 || concern.leaders > members {
             let error = LeaderError::ImpossibleConcern { leaders: concern.leaders, members };
             return Box::pin(async move { Err(error) });
         }
-        let written = self.write_or_route(key, update);
+        if concern.durable && self.disk.is_none() {
+            let error = LeaderError::NotDurable { leader: self.spec.name.clone() };
+            return Box::pin(async move { Err(error) });
+        }
+        let written = self.write_or_route(key, update, Some(concern));
         let me = ctx.address();
         Box::pin(async move {
             let receipt = written.await?;
+            if concern.leaders <= 1 {
+                return Ok(receipt);
+            }
             await_concern(me, receipt, concern).await
         })
     }
 
-    /// Writes here, or carries the write to the key's home when the replica says so.
-    fn write_or_route(&mut self, key: String, update: Update) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
+    /// Writes here, or carries the write to the key's home when the replica says so. A durable
+    /// `concern` is met where the write is applied (here, or at the home).
+    fn write_or_route(
+        &mut self,
+        key: String,
+        update: Update,
+        concern: Option<WriteConcern>,
+    ) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
         match self.write(&key, update) {
-            Ok(ClientWrite::Applied(receipt)) => Box::pin(async move { Ok(receipt) }),
+            Ok(ClientWrite::Applied(receipt)) => match concern.filter(|c| c.durable) {
+                Some(concern) => self.await_disk(receipt, concern.timeout),
+                None => Box::pin(async move { Ok(receipt) }),
+            },
             Ok(ClientWrite::Route { home, key, update }) => {
-                let write = Write { key: key.into(), update: *update, concern: None };
+                let concern = concern.filter(|c| c.durable).map(|c| WriteConcern::durable(c.timeout));
+                let write = Write { key: key.into(), update: *update, concern };
                 let request = self.links.route.send(Route::new(self.spec.id, home, write));
                 Box::pin(async move { request.await.unwrap_or(Err(LeaderError::HomeUnreachable { home })) })
             }
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
+
+    /// Answers `receipt` once the last batch handed to the disk (the write's own) is synced, or
+    /// with an error after `timeout`.
+    fn await_disk(
+        &mut self,
+        receipt: WriteReceipt,
+        timeout: Duration,
+    ) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
+        let leader = self.spec.name.clone();
+        let Some(disk) = self.disk.as_mut() else {
+            return Box::pin(async move { Err(LeaderError::NotDurable { leader }) });
+        };
+        let synced = disk.wait();
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, synced).await {
+                Ok(Ok(Ok(()))) => Ok(receipt),
+                Ok(Ok(Err(reason))) => Err(LeaderError::DiskFailed { leader, reason }),
+                Ok(Err(_)) => Err(LeaderError::DiskFailed { leader, reason: "the leader stopped".into() }),
+                Err(_) => Err(LeaderError::NotYetAcknowledged {
+                    dot: receipt.dot,
+                    acknowledged: 0,
+                    wanted: 1,
+                    waited: timeout,
+                }),
+            }
+        })
+    }
+}
+
+/// The replica a leader starts with: from what its disk held, or fresh, or recovering.
+fn replica_of(spec: &LeaderSpec, stored: Stored) -> Result<Replica, ClusterError> {
+    let (id, members, topology, config) = (spec.id, spec.members, spec.topology.clone(), spec.config.clone());
+    if !stored.is_empty() {
+        let records = stored.records.into_iter().map(Ok);
+        return Replica::resume(id, members, topology, config, stored.image, records).map_err(|source| {
+            let path = spec.disk.clone().unwrap_or_default();
+            ClusterError::Disk(DiskError::Resume { path, source })
+        });
+    }
+    Ok(if spec.recovering {
+        Replica::restarted(id, members, topology, config)?
+    } else {
+        Replica::new(id, members, topology, config)?
+    })
 }
 
 impl Actor for Leader {
@@ -312,6 +438,7 @@ impl Actor for Leader {
         }
         self.me = Some(ctx.address());
         self.flush_armed = None;
+        self.run_disk(ctx);
         self.perform();
         ctx.run_interval(self.spec.tick_interval, |leader, _| {
             let now = leader.now();
@@ -462,17 +589,36 @@ impl Handler<GetProgress> for Leader {
 impl Handler<Delete> for Leader {
     type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
-        self.write_or_route(msg.key, Update::Delete)
+        self.write_or_route(msg.key, Update::Delete, None)
     }
 }
 
 impl Handler<Routed> for Leader {
-    type Result = Result<WriteReceipt, LeaderError>;
+    type Result = ResponseFuture<Result<WriteReceipt, LeaderError>>;
     fn handle(&mut self, msg: Routed, _: &mut Context<Self>) -> Self::Result {
-        let Write { key, update, .. } = msg.0;
+        let Write { key, update, concern } = msg.0;
         let result = self.writing(&key, |replica, now, key| replica.handle_routed_update(now, key, update));
         self.perform();
-        result
+        match (result, concern.filter(|c| c.durable)) {
+            (Ok(receipt), Some(concern)) => self.await_disk(receipt, concern.timeout),
+            (result, _) => Box::pin(async move { result }),
+        }
+    }
+}
+
+impl Handler<DiskReport> for Leader {
+    type Result = ();
+    fn handle(&mut self, msg: DiskReport, _: &mut Context<Self>) {
+        let Some(disk) = self.disk.as_mut() else { return };
+        match msg.0 {
+            Written::Synced(upto) => {
+                for (to, msg) in disk.synced(upto) {
+                    self.enqueue(to, msg);
+                }
+                self.pump();
+            }
+            Written::Failed(reason) => self.disk_failed(reason),
+        }
     }
 }
 
@@ -563,6 +709,9 @@ impl Handler<Crash> for Leader {
     type Result = ();
     fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
         if self.replica.take().is_some() {
+            if let Some(disk) = self.disk.as_mut() {
+                disk.stop();
+            }
             tracing::warn!(leader = %self.spec.name, "crashed: in-memory state lost");
             self.sink.record(Who::Leader(self.spec.id), LeaderEvent::Crashed);
             ctx.stop();
@@ -570,24 +719,52 @@ impl Handler<Crash> for Leader {
     }
 }
 
+impl Handler<Shutdown> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        if let Some(mut disk) = self.disk.take() {
+            disk.stop();
+        }
+        self.shut_down = true;
+        if self.replica.take().is_some() {
+            tracing::info!(leader = %self.spec.name, "stopped");
+        }
+        self.outboxes.clear();
+    }
+}
+
 impl Handler<Restart> for Leader {
     type Result = ();
-    fn handle(&mut self, _: Restart, _: &mut Context<Self>) {
-        if self.replica.is_some() {
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
+        if self.replica.is_some() || self.shut_down {
             return;
         }
-        let s = &self.spec;
-        match Replica::restarted(s.id, s.members, s.topology.clone(), s.config.clone()) {
+        let stored = match self.disk.as_mut().map(DiskShell::reread).transpose() {
+            Ok(stored) => stored.unwrap_or_default(),
+            Err(e) => {
+                self.sink.record(Who::Leader(self.spec.id), LeaderEvent::RestartFailed { reason: e.to_string() });
+                return;
+            }
+        };
+        let from_disk = !stored.is_empty();
+        let mut spec = self.spec.clone();
+        spec.recovering = true;
+        match replica_of(&spec, stored) {
             Ok(replica) => {
-                tracing::info!(leader = %s.name, "restarted with empty state; catching up");
-                self.sink.record(Who::Leader(s.id), LeaderEvent::Restarted);
+                if from_disk {
+                    tracing::info!(leader = %spec.name, "restarted from its disk");
+                } else {
+                    tracing::info!(leader = %spec.name, "restarted with empty state; catching up");
+                }
+                self.sink.record(Who::Leader(spec.id), LeaderEvent::Restarted);
                 let now = self.now();
                 let replica = self.replica.insert(replica);
                 replica.notify_changes(!self.subscriptions.is_empty());
                 replica.start(now);
+                self.run_disk(ctx);
                 self.perform();
             }
-            Err(e) => self.sink.record(Who::Leader(s.id), LeaderEvent::RestartFailed { reason: e.to_string() }),
+            Err(e) => self.sink.record(Who::Leader(spec.id), LeaderEvent::RestartFailed { reason: e.to_string() }),
         }
     }
 }

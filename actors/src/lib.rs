@@ -27,6 +27,7 @@ mod error;
 mod handle;
 mod leader;
 mod messages;
+pub mod storage;
 mod supervisor;
 #[cfg(feature = "tcp")]
 pub mod tcp;
@@ -35,13 +36,16 @@ pub mod transport;
 
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, TimeQuery, TimeReference};
-pub use cluster::{AsLeader, ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl, LeaderRef};
+pub use cluster::{
+    AsLeader, ClockSkew, Cluster, ClusterBuilder, ClusterError, ClusterMetrics, FlowControl, LeaderRef,
+    DEFAULT_CHECKPOINT_EVERY,
+};
 pub use error::Error;
 pub use handle::{LeaderHandle, Subscription, SUBSCRIPTION_CAPACITY};
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{
     AppliedTotal, Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, PutBatch,
-    QuarantinedWrite, Restart, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS, PUT_BATCH_MAX,
+    QuarantinedWrite, Restart, Shutdown, Subscribe, Write, WriteConcern, MAX_SUBSCRIPTIONS, PUT_BATCH_MAX,
 };
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use supervisor::{Liveness, Supervisor, SupervisorConfig};

@@ -83,6 +83,21 @@ pub enum LeaderError {
         /// The home leader.
         home: LeaderId,
     },
+    /// The leader's disk failed (full, unwritable, gone): it refuses writes, and nothing that
+    /// is not on the disk was acknowledged or sent.
+    #[error("leader {leader} cannot write to its disk: {reason}")]
+    DiskFailed {
+        /// The leader.
+        leader: String,
+        /// What the disk said.
+        reason: String,
+    },
+    /// A durable write concern was asked of a leader without a disk.
+    #[error("leader {leader} has no disk, so it cannot acknowledge a durable write (set a data directory)")]
+    NotDurable {
+        /// The leader.
+        leader: String,
+    },
     /// The key's home leader, on another node, refused the routed write.
     #[error("the home leader {home} refused the write: {reason}")]
     RefusedByHome {
@@ -115,7 +130,14 @@ impl Put {
     /// says the write stands and is still propagating.
     #[must_use]
     pub fn acknowledged_by(mut self, leaders: usize, timeout: std::time::Duration) -> Self {
-        self.concern = Some(WriteConcern { leaders, timeout });
+        self.concern = Some(WriteConcern::leaders(leaders, timeout));
+        self
+    }
+
+    /// This put, acknowledged under `concern`.
+    #[must_use]
+    pub fn with_concern(mut self, concern: WriteConcern) -> Self {
+        self.concern = Some(concern);
         self
     }
 }
@@ -217,7 +239,14 @@ impl Write {
     /// says the write stands and is still propagating.
     #[must_use]
     pub fn acknowledged_by(mut self, leaders: usize, timeout: std::time::Duration) -> Self {
-        self.concern = Some(WriteConcern { leaders, timeout });
+        self.concern = Some(WriteConcern::leaders(leaders, timeout));
+        self
+    }
+
+    /// This write, acknowledged under `concern`.
+    #[must_use]
+    pub fn with_concern(mut self, concern: WriteConcern) -> Self {
+        self.concern = Some(concern);
         self
     }
 
@@ -362,14 +391,61 @@ pub struct Changed {
     pub cause: roundtable_runtime::ChangeCause,
 }
 
-/// A write acknowledged only once `leaders` leaders (this one included) hold it, or an error
-/// after `timeout` that says the write itself stands and is still propagating.
+/// When a write is acknowledged. Without one (`concern: None`) a write is acknowledged once it
+/// is applied in this leader's memory: [`WriteConcern::local`], the default.
+///
+/// | concern | acknowledged once | needs |
+/// |---|---|---|
+/// | [`local`](WriteConcern::local) (default) | applied here, in memory | — |
+/// | [`durable`](WriteConcern::durable) | fsynced at this leader (group commit: writes that arrive while a commit syncs share the next one) | a disk ([`crate::ClusterBuilder::data_dir`]) |
+/// | [`leaders(k)`](WriteConcern::leaders) | `k` leaders, this one included, hold it | — |
+/// | [`durable_at(k)`](WriteConcern::durable_at) | fsynced here and held by `k` leaders | a disk at every leader |
+///
+/// `durable_at(k)` counts on every leader being durable: a durable leader sends nothing — no
+/// entry, no acknowledgement — before what it says is on its disk, so a leader that says it
+/// holds a write has it on disk. A concern that is not met within `timeout` is an error that says
+/// the write itself stands and is still propagating.
+///
+/// ```
+/// use std::time::Duration;
+/// use roundtable_actors::{Put, WriteConcern};
+/// let put = Put::new("k", "v").with_concern(WriteConcern::durable_at(2, Duration::from_secs(1)));
+/// assert_eq!(put.concern.map(|c| (c.leaders, c.durable)), Some((2, true)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteConcern {
-    /// How many leaders must hold the write.
+    /// How many leaders must hold the write (1: this one).
     pub leaders: usize,
-    /// How long to wait for them.
+    /// Whether this leader must have fsynced it.
+    pub durable: bool,
+    /// How long to wait.
     pub timeout: std::time::Duration,
+}
+
+impl WriteConcern {
+    /// Applied in this leader's memory (what `concern: None` means too).
+    #[must_use]
+    pub const fn local() -> Self {
+        WriteConcern { leaders: 1, durable: false, timeout: std::time::Duration::ZERO }
+    }
+
+    /// Fsynced at this leader, within `timeout`.
+    #[must_use]
+    pub const fn durable(timeout: std::time::Duration) -> Self {
+        WriteConcern { leaders: 1, durable: true, timeout }
+    }
+
+    /// Held by `k` leaders, this one included, within `timeout`.
+    #[must_use]
+    pub const fn leaders(k: usize, timeout: std::time::Duration) -> Self {
+        WriteConcern { leaders: k, durable: false, timeout }
+    }
+
+    /// Fsynced here and held by `k` durable leaders, within `timeout`.
+    #[must_use]
+    pub const fn durable_at(k: usize, timeout: std::time::Duration) -> Self {
+        WriteConcern { leaders: k, durable: true, timeout }
+    }
 }
 
 /// A write routed to this leader because it is the key's home (conflict avoidance).
@@ -497,6 +573,12 @@ impl From<&Quarantined> for QuarantinedWrite {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Crash;
+
+/// Stops a leader for good: like a [`Crash`], and a durable leader's disk is closed (its file
+/// can be opened again, by this process or another). Answered once it is.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
 
 /// Fault injection: a crashed leader restarts with empty state and catches up from its peers.
 #[derive(Debug, Clone, Copy, Message)]

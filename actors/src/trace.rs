@@ -144,6 +144,11 @@ pub enum LeaderEvent {
     },
     /// actix restarted the leader's actor (after a panic): the leader is down until restarted.
     ActorRestarted,
+    /// The leader's disk failed: it refuses writes, and holds back what is not on the disk.
+    DiskFailed {
+        /// What the disk said.
+        reason: String,
+    },
     /// A clock sample was refused by the replica's clock corrector.
     ClockSampleRefused {
         /// Why.
@@ -169,6 +174,7 @@ impl fmt::Display for LeaderEvent {
             LeaderEvent::RestartFailed { reason } => write!(f, "restart failed: {reason}"),
             LeaderEvent::ActorRestarted => f.write_str("actor restarted by actix supervision; down until restart"),
             LeaderEvent::ClockSampleRefused { reason } => write!(f, "clock sample refused: {reason}"),
+            LeaderEvent::DiskFailed { reason } => write!(f, "disk failed, writes refused: {reason}"),
             LeaderEvent::OutboxFull { to, max, dropped } => {
                 write!(f, "outbox to {to} full ({max} messages): {dropped} dropped so far, anti-entropy repairs")
             }

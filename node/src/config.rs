@@ -7,6 +7,11 @@
 //! listen = "127.0.0.1:7400"    # where the other nodes connect
 //! redis = "127.0.0.1:6400"     # where Redis clients connect
 //! key_file = "n0.key"          # this node's private key (64 hex digits), relative to this file
+//! data_dir = "n0.data"         # optional: the leader's disk, relative to this file; without it
+//!                              # the leader lives in memory (a restart then waits for its peers)
+//! write_concern = "durable"    # optional: what a client's write waits for: "durable" (fsynced
+//!                              # here; the default with a data_dir) or "local" (applied in memory;
+//!                              # the default, and the only choice, without one)
 //!
 //! [cluster]
 //! members = ["n0", "n1", "n2"] # the same list, in the same order, on every node
@@ -81,6 +86,10 @@ struct NodeSection {
     listen: Spanned<String>,
     redis: Spanned<String>,
     key_file: Spanned<String>,
+    #[serde(default)]
+    data_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    write_concern: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +125,10 @@ pub struct NodeConfig {
     pub topology: Topology,
     /// The other nodes: leader name, address, public key.
     pub peers: Vec<(String, String, PublicKey)>,
+    /// Where the leader keeps its disk (`None`: in memory).
+    pub data_dir: Option<PathBuf>,
+    /// Whether a client's write waits until it is fsynced here.
+    pub durable_writes: bool,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -128,6 +141,8 @@ impl fmt::Debug for NodeConfig {
             .field("members", &self.members)
             .field("topology", &self.topology)
             .field("peers", &self.peers)
+            .field("data_dir", &self.data_dir)
+            .field("durable_writes", &self.durable_writes)
             .finish()
     }
 }
@@ -194,7 +209,30 @@ impl NodeConfig {
         for (field, addr) in [("node.listen", &file.node.listen), ("node.redis", &file.node.redis)] {
             check_addr(addr.get_ref()).map_err(|m| invalid(field, addr.span(), m))?;
         }
-        let key_path = path.parent().unwrap_or(Path::new(".")).join(file.node.key_file.get_ref());
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let data_dir = match &file.node.data_dir {
+            Some(d) if d.get_ref().is_empty() => {
+                return Err(invalid("node.data_dir", d.span(), "empty: leave it out for an in-memory leader".into()))
+            }
+            Some(d) => Some(dir.join(d.get_ref())),
+            None => None,
+        };
+        let durable_writes = match &file.node.write_concern {
+            None => data_dir.is_some(),
+            Some(c) => match (c.get_ref().as_str(), data_dir.is_some()) {
+                ("local", _) => false,
+                ("durable", true) => true,
+                ("durable", false) => {
+                    let message = "\"durable\" needs node.data_dir (a leader without a disk cannot fsync)".into();
+                    return Err(invalid("node.write_concern", c.span(), message));
+                }
+                (other, _) => {
+                    let message = format!("unknown write concern {other:?}: \"local\" or \"durable\"");
+                    return Err(invalid("node.write_concern", c.span(), message));
+                }
+            },
+        };
+        let key_path = dir.join(file.node.key_file.get_ref());
         let key_text = std::fs::read_to_string(&key_path).map_err(|e| {
             invalid("node.key_file", file.node.key_file.span(), format!("cannot read {}: {e}", key_path.display()))
         })?;
@@ -228,6 +266,8 @@ impl NodeConfig {
             members,
             topology,
             peers,
+            data_dir,
+            durable_writes,
         })
     }
 }
@@ -285,7 +325,8 @@ pub fn cluster_files_at(addrs: &[(String, String)], topology: &str) -> Result<Ve
         let (listen, redis) = &addrs[i];
         let mut toml = format!(
             "# Node {name} of a {nodes}-node cluster, written by `roundtable keygen`.\n\
-             [node]\nname = \"{name}\"\nlisten = \"{listen}\"\nredis = \"{redis}\"\nkey_file = \"{name}.key\"\n\n\
+             [node]\nname = \"{name}\"\nlisten = \"{listen}\"\nredis = \"{redis}\"\nkey_file = \"{name}.key\"\n\
+             data_dir = \"{name}.data\"\n\n\
              [cluster]\nmembers = [{members}]\ntopology = \"{topology}\"\n"
         );
         for (j, other) in names.iter().enumerate().filter(|(j, _)| *j != i) {
@@ -327,6 +368,8 @@ mod tests {
             assert_eq!(c.members, ["n0", "n1", "n2"]);
             assert_eq!(c.topology, Topology::Circle);
             assert_eq!(c.peers.len(), 2);
+            assert_eq!(c.data_dir.as_deref(), Some(dir.join(format!("n{i}.data")).as_path()), "relative to the file");
+            assert!(c.durable_writes, "durable by default with a data directory");
             for (peer, _, key) in &c.peers {
                 let j: usize = peer[1..].parse().expect("a number");
                 assert_eq!(*key, configs[j].identity.public_key(), "node {i} knows {peer}'s key");
@@ -368,6 +411,17 @@ mod tests {
         check(&good.replace("key_file = \"n0.key\"", "key_file = \"missing.key\""), "`node.key_file`: cannot read");
         check(&good.replace("[node]", "[node]\ncolour = \"blue\""), "unknown field `colour`");
         check(&good.replace("listen = ", "listen == "), &format!("TOML parse error at line {}", line("listen = ")));
+        let in_memory = good.replace("data_dir = \"n0.data\"\n", "");
+        let loaded = NodeConfig::parse(&in_memory, &path).expect("data_dir is optional");
+        assert_eq!((loaded.data_dir, loaded.durable_writes), (None, false));
+        check(
+            &in_memory.replace("[node]", "[node]\nwrite_concern = \"durable\""),
+            "`node.write_concern`: \"durable\" needs node.data_dir",
+        );
+        check(&good.replace("[node]", "[node]\nwrite_concern = \"fsync\""), "unknown write concern \"fsync\"");
+        check(&good.replace("data_dir = \"n0.data\"", "data_dir = \"\""), "`node.data_dir`: empty");
+        let local = NodeConfig::parse(&good.replace("[node]", "[node]\nwrite_concern = \"local\""), &path);
+        assert!(!local.expect("valid").durable_writes);
         let without_peer = good.split("[[peer]]").next().expect("head").to_owned();
         check(&without_peer, "member \"n1\" has no [[peer]] section");
         let _ = std::fs::remove_dir_all(dir);

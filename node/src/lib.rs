@@ -21,7 +21,10 @@ pub mod server;
 
 use std::future::Future;
 
-use roundtable_actors::{Cluster, ClusterError, CrdtKind, Resolution};
+use roundtable_actors::{Cluster, ClusterError, CrdtKind, Resolution, WriteConcern};
+
+/// How long a client's durable write may wait for the disk before it is answered with an error.
+pub const DURABLE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub use config::{ConfigError, NodeConfig};
 
@@ -57,6 +60,9 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     for (name, addr, key) in &config.peers {
         builder = builder.peer(name.clone(), addr.clone(), *key);
     }
+    if let Some(dir) = &config.data_dir {
+        builder = builder.data_dir(dir.clone());
+    }
     let cluster = builder.start().await?;
     let redis = tokio::net::TcpListener::bind(&config.redis)
         .await
@@ -68,9 +74,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         public_key = %config.identity.public_key(),
         "node running"
     );
-    let server = actix::spawn(server::serve(redis, cluster.clone()));
+    let concern = config.durable_writes.then(|| WriteConcern::durable(DURABLE_WRITE_TIMEOUT));
+    let server = actix::spawn(server::serve(redis, server::Front { cluster: cluster.clone(), concern }));
     stop.await;
     tracing::info!(node = %config.name, "stopping");
     server.abort();
+    cluster.shutdown().await;
     Ok(())
 }

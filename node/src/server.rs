@@ -18,8 +18,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use roundtable_actors::{Cluster, GetCrdt, LeaderHandle, Liveness, Put, Write};
+use roundtable_actors::{Cluster, GetCrdt, LeaderHandle, Liveness, Put, Update, Write, WriteConcern};
 use roundtable_runtime::resolution::CrdtState;
+use roundtable_runtime::DataError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,8 +40,17 @@ pub const COUNTERS: &str = "cnt";
 /// Keyspace of sets (`SADD`, `SREM`, `SMEMBERS`).
 pub const SETS: &str = "set";
 
+/// What the front end needs: the cluster, and the write concern every write waits for.
+#[derive(Clone)]
+pub struct Front {
+    /// The cluster of this node (its hosted leader answers).
+    pub cluster: Cluster,
+    /// What a write waits for before it is acknowledged (`None`: applied in memory).
+    pub concern: Option<WriteConcern>,
+}
+
 /// Serves Redis clients on `listener` for ever, at the leader this node hosts.
-pub async fn serve(listener: TcpListener, cluster: Cluster) {
+pub async fn serve(listener: TcpListener, front: Front) {
     let clients = Arc::new(AtomicUsize::new(0));
     loop {
         let (mut stream, remote) = match listener.accept().await {
@@ -59,9 +69,9 @@ pub async fn serve(listener: TcpListener, cluster: Cluster) {
         }
         // Replies go out as soon as they are written (pipelined replies are written together).
         let _ = stream.set_nodelay(true);
-        let (cluster, clients) = (cluster.clone(), clients.clone());
+        let (front, clients) = (front.clone(), clients.clone());
         actix::spawn(async move {
-            if let Err(e) = connection(&mut stream, &cluster).await {
+            if let Err(e) = connection(&mut stream, &front).await {
                 tracing::debug!(%remote, error = %e, "redis connection ended");
             }
             clients.fetch_sub(1, Ordering::Relaxed);
@@ -69,7 +79,7 @@ pub async fn serve(listener: TcpListener, cluster: Cluster) {
     }
 }
 
-async fn connection(stream: &mut TcpStream, cluster: &Cluster) -> std::io::Result<()> {
+async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()> {
     let limits = Limits::default();
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -90,7 +100,7 @@ async fn connection(stream: &mut TcpStream, cluster: &Cluster) -> std::io::Resul
                     if args.is_empty() {
                         continue;
                     }
-                    let (reply, close) = command(cluster, &args).await;
+                    let (reply, close) = command(front, &args).await;
                     reply.encode(&mut out);
                     if close {
                         quit = true;
@@ -142,7 +152,8 @@ fn leader_error(e: impl std::fmt::Display) -> Reply {
 }
 
 /// Answers one request; `true` when the connection should close after the reply.
-async fn command(cluster: &Cluster, args: &[Vec<u8>]) -> (Reply, bool) {
+async fn command(front: &Front, args: &[Vec<u8>]) -> (Reply, bool) {
+    let cluster = &front.cluster;
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
     let rest = &args[1..];
     let reply = match (name.as_str(), rest.len()) {
@@ -157,24 +168,24 @@ async fn command(cluster: &Cluster, args: &[Vec<u8>]) -> (Reply, bool) {
         ("CLIENT", _) => Reply::ok(),
         ("INFO", 0) | ("INFO", 1) => info(cluster).await,
         ("GET", 1) => get(cluster, &rest[0]).await.unwrap_or_else(|e| e),
-        ("SET", 2) => set(cluster, &rest[0], &rest[1]).await.unwrap_or_else(|e| e),
+        ("SET", 2) => set(front, &rest[0], &rest[1]).await.unwrap_or_else(|e| e),
         ("SET", n) if n > 2 => Reply::error(
             "ERR SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported by a multi-leader node: \
              each leader accepts writes on its own, so conditions and expiry cannot be honoured",
         ),
-        ("DEL", n) if n >= 1 => del(cluster, rest).await.unwrap_or_else(|e| e),
-        ("INCR", 1) => incr(cluster, &rest[0], 1).await.unwrap_or_else(|e| e),
-        ("DECR", 1) => incr(cluster, &rest[0], -1).await.unwrap_or_else(|e| e),
+        ("DEL", n) if n >= 1 => del(front, rest).await.unwrap_or_else(|e| e),
+        ("INCR", 1) => incr(front, &rest[0], 1).await.unwrap_or_else(|e| e),
+        ("DECR", 1) => incr(front, &rest[0], -1).await.unwrap_or_else(|e| e),
         ("INCRBY", 2) | ("DECRBY", 2) => match std::str::from_utf8(&rest[1]).ok().and_then(|s| s.parse::<i64>().ok()) {
-            Some(n) if name == "INCRBY" => incr(cluster, &rest[0], n).await.unwrap_or_else(|e| e),
+            Some(n) if name == "INCRBY" => incr(front, &rest[0], n).await.unwrap_or_else(|e| e),
             Some(n) => match n.checked_neg() {
-                Some(n) => incr(cluster, &rest[0], n).await.unwrap_or_else(|e| e),
+                Some(n) => incr(front, &rest[0], n).await.unwrap_or_else(|e| e),
                 None => Reply::error("ERR decrement would overflow"),
             },
             None => Reply::error("ERR value is not an integer or out of range"),
         },
         ("SADD", n) | ("SREM", n) if n >= 2 => {
-            set_update(cluster, &name, &rest[0], &rest[1..]).await.unwrap_or_else(|e| e)
+            set_update(front, &name, &rest[0], &rest[1..]).await.unwrap_or_else(|e| e)
         }
         ("SMEMBERS", 1) => members(cluster, &rest[0])
             .await
@@ -210,29 +221,37 @@ async fn get(cluster: &Cluster, key: &[u8]) -> Result<Reply, Reply> {
     }
 }
 
-async fn set(cluster: &Cluster, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
+async fn set(front: &Front, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
     let key = text(key)?;
-    let leader = leader_of(cluster)?;
-    leader
-        .send(Put::new(format!("{STRINGS}/{key}"), value.to_vec()))
-        .await
-        .map_err(leader_error)?
-        .map_err(leader_error)?;
+    let leader = leader_of(&front.cluster)?;
+    let mut put = Put::new(format!("{STRINGS}/{key}"), value.to_vec());
+    put.concern = front.concern;
+    leader.send(put).await.map_err(leader_error)?.map_err(leader_error)?;
     Ok(Reply::ok())
 }
 
-async fn del(cluster: &Cluster, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let leader = leader_of(cluster)?;
+async fn del(front: &Front, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
+    let leader = leader_of(&front.cluster)?;
     let mut deleted = 0;
     for key in keys {
         let key = format!("{STRINGS}/{}", text(key)?);
         let live = leader.get(key.clone()).await.map_err(leader_error)?.is_some_and(|r| r.value.is_some());
         if live {
-            leader.delete(key).await.map_err(leader_error)?;
+            send_write(front, leader, Write::new(key, Update::Delete)).await?;
             deleted += 1;
         }
     }
     Ok(Reply::Integer(deleted))
+}
+
+/// Sends a checked write under the front end's write concern.
+async fn send_write(front: &Front, leader: &LeaderHandle, write: Result<Write, DataError>) -> Result<(), Reply> {
+    let write = write.map_err(leader_error)?;
+    let write = match front.concern {
+        Some(concern) => write.with_concern(concern),
+        None => write,
+    };
+    leader.write(write).await.map(|_| ()).map_err(leader_error)
 }
 
 async fn count(leader: &LeaderHandle, key: &str) -> Result<i128, Reply> {
@@ -243,15 +262,15 @@ async fn count(leader: &LeaderHandle, key: &str) -> Result<i128, Reply> {
     }
 }
 
-async fn incr(cluster: &Cluster, key: &[u8], by: i64) -> Result<Reply, Reply> {
+async fn incr(front: &Front, key: &[u8], by: i64) -> Result<Reply, Reply> {
     let key = format!("{COUNTERS}/{}", text(key)?);
-    let leader = leader_of(cluster)?;
+    let leader = leader_of(&front.cluster)?;
     let now = count(leader, &key).await?;
     let next = now.checked_add(i128::from(by)).filter(|n| i64::try_from(*n).is_ok());
     let Some(next) = next else { return Err(Reply::error("ERR increment or decrement would overflow")) };
     let write =
         if by >= 0 { Write::increment(&key, by.unsigned_abs()) } else { Write::decrement(&key, by.unsigned_abs()) };
-    leader.write(write.map_err(leader_error)?).await.map_err(leader_error)?;
+    send_write(front, leader, write).await?;
     // The count this leader holds now: the increment above and any that arrived meanwhile.
     let after = count(leader, &key).await.unwrap_or(next);
     Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
@@ -267,10 +286,10 @@ async fn members(cluster: &Cluster, key: &[u8]) -> Result<Vec<Vec<u8>>, Reply> {
     }
 }
 
-async fn set_update(cluster: &Cluster, name: &str, key: &[u8], elements: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let before = members(cluster, key).await?;
+async fn set_update(front: &Front, name: &str, key: &[u8], elements: &[Vec<u8>]) -> Result<Reply, Reply> {
+    let before = members(&front.cluster, key).await?;
     let key = format!("{SETS}/{}", text(key)?);
-    let leader = leader_of(cluster)?;
+    let leader = leader_of(&front.cluster)?;
     let mut changed = 0;
     let mut seen: Vec<&[u8]> = Vec::new();
     for element in elements {
@@ -281,7 +300,7 @@ async fn set_update(cluster: &Cluster, name: &str, key: &[u8], elements: &[Vec<u
         }
         seen.push(element);
         let write = if adding { Write::add(&key, element.clone()) } else { Write::remove(&key, element.clone()) };
-        leader.write(write.map_err(leader_error)?).await.map_err(leader_error)?;
+        send_write(front, leader, write).await?;
     }
     Ok(Reply::Integer(changed))
 }

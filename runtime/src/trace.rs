@@ -299,6 +299,11 @@ pub enum TraceEvent {
         /// What it has applied.
         vv: Vv,
     },
+    /// A durable leader resumed from its disk: it writes at once, from where it stopped.
+    Resumed {
+        /// What its disk held.
+        vv: Vv,
+    },
     /// Log entries were truncated; `forced` when the log's bound made it happen early.
     LogTruncated {
         /// How many entries.
@@ -427,6 +432,7 @@ impl fmt::Display for TraceEvent {
                 Ok(())
             }
             TraceEvent::CaughtUp { vv } => write!(f, "caught up {vv}"),
+            TraceEvent::Resumed { vv } => write!(f, "resumed from disk {vv}"),
             TraceEvent::Settled { high_water } => {
                 write!(
                     f,

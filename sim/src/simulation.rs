@@ -486,7 +486,7 @@ fn replica_differences(c: &ReplicaConfig) -> Vec<String> {
 /// A probability as a percentage to a tenth, from an integer (stable text): `5%`, `0.5%`.
 fn percent(rate: f64) -> String {
     let per_mille = (rate * 1000.0).round() as u64;
-    if per_mille % 10 == 0 {
+    if per_mille.is_multiple_of(10) {
         format!("{}%", per_mille / 10)
     } else {
         format!("{}.{}%", per_mille / 10, per_mille % 10)

@@ -270,7 +270,7 @@ pub(crate) struct Plan {
 /// `20ms`, `0.100ms`: whole milliseconds, or milliseconds with microseconds.
 pub(crate) fn duration(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         format!("{}ms", micros / 1000)
     } else {
         format!("{}.{:03}ms", micros / 1000, micros % 1000)

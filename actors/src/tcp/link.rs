@@ -50,8 +50,9 @@ pub(crate) struct RoutedWrite {
     pub(crate) key: String,
     /// The value to put, or `None` to delete.
     pub(crate) value: Option<Value>,
-    /// Leaders that must hold it, and how long to wait for them (milliseconds).
-    pub(crate) concern: Option<(u32, u64)>,
+    /// Leaders that must hold it, how long to wait for them (milliseconds), and whether it must
+    /// be on this leader's disk.
+    pub(crate) concern: Option<(u32, u64, bool)>,
 }
 
 impl RoutedWrite {
@@ -63,7 +64,8 @@ impl RoutedWrite {
             other => return Err(format!("a {} write has no home leader to be routed to", other.name())),
         };
         let concern = write.concern.map(|c| {
-            (u32::try_from(c.leaders).unwrap_or(u32::MAX), u64::try_from(c.timeout.as_millis()).unwrap_or(u64::MAX))
+            let leaders = u32::try_from(c.leaders).unwrap_or(u32::MAX);
+            (leaders, u64::try_from(c.timeout.as_millis()).unwrap_or(u64::MAX), c.durable)
         });
         Ok(RoutedWrite { key: write.key.clone(), value, concern })
     }
@@ -71,9 +73,11 @@ impl RoutedWrite {
     /// The write it carries.
     pub(crate) fn into_write(self) -> Write {
         let update = self.value.map_or(Update::Delete, Update::Put);
-        let concern = self
-            .concern
-            .map(|(leaders, ms)| WriteConcern { leaders: leaders as usize, timeout: Duration::from_millis(ms) });
+        let concern = self.concern.map(|(leaders, ms, durable)| WriteConcern {
+            leaders: leaders as usize,
+            durable,
+            timeout: Duration::from_millis(ms),
+        });
         Write { key: self.key, update, concern }
     }
 }

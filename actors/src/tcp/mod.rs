@@ -113,8 +113,9 @@ use std::time::Duration;
 pub(crate) use actor::TcpTransport;
 pub use noise::NOISE_PARAMS;
 
-/// The version of the link protocol (handshake, hello, message framing) this build speaks.
-pub const LINK_VERSION: u16 = 1;
+/// The version of the link protocol (handshake, hello, message framing) this build speaks
+/// (2: a routed write's concern says whether it must be durable).
+pub const LINK_VERSION: u16 = 2;
 
 /// The public half of a node's static key: 32 bytes, written as 64 hexadecimal digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -132,7 +132,7 @@ fn fmt_ns(f: &mut fmt::Formatter<'_>, ns: u128) -> fmt::Result {
     };
     let whole = ns / scale;
     // Milliseconds: write whole ones plainly (`500ms`); everything else to three decimals.
-    if unit == "ms" && ns % scale == 0 {
+    if unit == "ms" && ns.is_multiple_of(scale) {
         return write!(f, "{whole}ms");
     }
     let thousandths = (ns % scale) * 1_000 / scale;

@@ -195,6 +195,15 @@ impl LeaderClock {
         self.corrector.residual_offset_ns()
     }
 
+    /// Resumes after `last` (the newest timestamp a durable leader persisted): every later
+    /// timestamp is greater, so a restart never stamps a write below one made before it.
+    pub fn resume_after(&mut self, last: HlcTimestamp) {
+        let mine = HlcTimestamp::new(last.ticks(), last.logical(), self.hlc.leader()).unwrap_or(last);
+        if mine > self.hlc.last() {
+            self.hlc = Hlc::resume(mine);
+        }
+    }
+
     /// The last timestamp issued or observed.
     #[must_use]
     pub const fn last(&self) -> HlcTimestamp {

@@ -88,6 +88,10 @@ pub struct ReplicaConfig {
     /// as many catch-up messages as digests). A leader that is catching up after a restart gets
     /// everything at once. A lost entry is repaired by the first digest after the grace.
     pub catch_up_grace: Duration,
+    /// Emit [`crate::replica::Effect::Persist`] for every change to what the replica holds, for a
+    /// shell that keeps it on disk (default false: an in-memory leader). See
+    /// [`crate::replica::Replica::resume`] for the rule the shell must follow.
+    pub durable: bool,
     /// Breaks one replication mechanism on purpose, to show that the simulator's invariant
     /// checker catches the bug (default [`Sabotage::None`]). Exists only with the
     /// `fault-injection` feature, which no production build should enable.
@@ -182,6 +186,7 @@ impl Default for ReplicaConfig {
             recovery_quiet: Duration::from_secs(1),
             batch: None,
             catch_up_grace: Duration::from_millis(500),
+            durable: false,
             #[cfg(feature = "fault-injection")]
             sabotage: Sabotage::None,
         }

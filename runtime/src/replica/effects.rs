@@ -16,6 +16,8 @@ use crate::resolution::{CrdtState, Resolution};
 use crate::siblings::SiblingError;
 use crate::trace::{Rejection, TraceEvent};
 use crate::wire::PeerMessage;
+
+use super::Record;
 use crate::{LeaderId, LeaderSet};
 
 /// What became of a client write a shell hands to [`Replica::handle_client_update`].
@@ -180,6 +182,10 @@ pub enum Effect {
         /// Why it changed.
         cause: ChangeCause,
     },
+    /// Persist this record (only with [`ReplicaConfig::durable`]). A shell must not perform a
+    /// `Send` of the same input before every `Persist` of it is durable (see
+    /// [`Replica::resume`]).
+    Persist(Record),
 }
 
 /// Something the shell should tell the supervisor.

@@ -34,6 +34,7 @@
 
 mod anti_entropy;
 mod config;
+mod durable;
 mod effects;
 mod outbox;
 mod receive;
@@ -45,6 +46,7 @@ mod timers;
 #[cfg(feature = "fault-injection")]
 pub use config::Sabotage;
 pub use config::{BatchConfig, ConfigError, GossipConfig, ReplicaConfig};
+pub use durable::{Image, Record, ResumeError};
 pub use effects::{
     Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, Resolved, WriteError,
     WriteReceipt,
@@ -113,6 +115,8 @@ pub struct Replica {
     /// Void entries applied here, most recent last (bounded by `VOIDED_MAX`).
     voided: VecDeque<Dot>,
     fenced: bool,
+    /// Resumed from its disk ([`Replica::resume`]): [`Replica::start`] begins a new life.
+    resumed: bool,
     cluster_fenced: bool,
     notify_changes: bool,
     quarantine: VecDeque<Quarantined>,
@@ -169,6 +173,7 @@ impl Replica {
             input_at: WallTime::from_nanos(0),
             voided: VecDeque::new(),
             fenced: false,
+            resumed: false,
             cluster_fenced: false,
             notify_changes: false,
             quarantine: VecDeque::new(),
@@ -203,6 +208,8 @@ impl Replica {
         // Born sealed: a peer that is recovering right now may have counted this leader's
         // earlier life as sealed; this life must not take in that peer's old writes either.
         replica.sealed = members.without(id);
+        // A durable shell forgets what its disk held: this life starts from nothing.
+        replica.persist(|| Record::Recovering);
         Ok(replica)
     }
 
@@ -212,6 +219,16 @@ impl Replica {
         // A fresh leader of a fresh cluster has nothing to exchange yet; a restarted one starts a
         // new life and asks every live peer at once.
         self.begin_recovery(now);
+        if core::mem::take(&mut self.resumed) {
+            // Its causal buffer is gone: peers that compare lives must know.
+            self.life = Self::life_at(now);
+            let vv = self.applied.clone();
+            self.trace(|| TraceEvent::Resumed { vv: vv.into() });
+            if !self.sealed.is_empty() {
+                let leaders = self.sealed;
+                self.trace(|| TraceEvent::Sealed { leaders });
+            }
+        }
         self.timers.set(Timer::AntiEntropy, now.saturating_add(self.config.anti_entropy_interval));
         match self.config.ack_interval {
             Some(interval) => self.timers.set(Timer::AckRound, now.saturating_add(interval)),
@@ -696,6 +713,7 @@ impl Replica {
             self.metrics.lww_discarded_own += u64::from(discarded.origin == self.id);
             self.trace(|| TraceEvent::LwwDiscarded { key: entry.key.clone(), kept, discarded, value: discarded_value });
         }
+        self.persist(|| Record::Applied(entry.clone()));
         if let Some(forced) = self.log.append(entry, seen, self.input_at) {
             self.metrics.log_truncated_forced += 1;
             let _ = forced;

@@ -38,7 +38,7 @@ use crate::causality::{Dot, Seq, VersionVector};
 use crate::entry::{Entry, Key, Op, SharedEntry};
 #[cfg(doc)]
 use crate::replica::ReplicaConfig;
-use crate::replica::{ConfigError, Effect};
+use crate::replica::{ConfigError, Effect, Record};
 use crate::trace::{Rejection, TraceEvent};
 use crate::wire::{DigestReply, RecoveryPhase, RecoveryStatus};
 use crate::{LeaderId, LeaderSet, WallTime};
@@ -107,11 +107,16 @@ impl Recovery {
 }
 
 impl Replica {
+    /// The life a leader that (re)starts at `now` takes: its start in milliseconds, never 0.
+    pub(super) fn life_at(now: WallTime) -> u32 {
+        u32::try_from((now.as_nanos() / 1_000_000) % (1 << 32)).unwrap_or(1).max(1)
+    }
+
     /// Phase 1: a restarted leader starts a new life and asks every live peer.
     pub(super) fn begin_recovery(&mut self, now: WallTime) {
         let Some(recovery) = &self.recovery else { return };
         let asked = recovery.catching_up.intersection(self.live);
-        self.life = u32::try_from((now.as_nanos() / 1_000_000) % (1 << 32)).unwrap_or(1).max(1);
+        self.life = Self::life_at(now);
         if !self.sealed.is_empty() {
             let leaders = self.sealed;
             self.trace(|| TraceEvent::Sealed { leaders });
@@ -435,6 +440,7 @@ impl Replica {
         }
         if self.applied.get(self.id) >= high_water && self.recovery_waiting_for().is_empty() {
             self.recovery = None;
+            self.persist(|| Record::Recovered);
             self.timers.stop(Timer::RecoveryQuiet);
             self.timers.stop(Timer::RecoverySettle);
             let vv = self.applied.clone();

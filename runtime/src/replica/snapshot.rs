@@ -172,6 +172,10 @@ impl Replica {
     /// Merges a whole, checked snapshot from `from` and applies what waited for it.
     fn adopt_snapshot(&mut self, from: LeaderId, snapshot: StagedSnapshot) {
         let vv = snapshot.vv;
+        if self.config.durable {
+            let chunks = snapshot.chunks.values().cloned().collect();
+            self.persist(|| super::Record::Snapshot { vv: vv.clone(), chunks });
+        }
         for chunk in snapshot.chunks.into_values() {
             for merged in self.stores.merge_chunk(chunk, &vv, &self.applied, self.notify_changes) {
                 match merged {

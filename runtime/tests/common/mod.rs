@@ -44,6 +44,9 @@ pub struct Net {
     pub events: Vec<(LeaderId, TraceEvent)>,
     /// Links that lose every message (from, to).
     pub cut: Vec<(LeaderId, LeaderId)>,
+    /// Per replica, what it asked to persist (with `ReplicaConfig::durable`), in order: a disk
+    /// that syncs at once.
+    pub disks: Vec<Vec<roundtable_runtime::Record>>,
 }
 
 impl Net {
@@ -62,6 +65,7 @@ impl Net {
             trace: Vec::new(),
             events: Vec::new(),
             cut: Vec::new(),
+            disks: vec![Vec::new(); n],
         }
     }
 
@@ -93,6 +97,7 @@ impl Net {
                     self.trace.push(format!("{from} {event}"));
                     self.events.push((from, event));
                 }
+                Effect::Persist(record) => self.disks[i].push(record),
                 _ => {}
             }
         }
