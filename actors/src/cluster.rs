@@ -522,6 +522,10 @@ pub struct ClusterMetrics {
     pub rewires: u64,
     /// Messages dropped because a leader's outbox to a peer was full.
     pub outbox_dropped: u64,
+    /// Fsynced commits of the leaders' disks (group commit: many writes share one).
+    pub disk_commits: u64,
+    /// Records the leaders' disks wrote.
+    pub disk_records: u64,
 }
 
 impl Cluster {
@@ -678,6 +682,8 @@ impl Cluster {
             m.lww_decisions += p.metrics.lww_discarded;
             m.rejected += p.metrics.rejected;
             m.outbox_dropped += p.outbox_dropped;
+            m.disk_commits += p.disk.0;
+            m.disk_records += p.disk.1;
         }
         Ok(m)
     }

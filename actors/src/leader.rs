@@ -562,6 +562,7 @@ impl Leader {
 impl Handler<GetProgress> for Leader {
     type Result = actix::MessageResult<GetProgress>;
     fn handle(&mut self, _: GetProgress, _: &mut Context<Self>) -> Self::Result {
+        let disk = self.disk.as_ref().map_or((0, 0), DiskShell::counts);
         let progress = match &self.replica {
             None => Progress {
                 up: false,
@@ -571,6 +572,7 @@ impl Handler<GetProgress> for Leader {
                 applied: Default::default(),
                 metrics: Default::default(),
                 outbox_dropped: self.outbox_dropped,
+                disk,
             },
             Some(r) => Progress {
                 up: true,
@@ -580,6 +582,7 @@ impl Handler<GetProgress> for Leader {
                 applied: r.applied().clone(),
                 metrics: r.metrics().clone(),
                 outbox_dropped: self.outbox_dropped,
+                disk,
             },
         };
         actix::MessageResult(progress)

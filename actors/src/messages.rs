@@ -375,6 +375,8 @@ pub(crate) struct Progress {
     pub(crate) metrics: Metrics,
     /// Messages dropped because its outbox to a peer was full.
     pub(crate) outbox_dropped: u64,
+    /// Its disk's fsynced commits and records written (0 without a disk).
+    pub(crate) disk: (u64, u64),
 }
 
 /// A key changed at a leader, for a subscriber.

@@ -25,7 +25,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 use roundtable_runtime::wire::PeerMessage;
 use roundtable_runtime::LeaderId;
@@ -287,6 +288,8 @@ pub(crate) struct DiskShell {
     image_every: usize,
     /// Why the disk failed, once it did.
     failed: Option<String>,
+    /// What the writer did.
+    counters: Arc<DiskCounters>,
 }
 
 impl DiskShell {
@@ -306,6 +309,7 @@ impl DiskShell {
             since_image: stored.records.len(),
             image_every: image_every.max(1),
             failed: None,
+            counters: Arc::default(),
         };
         Ok((shell, stored))
     }
@@ -314,7 +318,7 @@ impl DiskShell {
     /// leader.
     pub(crate) fn run(&mut self, report: impl Fn(Written) + Send + 'static) {
         let Some(disk) = self.idle.take() else { return };
-        match Writer::spawn(disk, report) {
+        match Writer::spawn(disk, self.counters.clone(), report) {
             Ok(writer) => self.writer = Some(writer),
             Err(e) => self.fail(format!("cannot start the disk writer thread: {e}")),
         }
@@ -341,6 +345,11 @@ impl DiskShell {
         let stored = disk.read()?;
         self.since_image = stored.records.len();
         Ok(stored)
+    }
+
+    /// Fsynced commits and records written so far (over every life of the leader).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.counters.commits.load(Ordering::Relaxed), self.counters.records.load(Ordering::Relaxed))
     }
 
     /// Why the disk failed, if it did: the leader refuses writes.
@@ -418,6 +427,15 @@ impl DiskShell {
     }
 }
 
+/// What a leader's disk did, counted by its writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct DiskCounters {
+    /// Fsynced transactions.
+    pub(crate) commits: AtomicU64,
+    /// Records written.
+    pub(crate) records: AtomicU64,
+}
+
 /// A job for the writer thread.
 #[derive(Debug)]
 pub(crate) enum Job {
@@ -443,7 +461,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread; `report` is called (from that thread) after each commit.
-    pub(crate) fn spawn(mut disk: Disk, report: impl Fn(Written) + Send + 'static) -> std::io::Result<Writer> {
+    pub(crate) fn spawn(
+        mut disk: Disk,
+        counters: Arc<DiskCounters>,
+        report: impl Fn(Written) + Send + 'static,
+    ) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new().name("roundtable-disk".into()).spawn(move || {
             while let Ok(first) = queue.recv() {
@@ -463,7 +485,11 @@ impl Writer {
                     last = batch;
                 }
                 match disk.commit(&records, image.as_deref()) {
-                    Ok(()) => report(Written::Synced(last)),
+                    Ok(()) => {
+                        counters.commits.fetch_add(1, Ordering::Relaxed);
+                        counters.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+                        report(Written::Synced(last));
+                    }
                     Err(e) => {
                         report(Written::Failed(e.to_string()));
                         return disk;

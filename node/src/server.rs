@@ -327,8 +327,9 @@ async fn info(cluster: &Cluster) -> Reply {
     }
     if let Ok(m) = cluster.metrics().await {
         s.push_str(&format!(
-            "writes_accepted:{}\r\nlww_discarded:{}\r\nduplicates_dropped:{}\r\npeer_input_rejected:{}\r\n",
-            m.writes, m.lww_discarded, m.duplicates_dropped, m.rejected
+            "writes_accepted:{}\r\nlww_discarded:{}\r\nduplicates_dropped:{}\r\npeer_input_rejected:{}\r\n\
+             disk_commits:{}\r\ndisk_records:{}\r\n",
+            m.writes, m.lww_discarded, m.duplicates_dropped, m.rejected, m.disk_commits, m.disk_records
         ));
     }
     Reply::bulk(s)
