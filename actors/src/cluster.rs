@@ -35,6 +35,7 @@ pub use crate::error::ClusterError;
 use crate::handle::LeaderHandle;
 use crate::leader::{Leader, LeaderSpec};
 use crate::messages::{Crash, GetProgress, Inspect, LeaderControl, LeaderState, Progress, Restart};
+use crate::storage::DiskSpec;
 use crate::supervisor::{Liveness, Supervisor, SupervisorConfig};
 use crate::trace::{Trace, TraceSink};
 use crate::transport::{Connect, Fault, InProcess, LeaderInbox, NetStats, SupervisorInbox, Transport, TransportLinks};
@@ -86,6 +87,7 @@ pub struct ClusterBuilder {
     supervisor: SupervisorConfig,
     tick_interval: Duration,
     data_dir: Option<std::path::PathBuf>,
+    memory_disks: Option<Duration>,
     checkpoint_every: usize,
     flow: FlowControl,
     simulated: Option<(SimEpoch, Vec<ClockSkew>)>,
@@ -198,6 +200,15 @@ impl ClusterBuilder {
     #[must_use]
     pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Makes the leaders durable on simulated disks (for the simulator): each syncs a batch
+    /// `sync_delay` after it is handed over, and keeps what it synced across a crash;
+    /// [`Cluster::lose_disk`] makes a disk fail. Overrides [`ClusterBuilder::data_dir`].
+    #[must_use]
+    pub fn memory_disks(mut self, sync_delay: Duration) -> Self {
+        self.memory_disks = Some(sync_delay);
         self
     }
 
@@ -418,6 +429,7 @@ impl ClusterBuilder {
         let links = transport.start(self.sink.clone(), self.flow.network_mailbox.max(1));
         let mut leaders = BTreeMap::new();
         let mut clocks = BTreeMap::new();
+        let mut memory_disks = BTreeMap::new();
         for (id, name) in LeaderId::range(n).zip(&self.names).filter(|(id, _)| hosted.contains(*id)) {
             let clock = match &self.simulated {
                 None => LeaderClockSource::System(SystemClock),
@@ -441,7 +453,15 @@ impl ClusterBuilder {
                 tick_interval: self.tick_interval,
                 outbox_max: self.flow.outbox_max.max(1),
                 recovering: self.recovers_on_start(),
-                disk: self.data_dir.as_ref().map(|dir| dir.join(format!("{name}.redb"))),
+                disk: match (self.memory_disks, &self.data_dir) {
+                    (Some(sync_delay), _) => {
+                        let disk = crate::storage::MemoryDisk::new();
+                        memory_disks.insert(id, disk.clone());
+                        Some(DiskSpec::Memory { disk, sync_delay })
+                    }
+                    (None, Some(dir)) => Some(DiskSpec::File(dir.join(format!("{name}.redb")))),
+                    (None, None) => None,
+                },
                 checkpoint_every: self.checkpoint_every,
             };
             let leader = Leader::new(spec, links.clone(), self.sink.clone())?;
@@ -477,7 +497,16 @@ impl ClusterBuilder {
             .iter()
             .map(|(id, addr)| (*id, LeaderHandle::new(*id, self.names[id.index()].clone(), addr.clone())))
             .collect();
-        Ok(Cluster { names: self.names, by_name, leaders: handles, links, supervisor, sink: self.sink, local_addr })
+        Ok(Cluster {
+            names: self.names,
+            by_name,
+            leaders: handles,
+            links,
+            supervisor,
+            sink: self.sink,
+            local_addr,
+            memory_disks,
+        })
     }
 }
 
@@ -485,6 +514,8 @@ impl ClusterBuilder {
 /// wait until it has settled.
 #[derive(Clone)]
 pub struct Cluster {
+    /// The simulated disks ([`ClusterBuilder::memory_disks`]), by leader.
+    memory_disks: BTreeMap<LeaderId, crate::storage::MemoryDisk>,
     names: Vec<String>,
     by_name: BTreeMap<String, usize>,
     leaders: BTreeMap<LeaderId, LeaderHandle>,
@@ -542,6 +573,7 @@ impl Cluster {
             supervisor: SupervisorConfig::default(),
             tick_interval: Duration::from_millis(100),
             data_dir: None,
+            memory_disks: None,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             flow: FlowControl::default(),
             simulated: None,
@@ -692,6 +724,18 @@ impl Cluster {
     /// [`Cluster::restart`], or the supervisor's `restart_after` when that is set).
     pub fn crash(&self, leader: impl AsLeader) -> Result<(), ClusterError> {
         self.leader(leader)?.do_send(Crash);
+        Ok(())
+    }
+
+    /// Fault injection: leader `leader`'s simulated disk fails and loses everything on it
+    /// ([`ClusterBuilder::memory_disks`]; [`ClusterError::Settings`] without). Meant for a leader
+    /// that is down: its next restart then starts empty and recovers from its peers.
+    pub fn lose_disk(&self, leader: impl AsLeader) -> Result<(), ClusterError> {
+        let id = self.leader(leader)?.id();
+        let disk = self.memory_disks.get(&id).ok_or_else(|| {
+            ClusterError::Settings(format!("leader {id} has no simulated disk to lose (ClusterBuilder::memory_disks)"))
+        })?;
+        disk.lose();
         Ok(())
     }
 

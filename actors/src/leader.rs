@@ -26,7 +26,7 @@ use crate::messages::{
     LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Shutdown, Subscribe, SubscribeChannel, Subscriber,
     Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
-use crate::storage::{DiskError, DiskShell, Stored, Written};
+use crate::storage::{DiskError, DiskShell, DiskSpec, Stored, Written};
 use crate::trace::{Actor as Who, LeaderEvent, Loss, NetworkEvent, TraceSink};
 use crate::transport::{Deliver, Heartbeat, Report, Route, Transmit, TransportLinks};
 use actix::ResponseFuture;
@@ -66,7 +66,7 @@ pub struct LeaderSpec {
     /// The leader's disk (a redb file; see [`crate::storage`]): with one, the leader is durable —
     /// it persists what it applies, sends nothing before it is synced, and a restart resumes
     /// from the disk. `None`: an in-memory leader.
-    pub disk: Option<std::path::PathBuf>,
+    pub disk: Option<DiskSpec>,
     /// With a disk: take a checkpoint after this many records.
     pub checkpoint_every: usize,
 }
@@ -120,8 +120,8 @@ impl Leader {
         spec.config.durable = spec.disk.is_some();
         let (replica, disk) = match &spec.disk {
             None => (replica_of(&spec, Stored::default())?, None),
-            Some(path) => {
-                let (disk, stored) = DiskShell::open(path, spec.checkpoint_every)?;
+            Some(disk) => {
+                let (disk, stored) = disk.open(spec.checkpoint_every)?;
                 (replica_of(&spec, stored)?, Some(disk))
             }
         };
@@ -416,7 +416,7 @@ fn replica_of(spec: &LeaderSpec, stored: Stored) -> Result<Replica, ClusterError
     if !stored.is_empty() {
         let records = stored.records.into_iter().map(Ok);
         return Replica::resume(id, members, topology, config, stored.image, records).map_err(|source| {
-            let path = spec.disk.clone().unwrap_or_default();
+            let path = spec.disk.as_ref().map(DiskSpec::path).unwrap_or_default();
             ClusterError::Disk(DiskError::Resume { path, source })
         });
     }
@@ -759,7 +759,8 @@ impl Handler<Restart> for Leader {
                 } else {
                     tracing::info!(leader = %spec.name, "restarted with empty state; catching up");
                 }
-                self.sink.record(Who::Leader(spec.id), LeaderEvent::Restarted);
+                let event = if from_disk { LeaderEvent::RestartedFromDisk } else { LeaderEvent::Restarted };
+                self.sink.record(Who::Leader(spec.id), event);
                 let now = self.now();
                 let replica = self.replica.insert(replica);
                 replica.notify_changes(!self.subscriptions.is_empty());

@@ -27,6 +27,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use roundtable_runtime::wire::PeerMessage;
 use roundtable_runtime::LeaderId;
@@ -271,9 +272,8 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, DiskError>) -> Result<T
 /// messages held until their batch is durable, and the writes waiting for it.
 #[derive(Debug)]
 pub(crate) struct DiskShell {
-    /// The disk while no writer runs (before the start, after a crash).
-    idle: Option<Disk>,
-    writer: Option<Writer>,
+    /// Where the records go.
+    backend: Backend,
     /// The last batch handed to the writer.
     submitted: u64,
     /// The last batch the writer synced.
@@ -299,9 +299,19 @@ impl DiskShell {
             std::fs::create_dir_all(dir).map_err(|source| DiskError::Dir { path: dir.into(), source })?;
         }
         let (disk, stored) = Disk::open(path)?;
-        let shell = DiskShell {
-            idle: Some(disk),
-            writer: None,
+        Ok((DiskShell::with(Backend::File { idle: Some(disk), writer: None }, &stored, image_every), stored))
+    }
+
+    /// A simulated disk (see [`MemoryDisk`]); returns what it held.
+    pub(crate) fn memory(disk: MemoryDisk, sync_delay: Duration, image_every: usize) -> (DiskShell, Stored) {
+        let stored = disk.stored();
+        let backend = Backend::Memory { disk, delay: sync_delay, pending: VecDeque::new(), report: None };
+        (DiskShell::with(backend, &stored, image_every), stored)
+    }
+
+    fn with(backend: Backend, stored: &Stored, image_every: usize) -> DiskShell {
+        DiskShell {
+            backend,
             submitted: 0,
             synced: 0,
             held: VecDeque::new(),
@@ -310,39 +320,55 @@ impl DiskShell {
             image_every: image_every.max(1),
             failed: None,
             counters: Arc::default(),
-        };
-        Ok((shell, stored))
+        }
     }
 
     /// Starts the writer thread (if it is not running); `report` carries its reports to the
     /// leader.
-    pub(crate) fn run(&mut self, report: impl Fn(Written) + Send + 'static) {
-        let Some(disk) = self.idle.take() else { return };
-        match Writer::spawn(disk, self.counters.clone(), report) {
-            Ok(writer) => self.writer = Some(writer),
-            Err(e) => self.fail(format!("cannot start the disk writer thread: {e}")),
+    pub(crate) fn run(&mut self, report: impl Fn(Written) + Send + Sync + 'static) {
+        match &mut self.backend {
+            Backend::File { idle, writer } => {
+                let Some(disk) = idle.take() else { return };
+                match Writer::spawn(disk, self.counters.clone(), report) {
+                    Ok(running) => *writer = Some(running),
+                    Err(e) => self.fail(format!("cannot start the disk writer thread: {e}")),
+                }
+            }
+            Backend::Memory { report: slot, .. } => *slot = Some(Reporter(Arc::new(report))),
         }
     }
 
     /// Stops the writer (a crash): what it was given is committed, what was held is dropped,
     /// and writes waiting for the disk are told the leader crashed.
     pub(crate) fn stop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            self.idle = writer.stop();
+        match &mut self.backend {
+            Backend::File { idle, writer } => {
+                if let Some(running) = writer.take() {
+                    *idle = running.stop();
+                }
+            }
+            // A simulated crash loses what was not synced.
+            Backend::Memory { pending, report, .. } => {
+                pending.clear();
+                *report = None;
+            }
         }
         self.held.clear();
         for (_, waiter) in self.waiters.drain(..) {
             let _ = waiter.send(Err("the leader crashed".into()));
         }
-        // Joined: everything submitted was committed. Batch numbers keep counting across
+        // Joined (or dropped): nothing is in flight. Batch numbers keep counting across
         // restarts, so a late report of the stopped writer releases nothing of the next life.
         self.synced = self.submitted;
     }
 
     /// Reads the disk again (after [`DiskShell::stop`]), for a restart.
     pub(crate) fn reread(&mut self) -> Result<Stored, DiskError> {
-        let Some(disk) = self.idle.as_mut() else { return Err(DiskError::WriterLost) };
-        let stored = disk.read()?;
+        let stored = match &mut self.backend {
+            Backend::File { idle: Some(disk), .. } => disk.read()?,
+            Backend::File { .. } => return Err(DiskError::WriterLost),
+            Backend::Memory { disk, .. } => disk.stored(),
+        };
         self.since_image = stored.records.len();
         Ok(stored)
     }
@@ -370,8 +396,22 @@ impl DiskShell {
         self.since_image = if image.is_some() { 0 } else { self.since_image + records.len() };
         self.submitted += 1;
         let job = Job::Commit { batch: self.submitted, records, image: image.map(Box::new) };
-        if !self.writer.as_ref().is_some_and(|w| w.submit(job)) {
-            self.fail("the disk writer thread is gone".into());
+        let handed = match &mut self.backend {
+            Backend::File { writer, .. } => writer.as_ref().is_some_and(|w| w.submit(job)),
+            Backend::Memory { delay, pending, report: Some(report), .. } => {
+                // Synced `delay` later (simulated time), unless the leader crashes first.
+                pending.push_back(job);
+                let (report, delay, batch) = (report.clone(), *delay, self.submitted);
+                actix::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    (report.0)(Written::Synced(batch));
+                });
+                true
+            }
+            Backend::Memory { report: None, .. } => false,
+        };
+        if !handed {
+            self.fail("the disk writer is gone".into());
         }
     }
 
@@ -401,6 +441,15 @@ impl DiskShell {
 
     /// The writer synced every batch up to `upto`: returns the messages that may leave now.
     pub(crate) fn synced(&mut self, upto: u64) -> Vec<(LeaderId, PeerMessage)> {
+        if let Backend::Memory { disk, pending, .. } = &mut self.backend {
+            while pending.front().is_some_and(|Job::Commit { batch, .. }| *batch <= upto) {
+                if let Some(Job::Commit { records, image, .. }) = pending.pop_front() {
+                    disk.commit(&records, image.as_deref());
+                    self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                    self.counters.records.fetch_add(records.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
         self.synced = self.synced.max(upto);
         let synced = self.synced;
         let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(batch, _)| *batch <= synced);
@@ -424,6 +473,120 @@ impl DiskShell {
         }
         self.held.clear();
         self.failed = Some(reason);
+    }
+}
+
+/// A leader's disk, as [`crate::LeaderSpec::disk`] names it.
+#[derive(Debug, Clone)]
+pub enum DiskSpec {
+    /// A redb file (created, with its directory, if missing).
+    File(PathBuf),
+    /// A simulated disk that syncs a batch `sync_delay` after it is handed over.
+    Memory {
+        /// The disk.
+        disk: MemoryDisk,
+        /// How long a sync takes.
+        sync_delay: Duration,
+    },
+}
+
+impl DiskSpec {
+    /// Opens the disk; returns what it held.
+    pub(crate) fn open(&self, image_every: usize) -> Result<(DiskShell, Stored), DiskError> {
+        match self {
+            DiskSpec::File(path) => DiskShell::open(path, image_every),
+            DiskSpec::Memory { disk, sync_delay } => Ok(DiskShell::memory(disk.clone(), *sync_delay, image_every)),
+        }
+    }
+
+    /// The file, for errors (empty for a simulated disk).
+    pub(crate) fn path(&self) -> PathBuf {
+        match self {
+            DiskSpec::File(path) => path.clone(),
+            DiskSpec::Memory { .. } => PathBuf::from("(simulated disk)"),
+        }
+    }
+}
+
+/// Where a leader's records go.
+#[derive(Debug)]
+enum Backend {
+    /// A redb file, written by a thread of its own.
+    File {
+        /// The disk while no writer runs (before the start, after a crash).
+        idle: Option<Disk>,
+        /// The writer thread, while it runs.
+        writer: Option<Writer>,
+    },
+    /// A simulated disk: a batch is synced `delay` after it is handed over (simulated time).
+    Memory {
+        /// The disk.
+        disk: MemoryDisk,
+        /// How long a sync takes.
+        delay: Duration,
+        /// Batches handed over and not yet synced: lost if the leader crashes first.
+        pending: VecDeque<Job>,
+        /// Tells the leader a batch is synced.
+        report: Option<Reporter>,
+    },
+}
+
+/// A callback to the leader.
+#[derive(Clone)]
+struct Reporter(Arc<dyn Fn(Written) + Send + Sync>);
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reporter")
+    }
+}
+
+/// A simulated disk, for the simulator: what a leader synced, kept in memory outside the leader
+/// so that it survives the leader's crash, and lost by [`MemoryDisk::lose`] (a disk failure).
+/// Clones share the disk. Build leaders on them with
+/// [`ClusterBuilder::memory_disks`](crate::ClusterBuilder::memory_disks).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDisk {
+    state: Arc<std::sync::Mutex<MemoryState>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    image: Option<Image>,
+    records: Vec<Record>,
+}
+
+impl MemoryDisk {
+    /// An empty disk.
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryDisk::default()
+    }
+
+    /// What the disk holds.
+    #[must_use]
+    pub fn stored(&self) -> Stored {
+        let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Stored { image: state.image.clone(), records: state.records.clone() }
+    }
+
+    /// The disk fails: everything on it is gone.
+    pub fn lose(&self) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *state = MemoryState::default();
+    }
+
+    /// Like [`Disk::commit`].
+    fn commit(&self, records: &[Record], image: Option<&Image>) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reset = records.iter().rposition(|r| matches!(r, Record::Recovering));
+        if image.is_some() || reset.is_some() {
+            *state = MemoryState::default();
+        }
+        if let (Some(image), None) = (image, reset) {
+            state.image = Some(image.clone());
+        }
+        state.records.extend_from_slice(&records[reset.unwrap_or(0)..]);
     }
 }
 
@@ -464,7 +627,7 @@ impl Writer {
     pub(crate) fn spawn(
         mut disk: Disk,
         counters: Arc<DiskCounters>,
-        report: impl Fn(Written) + Send + 'static,
+        report: impl Fn(Written) + Send + Sync + 'static,
     ) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new().name("roundtable-disk".into()).spawn(move || {

@@ -69,7 +69,7 @@ impl Record {
         let mark = match &self.event {
             Event::Replica(event) => Mark::from_event(event)?,
             Event::Leader(LeaderEvent::Crashed) => Mark::Crashed,
-            Event::Leader(LeaderEvent::Restarted) => Mark::Restarted,
+            Event::Leader(LeaderEvent::Restarted | LeaderEvent::RestartedFromDisk) => Mark::Restarted,
             Event::Network(NetworkEvent::Delivered(m)) => m.mark(true),
             Event::Network(NetworkEvent::Lost { message, .. }) => message.mark(false),
             _ => return None,
@@ -137,6 +137,8 @@ pub enum LeaderEvent {
     Crashed,
     /// The leader restarted with empty state and catches up.
     Restarted,
+    /// A durable leader restarted from what its disk held (the replica says what, `resumed`).
+    RestartedFromDisk,
     /// A restart could not build the replica.
     RestartFailed {
         /// Why.
@@ -171,6 +173,7 @@ impl fmt::Display for LeaderEvent {
         match self {
             LeaderEvent::Crashed => f.write_str("crashed: in-memory state lost"),
             LeaderEvent::Restarted => f.write_str("restarted with empty state; catching up"),
+            LeaderEvent::RestartedFromDisk => f.write_str("restarted from its disk"),
             LeaderEvent::RestartFailed { reason } => write!(f, "restart failed: {reason}"),
             LeaderEvent::ActorRestarted => f.write_str("actor restarted by actix supervision; down until restart"),
             LeaderEvent::ClockSampleRefused { reason } => write!(f, "clock sample refused: {reason}"),
@@ -622,6 +625,11 @@ pub enum Mark {
     Crashed,
     /// The leader restarted with empty state.
     Restarted,
+    /// A durable leader resumed from its disk: it holds every write of `vv` again.
+    Resumed {
+        /// What its disk held.
+        vv: Vv,
+    },
     /// The leader was fenced by the cluster and rebuilt its state from its peers.
     Rejoined,
     /// A message from one leader to another: sent at `sent_at`, and delivered (or lost) at the
@@ -673,6 +681,7 @@ impl Mark {
             TraceEvent::Rewired { live, .. } => Mark::Rewired { live: *live },
             TraceEvent::DiscardedAtRejoin { dots } => Mark::Discarded { dots: dots.clone() },
             TraceEvent::Rejoining => Mark::Rejoined,
+            TraceEvent::Resumed { vv } => Mark::Resumed { vv: vv.clone() },
             _ => return None,
         })
     }

@@ -407,6 +407,8 @@ fn check_marks(run: &SimRun, settings: &CheckSettings, report: &mut CheckReport)
         match &line.mark {
             Mark::Crashed | Mark::Restarted | Mark::Rejoined => *life = Life::default(),
             Mark::SnapshotAdopted { vv, .. } => life.have.merge(&vv.to_version_vector()),
+            // Back from its disk: it holds what the disk held, and its clock resumed past it.
+            Mark::Resumed { vv } => life.have.merge(&vv.to_version_vector()),
             Mark::Applied { dot, hlc, deps } => {
                 report.applications_checked += 1;
                 if life.have.contains(*dot) {
@@ -512,6 +514,11 @@ fn fate_of(
         return Ok(WriteFate::Merged);
     }
     if run.lost_with_leader().contains(acked) {
+        if settings.durable && !settings.lost_disks.contains(acked.dot.origin) {
+            return Err(
+                "acknowledged once on its leader's disk, and that disk survived, yet lost with its leader".into()
+            );
+        }
         return Ok(WriteFate::LostWithLeader);
     }
     if span.voided || (span.end.is_none() && voided_anywhere(run.states(), dot)) {

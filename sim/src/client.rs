@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use roundtable_actors::trace::{Actor as Who, ClientEvent, ReadOutcome, TraceSink};
-use roundtable_actors::{Cluster, ClusterError, Delete, Get, GetSiblings, Put, SimEpoch, Write};
+use roundtable_actors::{Cluster, ClusterError, Delete, Get, GetSiblings, Put, SimEpoch, Write, WriteConcern};
 use roundtable_runtime::resolution::Update;
 use roundtable_runtime::LeaderId;
 
@@ -19,6 +19,7 @@ pub(crate) async fn client_op(
     epoch: &SimEpoch,
     id: LeaderId,
     op: ClientOp,
+    concern: Option<WriteConcern>,
 ) -> Result<Option<AckedWrite>, ClusterError> {
     let addr = cluster.leader(id)?;
     let crdt = match &op {
@@ -30,18 +31,23 @@ pub(crate) async fn client_op(
     };
     let (key, value, label, result) = match op {
         ClientOp::Put { key, value } => {
-            let r = addr.send(Put::new(key.clone(), value.clone())).await?;
+            let mut put = Put::new(key.clone(), value.clone());
+            put.concern = concern;
+            let r = addr.send(put).await?;
             let label = format!("put {key:?}={value:?}");
             (key, Some(value), label, r)
         }
         ClientOp::Delete { key } => {
-            let r = addr.send(Delete::new(key.clone())).await?;
+            let r = match concern {
+                None => addr.send(Delete::new(key.clone())).await?,
+                Some(c) => addr.send(Write { key: key.clone(), update: Update::Delete, concern: Some(c) }).await?,
+            };
             let label = format!("delete {key:?}");
             (key, None, label, r)
         }
         ClientOp::Update { key, update } => {
             let label = format!("update {key:?} {}", describe(&update));
-            let r = addr.send(Write { key: key.clone(), update: *update, concern: None }).await?;
+            let r = addr.send(Write { key: key.clone(), update: *update, concern }).await?;
             (key, None, label, r)
         }
         ClientOp::Get { key } => {
@@ -62,8 +68,9 @@ pub(crate) async fn client_op(
             };
             let dots = read.siblings.iter().map(|(dot, _)| *dot).collect();
             sink.record(Who::Client, ClientEvent::ReadSiblings { leader: id, key: key.clone(), dots });
-            let write = Write::with_context(key.clone(), Some(value.clone().into_bytes()), read.context)
+            let mut write = Write::with_context(key.clone(), Some(value.clone().into_bytes()), read.context)
                 .map_err(|e| ClusterError::Settings(e.to_string()))?;
+            write.concern = concern;
             let r = addr.send(write).await?;
             let label = format!("put {key:?}={value:?} over the siblings read");
             (key, Some(value), label, r)
@@ -84,7 +91,9 @@ pub(crate) async fn client_op(
                 tokio::time::sleep(ms(1)).await;
             }
             sink.record(Who::Client, ClientEvent::Shows { leader: id, key: seen_key, value: seen_value });
-            let r = addr.send(Put::new(key.clone(), value.clone())).await?;
+            let mut put = Put::new(key.clone(), value.clone());
+            put.concern = concern;
+            let r = addr.send(put).await?;
             let label = format!("put {key:?}={value:?}");
             (key, Some(value), label, r)
         }
@@ -139,6 +148,7 @@ pub(crate) fn apply_fault(cluster: &Cluster, sink: &TraceSink, fault: FaultEvent
         FaultEvent::Heal(l) => cluster.heal(l)?,
         FaultEvent::Partition(a, b) => cluster.partition(a, b)?,
         FaultEvent::HealAll => cluster.heal_all()?,
+        FaultEvent::LoseDisk(l) => cluster.lose_disk(l)?,
     }
     Ok(())
 }

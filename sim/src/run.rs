@@ -19,6 +19,10 @@ pub(crate) struct CheckSettings {
     pub(crate) max_offset: Duration,
     /// The keyspaces and their resolutions, as the leaders used them.
     pub(crate) keyspaces: Keyspaces,
+    /// Whether the leaders were durable and clients' writes acknowledged once synced.
+    pub(crate) durable: bool,
+    /// The leaders whose disk a fault lost.
+    pub(crate) lost_disks: LeaderSet,
 }
 
 /// Whether any leader applied a void under `dot` (its origin restarted and gave the dot up).
@@ -98,7 +102,7 @@ pub(crate) fn holders_all_lost(marks: &[MarkLine], acked: &[AckedWrite], spans: 
                     }
                 }
             }
-            Mark::SnapshotAdopted { vv, .. } => {
+            Mark::SnapshotAdopted { vv, .. } | Mark::Resumed { vv } => {
                 for (i, a) in acked.iter().enumerate() {
                     if spans[i].covers(index) && vv.contains(a.dot) {
                         holders[i] = holders[i].with(id);

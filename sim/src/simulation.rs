@@ -30,12 +30,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roundtable_runtime::{LeaderId, ReplicaConfig, Topology, MAX_LEADERS};
+use roundtable_runtime::{LeaderId, LeaderSet, ReplicaConfig, Topology, MAX_LEADERS};
 
 use roundtable_actors::trace::{Actor as Who, ClientEvent, TraceSink};
 use roundtable_actors::{
     ClockSkew, Cluster, ClusterBuilder, ClusterError, LeaderClockSource, Liveness, Resolution, SimEpoch,
-    SupervisorConfig,
+    SupervisorConfig, WriteConcern,
 };
 use roundtable_runtime::clock::SimulatedClock;
 use roundtable_runtime::resolution::Keyspaces;
@@ -69,6 +69,8 @@ pub struct Simulation {
     workload: Workload,
     faults: Vec<(Duration, FaultEvent)>,
     max_duration: Duration,
+    /// Simulated disks: how long a sync takes (`None`: in-memory leaders).
+    disks: Option<Duration>,
 }
 
 impl Simulation {
@@ -87,7 +89,19 @@ impl Simulation {
             workload: Workload::default(),
             faults: Vec::new(),
             max_duration: Duration::from_secs(60),
+            disks: None,
         }
+    }
+
+    /// Durable leaders on simulated disks that sync a batch `sync_delay` after it is handed
+    /// over: a crash keeps what was synced, [`FaultEvent::LoseDisk`] loses it, and clients' writes
+    /// are acknowledged once synced (the durable write concern), so the checker counts an
+    /// acknowledged write lost with its leader as a violation unless that leader's disk was lost.
+    #[must_use]
+    pub fn disks(mut self, sync_delay: Duration) -> Self {
+        self.disks = Some(sync_delay);
+        self.cluster = self.cluster.memory_disks(sync_delay);
+        self
     }
 
     /// `n` leaders named `L0`…
@@ -276,6 +290,14 @@ impl Simulation {
             Fault(FaultEvent),
         }
         let last_fault = plan.faults.iter().map(|(at, _)| *at).max();
+        let lost_disks: LeaderSet = plan
+            .faults
+            .iter()
+            .filter_map(|(_, f)| match f {
+                FaultEvent::LoseDisk(LeaderRef::Id(id)) => Some(*id),
+                _ => None,
+            })
+            .collect();
         let mut steps: Vec<(Duration, Step)> = plan
             .ops
             .into_iter()
@@ -285,11 +307,13 @@ impl Simulation {
         steps.sort_by_key(|(at, _)| *at);
 
         let mut acked: Vec<AckedWrite> = Vec::new();
+        // With disks, a write is acknowledged once synced; a crash before that fails it.
+        let concern = self.disks.map(|_| WriteConcern::durable(Duration::from_secs(30)));
         for (at, step) in steps {
             tokio::time::sleep_until(epoch.instant_at(at)).await;
             match step {
                 Step::Op(leader, op) => {
-                    if let Some(ack) = client_op(&cluster, &sink, &epoch, leader, op).await? {
+                    if let Some(ack) = client_op(&cluster, &sink, &epoch, leader, op, concern).await? {
                         acked.push(ack);
                     }
                 }
@@ -344,7 +368,12 @@ impl Simulation {
         let setup = self.render_setup(&keyspaces, &plan.skews);
         Ok(SimRun {
             setup,
-            check_settings: CheckSettings { max_offset: self.cluster.replica_settings().max_offset, keyspaces },
+            check_settings: CheckSettings {
+                max_offset: self.cluster.replica_settings().max_offset,
+                keyspaces,
+                durable: self.disks.is_some(),
+                lost_disks,
+            },
             seed: self.seed,
             trace,
             marks,
@@ -405,6 +434,13 @@ impl Simulation {
             None => "no clock sync".to_owned(),
         };
         let _ = writeln!(out, "clocks: {clocks}; {sync}");
+        if let Some(delay) = self.disks {
+            let _ = writeln!(
+                out,
+                "disks: simulated, synced {} after a batch; writes acknowledged once synced",
+                duration(delay)
+            );
+        }
 
         let spaces: Vec<String> = keyspaces.iter().map(|(space, r)| format!("{space}/ {r}")).collect();
         let spaces = if spaces.is_empty() { String::new() } else { format!("; keyspaces {}", spaces.join(", ")) };

@@ -207,6 +207,11 @@ pub struct FaultMix {
     pub drift_ppm: u32,
     /// The leaders synchronise their clocks NTP style.
     pub ntp: bool,
+    /// The leaders are durable, on simulated disks: a crash keeps what was synced, and clients'
+    /// writes are acknowledged once synced. Off: in-memory leaders.
+    pub disks: bool,
+    /// With disks, the probability that a crash also loses the leader's disk.
+    pub disk_loss: f64,
 }
 
 impl FaultMix {
@@ -222,11 +227,14 @@ impl FaultMix {
             clock_offset: Duration::ZERO,
             drift_ppm: 0,
             ntp: false,
+            disks: false,
+            disk_loss: 0.0,
         }
     }
 
     /// The standard mix: 10% loss, 10% duplication, 10% reordering, a partition that heals, a
-    /// crash and restart, clock offsets up to ±500 ms and drift up to ±100 ppm with NTP sync.
+    /// crash and restart, clock offsets up to ±500 ms and drift up to ±100 ppm with NTP sync,
+    /// durable leaders on simulated disks, and a quarter of the crashes losing the disk.
     #[must_use]
     pub const fn standard() -> Self {
         FaultMix {
@@ -238,14 +246,17 @@ impl FaultMix {
             clock_offset: Duration::from_millis(500),
             drift_ppm: 100,
             ntp: true,
+            disks: true,
+            disk_loss: 0.25,
         }
     }
 }
 
 /// `standard`, `none`, or the faults as comma-separated items:
-/// `drop=0.1,duplicate=0.1,reorder=0.1,partition,crash,offset=500,drift=100,ntp` (offset in
-/// milliseconds, drift in ppm). [`FromStr`] reads the same forms, so a mix survives a replay
-/// command; items after `standard` or `none` adjust it (`standard,drop=0.3`).
+/// `drop=0.1,duplicate=0.1,reorder=0.1,partition,crash,offset=500,drift=100,ntp,disks,disk-loss=0.25`
+/// (offset in milliseconds, drift in ppm; `disk-loss` implies `disks`). [`FromStr`] reads the
+/// same forms, so a mix survives a replay command; items after `standard` or `none` adjust it
+/// (`standard,drop=0.3`; `standard,memory` for in-memory leaders).
 impl fmt::Display for FaultMix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if *self == FaultMix::standard() {
@@ -274,13 +285,18 @@ impl fmt::Display for FaultMix {
         if self.ntp {
             items.push("ntp".to_owned());
         }
+        if self.disk_loss > 0.0 {
+            items.push(format!("disk-loss={}", self.disk_loss));
+        } else if self.disks {
+            items.push("disks".to_owned());
+        }
         f.write_str(&items.join(","))
     }
 }
 
 /// Why a fault mix did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad fault mix item {item:?}: {why} (expected standard, none, or items like drop=0.1,duplicate=0.1,reorder=0.1,partition,crash,offset=500,drift=100,ntp)")]
+#[error("bad fault mix item {item:?}: {why} (expected standard, none, or items like drop=0.1,duplicate=0.1,reorder=0.1,partition,crash,offset=500,drift=100,ntp,disks,disk-loss=0.25,memory)")]
 pub struct BadFaultMix {
     item: String,
     why: &'static str,
@@ -316,6 +332,9 @@ impl FromStr for FaultMix {
                 "partition" => mix.partition = true,
                 "crash" => mix.crash_restart = true,
                 "ntp" => mix.ntp = true,
+                "disks" => mix.disks = true,
+                "memory" => (mix.disks, mix.disk_loss) = (false, 0.0),
+                "disk-loss" => (mix.disks, mix.disk_loss) = (true, probability()?),
                 "offset" => {
                     let ms = number()?;
                     if ms > 10_000 {
@@ -359,6 +378,9 @@ pub struct Scenario {
     #[cfg(feature = "fault-injection")]
     pub sabotage: Sabotage,
 }
+
+/// How long a simulated disk takes to sync, in a sweep with disks.
+pub const DISK_SYNC: Duration = Duration::from_millis(1);
 
 /// The keyspace every sweep workload writes.
 pub const SWEEP_KEYSPACE: &str = "data";
@@ -438,7 +460,14 @@ impl Scenario {
             let back = at + 300 + rng.below(1_200);
             if let Some(&victim) = victim {
                 sim = sim.crash_at(ms(at), victim).restart_at(ms(back), victim);
+                // Drawn last, so that a mix without disks draws everything else the same.
+                if f.disks && rng.chance(f.disk_loss) {
+                    sim = sim.fault(ms(at), FaultEvent::LoseDisk(victim.into()));
+                }
             }
+        }
+        if f.disks {
+            sim = sim.disks(DISK_SYNC);
         }
         sim
     }

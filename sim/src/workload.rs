@@ -174,6 +174,10 @@ pub enum FaultEvent {
     Partition(LeaderSet, LeaderSet),
     /// Every partition and isolation ends.
     HealAll,
+    /// The leader's simulated disk fails and loses everything on it (with
+    /// [`crate::Simulation::disks`]; meant for a leader that is down, whose restart then starts
+    /// empty and recovers from its peers).
+    LoseDisk(LeaderRef),
 }
 
 /// How a fault shows in a trace (`fault: Crash(2)`): a leader named by id shows as its index
@@ -187,6 +191,7 @@ impl fmt::Display for FaultEvent {
             FaultEvent::Restart(l) => ("Restart", l),
             FaultEvent::Isolate(l) => ("Isolate", l),
             FaultEvent::Heal(l) => ("Heal", l),
+            FaultEvent::LoseDisk(l) => ("LoseDisk", l),
             FaultEvent::Partition(a, b) => return write!(f, "Partition({a}, {b})"),
             FaultEvent::HealAll => return f.write_str("HealAll"),
         };
@@ -206,6 +211,7 @@ impl FaultEvent {
             FaultEvent::Restart(l) => FaultEvent::Restart(leaders.resolve(l, what)?.into()),
             FaultEvent::Isolate(l) => FaultEvent::Isolate(leaders.resolve(l, what)?.into()),
             FaultEvent::Heal(l) => FaultEvent::Heal(leaders.resolve(l, what)?.into()),
+            FaultEvent::LoseDisk(l) => FaultEvent::LoseDisk(leaders.resolve(l, what)?.into()),
             FaultEvent::Partition(a, b) => {
                 let outside = a.union(*b).difference(LeaderSet::first(leaders.names.len()));
                 if !outside.is_empty() {

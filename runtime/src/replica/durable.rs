@@ -242,7 +242,7 @@ impl Replica {
         // Crashed while recovering (after `Recovering`, with no `Recovered` since), it still
         // does not know its own last sequence number: it recovers again, keeping what it
         // replayed, and its peers fill in the rest. Otherwise it resumes where it stopped.
-        replica.resumed = replica.recovery.is_none();
+        replica.resumed = true;
         if let Some(last) = hlc {
             replica.clock.resume_after(last);
         }

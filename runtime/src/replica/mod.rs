@@ -220,13 +220,16 @@ impl Replica {
         // new life and asks every live peer at once.
         self.begin_recovery(now);
         if core::mem::take(&mut self.resumed) {
-            // Its causal buffer is gone: peers that compare lives must know.
-            self.life = Self::life_at(now);
             let vv = self.applied.clone();
             self.trace(|| TraceEvent::Resumed { vv: vv.into() });
-            if !self.sealed.is_empty() {
-                let leaders = self.sealed;
-                self.trace(|| TraceEvent::Sealed { leaders });
+            // Recovering, it began a new life above; otherwise it begins one here: its causal
+            // buffer is gone, and peers that compare lives must know.
+            if self.recovery.is_none() {
+                self.life = Self::life_at(now);
+                if !self.sealed.is_empty() {
+                    let leaders = self.sealed;
+                    self.trace(|| TraceEvent::Sealed { leaders });
+                }
             }
         }
         self.timers.set(Timer::AntiEntropy, now.saturating_add(self.config.anti_entropy_interval));

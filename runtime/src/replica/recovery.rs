@@ -512,8 +512,19 @@ impl Replica {
     /// decided here may be wrong. Unless it is fenced already, it *rejoins*: its state is rebuilt
     /// from the healthy leaders ([`Replica::rejoin`]), in place, and it writes again once its own
     /// clock synchronisation is within tolerance. Traced (`rejoining`, or why it could not).
+    ///
+    /// A durable leader ([`ReplicaConfig::durable`]) does not rejoin: it keeps everything it
+    /// holds — every write on its disk is one it may have acknowledged — and only stops writing
+    /// until its clock is synchronised. A peer that refused one of its entries for its stamp
+    /// (quarantined it) takes it when anti-entropy sends it again once the peer's clock has
+    /// passed the stamp, so nothing it acknowledged is discarded. (An in-memory leader rejoins
+    /// and discards its own writes no peer is known to hold: see [`Replica::rejoin`].)
     pub fn handle_fence(&mut self, now: WallTime) {
         if self.cluster_fenced {
+            return;
+        }
+        if self.config.durable {
+            self.fence_by_cluster(true);
             return;
         }
         match self.rejoin(now) {
