@@ -551,7 +551,8 @@ pub struct ClusterMetrics {
     pub rejected: u64,
     /// Rewirings the supervisor made.
     pub rewires: u64,
-    /// Messages dropped because a leader's outbox to a peer was full.
+    /// Messages dropped because a leader's outbox to a peer was full, or because too many
+    /// waited for a durable leader's disk ([`crate::storage::HELD_MAX`]).
     pub outbox_dropped: u64,
     /// Fsynced commits of the leaders' disks (group commit: many writes share one).
     pub disk_commits: u64,

@@ -208,8 +208,12 @@ impl Leader {
                 disk.submit(records, image);
             }
             if disk.must_hold() {
+                let dropped = disk.held_dropped();
                 for (to, msg) in sends {
                     disk.hold(to, msg);
+                }
+                if disk.held_dropped() > dropped && disk.held_dropped().is_power_of_two() {
+                    tracing::warn!(leader = %self.spec.name, dropped = disk.held_dropped(), "disk behind: messages dropped");
                 }
             } else {
                 for (to, msg) in sends {
@@ -323,6 +327,9 @@ impl Leader {
         }
         if let Some(reason) = self.disk.as_ref().and_then(DiskShell::failure) {
             return Err(LeaderError::DiskFailed { leader: self.spec.name.clone(), reason: reason.to_owned() });
+        }
+        if let Some(unsynced) = self.disk.as_ref().and_then(DiskShell::behind) {
+            return Err(LeaderError::DiskBehind { leader: self.spec.name.clone(), unsynced });
         }
         let now = self.now();
         let key = Key::new(key)?;
@@ -563,6 +570,7 @@ impl Handler<GetProgress> for Leader {
     type Result = actix::MessageResult<GetProgress>;
     fn handle(&mut self, _: GetProgress, _: &mut Context<Self>) -> Self::Result {
         let disk = self.disk.as_ref().map_or((0, 0), DiskShell::counts);
+        let outbox_dropped = self.outbox_dropped + self.disk.as_ref().map_or(0, DiskShell::held_dropped);
         let progress = match &self.replica {
             None => Progress {
                 up: false,
@@ -571,7 +579,7 @@ impl Handler<GetProgress> for Leader {
                 waiting: 0,
                 applied: Default::default(),
                 metrics: Default::default(),
-                outbox_dropped: self.outbox_dropped,
+                outbox_dropped,
                 disk,
             },
             Some(r) => Progress {
@@ -581,7 +589,7 @@ impl Handler<GetProgress> for Leader {
                 waiting: r.waiting(),
                 applied: r.applied().clone(),
                 metrics: r.metrics().clone(),
-                outbox_dropped: self.outbox_dropped,
+                outbox_dropped,
                 disk,
             },
         };

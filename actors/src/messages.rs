@@ -92,6 +92,14 @@ pub enum LeaderError {
         /// What the disk said.
         reason: String,
     },
+    /// The leader's disk is behind: too many batches wait to be synced. Retry later.
+    #[error("leader {leader}'s disk is behind ({unsynced} batches wait to be synced); retry later")]
+    DiskBehind {
+        /// The leader.
+        leader: String,
+        /// Batches waiting.
+        unsynced: u64,
+    },
     /// A durable write concern was asked of a leader without a disk.
     #[error("leader {leader} has no disk, so it cannot acknowledge a durable write (set a data directory)")]
     NotDurable {

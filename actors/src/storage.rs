@@ -290,7 +290,17 @@ pub(crate) struct DiskShell {
     failed: Option<String>,
     /// What the writer did.
     counters: Arc<DiskCounters>,
+    /// Messages dropped because too many were held.
+    held_dropped: u64,
 }
+
+/// The most messages a durable leader holds until their batch is synced; beyond, they are
+/// dropped (counted) and anti-entropy repairs.
+pub const HELD_MAX: usize = 65_536;
+
+/// The most batches handed to the disk and not synced before client writes are refused
+/// ([`crate::LeaderError::DiskBehind`]).
+pub const UNSYNCED_MAX: u64 = 4_096;
 
 impl DiskShell {
     /// Opens the disk at `path`; returns what it held.
@@ -320,6 +330,7 @@ impl DiskShell {
             image_every: image_every.max(1),
             failed: None,
             counters: Arc::default(),
+            held_dropped: 0,
         }
     }
 
@@ -421,9 +432,26 @@ impl DiskShell {
         self.submitted > self.synced || self.failed.is_some()
     }
 
-    /// Holds a message until the last batch submitted is synced.
+    /// Holds a message until the last batch submitted is synced. Beyond [`HELD_MAX`] held
+    /// messages it is dropped instead (counted; anti-entropy sends what it carried again).
     pub(crate) fn hold(&mut self, to: LeaderId, msg: PeerMessage) {
+        if self.held.len() >= HELD_MAX {
+            self.held_dropped += 1;
+            return;
+        }
         self.held.push_back((self.submitted, to, msg));
+    }
+
+    /// Batches handed over and not synced yet, when there are more than [`UNSYNCED_MAX`]: the
+    /// disk is behind, and client writes are refused until it catches up.
+    pub(crate) fn behind(&self) -> Option<u64> {
+        let unsynced = self.submitted - self.synced;
+        (unsynced > UNSYNCED_MAX).then_some(unsynced)
+    }
+
+    /// Messages dropped because [`HELD_MAX`] were held already.
+    pub(crate) fn held_dropped(&self) -> u64 {
+        self.held_dropped
     }
 
     /// A receiver told when the last batch submitted is synced (at once if it is).
