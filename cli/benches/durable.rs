@@ -21,36 +21,18 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::{Dot, Entry, Key, LeaderId, Op, Record, Seq, Value, VersionVector};
-use support::{call, free_addrs, read_reply, within, Node, Nodes, Resp, LIMIT};
+use support::{call, free_addrs, within, Client, Node, Nodes, Resp, LIMIT};
 
-/// A RESP client on one connection.
-struct Client {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        stream.set_read_timeout(Some(LIMIT)).expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        Client { stream, reader }
-    }
-
-    fn set(&mut self, key: &str, value: &str) {
-        let request = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
-        self.stream.write_all(request.as_bytes()).expect("send");
-        let reply = read_reply(&mut self.reader).expect("reply");
-        assert_eq!(reply, Resp::Simple("OK".into()), "SET {key}");
-    }
+/// One `SET`, which must be answered `+OK`.
+fn set(client: &mut Client, key: &str, value: &str) {
+    let reply = client.call(&["SET", key, value]).expect("a reply");
+    assert_eq!(reply, Resp::Simple("OK".into()), "SET {key}");
 }
 
 /// `clients` threads, each `writes` `SET`s one per round trip against `addr`: writes per second.
@@ -60,9 +42,9 @@ fn load(addr: SocketAddr, clients: usize, writes: usize, tag: &str) -> f64 {
     std::thread::scope(|s| {
         for c in 0..clients {
             s.spawn(move || {
-                let mut client = Client::connect(addr);
+                let mut client = Client::connect(addr).expect("connect");
                 for w in 0..writes {
-                    client.set(&format!("{tag}:{c}:{w}"), value);
+                    set(&mut client, &format!("{tag}:{c}:{w}"), value);
                 }
             });
         }

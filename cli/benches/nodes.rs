@@ -27,13 +27,13 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufReader, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{read_reply, within, Nodes, Resp, LIMIT};
+use support::{within, Client, Nodes, Resp, LIMIT};
 
 /// Writes per `SET` pipeline in the batched runs.
 const PIPELINE: usize = 64;
@@ -46,54 +46,20 @@ struct Sizes {
     abuse_writes: usize,
 }
 
-/// A RESP client on one connection.
-struct Client {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        stream.set_read_timeout(Some(LIMIT)).expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        Client { stream, reader }
-    }
-
-    /// Sends every request, then reads every reply.
-    fn pipeline(&mut self, requests: &[Vec<String>]) -> Vec<Resp> {
-        let mut buf = Vec::new();
-        for args in requests {
-            buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-            for a in args {
-                buf.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-            }
-        }
-        self.stream.write_all(&buf).expect("write");
-        requests.iter().map(|_| read_reply(&mut self.reader).expect("a reply")).collect()
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> Resp {
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        self.pipeline(&[args]).remove(0)
-    }
-}
-
 fn value() -> String {
     "v".repeat(16)
 }
 
 /// Client `origin` writes keys `o{origin}-0 …` to `addr`; every reply must be `OK`.
 fn write_all(addr: SocketAddr, origin: usize, count: usize, batch: usize) {
-    let mut client = Client::connect(addr);
+    let mut client = Client::connect(addr).expect("connect");
     let v = value();
     let mut i = 0;
     while i < count {
         let n = batch.min(count - i);
         let reqs: Vec<Vec<String>> =
             (i..i + n).map(|j| vec!["SET".into(), format!("o{origin}-{j}"), v.clone()]).collect();
-        for reply in client.pipeline(&reqs) {
+        for reply in client.pipeline(&reqs).expect("replies") {
             assert_eq!(reply, Resp::Simple("OK".into()), "write refused");
         }
         i += n;
@@ -122,11 +88,11 @@ fn replicate(
         t.join().expect("a writer");
     }
     for &r in readers {
-        let mut client = Client::connect(nodes.redis[r]);
+        let mut client = Client::connect(nodes.redis[r]).expect("connect");
         for &w in writers {
             let key = format!("o{}-{}", tag * 100 + w, per_node - 1);
             // Polled every 200 µs, as the in-process baseline polls its leaders.
-            while !matches!(client.cmd(&["GET", &key]), Resp::Bulk(Some(_))) {
+            while !matches!(client.call(&["GET", &key]).expect("a reply"), Resp::Bulk(Some(_))) {
                 assert!(started.elapsed() < LIMIT, "node {r} never read {key}");
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -276,13 +242,14 @@ fn main() {
     let link_bytes: u64 = (0..3).map(|i| info_u64(&nodes, i, "link_bytes")).sum();
 
     // 3. Visibility latency.
-    let (mut at0, mut at1) = (Client::connect(nodes.redis[0]), Client::connect(nodes.redis[1]));
+    let (mut at0, mut at1) =
+        (Client::connect(nodes.redis[0]).expect("connect"), Client::connect(nodes.redis[1]).expect("connect"));
     let mut lat = Vec::with_capacity(sizes.latency_samples);
     for i in 0..sizes.latency_samples {
         let key = format!("lat{i}");
-        assert_eq!(at0.cmd(&["SET", &key, "x"]), Resp::Simple("OK".into()));
+        assert_eq!(at0.call(&["SET", &key, "x"]).expect("a reply"), Resp::Simple("OK".into()));
         let acked = Instant::now();
-        while !matches!(at1.cmd(&["GET", &key]), Resp::Bulk(Some(_))) {
+        while !matches!(at1.call(&["GET", &key]).expect("a reply"), Resp::Bulk(Some(_))) {
             assert!(acked.elapsed() < LIMIT, "{key} never became visible");
         }
         lat.push(acked.elapsed());

@@ -8,48 +8,14 @@
 
 mod support;
 
-use std::io::{BufReader, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roundtable_runtime::rng::SeededRng;
-use support::{read_reply, within, Nodes, Resp, BIN, LIMIT};
-
-/// A connection that stays open: requests one by one, or pipelined.
-struct Client {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> std::io::Result<Client> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let reader = BufReader::new(stream.try_clone()?);
-        Ok(Client { stream, reader })
-    }
-
-    /// Sends every request, then reads every reply, in order.
-    fn pipeline(&mut self, requests: &[Vec<String>]) -> std::io::Result<Vec<Resp>> {
-        let mut out = Vec::new();
-        for args in requests {
-            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-            for a in args {
-                out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-            }
-        }
-        self.stream.write_all(&out)?;
-        requests.iter().map(|_| read_reply(&mut self.reader)).collect()
-    }
-
-    fn call(&mut self, args: &[&str]) -> std::io::Result<Resp> {
-        let request: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        Ok(self.pipeline(&[request])?.remove(0))
-    }
-}
+use support::{within, Client, Nodes, Resp, BIN, LIMIT};
 
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())

@@ -70,6 +70,40 @@ pub(crate) fn call(addr: SocketAddr, args: &[&str]) -> std::io::Result<Resp> {
     read_reply(&mut BufReader::new(stream))
 }
 
+/// A RESP client on one connection: requests one by one, or pipelined.
+pub(crate) struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub(crate) fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(LIMIT))?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Client { stream, reader })
+    }
+
+    /// Sends every request, then reads every reply, in order.
+    pub(crate) fn pipeline(&mut self, requests: &[Vec<String>]) -> std::io::Result<Vec<Resp>> {
+        let mut out = Vec::new();
+        for args in requests {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        self.stream.write_all(&out)?;
+        requests.iter().map(|_| read_reply(&mut self.reader)).collect()
+    }
+
+    pub(crate) fn call(&mut self, args: &[&str]) -> std::io::Result<Resp> {
+        let request: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Ok(self.pipeline(&[request])?.remove(0))
+    }
+}
+
 pub(crate) fn bulk(s: &str) -> Resp {
     Resp::Bulk(Some(s.as_bytes().to_vec()))
 }
