@@ -173,6 +173,12 @@ impl LeaderHandle {
         }
     }
 
+    /// Waits until everything this leader applied so far is on its disk (see [`crate::SyncDisk`]):
+    /// one wait for many writes sent without a durable concern.
+    pub async fn synced(&self, timeout: Duration) -> Result<(), Error> {
+        self.ask(crate::SyncDisk { timeout }).await
+    }
+
     /// Every change applied at this leader to a key starting with `prefix` (empty: every key),
     /// as a bounded stream: no actor to write. At most [`SUBSCRIPTION_CAPACITY`] notifications
     /// wait; beyond that they are counted ([`Subscription::missed`]), never queued without bound.

@@ -24,7 +24,7 @@ use crate::error::ClusterError;
 use crate::messages::{
     AppliedTotal, Changed, Crash, Delete, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect, LeaderError,
     LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Shutdown, Subscribe, SubscribeChannel, Subscriber,
-    Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    SyncDisk, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::storage::{DiskError, DiskShell, DiskSpec, Stored, Written};
 use crate::trace::{Actor as Who, LeaderEvent, Loss, NetworkEvent, TraceSink};
@@ -396,6 +396,13 @@ impl Leader {
         receipt: WriteReceipt,
         timeout: Duration,
     ) -> ResponseFuture<Result<WriteReceipt, LeaderError>> {
+        let synced = self.disk_synced(timeout);
+        Box::pin(async move { synced.await.map(|()| receipt) })
+    }
+
+    /// Resolves once everything handed to the disk so far is synced, or with an error after
+    /// `timeout` (or at once without a disk).
+    fn disk_synced(&mut self, timeout: Duration) -> ResponseFuture<Result<(), LeaderError>> {
         let leader = self.spec.name.clone();
         let Some(disk) = self.disk.as_mut() else {
             return Box::pin(async move { Err(LeaderError::NotDurable { leader }) });
@@ -403,15 +410,10 @@ impl Leader {
         let synced = disk.wait();
         Box::pin(async move {
             match tokio::time::timeout(timeout, synced).await {
-                Ok(Ok(Ok(()))) => Ok(receipt),
+                Ok(Ok(Ok(()))) => Ok(()),
                 Ok(Ok(Err(reason))) => Err(LeaderError::DiskFailed { leader, reason }),
                 Ok(Err(_)) => Err(LeaderError::DiskFailed { leader, reason: "the leader stopped".into() }),
-                Err(_) => Err(LeaderError::NotYetAcknowledged {
-                    dot: receipt.dot,
-                    acknowledged: 0,
-                    wanted: 1,
-                    waited: timeout,
-                }),
+                Err(_) => Err(LeaderError::NotSynced { leader, waited: timeout }),
             }
         })
     }
@@ -614,6 +616,13 @@ impl Handler<Routed> for Leader {
             (Ok(receipt), Some(concern)) => self.await_disk(receipt, concern.timeout),
             (result, _) => Box::pin(async move { result }),
         }
+    }
+}
+
+impl Handler<SyncDisk> for Leader {
+    type Result = ResponseFuture<Result<(), LeaderError>>;
+    fn handle(&mut self, msg: SyncDisk, _: &mut Context<Self>) -> Self::Result {
+        self.disk_synced(msg.timeout)
     }
 }
 

@@ -100,6 +100,14 @@ pub enum LeaderError {
         /// Batches waiting.
         unsynced: u64,
     },
+    /// The leader's disk did not sync in time; the writes stand and may still reach it.
+    #[error("leader {leader}'s disk did not sync within {waited:?}; the writes stand and may still reach it")]
+    NotSynced {
+        /// The leader.
+        leader: String,
+        /// How long it was given.
+        waited: std::time::Duration,
+    },
     /// A durable write concern was asked of a leader without a disk.
     #[error("leader {leader} has no disk, so it cannot acknowledge a durable write (set a data directory)")]
     NotDurable {
@@ -583,6 +591,16 @@ impl From<&Quarantined> for QuarantinedWrite {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Crash;
+
+/// Answered once everything the leader applied before this message is on its disk: one wait
+/// for many writes sent without a durable concern (a Redis pipeline). An error after `timeout`,
+/// or at once from a leader without a disk.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), LeaderError>")]
+pub struct SyncDisk {
+    /// The longest to wait.
+    pub timeout: std::time::Duration,
+}
 
 /// Stops a leader for good: like a [`Crash`], and a durable leader's disk is closed (its file
 /// can be opened again, by this process or another). Answered once it is.

@@ -1,7 +1,9 @@
 //! Leaders in separate processes: `roundtable node` processes on loopback, measured against the
 //! same workload in one process, in the same run (the machine is shared and noisy: ratios).
 //!
-//! 1. **Throughput.** Three node processes, all-to-all; one client per node writes `W / 3` keys
+//! 1. **Throughput.** Three node processes, all-to-all, writes acknowledged once applied
+//!    (`write_concern = "local"`, as in the baseline; `--bench durable` measures fsyncs); one
+//!    client per node writes `W / 3` keys
 //!    (16-byte values) over RESP, either one `SET` per round trip (*unbatched*) or pipelines of
 //!    64 `SET`s (*batched*); the clock stops when every node reads every client's last key
 //!    (each origin's writes are applied in order, so its last key means all of them). The
@@ -221,6 +223,9 @@ fn main() {
     };
     let per = sizes.writes / 3;
     let mut nodes = Nodes::new(3, "all-to-all");
+    // Writes acknowledged once applied, as the in-process baseline's are: this bench measures
+    // replication between processes; `--bench durable` measures what fsyncs cost.
+    nodes.write_concern("local");
     nodes.start_all();
     nodes.all_writable();
 

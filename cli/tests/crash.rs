@@ -21,12 +21,12 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// The keys of `acked` that node `addr` does not hold with their value.
-fn missing(addr: SocketAddr, acked: &[u64]) -> std::io::Result<Vec<u64>> {
+/// The numbers `n` of `acked` whose key `{prefix}{n}` node `addr` does not hold with value `n`.
+fn missing(addr: SocketAddr, prefix: &str, acked: &[u64]) -> std::io::Result<Vec<u64>> {
     let mut client = Client::connect(addr)?;
     let mut missing = Vec::new();
     for chunk in acked.chunks(500) {
-        let requests: Vec<Vec<String>> = chunk.iter().map(|n| vec!["GET".into(), format!("w{n}")]).collect();
+        let requests: Vec<Vec<String>> = chunk.iter().map(|n| vec!["GET".into(), format!("{prefix}{n}")]).collect();
         for (n, reply) in chunk.iter().zip(client.pipeline(&requests)?) {
             if reply != Resp::Bulk(Some(n.to_string().into_bytes())) {
                 missing.push(*n);
@@ -121,7 +121,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_durable_write() {
         let acked = load.acked.lock().map(|a| a.clone()).unwrap_or_default();
         nodes.start(victim);
         // Back from its disk: every acknowledged write is there at once, before any catch-up.
-        let lost = missing(nodes.redis[victim], &acked).expect("the restarted node answers");
+        let lost = missing(nodes.redis[victim], "w", &acked).expect("the restarted node answers");
         assert!(lost.is_empty(), "kill {kill} (seed {seed}): acknowledged writes lost: {lost:?}");
         checked = acked.len();
     }
@@ -142,8 +142,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_durable_write() {
     // The cluster converges: every node holds every acknowledged write, and the counter agrees
     // everywhere, counting every acknowledged increment and none never sent.
     for i in 0..3 {
-        let lost = within(LIMIT, || missing(nodes.redis[i], &acked).ok().filter(Vec::is_empty));
-        assert!(lost.is_some(), "node {i} (seed {seed}) misses {:?}", missing(nodes.redis[i], &acked));
+        let lost = within(LIMIT, || missing(nodes.redis[i], "w", &acked).ok().filter(Vec::is_empty));
+        assert!(lost.is_some(), "node {i} (seed {seed}) misses {:?}", missing(nodes.redis[i], "w", &acked));
     }
     let counts = within(LIMIT, || {
         let counts: Vec<Resp> = (0..3).filter_map(|i| support::call(nodes.redis[i], &["GET", "c"]).ok()).collect();
@@ -217,4 +217,32 @@ fn a_full_disk_refuses_writes_with_a_clear_error_and_keeps_what_it_acknowledged(
         let read = support::call(redis, &["GET", &format!("k{n}")]);
         assert_eq!(read.ok(), Some(Resp::Bulk(Some(value.clone().into_bytes()))), "k{n} after the restart");
     }
+}
+
+/// A pipeline of writes to a durable node is applied in order and then waits for the disk once:
+/// 500 `SET`s share a handful of fsyncs, every `+OK` comes after its write is on disk, and a
+/// SIGKILL right after the replies loses none of them.
+#[test]
+fn a_pipeline_of_durable_writes_shares_fsyncs() {
+    let mut nodes = Nodes::new(1, "all-to-all");
+    nodes.start_all();
+    nodes.all_writable();
+    let info = |field: &str| nodes.info_field(0, field).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    let before = info("disk_commits");
+    let requests: Vec<Vec<String>> = (0..500).map(|n| vec!["SET".into(), format!("p{n}"), n.to_string()]).collect();
+    let mut client = Client::connect(nodes.redis[0]).expect("connect");
+    let replies = client.pipeline(&requests).expect("replies");
+    assert!(
+        replies.iter().all(|r| *r == Resp::Simple("OK".into())),
+        "{:?}",
+        replies.iter().find(|r| **r != Resp::Simple("OK".into()))
+    );
+    let commits = info("disk_commits") - before;
+    eprintln!("500 pipelined durable writes: {commits} fsynced commits");
+    assert!((1..=50).contains(&commits), "500 pipelined writes took {commits} fsynced commits");
+    nodes.kill(0);
+    nodes.start(0);
+    let acked: Vec<u64> = (0..500).collect();
+    let lost = missing(nodes.redis[0], "p", &acked);
+    assert_eq!(lost.ok(), Some(Vec::new()));
 }

@@ -21,7 +21,7 @@ pub mod server;
 
 use std::future::Future;
 
-use roundtable_actors::{Cluster, ClusterError, CrdtKind, Resolution, WriteConcern};
+use roundtable_actors::{Cluster, ClusterError, CrdtKind, Resolution};
 
 /// How long a client's durable write may wait for the disk before it is answered with an error.
 pub const DURABLE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -74,8 +74,8 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         public_key = %config.identity.public_key(),
         "node running"
     );
-    let concern = config.durable_writes.then(|| WriteConcern::durable(DURABLE_WRITE_TIMEOUT));
-    let server = actix::spawn(server::serve(redis, server::Front { cluster: cluster.clone(), concern }));
+    let durable = config.durable_writes.then_some(DURABLE_WRITE_TIMEOUT);
+    let server = actix::spawn(server::serve(redis, server::Front { cluster: cluster.clone(), durable }));
     stop.await;
     tracing::info!(node = %config.name, "stopping");
     server.abort();

@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use roundtable_actors::{Cluster, GetCrdt, LeaderHandle, Liveness, Put, Update, Write, WriteConcern};
+use roundtable_actors::{Cluster, GetCrdt, LeaderHandle, Liveness, Put, Update, Write};
 use roundtable_runtime::resolution::CrdtState;
 use roundtable_runtime::DataError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,14 +40,19 @@ pub const COUNTERS: &str = "cnt";
 /// Keyspace of sets (`SADD`, `SREM`, `SMEMBERS`).
 pub const SETS: &str = "set";
 
-/// What the front end needs: the cluster, and the write concern every write waits for.
+/// What the front end needs: the cluster, and whether writes wait for the disk.
 #[derive(Clone)]
 pub struct Front {
     /// The cluster of this node (its hosted leader answers).
     pub cluster: Cluster,
-    /// What a write waits for before it is acknowledged (`None`: applied in memory).
-    pub concern: Option<WriteConcern>,
+    /// With `Some(timeout)`, a write is answered once it is fsynced at this node (the durable
+    /// write concern); `None`: once applied in memory. The writes of one pipeline are applied
+    /// in order and then wait for the disk together, so that they share an fsync.
+    pub durable: Option<std::time::Duration>,
 }
+
+/// The commands that write.
+const WRITES: [&str; 8] = ["SET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "SADD", "SREM"];
 
 /// Serves Redis clients on `listener` for ever, at the leader this node hosts.
 pub async fn serve(listener: TcpListener, front: Front) {
@@ -84,6 +89,8 @@ async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
+    // The replies of the requests read so far, and whether each is a write's.
+    let mut replies: Vec<(Reply, bool)> = Vec::new();
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -101,7 +108,9 @@ async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()
                         continue;
                     }
                     let (reply, close) = command(front, &args).await;
-                    reply.encode(&mut out);
+                    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+                    let wrote = WRITES.contains(&name.as_str()) && !matches!(reply, Reply::Error(_));
+                    replies.push((reply, wrote));
                     if close {
                         quit = true;
                         break;
@@ -109,12 +118,14 @@ async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    answer(front, &mut replies, &mut out).await;
                     e.reply().encode(&mut out);
                     stream.write_all(&out).await?;
                     return Ok(());
                 }
             }
         }
+        answer(front, &mut replies, &mut out).await;
         buf.drain(..used);
         if !out.is_empty() {
             stream.write_all(&out).await?;
@@ -126,6 +137,24 @@ async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()
         if buf.len() > MAX_BUFFERED {
             stream.write_all(b"-ERR Protocol error: request too large\r\n").await?;
             return Ok(());
+        }
+    }
+}
+
+/// Encodes `replies` into `out`; when one of them is a write's and writes are durable, first
+/// waits until the leader's disk has every write applied so far (one fsync for the pipeline),
+/// and answers each write with the error instead if it does not.
+async fn answer(front: &Front, replies: &mut Vec<(Reply, bool)>, out: &mut Vec<u8>) {
+    let mut failed = None;
+    if let (Some(timeout), true) = (front.durable, replies.iter().any(|(_, wrote)| *wrote)) {
+        if let Some(leader) = hosted(&front.cluster) {
+            failed = leader.synced(timeout).await.err().map(leader_error);
+        }
+    }
+    for (reply, wrote) in replies.drain(..) {
+        match &failed {
+            Some(error) if wrote => error.encode(out),
+            _ => reply.encode(out),
         }
     }
 }
@@ -224,8 +253,7 @@ async fn get(cluster: &Cluster, key: &[u8]) -> Result<Reply, Reply> {
 async fn set(front: &Front, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
     let key = text(key)?;
     let leader = leader_of(&front.cluster)?;
-    let mut put = Put::new(format!("{STRINGS}/{key}"), value.to_vec());
-    put.concern = front.concern;
+    let put = Put::new(format!("{STRINGS}/{key}"), value.to_vec());
     leader.send(put).await.map_err(leader_error)?.map_err(leader_error)?;
     Ok(Reply::ok())
 }
@@ -237,21 +265,16 @@ async fn del(front: &Front, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
         let key = format!("{STRINGS}/{}", text(key)?);
         let live = leader.get(key.clone()).await.map_err(leader_error)?.is_some_and(|r| r.value.is_some());
         if live {
-            send_write(front, leader, Write::new(key, Update::Delete)).await?;
+            send_write(leader, Write::new(key, Update::Delete)).await?;
             deleted += 1;
         }
     }
     Ok(Reply::Integer(deleted))
 }
 
-/// Sends a checked write under the front end's write concern.
-async fn send_write(front: &Front, leader: &LeaderHandle, write: Result<Write, DataError>) -> Result<(), Reply> {
-    let write = write.map_err(leader_error)?;
-    let write = match front.concern {
-        Some(concern) => write.with_concern(concern),
-        None => write,
-    };
-    leader.write(write).await.map(|_| ()).map_err(leader_error)
+/// Sends a checked write; it is answered once applied (the disk wait is the pipeline's).
+async fn send_write(leader: &LeaderHandle, write: Result<Write, DataError>) -> Result<(), Reply> {
+    leader.write(write.map_err(leader_error)?).await.map(|_| ()).map_err(leader_error)
 }
 
 async fn count(leader: &LeaderHandle, key: &str) -> Result<i128, Reply> {
@@ -270,7 +293,7 @@ async fn incr(front: &Front, key: &[u8], by: i64) -> Result<Reply, Reply> {
     let Some(next) = next else { return Err(Reply::error("ERR increment or decrement would overflow")) };
     let write =
         if by >= 0 { Write::increment(&key, by.unsigned_abs()) } else { Write::decrement(&key, by.unsigned_abs()) };
-    send_write(front, leader, write).await?;
+    send_write(leader, write).await?;
     // The count this leader holds now: the increment above and any that arrived meanwhile.
     let after = count(leader, &key).await.unwrap_or(next);
     Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
@@ -300,7 +323,7 @@ async fn set_update(front: &Front, name: &str, key: &[u8], elements: &[Vec<u8>])
         }
         seen.push(element);
         let write = if adding { Write::add(&key, element.clone()) } else { Write::remove(&key, element.clone()) };
-        send_write(front, leader, write).await?;
+        send_write(leader, write).await?;
     }
     Ok(Reply::Integer(changed))
 }

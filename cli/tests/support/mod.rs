@@ -174,6 +174,16 @@ impl Nodes {
         Nodes { dir, redis, procs: (0..addrs.len()).map(|_| None).collect() }
     }
 
+    /// Sets every node's `write_concern` (`"local"`, `"durable"`) in its configuration file.
+    pub(crate) fn write_concern(&self, concern: &str) {
+        for i in 0..self.redis.len() {
+            let path = self.config(i);
+            let text = std::fs::read_to_string(&path).expect("a configuration");
+            let text = text.replacen("[node]\n", &format!("[node]\nwrite_concern = \"{concern}\"\n"), 1);
+            std::fs::write(&path, text).expect("written");
+        }
+    }
+
     pub(crate) fn config(&self, i: usize) -> PathBuf {
         self.dir.join(format!("n{i}.toml"))
     }
