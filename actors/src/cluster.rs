@@ -430,6 +430,13 @@ impl ClusterBuilder {
         let mut leaders = BTreeMap::new();
         let mut clocks = BTreeMap::new();
         let mut memory_disks = BTreeMap::new();
+        // In a data directory where some leaders' disks exist, a leader whose disk is missing
+        // lost it: it recovers its sequence numbers from its peers instead of starting afresh
+        // (which would issue its earlier dots again). A directory with no disk at all is a
+        // first start.
+        let disk_file = |name: &str| self.data_dir.as_ref().map(|dir| dir.join(format!("{name}.redb")));
+        let any_disk = self.names.iter().any(|n| disk_file(n).is_some_and(|f| f.exists()));
+        let lost_disk = |name: &str| any_disk && disk_file(name).is_some_and(|f| !f.exists());
         for (id, name) in LeaderId::range(n).zip(&self.names).filter(|(id, _)| hosted.contains(*id)) {
             let clock = match &self.simulated {
                 None => LeaderClockSource::System(SystemClock),
@@ -452,7 +459,7 @@ impl ClusterBuilder {
                 clock,
                 tick_interval: self.tick_interval,
                 outbox_max: self.flow.outbox_max.max(1),
-                recovering: self.recovers_on_start(),
+                recovering: self.recovers_on_start() || lost_disk(name),
                 disk: match (self.memory_disks, &self.data_dir) {
                     (Some(sync_delay), _) => {
                         let disk = crate::storage::MemoryDisk::new();

@@ -88,6 +88,14 @@ pub enum DiskError {
         /// What redb said as it gave up.
         reason: String,
     },
+    /// A record could not be encoded; the commit wrote nothing.
+    #[error("cannot write to the leader's disk {path}: {source}")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: roundtable_runtime::replica::EncodeError,
+    },
     /// The writer thread stopped abnormally and took the open file with it.
     #[error("the leader's disk writer thread stopped abnormally")]
     WriterLost,
@@ -147,6 +155,10 @@ impl Disk {
 
     fn io(&self, e: impl Into<redb::Error>) -> DiskError {
         DiskError::Io { path: self.path.clone(), source: Box::new(e.into()) }
+    }
+
+    fn encode_error(&self, source: roundtable_runtime::replica::EncodeError) -> DiskError {
+        DiskError::Encode { path: self.path.clone(), source }
     }
 
     fn resume_error(&self, source: ResumeError) -> DiskError {
@@ -228,11 +240,13 @@ impl Disk {
                 meta.remove("image").map_err(|e| self.io(e))?;
             }
             if let (Some(image), None) = (image, reset) {
-                meta.insert("image", image.encode().as_slice()).map_err(|e| self.io(e))?;
+                let bytes = image.encode().map_err(|e| self.encode_error(e))?;
+                meta.insert("image", bytes.as_slice()).map_err(|e| self.io(e))?;
             }
             let keep_from = reset.unwrap_or(0);
             for record in &records[keep_from..] {
-                table.insert(self.next, record.encode().as_slice()).map_err(|e| self.io(e))?;
+                let bytes = record.encode().map_err(|e| self.encode_error(e))?;
+                table.insert(self.next, bytes.as_slice()).map_err(|e| self.io(e))?;
                 self.next += 1;
             }
         }

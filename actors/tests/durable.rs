@@ -137,3 +137,25 @@ async fn a_corrupt_or_truncated_disk_is_a_clear_error_never_a_panic_nor_an_empty
     }
     Ok(())
 }
+
+#[actix::test]
+async fn a_leader_whose_disk_is_missing_from_its_data_directory_recovers_instead_of_reusing_dots(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    {
+        let cluster = Cluster::builder().leaders(["a", "b"]).data_dir(dir.path()).start().await?;
+        for i in 0..5 {
+            let put = Put::new(format!("k{i}"), "v").with_concern(WriteConcern::durable_at(2, WAIT));
+            cluster.leader("b")?.send(put).await??;
+        }
+        cluster.shutdown().await;
+    }
+    std::fs::remove_file(dir.path().join("b.redb"))?;
+    let cluster = Cluster::builder().leaders(["a", "b"]).data_dir(dir.path()).start().await?;
+    let b = cluster.leader("b")?;
+    b.writable_within(Duration::from_secs(10)).await?;
+    let receipt = b.send(Put::new("after", "loss")).await??;
+    assert_eq!(receipt.dot, dot(1, 6), "b learnt its last sequence number from a");
+    assert_eq!(value(&cluster, "b", "k4").await.as_deref(), Some("v"), "and got its writes back");
+    Ok(())
+}

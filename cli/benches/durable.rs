@@ -70,7 +70,7 @@ fn set_record_bytes() -> usize {
         key: Key::new("s/durable:15:299").expect("a key"),
         op: Op::Put(Value::new("0123456789abcdef").expect("a value")),
     };
-    Record::Applied(entry.into()).encode().len()
+    Record::Applied(entry.into()).encode().expect("a record encodes").len()
 }
 
 /// `commits` fsynced transactions of `per_commit` records of `bytes` bytes into a fresh redb

@@ -191,7 +191,7 @@ fn what_is_not_this_leaders_own_is_refused_not_resumed() {
 fn corrupt_bytes_are_an_error_never_a_panic() {
     let mut net = Net::new(1, a2a(), durable());
     net.write(0, "x", "some value");
-    let bytes = net.disks[0][0].encode();
+    let bytes = net.disks[0][0].encode().expect("encodes");
     assert_eq!(Record::decode(&bytes, 0), Ok(net.disks[0][0].clone()));
     // Every truncation, and every single-byte change, decodes to an error or to some record —
     // never a panic.

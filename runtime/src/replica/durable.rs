@@ -113,12 +113,20 @@ pub enum ResumeError {
     },
 }
 
+/// A record or image could not be encoded (postcard refused it); nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode a {what} for the disk: {reason}")]
+pub struct EncodeError {
+    /// `"record"` or `"image"`.
+    pub what: &'static str,
+    /// What postcard said.
+    pub reason: alloc::string::String,
+}
+
 impl Record {
     /// The record as bytes (postcard).
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        // Entries and chunks are plain data: serialising them into a vector cannot fail.
-        postcard::to_allocvec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        postcard::to_allocvec(self).map_err(|e| EncodeError { what: "record", reason: alloc::format!("{e}") })
     }
 
     /// A record from bytes written by [`Record::encode`]; `index` names it in the error.
@@ -133,9 +141,8 @@ impl Record {
 
 impl Image {
     /// The image as bytes (postcard).
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        postcard::to_allocvec(self).map_err(|e| EncodeError { what: "image", reason: alloc::format!("{e}") })
     }
 
     /// An image from bytes written by [`Image::encode`].

@@ -46,7 +46,7 @@ mod timers;
 #[cfg(feature = "fault-injection")]
 pub use config::Sabotage;
 pub use config::{BatchConfig, ConfigError, GossipConfig, ReplicaConfig};
-pub use durable::{Image, Record, ResumeError};
+pub use durable::{EncodeError, Image, Record, ResumeError};
 pub use effects::{
     Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, Resolved, WriteError,
     WriteReceipt,
