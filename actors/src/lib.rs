@@ -27,6 +27,8 @@ mod error;
 mod handle;
 mod leader;
 mod messages;
+#[cfg(feature = "ntp")]
+pub mod ntp;
 pub mod storage;
 mod supervisor;
 #[cfg(feature = "tcp")]

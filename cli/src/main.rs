@@ -17,9 +17,11 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use roundtable_actors::Trace;
+use roundtable_runtime::clock::{ClockCorrector, CorrectionConfig, CorrectionMode};
 use roundtable_sim::svg::{render_svg, SvgOptions};
 use roundtable_sim::sweep::{FaultMix, Progress, Scenario, Sweep, SweepResolution, SweepTopology, SWEEP_LEADERS};
 
@@ -48,6 +50,33 @@ enum Command {
     /// Work with a leader's disk (a node's `data_dir/NAME.redb`).
     #[command(subcommand)]
     Disk(DiskCommand),
+    /// Work with clocks and NTP servers.
+    #[command(subcommand)]
+    Clock(ClockCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClockCommand {
+    /// Ask an NTP server for the time once (SNTP, RFC 4330): print the offset, delay, stratum
+    /// and reference, and whether a leader on this machine's clock, uncorrected, would be
+    /// fenced (its offset beyond the tolerance). Exit status 0: within tolerance; 1: a leader
+    /// would be fenced; 2: no usable answer (unreachable, garbage, kiss-of-death, unsynchronised,
+    /// or further off than --max-step-ms).
+    Check {
+        /// The server, `host:port` (123 is NTP's port).
+        #[arg(long)]
+        server: String,
+        /// How long to wait for the answer, in milliseconds.
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+        /// The offset beyond which a leader fences itself, in milliseconds (the default
+        /// tolerance: 80% of the default `max_offset` of 500 ms).
+        #[arg(long, default_value_t = 400)]
+        tolerance_ms: u64,
+        /// An offset beyond this is a faulty server, not a correction, in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        max_step_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +208,12 @@ fn main() -> ExitCode {
         Command::Node(args) => node(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Disk(DiskCommand::Check { file }) => disk_check(&file),
+        Command::Clock(ClockCommand::Check { server, timeout_ms, tolerance_ms, max_step_ms }) => clock_check(
+            &server,
+            Duration::from_millis(timeout_ms),
+            Duration::from_millis(tolerance_ms),
+            Duration::from_millis(max_step_ms),
+        ),
     };
     match result {
         Ok(code) => code,
@@ -219,6 +254,39 @@ async fn stop_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+fn clock_check(server: &str, timeout: Duration, tolerance: Duration, max_step: Duration) -> CliResult {
+    let answer = actix::System::new().block_on(roundtable_actors::ntp::query(server, timeout, max_step));
+    let reading = match answer {
+        Ok(reading) => reading,
+        Err(e) => {
+            println!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let offset_ms = reading.offset_ns as f64 / 1e6;
+    println!(
+        "server {}: offset {offset_ms:+.3} ms, delay {:.3} ms, stratum {}, reference {}",
+        reading.server,
+        reading.delay.as_secs_f64() * 1e3,
+        reading.stratum,
+        if reading.reference.is_empty() { "(none)" } else { reading.reference.as_str() }
+    );
+    // What a leader that only observes its clock would conclude from this one sample.
+    let config = CorrectionConfig { tolerance, mode: CorrectionMode::Observe, ..CorrectionConfig::default() };
+    let mut corrector = ClockCorrector::new(config)?;
+    let _ = corrector.add_sample(reading.sample.t4, reading.sample)?;
+    if corrector.health().is_fenced() {
+        println!(
+            "this clock is {offset_ms:+.3} ms off, beyond the tolerance of {} ms: a leader on it, uncorrected, would be fenced",
+            tolerance.as_millis()
+        );
+        Ok(ExitCode::from(1))
+    } else {
+        println!("within the tolerance of {} ms: a leader on this clock would not be fenced", tolerance.as_millis());
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 fn disk_check(file: &std::path::Path) -> CliResult {

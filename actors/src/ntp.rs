@@ -1,0 +1,148 @@
+//! Real NTP (feature `ntp`): one SNTP exchange with a server over UDP (RFC 4330), turned into
+//! the [`NtpSample`] the clock corrector takes, with what the server said about itself.
+//!
+//! The packet codec and its checks are [rsntp](https://docs.rs/rsntp)'s, a maintained SNTP
+//! client: it rejects a reply that is not a server's answer to this request (mode, version,
+//! origin timestamp), a kiss-of-death (stratum 0), and a server that says it is not synchronised
+//! (leap indicator 3). On top, [`query`] refuses an offset beyond a limit instead of handing it
+//! on: a server ten minutes off is a fault, not a correction.
+
+use std::time::{Duration, SystemTime};
+
+use roundtable_runtime::clock::NtpSample;
+use roundtable_runtime::WallTime;
+
+/// What one exchange with a server measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NtpReading {
+    /// The server, as asked.
+    pub server: String,
+    /// The exchange, for [`roundtable_runtime::clock::ClockCorrector::add_sample`]: `t1` and `t4`
+    /// by the local system clock around the exchange, `t2` and `t3` rebuilt from the offset and
+    /// delay the server's timestamps give.
+    pub sample: NtpSample,
+    /// The server's clock minus this one, in nanoseconds.
+    pub offset_ns: i64,
+    /// The round trip, less the server's own turnaround.
+    pub delay: Duration,
+    /// The server's stratum (1: a reference clock; 16: unsynchronised).
+    pub stratum: u8,
+    /// The server's reference (an IP address, or a reference clock's code such as `LOCL`).
+    pub reference: String,
+}
+
+/// Why an exchange gave no reading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NtpError {
+    /// The server could not be reached or did not answer in time.
+    #[error("NTP server {server}: no answer: {reason}")]
+    Unreachable {
+        /// The server.
+        server: String,
+        /// What the socket said.
+        reason: String,
+    },
+    /// The server answered with a kiss-of-death: it asks clients to stop or slow down.
+    #[error("NTP server {server} sent a kiss-of-death ({code}): not used")]
+    KissOfDeath {
+        /// The server.
+        server: String,
+        /// Its code (`RATE`, `DENY`, …).
+        code: String,
+    },
+    /// The answer is not a valid SNTP reply to this request, or the server says it is not
+    /// synchronised.
+    #[error("NTP server {server}: reply refused: {reason}")]
+    Refused {
+        /// The server.
+        server: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server's time is further from this clock than the limit: a fault, not a correction.
+    #[error("NTP server {server} is {offset_ms} ms away from this clock, beyond the limit of {limit_ms} ms: not used")]
+    TooFarOff {
+        /// The server.
+        server: String,
+        /// Its offset, in milliseconds.
+        offset_ms: i64,
+        /// The limit, in milliseconds.
+        limit_ms: u128,
+    },
+}
+
+/// The largest offset a reading may show before it is refused ([`NtpError::TooFarOff`]).
+pub const DEFAULT_MAX_STEP: Duration = Duration::from_secs(60);
+
+/// One SNTP exchange with `server` (`host:port`), waiting at most `timeout`; an offset beyond
+/// `max_step` is refused.
+pub async fn query(server: &str, timeout: Duration, max_step: Duration) -> Result<NtpReading, NtpError> {
+    let mut client = rsntp::AsyncSntpClient::new();
+    client.set_timeout(timeout);
+    let t1 = system_now();
+    let result = client.synchronize(server).await;
+    let t4 = system_now();
+    let reply = result.map_err(|e| classify(server, &e))?;
+    let offset_ns = (reply.clock_offset().as_secs_f64() * 1e9) as i64;
+    let delay_ns = (reply.round_trip_delay().as_secs_f64().max(0.0) * 1e9) as i64;
+    let limit_ns = i64::try_from(max_step.as_nanos()).unwrap_or(i64::MAX);
+    if offset_ns.abs() > limit_ns {
+        return Err(NtpError::TooFarOff {
+            server: server.to_owned(),
+            offset_ms: offset_ns / 1_000_000,
+            limit_ms: max_step.as_millis(),
+        });
+    }
+    Ok(NtpReading {
+        server: server.to_owned(),
+        sample: rebuild(t1, t4, offset_ns, delay_ns),
+        offset_ns,
+        delay: Duration::from_nanos(u64::try_from(delay_ns).unwrap_or(0)),
+        stratum: reply.stratum(),
+        reference: reply.reference_identifier().to_string(),
+    })
+}
+
+/// The four timestamps of an exchange that left at `t1` and came back at `t4` (local clock) and
+/// measured `offset_ns` and `delay_ns`: the server's receive and send times, centred in the
+/// round trip, `(t4 − t1) − delay` apart.
+fn rebuild(t1: WallTime, t4: WallTime, offset_ns: i64, delay_ns: i64) -> NtpSample {
+    let span = i64::try_from(t4.as_nanos().saturating_sub(t1.as_nanos())).unwrap_or(i64::MAX);
+    let turnaround = (span - delay_ns).clamp(0, span);
+    let middle = t1.offset_by_ns(span / 2 + offset_ns);
+    NtpSample::new(t1, middle.offset_by_ns(-turnaround / 2), middle.offset_by_ns(turnaround - turnaround / 2), t4)
+}
+
+fn system_now() -> WallTime {
+    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    WallTime::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn classify(server: &str, error: &rsntp::SynchronizationError) -> NtpError {
+    let server = server.to_owned();
+    match error {
+        rsntp::SynchronizationError::IOError(e) => NtpError::Unreachable { server, reason: e.to_string() },
+        rsntp::SynchronizationError::ProtocolError(rsntp::ProtocolError::KissODeath(code)) => {
+            NtpError::KissOfDeath { server, code: format!("{code:?}") }
+        }
+        rsntp::SynchronizationError::ProtocolError(e) => NtpError::Refused { server, reason: e.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuilt_sample_has_the_measured_offset_and_delay() {
+        let t1 = WallTime::from_secs(1_767_225_600);
+        let t4 = t1.offset_by_ns(3_000_000);
+        for (offset_ns, delay_ns) in [(0, 3_000_000), (250_000_000, 2_000_000), (-40_000_000, 1_000_000)] {
+            let sample = rebuild(t1, t4, offset_ns, delay_ns);
+            assert_eq!(sample.validate(), Ok(()));
+            assert!((sample.offset_ns() - offset_ns).abs() <= 1, "{sample:?}");
+            assert!((sample.delay_ns() - delay_ns).abs() <= 1, "{sample:?}");
+        }
+    }
+}
