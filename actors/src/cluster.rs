@@ -87,6 +87,8 @@ pub struct ClusterBuilder {
     supervisor: SupervisorConfig,
     tick_interval: Duration,
     data_dir: Option<std::path::PathBuf>,
+    #[cfg(feature = "ntp")]
+    ntp: Option<crate::ntp::NtpConfig>,
     memory_disks: Option<Duration>,
     checkpoint_every: usize,
     flow: FlowControl,
@@ -200,6 +202,19 @@ impl ClusterBuilder {
     #[must_use]
     pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Corrects the leaders' clocks against real NTP servers (feature `ntp`): each leader gets an
+    /// [`NtpSync`](crate::ntp::NtpSync) that asks the servers every `interval` and hands it the
+    /// selected reading. A leader then fences itself until its first sample
+    /// (`fence_when_unsynchronized`) and whenever it has had none for `stale_after`
+    /// (`max_sample_age`), and says why in its write errors and logs. The leaders' clocks must be
+    /// the system clock (not simulated).
+    #[cfg(feature = "ntp")]
+    #[must_use]
+    pub fn ntp(mut self, config: crate::ntp::NtpConfig) -> Self {
+        self.ntp = Some(config);
         self
     }
 
@@ -424,7 +439,20 @@ impl ClusterBuilder {
         if self.tick_interval.is_zero() {
             return Err(ClusterError::Settings("tick_interval must not be zero".into()));
         }
-        let replica_config = ReplicaConfig { keyspaces: self.keyspaces()?, ..self.replica.clone() };
+        #[allow(unused_mut)]
+        let mut replica_config = ReplicaConfig { keyspaces: self.keyspaces()?, ..self.replica.clone() };
+        #[cfg(feature = "ntp")]
+        if let Some(ntp) = &self.ntp {
+            if ntp.servers.is_empty() {
+                return Err(ClusterError::Settings("NTP needs at least one server".into()));
+            }
+            if ntp.min_agree > ntp.servers.len() {
+                let (need, have) = (ntp.min_agree, ntp.servers.len());
+                return Err(ClusterError::Settings(format!("NTP: {need} servers must agree, {have} are named")));
+            }
+            replica_config.correction.fence_when_unsynchronized = true;
+            replica_config.correction.max_sample_age = Some(ntp.stale_after);
+        }
         let (transport, hosted, local_addr) = self.transport_to_start(members)?;
         let links = transport.start(self.sink.clone(), self.flow.network_mailbox.max(1));
         let mut leaders = BTreeMap::new();
@@ -473,6 +501,13 @@ impl ClusterBuilder {
             };
             let leader = Leader::new(spec, links.clone(), self.sink.clone())?;
             leaders.insert(id, actix::Supervisor::start(move |_| leader));
+        }
+        #[cfg(feature = "ntp")]
+        if let Some(ntp) = &self.ntp {
+            for (id, leader) in &leaders {
+                let name = self.names.get(id.index()).cloned().unwrap_or_default();
+                crate::ntp::NtpSync::new(leader.clone().recipient(), name, ntp.clone()).start();
+            }
         }
         if let Some((reference, interval)) = &self.clock_sync {
             let server = reference.start();
@@ -581,6 +616,8 @@ impl Cluster {
             supervisor: SupervisorConfig::default(),
             tick_interval: Duration::from_millis(100),
             data_dir: None,
+            #[cfg(feature = "ntp")]
+            ntp: None,
             memory_disks: None,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             flow: FlowControl::default(),

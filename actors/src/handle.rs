@@ -173,6 +173,13 @@ impl LeaderHandle {
         }
     }
 
+    /// The health of this leader's clock (synchronised, fenced, stale, unsynchronised) and its
+    /// measured offset from the time reference in nanoseconds (`None` before the first sample).
+    pub async fn clock_health(&self) -> Result<(roundtable_runtime::clock::ClockHealth, Option<i64>), Error> {
+        let health = self.addr.send(crate::ClockStatus).await?;
+        health.ok_or_else(|| crate::LeaderError::Down(self.name.clone()).into())
+    }
+
     /// Waits until everything this leader applied so far is on its disk (see [`crate::SyncDisk`]):
     /// one wait for many writes sent without a durable concern.
     pub async fn synced(&self, timeout: Duration) -> Result<(), Error> {

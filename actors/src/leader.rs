@@ -22,9 +22,9 @@ use crate::clock::LeaderClockSource;
 use crate::clock_sync::ClockSample;
 use crate::error::ClusterError;
 use crate::messages::{
-    AppliedTotal, Changed, Crash, Delete, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect, LeaderError,
-    LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Shutdown, Subscribe, SubscribeChannel, Subscriber,
-    SyncDisk, Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    AppliedTotal, Changed, ClockStatus, Crash, Delete, Fence, Get, GetCrdt, GetProgress, GetSiblings, Inspect,
+    LeaderError, LeaderState, Progress, Put, PutBatch, Restart, Routed, SetLive, Shutdown, Subscribe, SubscribeChannel,
+    Subscriber, SyncDisk, Write, WriteConcern, MAX_SUBSCRIPTIONS,
 };
 use crate::storage::{DiskError, DiskShell, DiskSpec, Stored, Written};
 use crate::trace::{Actor as Who, LeaderEvent, Loss, NetworkEvent, TraceSink};
@@ -92,6 +92,8 @@ pub struct Leader {
     disk: Option<DiskShell>,
     /// Stopped for good ([`Shutdown`]): a restart does nothing.
     shut_down: bool,
+    /// Whether its clock was fenced at the last tick (to log the changes).
+    clock_fenced: bool,
 }
 
 /// The disk writer's report.
@@ -138,6 +140,7 @@ impl Leader {
             outbox_dropped: 0,
             disk,
             shut_down: false,
+            clock_fenced: false,
         })
     }
 
@@ -453,6 +456,15 @@ impl Actor for Leader {
             let now = leader.now();
             let Some(replica) = leader.replica.as_mut() else { return };
             replica.handle_timeout(now);
+            let health = replica.clock_health();
+            if health.is_fenced() != leader.clock_fenced {
+                leader.clock_fenced = health.is_fenced();
+                if leader.clock_fenced {
+                    tracing::warn!(leader = %leader.spec.name, clock = %health, "clock fenced: writes refused");
+                } else {
+                    tracing::info!(leader = %leader.spec.name, clock = %health, "clock healthy again: writes accepted");
+                }
+            }
             leader.perform();
             leader.links.heartbeat.do_send(Heartbeat { from: leader.spec.id });
         });
@@ -616,6 +628,13 @@ impl Handler<Routed> for Leader {
             (Ok(receipt), Some(concern)) => self.await_disk(receipt, concern.timeout),
             (result, _) => Box::pin(async move { result }),
         }
+    }
+}
+
+impl Handler<ClockStatus> for Leader {
+    type Result = Option<(roundtable_runtime::clock::ClockHealth, Option<i64>)>;
+    fn handle(&mut self, _: ClockStatus, _: &mut Context<Self>) -> Self::Result {
+        self.replica.as_ref().map(|r| (r.clock_health(), r.clock().measured_offset_ns()))
     }
 }
 

@@ -46,8 +46,9 @@ pub use error::Error;
 pub use handle::{LeaderHandle, Subscription, SUBSCRIPTION_CAPACITY};
 pub use leader::{Leader, LeaderSpec};
 pub use messages::{
-    AppliedTotal, Changed, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState, Put, PutBatch,
-    QuarantinedWrite, Restart, Shutdown, Subscribe, SyncDisk, Write, WriteConcern, MAX_SUBSCRIPTIONS, PUT_BATCH_MAX,
+    AppliedTotal, Changed, ClockStatus, Crash, Delete, Get, GetCrdt, GetSiblings, Inspect, LeaderError, LeaderState,
+    Put, PutBatch, QuarantinedWrite, Restart, Shutdown, Subscribe, SyncDisk, Write, WriteConcern, MAX_SUBSCRIPTIONS,
+    PUT_BATCH_MAX,
 };
 pub use roundtable_runtime::resolution::{CrdtKind, CrdtState, CrdtUpdate, Resolution, Update};
 pub use supervisor::{Liveness, Supervisor, SupervisorConfig};

@@ -602,6 +602,12 @@ pub struct SyncDisk {
     pub timeout: std::time::Duration,
 }
 
+/// The health of the leader's clock and its measured offset from the time reference, in
+/// nanoseconds (`None` while it is down).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<(roundtable_runtime::clock::ClockHealth, Option<i64>)>")]
+pub struct ClockStatus;
+
 /// Stops a leader for good: like a [`Crash`], and a durable leader's disk is closed (its file
 /// can be opened again, by this process or another). Answered once it is.
 #[derive(Debug, Clone, Copy, Message)]

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 use roundtable_runtime::clock::NtpSample;
 use roundtable_runtime::WallTime;
 
+use crate::clock_sync::ClockSample;
+
 /// What one exchange with a server measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NtpReading {
@@ -130,6 +132,144 @@ fn classify(server: &str, error: &rsntp::SynchronizationError) -> NtpError {
     }
 }
 
+/// How a leader's clock follows NTP servers ([`crate::ClusterBuilder::ntp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NtpConfig {
+    /// The servers, `host:port`.
+    pub servers: Vec<String>,
+    /// How often all of them are asked (default 16 s, chrony's shortest default poll).
+    pub interval: Duration,
+    /// How long one answer may take (default 1 s).
+    pub timeout: Duration,
+    /// How many servers must agree before a reading is used (default 1). With 2 or more, a
+    /// single server that is off (a falseticker) is outvoted.
+    pub min_agree: usize,
+    /// Two readings agree when their offsets differ by at most this plus half their delays
+    /// (default 100 ms).
+    pub agree_within: Duration,
+    /// A reading further off than this is a faulty server, not a correction (default 60 s).
+    pub max_step: Duration,
+    /// A leader with no usable reading for this long fences itself as stale (default 64 s:
+    /// four intervals).
+    pub stale_after: Duration,
+}
+
+impl NtpConfig {
+    /// The defaults, for `servers`.
+    #[must_use]
+    pub fn new(servers: Vec<String>) -> Self {
+        NtpConfig {
+            servers,
+            interval: Duration::from_secs(16),
+            timeout: Duration::from_secs(1),
+            min_agree: 1,
+            agree_within: Duration::from_millis(100),
+            max_step: DEFAULT_MAX_STEP,
+            stale_after: Duration::from_secs(64),
+        }
+    }
+}
+
+/// Why a round of readings gave no sample.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SelectError {
+    /// Fewer servers answered than must agree.
+    #[error("{answered} of the NTP servers gave a usable reading, {needed} must agree")]
+    TooFew {
+        /// Usable readings.
+        answered: usize,
+        /// How many must agree.
+        needed: usize,
+    },
+    /// Enough answered, but not enough of them agree.
+    #[error("the NTP servers disagree: no {needed} of their {answered} readings agree")]
+    Disagree {
+        /// Usable readings.
+        answered: usize,
+        /// How many must agree.
+        needed: usize,
+    },
+}
+
+/// The reading to use from one round: among the readings that at least `min_agree` readings
+/// (itself included) agree with, the one with the smallest delay (NTP's clock-select idea,
+/// RFC 5905 §11.2.1, in its simplest form).
+pub fn select(readings: &[NtpReading], min_agree: usize, agree_within: Duration) -> Result<&NtpReading, SelectError> {
+    let needed = min_agree.max(1);
+    let answered = readings.len();
+    if answered < needed {
+        return Err(SelectError::TooFew { answered, needed });
+    }
+    let within = i128::try_from(agree_within.as_nanos()).unwrap_or(i128::MAX);
+    let agree = |a: &NtpReading, b: &NtpReading| {
+        let gap = (i128::from(a.offset_ns) - i128::from(b.offset_ns)).abs();
+        gap <= within + (a.delay.as_nanos() as i128 + b.delay.as_nanos() as i128) / 2
+    };
+    readings
+        .iter()
+        .filter(|r| readings.iter().filter(|o| agree(r, o)).count() >= needed)
+        .min_by_key(|r| r.delay)
+        .ok_or(SelectError::Disagree { answered, needed })
+}
+
+/// Asks a leader's NTP servers every `interval` and hands the selected reading to the leader as
+/// a [`ClockSample`]; what went wrong (a server unreachable, refused, outvoted) is logged.
+pub struct NtpSync {
+    leader: actix::Recipient<ClockSample>,
+    name: String,
+    config: NtpConfig,
+}
+
+impl NtpSync {
+    /// An actor for leader `name`.
+    #[must_use]
+    pub(crate) fn new(leader: actix::Recipient<ClockSample>, name: String, config: NtpConfig) -> Self {
+        NtpSync { leader, name, config }
+    }
+
+    fn poll(&mut self, ctx: &mut actix::Context<Self>) {
+        use actix::{ActorFutureExt, AsyncContext, WrapFuture};
+        let config = self.config.clone();
+        let round = async move {
+            let mut readings = Vec::new();
+            let mut errors = Vec::new();
+            for server in &config.servers {
+                match query(server, config.timeout, config.max_step).await {
+                    Ok(reading) => readings.push(reading),
+                    Err(e) => errors.push(e),
+                }
+            }
+            (readings, errors)
+        };
+        ctx.spawn(round.into_actor(self).map(|(readings, errors), sync, _| {
+            for e in &errors {
+                tracing::warn!(leader = %sync.name, error = %e, "NTP server not used");
+            }
+            match select(&readings, sync.config.min_agree, sync.config.agree_within) {
+                Ok(reading) => {
+                    tracing::debug!(
+                        leader = %sync.name, server = %reading.server, offset_ns = reading.offset_ns,
+                        delay_us = reading.delay.as_micros() as u64, stratum = reading.stratum, "NTP reading"
+                    );
+                    sync.leader.do_send(ClockSample(reading.sample));
+                }
+                Err(e) => tracing::warn!(leader = %sync.name, error = %e, "no NTP sample this round"),
+            }
+        }));
+    }
+}
+
+impl actix::Actor for NtpSync {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut actix::Context<Self>) {
+        use actix::AsyncContext;
+        self.poll(ctx);
+        ctx.run_interval(self.config.interval, |sync, ctx| sync.poll(ctx));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +284,32 @@ mod tests {
             assert!((sample.offset_ns() - offset_ns).abs() <= 1, "{sample:?}");
             assert!((sample.delay_ns() - delay_ns).abs() <= 1, "{sample:?}");
         }
+    }
+
+    fn reading(server: &str, offset_ms: i64, delay_ms: u64) -> NtpReading {
+        let t1 = WallTime::from_secs(1_767_225_600);
+        let offset_ns = offset_ms * 1_000_000;
+        let delay_ns = delay_ms as i64 * 1_000_000;
+        NtpReading {
+            server: server.into(),
+            sample: rebuild(t1, t1.offset_by_ns(delay_ns), offset_ns, delay_ns),
+            offset_ns,
+            delay: Duration::from_millis(delay_ms),
+            stratum: 2,
+            reference: String::new(),
+        }
+    }
+
+    #[test]
+    fn selection_takes_the_fastest_reading_that_enough_servers_agree_with() {
+        let within = Duration::from_millis(100);
+        let readings = [reading("a", 5, 20), reading("b", 7, 4), reading("falseticker", 900, 1)];
+        // Alone, the falseticker's 1 ms delay wins.
+        assert_eq!(select(&readings, 1, within).map(|r| r.server.as_str()), Ok("falseticker"));
+        // With two that must agree, it is outvoted: b (4 ms) agrees with a.
+        assert_eq!(select(&readings, 2, within).map(|r| r.server.as_str()), Ok("b"));
+        assert_eq!(select(&readings, 3, within), Err(SelectError::Disagree { answered: 3, needed: 3 }));
+        assert_eq!(select(&readings[..1], 2, within), Err(SelectError::TooFew { answered: 1, needed: 2 }));
+        assert_eq!(select(&[], 1, within), Err(SelectError::TooFew { answered: 0, needed: 1 }));
     }
 }

@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::BIN;
+use support::{call, within, Nodes, Resp, BIN, LIMIT};
 
 /// chronyd on a free loopback port, killed when dropped; `None` (said) when it is not installed
 /// outside CI. In CI it must be there.
@@ -26,6 +26,10 @@ impl Drop for Chronyd {
 }
 
 fn chronyd() -> Option<Chronyd> {
+    chronyd_on(udp_port())
+}
+
+fn chronyd_on(port: u16) -> Option<Chronyd> {
     let installed = Command::new("chronyd").arg("-v").output().is_ok();
     if !installed {
         assert!(std::env::var_os("CI").is_none(), "CI installs chrony (.ci/run)");
@@ -33,7 +37,6 @@ fn chronyd() -> Option<Chronyd> {
         return None;
     }
     let dir = tempfile::tempdir().expect("a directory");
-    let port = udp_port();
     let template = include_str!("chrony.conf");
     let config = template.replace("PORT", &port.to_string()).replace("DIR", &dir.path().display().to_string());
     let path = dir.path().join("chrony.conf");
@@ -48,7 +51,7 @@ fn chronyd() -> Option<Chronyd> {
         .expect("chronyd starts");
     let chronyd = Chronyd { child, port, _dir: dir };
     // Ready once it answers.
-    let ready = support::within(Duration::from_secs(10), || check(port, &[]).status.success().then_some(()));
+    let ready = within(Duration::from_secs(10), || check(port, &[]).status.success().then_some(()));
     assert!(ready.is_some(), "chronyd answers on port {port}");
     Some(chronyd)
 }
@@ -168,4 +171,104 @@ fn garbage_a_kiss_of_death_and_silence_give_no_reading() {
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
     assert!(stdout(&output).contains("no answer"), "{}", stdout(&output));
     assert!(started.elapsed() < Duration::from_secs(10), "bounded by the timeout");
+}
+
+fn info_field(nodes: &Nodes, field: &str) -> String {
+    nodes.info_field(0, field).unwrap_or_default()
+}
+
+/// A node whose leader follows chronyd: synchronised while it answers; fenced, saying why, once
+/// it has been silent for `stale_after_ms`; writable again when it answers again.
+#[test]
+fn a_node_fences_itself_when_its_ntp_server_stops_answering_and_recovers_when_it_returns() {
+    let Some(chronyd) = chronyd() else { return };
+    let port = chronyd.port;
+    let mut nodes = Nodes::new(1, "all-to-all");
+    nodes.append_config(&format!(
+        "\n[clock]\nservers = [\"127.0.0.1:{port}\"]\ninterval_ms = 200\ntimeout_ms = 200\nstale_after_ms = 1500\n"
+    ));
+    nodes.start_all();
+    nodes.all_writable();
+    assert!(info_field(&nodes, "clock").starts_with("synchronized"), "{}", nodes.info(0));
+    assert_eq!(info_field(&nodes, "clock_fenced"), "0");
+
+    drop(chronyd);
+    let refused = within(Duration::from_secs(10), || match call(nodes.redis[0], &["SET", "k", "v"]) {
+        Ok(Resp::Error(e)) => Some(e),
+        _ => None,
+    });
+    let refused = refused.expect("the leader fences itself once the server is silent");
+    assert!(refused.contains("no NTP sample for"), "it says why: {refused}");
+    assert!(info_field(&nodes, "clock").starts_with("stale"), "{}", nodes.info(0));
+    assert_eq!(info_field(&nodes, "clock_fenced"), "1");
+    let logged = within(Duration::from_secs(5), || nodes.log(0).contains("clock fenced").then_some(()));
+    assert!(logged.is_some(), "the log says so:\n{}", nodes.log(0));
+
+    let _back = chronyd_on(port).expect("chronyd again");
+    let accepted = within(LIMIT, || {
+        (call(nodes.redis[0], &["SET", "k", "v"]).ok() == Some(Resp::Simple("OK".into()))).then_some(())
+    });
+    assert!(accepted.is_some(), "writable again once the server answers: {}", nodes.info(0));
+    assert_eq!(info_field(&nodes, "clock_fenced"), "0");
+}
+
+/// A node whose only server is ten minutes off never takes its time: the readings are refused,
+/// the clock is never stepped, and the leader stays fenced as unsynchronised.
+#[test]
+fn a_node_never_steps_its_clock_to_a_server_ten_minutes_off() {
+    let off = responder(|req| server_reply(req, 2, b"GPS\0", Duration::from_secs(600)));
+    let mut nodes = Nodes::new(1, "all-to-all");
+    nodes.append_config(&format!(
+        "\n[clock]\nservers = [\"127.0.0.1:{off}\"]\ninterval_ms = 200\ntimeout_ms = 200\nstale_after_ms = 1500\n"
+    ));
+    nodes.start_all();
+    std::thread::sleep(Duration::from_secs(2));
+    let reply = call(nodes.redis[0], &["SET", "k", "v"]);
+    assert!(
+        matches!(&reply, Ok(Resp::Error(e)) if e.contains("unsynchronized") || e.contains("catching up")),
+        "{reply:?}"
+    );
+    assert_eq!(info_field(&nodes, "clock"), "unsynchronized", "{}", nodes.info(0));
+    assert!(nodes.log(0).contains("beyond the limit of 60000 ms"), "the log says why:\n{}", nodes.log(0));
+}
+
+/// With two servers that must agree, a falseticker two seconds off is outvoted by two chronyds:
+/// the node's clock follows them, not it.
+#[test]
+fn two_servers_that_must_agree_outvote_a_falseticker() {
+    let (Some(a), Some(b)) = (chronyd(), chronyd()) else { return };
+    let falseticker = responder(|req| server_reply(req, 1, b"GPS\0", Duration::from_secs(2)));
+    let mut nodes = Nodes::new(1, "all-to-all");
+    nodes.append_config(&format!(
+        "\n[clock]\nservers = [\"127.0.0.1:{falseticker}\", \"127.0.0.1:{}\", \"127.0.0.1:{}\"]\nmin_agree = 2\ninterval_ms = 200\ntimeout_ms = 200\nstale_after_ms = 1500\n",
+        a.port, b.port
+    ));
+    nodes.start_all();
+    nodes.all_writable();
+    std::thread::sleep(Duration::from_secs(1));
+    let clock = info_field(&nodes, "clock");
+    assert!(clock.starts_with("synchronized"), "{}", nodes.info(0));
+    // The measured offset is the chronyds' (this machine's own clock), not the falseticker's 2 s.
+    let offset_ms: f64 = info_field(&nodes, "clock_offset_ms").parse().expect("an offset");
+    assert!(offset_ms.abs() < 100.0, "offset {offset_ms} ms: {}", nodes.info(0));
+    let value = |k: &str| call(nodes.redis[0], &["SET", k, "v"]).ok();
+    assert_eq!(value("after"), Some(Resp::Simple("OK".into())));
+}
+
+/// Two servers that must agree and do not (a chronyd and a falseticker two seconds off): no
+/// reading is used, the clock is never moved, and the log says they disagree.
+#[test]
+fn servers_that_must_agree_and_do_not_give_no_sample() {
+    let Some(good) = chronyd() else { return };
+    let falseticker = responder(|req| server_reply(req, 1, b"GPS\0", Duration::from_secs(2)));
+    let mut nodes = Nodes::new(1, "all-to-all");
+    nodes.append_config(&format!(
+        "\n[clock]\nservers = [\"127.0.0.1:{falseticker}\", \"127.0.0.1:{}\"]\nmin_agree = 2\ninterval_ms = 200\ntimeout_ms = 200\nstale_after_ms = 1500\n",
+        good.port
+    ));
+    nodes.start_all();
+    let logged = within(Duration::from_secs(5), || nodes.log(0).contains("the NTP servers disagree").then_some(()));
+    assert!(logged.is_some(), "{}", nodes.log(0));
+    assert_eq!(info_field(&nodes, "clock"), "unsynchronized", "{}", nodes.info(0));
+    assert_eq!(info_field(&nodes, "clock_offset_ms"), "", "no offset was ever measured");
 }

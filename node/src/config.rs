@@ -21,7 +21,16 @@
 //! name = "n1"
 //! addr = "127.0.0.1:7401"
 //! key = "…64 hex digits: the public key of n1…"
+//!
+//! [clock]                      # optional: correct the leader's clock against NTP servers
+//! servers = ["ntp1.example:123", "ntp2.example:123"]
+//! interval_ms = 16000          # how often they are asked (default 16 s)
+//! min_agree = 2                # how many must agree (default 1)
+//! stale_after_ms = 64000       # no usable answer for this long fences the leader (default 64 s)
+//! tolerance_ms = 400           # an offset beyond this fences it (default 400 ms)
 //! ```
+//!
+//! Without `[clock]` the leader trusts the system clock as it is.
 //!
 //! A file that cannot be read as this structure is refused with toml's message, which names the
 //! line, the column and the field; a value that parses but cannot work (an unknown member, a
@@ -77,6 +86,19 @@ struct File {
     cluster: ClusterSection,
     #[serde(default)]
     peer: Vec<PeerSection>,
+    #[serde(default)]
+    clock: Option<Spanned<ClockSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockSection {
+    servers: Vec<String>,
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    min_agree: Option<usize>,
+    stale_after_ms: Option<u64>,
+    tolerance_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +151,11 @@ pub struct NodeConfig {
     pub data_dir: Option<PathBuf>,
     /// Whether a client's write waits until it is fsynced here.
     pub durable_writes: bool,
+    /// NTP servers to correct the leader's clock against, and how (`None`: the system clock as
+    /// it is).
+    pub ntp: Option<roundtable_actors::ntp::NtpConfig>,
+    /// The offset beyond which the leader fences itself.
+    pub tolerance: std::time::Duration,
 }
 
 impl fmt::Debug for NodeConfig {
@@ -143,6 +170,8 @@ impl fmt::Debug for NodeConfig {
             .field("peers", &self.peers)
             .field("data_dir", &self.data_dir)
             .field("durable_writes", &self.durable_writes)
+            .field("ntp", &self.ntp)
+            .field("tolerance", &self.tolerance)
             .finish()
     }
 }
@@ -232,6 +261,42 @@ impl NodeConfig {
                 }
             },
         };
+        let mut tolerance = roundtable_runtime::clock::DEFAULT_TOLERANCE;
+        let ntp = match &file.clock {
+            None => None,
+            Some(section) => {
+                let span = section.span();
+                let c = section.get_ref();
+                if c.servers.is_empty() {
+                    return Err(invalid("clock.servers", span, "at least one NTP server is needed".into()));
+                }
+                for server in &c.servers {
+                    check_addr(server).map_err(|m| invalid("clock.servers", span.clone(), m))?;
+                }
+                let mut ntp = roundtable_actors::ntp::NtpConfig::new(c.servers.clone());
+                let ms = std::time::Duration::from_millis;
+                for (field, value, slot) in [
+                    ("clock.interval_ms", c.interval_ms, &mut ntp.interval),
+                    ("clock.timeout_ms", c.timeout_ms, &mut ntp.timeout),
+                    ("clock.stale_after_ms", c.stale_after_ms, &mut ntp.stale_after),
+                    ("clock.tolerance_ms", c.tolerance_ms, &mut tolerance),
+                ] {
+                    match value {
+                        Some(0) => return Err(invalid(field, span.clone(), "must be above 0".into())),
+                        Some(v) => *slot = ms(v),
+                        None => {}
+                    }
+                }
+                if let Some(k) = c.min_agree {
+                    if k == 0 || k > c.servers.len() {
+                        let message = format!("between 1 and the {} servers named", c.servers.len());
+                        return Err(invalid("clock.min_agree", span, message));
+                    }
+                    ntp.min_agree = k;
+                }
+                Some(ntp)
+            }
+        };
         let key_path = dir.join(file.node.key_file.get_ref());
         let key_text = std::fs::read_to_string(&key_path).map_err(|e| {
             invalid("node.key_file", file.node.key_file.span(), format!("cannot read {}: {e}", key_path.display()))
@@ -268,6 +333,8 @@ impl NodeConfig {
             peers,
             data_dir,
             durable_writes,
+            ntp,
+            tolerance,
         })
     }
 }

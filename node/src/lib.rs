@@ -63,6 +63,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     if let Some(dir) = &config.data_dir {
         builder = builder.data_dir(dir.clone());
     }
+    if let Some(ntp) = &config.ntp {
+        let mut replica = builder.replica_settings().clone();
+        replica.correction.tolerance = config.tolerance;
+        builder = builder.replica_config(replica).ntp(ntp.clone());
+    }
     let cluster = builder.start().await?;
     let redis = tokio::net::TcpListener::bind(&config.redis)
         .await

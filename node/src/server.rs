@@ -348,6 +348,16 @@ async fn info(cluster: &Cluster) -> Reply {
             net.rejected_frames
         ));
     }
+    if let Some(Ok(health)) = match hosted(cluster) {
+        Some(leader) => Some(leader.clock_health().await),
+        None => None,
+    } {
+        let (health, offset_ns) = health;
+        s.push_str(&format!("clock:{health}\r\nclock_fenced:{}\r\n", u8::from(health.is_fenced())));
+        if let Some(ns) = offset_ns {
+            s.push_str(&format!("clock_offset_ms:{:.3}\r\n", ns as f64 / 1e6));
+        }
+    }
     if let Ok(m) = cluster.metrics().await {
         s.push_str(&format!(
             "writes_accepted:{}\r\nlww_discarded:{}\r\nduplicates_dropped:{}\r\npeer_input_rejected:{}\r\n\

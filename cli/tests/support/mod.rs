@@ -174,6 +174,16 @@ impl Nodes {
         Nodes { dir, redis, procs: (0..addrs.len()).map(|_| None).collect() }
     }
 
+    /// Appends `text` (a TOML section) to every node's configuration file.
+    pub(crate) fn append_config(&self, text: &str) {
+        for i in 0..self.redis.len() {
+            let path = self.config(i);
+            let mut config = std::fs::read_to_string(&path).expect("a configuration");
+            config.push_str(text);
+            std::fs::write(&path, config).expect("written");
+        }
+    }
+
     /// Sets every node's `write_concern` (`"local"`, `"durable"`) in its configuration file.
     pub(crate) fn write_concern(&self, concern: &str) {
         for i in 0..self.redis.len() {

@@ -68,6 +68,21 @@ pub enum ClockError {
         tolerance: Duration,
     },
 
+    /// The clock went without a sample for longer than `max_sample_age`: its time server stopped
+    /// answering (or every answer was refused), so nothing bounds its drift. It stamps writes
+    /// again after the next accepted sample.
+    #[error(
+        "clock stale: no NTP sample for {}, longer than {}; refusing to stamp writes until a time server answers",
+        HumanDuration(*.age),
+        HumanDuration(*.limit)
+    )]
+    Stale {
+        /// How long since the last sample.
+        age: Duration,
+        /// The configured limit.
+        limit: Duration,
+    },
+
     /// No NTP sample has been taken yet and the config asks to fence an unsynchronized clock. Wait
     /// for the first sample.
     #[error(

@@ -169,6 +169,10 @@ pub struct CorrectionConfig {
     /// simulation without a time server) can write before the first NTP exchange; set it where the
     /// raw clock is not trusted at all.
     pub fence_when_unsynchronized: bool,
+    /// The longest a clock may go without a sample before it is fenced as stale
+    /// ([`ClockHealth::Stale`]): a time server that stops answering leaves the clock's drift
+    /// unchecked. Default `None`: never (the simulator's time server always answers).
+    pub max_sample_age: Option<Duration>,
 }
 
 impl Default for CorrectionConfig {
@@ -179,6 +183,7 @@ impl Default for CorrectionConfig {
             tolerance: DEFAULT_TOLERANCE,
             mode: CorrectionMode::SlewAndStep,
             fence_when_unsynchronized: false,
+            max_sample_age: None,
         }
     }
 }
@@ -246,6 +251,14 @@ pub enum ClockHealth {
         /// Remaining error, reference − corrected, in nanoseconds.
         residual_ns: i64,
     },
+    /// No sample for longer than [`CorrectionConfig::max_sample_age`]: the time server stopped
+    /// answering (or every answer was refused), so nothing bounds the clock's drift any more.
+    Stale {
+        /// How long since the last sample.
+        age: Duration,
+        /// The configured limit.
+        limit: Duration,
+    },
     /// The corrected clock is further from the reference than the tolerance allows.
     Fenced {
         /// Remaining error, reference − corrected, in nanoseconds.
@@ -256,10 +269,11 @@ pub enum ClockHealth {
 }
 
 impl ClockHealth {
-    /// Whether this is [`ClockHealth::Fenced`].
+    /// Whether this is [`ClockHealth::Fenced`] or [`ClockHealth::Stale`]: the clock may not
+    /// stamp writes.
     #[must_use]
     pub const fn is_fenced(&self) -> bool {
-        matches!(self, ClockHealth::Fenced { .. })
+        matches!(self, ClockHealth::Fenced { .. } | ClockHealth::Stale { .. })
     }
 }
 
@@ -271,6 +285,9 @@ impl fmt::Display for ClockHealth {
             ClockHealth::Unsynchronized => f.write_str("unsynchronized"),
             ClockHealth::Synchronized { residual_ns } => {
                 write!(f, "synchronized (residual {})", Signed(residual_ns))
+            }
+            ClockHealth::Stale { age, limit } => {
+                write!(f, "stale (no sample for {}, limit {})", HumanDuration(age), HumanDuration(limit))
             }
             ClockHealth::Fenced { residual_ns, tolerance } => {
                 write!(f, "fenced (residual {}, tolerance {})", Signed(residual_ns), HumanDuration(tolerance))
@@ -347,6 +364,8 @@ pub struct ClockCorrector {
     slew_credit: u64,
     /// The raw time of the last call, for slewing.
     last_raw: Option<WallTime>,
+    /// The raw time of the last sample, for [`CorrectionConfig::max_sample_age`].
+    last_sample_at: Option<WallTime>,
     /// The last corrected time handed out; corrected time never goes below it.
     last_output: WallTime,
     /// `config.tolerance` in nanoseconds (computed once: a `Duration` converts by multiplying).
@@ -373,6 +392,7 @@ impl ClockCorrector {
             applied_ns: 0,
             slew_credit: 0,
             last_raw: None,
+            last_sample_at: None,
             last_output: WallTime::EPOCH,
             tolerance_ns: config.tolerance.as_nanos(),
             forward: false,
@@ -397,6 +417,7 @@ impl ClockCorrector {
         sample.validate()?;
         self.advance(now_raw);
         self.forward = false;
+        self.last_sample_at = Some(now_raw);
         if self.samples.is_full() {
             self.samples.pop_front();
         }
@@ -466,6 +487,15 @@ impl ClockCorrector {
         self.target_ns.map(|target| clamp_i64(i128::from(target) - i128::from(self.applied_ns) - self.overhang_ns()))
     }
 
+    /// How long since the last sample and the limit, when that is beyond
+    /// [`CorrectionConfig::max_sample_age`] (as of the last call to [`now`](Self::now) or
+    /// [`add_sample`](Self::add_sample)).
+    fn stale(&self) -> Option<(Duration, Duration)> {
+        let (limit, at, now) = (self.config.max_sample_age?, self.last_sample_at?, self.last_raw?);
+        let age = Duration::from_nanos(now.as_nanos().saturating_sub(at.as_nanos()));
+        (age > limit).then_some((age, limit))
+    }
+
     /// How many samples the filter holds (at most [`SAMPLE_WINDOW`]).
     #[must_use]
     pub fn sample_count(&self) -> usize {
@@ -483,6 +513,9 @@ impl ClockCorrector {
         let Some(residual_ns) = self.residual_offset_ns() else {
             return ClockHealth::Unsynchronized;
         };
+        if let Some((age, limit)) = self.stale() {
+            return ClockHealth::Stale { age, limit };
+        }
         if u128::from(residual_ns.unsigned_abs()) > self.tolerance_ns {
             ClockHealth::Fenced { residual_ns, tolerance: self.config.tolerance }
         } else {
@@ -501,7 +534,7 @@ impl ClockCorrector {
         // The stamp path, right after `now` moved the clock forward (no overhang): a residual
         // within tolerance before clamping to i64 is within it after, so a few instructions say
         // yes without computing (or caching) the health. Anything else takes the exact way.
-        if let (true, Some(target_ns)) = (self.forward, self.target_ns) {
+        if let (true, Some(target_ns), None) = (self.forward, self.target_ns, self.config.max_sample_age) {
             debug_assert_eq!(self.overhang_ns(), 0);
             let residual_ns = i128::from(target_ns) - i128::from(self.applied_ns);
             if residual_ns.unsigned_abs() <= self.tolerance_ns {
@@ -517,6 +550,7 @@ impl ClockCorrector {
     fn fencing_verdict(&self) -> Result<(), ClockError> {
         match self.health() {
             ClockHealth::Fenced { residual_ns, tolerance } => Err(ClockError::Fenced { residual_ns, tolerance }),
+            ClockHealth::Stale { age, limit } => Err(ClockError::Stale { age, limit }),
             ClockHealth::Unsynchronized if self.config.fence_when_unsynchronized => Err(ClockError::Unsynchronized),
             ClockHealth::Unsynchronized | ClockHealth::Synchronized { .. } => Ok(()),
         }
@@ -909,10 +943,33 @@ mod tests {
                 proptest::prop_assert_eq!((clock.applied_offset_ns(), clock.slew_credit), want);
                 let expected = match clock.health() {
                     ClockHealth::Fenced { residual_ns, tolerance } => Err(ClockError::Fenced { residual_ns, tolerance }),
+                    ClockHealth::Stale { age, limit } => Err(ClockError::Stale { age, limit }),
                     ClockHealth::Synchronized { .. } | ClockHealth::Unsynchronized => Ok(()),
                 };
                 proptest::prop_assert_eq!(clock.ensure_not_fenced(), expected);
             }
         }
+    }
+
+    #[test]
+    fn a_clock_without_samples_for_longer_than_max_sample_age_is_stale_until_the_next_one() {
+        let ms = Duration::from_millis;
+        let config = CorrectionConfig { max_sample_age: Some(ms(1_500)), ..CorrectionConfig::default() };
+        let mut clock = ClockCorrector::new(config).expect("valid");
+        let t = |ms_: u64| WallTime::from_secs(1_000).saturating_add(ms(ms_));
+        let sample = |at: u64| NtpSample::new(t(at), t(at + 1), t(at + 1), t(at + 2));
+        let _ = clock.add_sample(t(2), sample(0)).expect("valid sample");
+        let _ = clock.now(t(1_000));
+        assert!(matches!(clock.health(), ClockHealth::Synchronized { .. }), "{}", clock.health());
+        assert_eq!(clock.ensure_not_fenced(), Ok(()));
+        let _ = clock.now(t(1_503));
+        assert_eq!(clock.health(), ClockHealth::Stale { age: ms(1_501), limit: ms(1_500) });
+        assert!(clock.health().is_fenced());
+        let refused = clock.ensure_not_fenced();
+        assert_eq!(refused, Err(ClockError::Stale { age: ms(1_501), limit: ms(1_500) }));
+        assert!(refused.expect_err("stale").to_string().contains("no NTP sample for 1.501s"));
+        let _ = clock.add_sample(t(1_602), sample(1_600)).expect("valid sample");
+        let _ = clock.now(t(1_700));
+        assert_eq!(clock.ensure_not_fenced(), Ok(()), "the next sample lifts it");
     }
 }

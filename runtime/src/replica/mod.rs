@@ -662,7 +662,7 @@ impl Replica {
     }
 
     fn update_fence(&mut self) {
-        let fenced = matches!(self.clock.health(), ClockHealth::Fenced { .. });
+        let fenced = self.clock.health().is_fenced();
         if fenced != self.fenced {
             self.fenced = fenced;
             let residual_ns = self.clock.residual_offset_ns().unwrap_or(0);
