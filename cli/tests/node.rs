@@ -222,6 +222,14 @@ fn redis_cli_works_against_a_node() {
     assert_eq!(cli(1, &["GET", "greeting"]), "hello world");
     nodes.eventually(1, &["GET", "n"], &bulk("42"));
     nodes.eventually(1, &["SMEMBERS", "s"], &Resp::Array(vec![bulk("b")]));
+    assert_eq!(cli(0, &["MSET", "a", "1", "b", "2"]), "OK");
+    assert_eq!(cli(0, &["MGET", "a", "missing", "b", "n"]), "1\n\n2\n42");
+    assert_eq!(cli(0, &["EXISTS", "a", "missing", "n", "s", "a"]), "4");
+    assert_eq!(cli(0, &["SISMEMBER", "s", "b"]), "1");
+    assert_eq!(cli(0, &["SISMEMBER", "s", "a"]), "0");
+    assert_eq!(cli(0, &["SCARD", "s"]), "1");
+    assert!(cli(0, &["MSET", "a", "1", "b"]).starts_with("ERR wrong number of arguments for 'mset'"));
+    nodes.eventually(1, &["GET", "b"], &bulk("2"));
     assert_eq!(cli(1, &["DEL", "greeting"]), "1");
     assert!(cli(1, &["INFO", "replication"]).contains("live:n0,n1"));
     assert!(cli(1, &["SET", "k", "v", "NX"]).starts_with("ERR SET options"));
@@ -231,6 +239,12 @@ fn redis_cli_works_against_a_node() {
     let mut answer = String::new();
     let _ = BufReader::new(raw).read_line(&mut answer);
     assert!(answer.starts_with("-ERR Protocol error"), "{answer:?}");
+    // A bulk string longer than the longest value is refused before it is read.
+    let mut raw = TcpStream::connect(nodes.redis[1]).expect("connect");
+    raw.write_all(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 64 * 1024 + 1).as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = BufReader::new(raw).read_line(&mut answer);
+    assert!(answer.starts_with("-ERR Protocol error: invalid bulk length"), "{answer:?}");
     assert_eq!(cli(1, &["PING"]), "PONG");
 }
 

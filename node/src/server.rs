@@ -30,8 +30,13 @@ use crate::resp::{parse_request, Limits, Reply};
 /// reached` and closed.
 pub const MAX_CLIENTS: usize = 1024;
 
-/// The most bytes a connection may have buffered that do not yet form a whole request.
-const MAX_BUFFERED: usize = 32 * 1024 * 1024;
+/// The most bytes a connection may have buffered that do not yet form a whole request: with at
+/// most [`MAX_CLIENTS`] connections, the front end's input buffers stay under 4 GiB in all.
+const MAX_BUFFERED: usize = 4 * 1024 * 1024;
+
+/// The longest bulk string a client may send: the longest value (keys are shorter). A longer one
+/// is a protocol error, as beyond Redis' `proto-max-bulk-len`.
+const MAX_BULK: usize = roundtable_runtime::entry::MAX_VALUE_BYTES;
 
 /// Keyspace of strings (`GET`, `SET`, `DEL`).
 pub const STRINGS: &str = "s";
@@ -52,7 +57,7 @@ pub struct Front {
 }
 
 /// The commands that write.
-const WRITES: [&str; 8] = ["SET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "SADD", "SREM"];
+const WRITES: [&str; 9] = ["SET", "MSET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "SADD", "SREM"];
 
 /// Serves Redis clients on `listener` for ever, at the leader this node hosts.
 pub async fn serve(listener: TcpListener, front: Front) {
@@ -85,7 +90,7 @@ pub async fn serve(listener: TcpListener, front: Front) {
 }
 
 async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()> {
-    let limits = Limits::default();
+    let limits = Limits { max_bulk_bytes: MAX_BULK, ..Limits::default() };
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
@@ -203,6 +208,33 @@ async fn command(front: &Front, args: &[Vec<u8>]) -> (Reply, bool) {
              each leader accepts writes on its own, so conditions and expiry cannot be honoured",
         ),
         ("DEL", n) if n >= 1 => del(front, rest).await.unwrap_or_else(|e| e),
+        ("EXISTS", n) if n >= 1 => exists(cluster, rest).await.unwrap_or_else(|e| e),
+        ("MGET", n) if n >= 1 => {
+            let mut values = Vec::with_capacity(n);
+            for key in rest {
+                match get(cluster, key).await {
+                    Ok(value) => values.push(value),
+                    Err(e) => return (e, false),
+                }
+            }
+            Reply::Array(values)
+        }
+        ("MSET", n) if n >= 2 && n % 2 == 0 => {
+            for pair in rest.chunks(2) {
+                if let Err(e) = set(front, &pair[0], &pair[1]).await {
+                    return (e, false);
+                }
+            }
+            Reply::ok()
+        }
+        ("SISMEMBER", 2) => match members(cluster, &rest[0]).await {
+            Ok(m) => Reply::Integer(i64::from(m.iter().any(|e| *e == rest[1]))),
+            Err(e) => e,
+        },
+        ("SCARD", 1) => match members(cluster, &rest[0]).await {
+            Ok(m) => Reply::Integer(i64::try_from(m.len()).unwrap_or(i64::MAX)),
+            Err(e) => e,
+        },
         ("INCR", 1) => incr(front, &rest[0], 1).await.unwrap_or_else(|e| e),
         ("DECR", 1) => incr(front, &rest[0], -1).await.unwrap_or_else(|e| e),
         ("INCRBY", 2) | ("DECRBY", 2) => match std::str::from_utf8(&rest[1]).ok().and_then(|s| s.parse::<i64>().ok()) {
@@ -220,9 +252,11 @@ async fn command(front: &Front, args: &[Vec<u8>]) -> (Reply, bool) {
             .await
             .map(|m| Reply::Array(m.into_iter().map(Reply::Bulk).collect()))
             .unwrap_or_else(|e| e),
-        ("GET" | "SET" | "DEL" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "SADD" | "SREM" | "SMEMBERS" | "INFO", _) => {
-            wrong_args(&name)
-        }
+        (
+            "GET" | "SET" | "DEL" | "EXISTS" | "MGET" | "MSET" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "SADD"
+            | "SREM" | "SMEMBERS" | "SISMEMBER" | "SCARD" | "INFO",
+            _,
+        ) => wrong_args(&name),
         _ => {
             let mut shown = String::new();
             for a in rest.iter().take(4) {
@@ -256,6 +290,19 @@ async fn set(front: &Front, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
     let put = Put::new(format!("{STRINGS}/{key}"), value.to_vec());
     leader.send(put).await.map_err(leader_error)?.map_err(leader_error)?;
     Ok(Reply::ok())
+}
+
+/// How many of `keys` hold something: a live string, a counter, or a non-empty set (a key named
+/// twice counts twice, as in Redis).
+async fn exists(cluster: &Cluster, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
+    let mut count = 0;
+    for key in keys {
+        let string = !matches!(get(cluster, key).await?, Reply::Nil);
+        if string || !members(cluster, key).await.unwrap_or_default().is_empty() {
+            count += 1;
+        }
+    }
+    Ok(Reply::Integer(count))
 }
 
 async fn del(front: &Front, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
