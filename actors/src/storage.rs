@@ -234,17 +234,16 @@ impl Disk {
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| self.io(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.io(e))?;
-            let reset = records.iter().rposition(|r| matches!(r, Record::Recovering));
-            if image.is_some() || reset.is_some() {
+            let plan = CommitPlan::of(records, image);
+            if plan.clear {
                 table.retain(|_, _| false).map_err(|e| self.io(e))?;
                 meta.remove("image").map_err(|e| self.io(e))?;
             }
-            if let (Some(image), None) = (image, reset) {
+            if let Some(image) = plan.image {
                 let bytes = image.encode().map_err(|e| self.encode_error(e))?;
                 meta.insert("image", bytes.as_slice()).map_err(|e| self.io(e))?;
             }
-            let keep_from = reset.unwrap_or(0);
-            for record in &records[keep_from..] {
+            for record in plan.append {
                 let bytes = record.encode().map_err(|e| self.encode_error(e))?;
                 table.insert(self.next, bytes.as_slice()).map_err(|e| self.io(e))?;
                 self.next += 1;
@@ -621,14 +620,36 @@ impl MemoryDisk {
     /// Like [`Disk::commit`].
     fn commit(&self, records: &[Record], image: Option<&Image>) {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let reset = records.iter().rposition(|r| matches!(r, Record::Recovering));
-        if image.is_some() || reset.is_some() {
+        let plan = CommitPlan::of(records, image);
+        if plan.clear {
             *state = MemoryState::default();
         }
-        if let (Some(image), None) = (image, reset) {
+        if let Some(image) = plan.image {
             state.image = Some(image.clone());
         }
-        state.records.extend_from_slice(&records[reset.unwrap_or(0)..]);
+        state.records.extend_from_slice(plan.append);
+    }
+}
+
+/// What committing `records`, after a checkpoint `image` taken before them, does to a disk (a
+/// file or a simulated one alike).
+struct CommitPlan<'a> {
+    /// Everything stored goes first: the image replaces it, or a `Recovering` voids it.
+    clear: bool,
+    /// The image to store (none when a `Recovering` after it voids it too).
+    image: Option<&'a Image>,
+    /// The records to append: those from the last `Recovering` on, or all of them.
+    append: &'a [Record],
+}
+
+impl<'a> CommitPlan<'a> {
+    fn of(records: &'a [Record], image: Option<&'a Image>) -> Self {
+        let reset = records.iter().rposition(|r| matches!(r, Record::Recovering));
+        CommitPlan {
+            clear: image.is_some() || reset.is_some(),
+            image: image.filter(|_| reset.is_none()),
+            append: &records[reset.unwrap_or(0)..],
+        }
     }
 }
 

@@ -131,11 +131,7 @@ impl Record {
 
     /// A record from bytes written by [`Record::encode`]; `index` names it in the error.
     pub fn decode(bytes: &[u8], index: u64) -> Result<Record, ResumeError> {
-        postcard::from_bytes(bytes).map_err(|e| ResumeError::Corrupt {
-            what: "record",
-            index,
-            reason: alloc::format!("{e}"),
-        })
+        decode(bytes, "record", index)
     }
 }
 
@@ -147,12 +143,13 @@ impl Image {
 
     /// An image from bytes written by [`Image::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Image, ResumeError> {
-        postcard::from_bytes(bytes).map_err(|e| ResumeError::Corrupt {
-            what: "image",
-            index: 0,
-            reason: alloc::format!("{e}"),
-        })
+        decode(bytes, "image", 0)
     }
+}
+
+/// Postcard bytes back into `T`; a failure is [`ResumeError::Corrupt`] naming `what` and `index`.
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &'static str, index: u64) -> Result<T, ResumeError> {
+    postcard::from_bytes(bytes).map_err(|e| ResumeError::Corrupt { what, index, reason: alloc::format!("{e}") })
 }
 
 impl Replica {
