@@ -3,11 +3,13 @@
 //! length, each split into Noise transport messages.
 //!
 //! On the wire every Noise message is a 2-byte big-endian length and that many bytes (the
-//! framing the Noise specification recommends for TCP, §3). A frame's plaintext is a 4-byte
-//! big-endian length followed by the frame, cut into pieces of at most
-//! [`MAX_PLAINTEXT_PER_MESSAGE`] bytes, each encrypted as one Noise message. The receiver checks
-//! the 4-byte length against its limit before it buffers anything, so a peer cannot make it
-//! allocate more than one frame.
+//! framing the Noise specification recommends for TCP, §3). Inside, the decrypted messages form
+//! one byte stream of frames, each a 4-byte big-endian length followed by the frame. A writer
+//! sends a batch of frames as one plaintext cut into pieces of at most
+//! [`MAX_PLAINTEXT_PER_MESSAGE`] bytes, each encrypted as one Noise message, and flushes once:
+//! many small frames share one encryption and one system call, a large one spans several
+//! messages. The receiver checks each 4-byte length against its limit before it buffers the
+//! frame, so a peer cannot make it hold more than one frame and one Noise message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +38,9 @@ const TAG_BYTES: usize = 16;
 /// Plaintext bytes per Noise transport message.
 pub(crate) const MAX_PLAINTEXT_PER_MESSAGE: usize = MAX_NOISE_MESSAGE - TAG_BYTES;
 
-/// Bytes a frame of `len` bytes takes on the wire: its 4-byte length, the 2-byte length and
-/// the tag of every Noise message it is cut into.
+/// The most bytes a frame of `len` bytes takes on the wire: its 4-byte length, the 2-byte length
+/// and the tag of every Noise message it is cut into when sent alone (frames sent in a batch
+/// share messages, and so take less).
 #[must_use]
 pub(crate) fn wire_bytes(len: usize) -> usize {
     let plain = len + 4;
@@ -75,9 +78,9 @@ pub(crate) struct SecureReader {
     noise: Arc<snow::StatelessTransportState>,
     nonce: u64,
     max_frame: usize,
-    /// The frame being received: its announced length once known, and what has arrived.
-    incoming: Option<usize>,
+    /// Decrypted bytes not yet returned as frames start at `received[start..]`.
     received: Vec<u8>,
+    start: usize,
     scratch: Vec<u8>,
 }
 
@@ -152,8 +155,8 @@ async fn handshake_inner(
         noise: noise.clone(),
         nonce: 0,
         max_frame,
-        incoming: None,
         received: Vec::new(),
+        start: 0,
         scratch: payload,
     };
     let writer = SecureWriter { sink, noise, nonce: 0, max_frame, scratch: buf };
@@ -166,14 +169,24 @@ impl SecureWriter {
     /// Not cancel-safe (a nonce is used before its message is queued): never a `select!`
     /// branch; bound it with a timeout that drops the whole link instead.
     pub(crate) async fn send(&mut self, frame: &[u8]) -> Result<(), LinkError> {
-        let too_large = || LinkError::FrameTooLarge { len: frame.len(), max: self.max_frame };
-        if frame.len() > self.max_frame {
-            return Err(too_large());
+        self.send_batch(std::iter::once(frame)).await
+    }
+
+    /// Sends `frames` in order, packed into as few Noise messages as they fit, and flushes once.
+    /// A frame longer than the limit is refused before anything of the batch is sent.
+    ///
+    /// Not cancel-safe, like [`SecureWriter::send`].
+    pub(crate) async fn send_batch<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) -> Result<(), LinkError> {
+        let mut plain = Vec::new();
+        for frame in frames {
+            let too_large = || LinkError::FrameTooLarge { len: frame.len(), max: self.max_frame };
+            if frame.len() > self.max_frame {
+                return Err(too_large());
+            }
+            let header = u32::try_from(frame.len()).map_err(|_| too_large())?;
+            plain.extend_from_slice(&header.to_be_bytes());
+            plain.extend_from_slice(frame);
         }
-        let header = u32::try_from(frame.len()).map_err(|_| too_large())?;
-        let mut plain = Vec::with_capacity(frame.len() + 4);
-        plain.extend_from_slice(&header.to_be_bytes());
-        plain.extend_from_slice(frame);
         for piece in plain.chunks(MAX_PLAINTEXT_PER_MESSAGE) {
             let n = self.noise.write_message(self.nonce, piece, &mut self.scratch).map_err(noise_error)?;
             self.nonce += 1;
@@ -191,40 +204,35 @@ impl SecureReader {
     /// be one branch of a `select!`.
     pub(crate) async fn recv(&mut self) -> Result<Option<Vec<u8>>, LinkError> {
         loop {
+            if let Some(frame) = self.next_frame()? {
+                return Ok(Some(frame));
+            }
             let Some(message) = self.stream.next().await else {
-                return if self.incoming.is_none() && self.received.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(LinkError::Truncated)
-                };
+                return if self.start == self.received.len() { Ok(None) } else { Err(LinkError::Truncated) };
             };
             let message = message.map_err(LinkError::Io)?;
             let n = self.noise.read_message(self.nonce, &message, &mut self.scratch).map_err(noise_error)?;
             self.nonce += 1;
+            // Returned frames are dropped from the front only now, so that taking each of many
+            // small frames out of one message does not move the rest every time.
+            self.received.drain(..self.start);
+            self.start = 0;
             self.received.extend_from_slice(&self.scratch[..n]);
-            if self.incoming.is_none() {
-                if self.received.len() < 4 {
-                    continue;
-                }
-                let mut header = [0u8; 4];
-                header.copy_from_slice(&self.received[..4]);
-                let len = u32::from_be_bytes(header) as usize;
-                if len > self.max_frame {
-                    return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
-                }
-                self.received.drain(..4);
-                self.incoming = Some(len);
-            }
-            let Some(len) = self.incoming else { continue };
-            if self.received.len() > len {
-                // Frames never share a Noise message.
-                return Err(LinkError::Malformed("bytes after the end of a frame".into()));
-            }
-            if self.received.len() == len {
-                self.incoming = None;
-                return Ok(Some(std::mem::take(&mut self.received)));
-            }
         }
+    }
+
+    /// The first whole frame of what has been decrypted, if it has all arrived.
+    fn next_frame(&mut self) -> Result<Option<Vec<u8>>, LinkError> {
+        let rest = &self.received[self.start..];
+        let Some(header) = rest.get(..4) else { return Ok(None) };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > self.max_frame {
+            return Err(LinkError::FrameTooLarge { len, max: self.max_frame });
+        }
+        let Some(frame) = rest.get(4..4 + len) else { return Ok(None) };
+        let frame = frame.to_vec();
+        self.start += 4 + len;
+        Ok(Some(frame))
     }
 }
 
@@ -270,6 +278,46 @@ mod tests {
             let (seen, end) = server.await.expect("server");
             assert_eq!(seen, a.public_key());
             assert!(matches!(end, Ok(None)), "a close between frames is a clean end");
+        });
+    }
+
+    /// A batch of small frames shares Noise messages, one frame may span several, and each
+    /// comes out whole and in order, however the batches were cut.
+    #[test]
+    fn batched_frames_come_out_whole_and_in_order() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        rt.block_on(async {
+            let (a, b) = (Identity::generate().expect("a key"), Identity::generate().expect("a key"));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("address");
+            let frames: Vec<Vec<u8>> = (0..3000u32)
+                .map(|i| {
+                    let len = if i % 1000 == 999 { 150_000 } else { (i % 97) as usize };
+                    (0..len).map(|j| (i as usize + j) as u8).collect()
+                })
+                .collect();
+            let expected = frames.clone();
+            let sender = tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.expect("connect");
+                let (mut link, _) =
+                    handshake(stream, &a, Role::Initiator, 1 << 20, Duration::from_secs(5)).await.expect("handshake");
+                for batch in frames.chunks(701) {
+                    link.writer.send_batch(batch.iter().map(Vec::as_slice)).await.expect("sent");
+                }
+                let oversize = [vec![1u8; 3], vec![0u8; (1 << 20) + 1]];
+                let refused = link.writer.send_batch(oversize.iter().map(Vec::as_slice)).await;
+                assert!(matches!(refused, Err(LinkError::FrameTooLarge { .. })), "{refused:?}");
+            });
+            let (stream, _) = listener.accept().await.expect("accept");
+            let (mut link, _) =
+                handshake(stream, &b, Role::Responder, 1 << 20, Duration::from_secs(5)).await.expect("handshake");
+            for (i, want) in expected.iter().enumerate() {
+                let got = link.reader.recv().await.expect("a frame").expect("not closed");
+                assert_eq!(&got, want, "frame {i}");
+            }
+            sender.await.expect("sender");
+            // The refused batch sent nothing: the stream ends cleanly after the last frame.
+            assert!(matches!(link.reader.recv().await, Ok(None)));
         });
     }
 
