@@ -32,8 +32,9 @@ pub use entry::{DataError, Entry, Key, Op, SharedEntry, Value};
 #[cfg(feature = "fault-injection")]
 pub use replica::Sabotage;
 pub use replica::{
-    Alarm, BatchConfig, ChangeCause, ClientWrite, ConfigError, Effect, GossipConfig, Image, Metrics, ReadError,
-    ReadValue, Record, Replica, ReplicaConfig, Resolved, ResumeError, WriteError, WriteReceipt,
+    Alarm, BatchConfig, ChangeCause, ClientWrite, ConfigError, Effect, GossipConfig, HistoryConfig, Image, KeyEvent,
+    KeyHistory, Metrics, ReadError, ReadValue, Record, Replica, ReplicaConfig, Resolved, ResumeError, WriteError,
+    WriteReceipt,
 };
 pub use roundtable_topologies as topologies;
 pub use roundtable_topologies::{LeaderId, LeaderSet, Topology, MAX_LEADERS};

@@ -378,3 +378,34 @@ fn empty_digest() -> PeerMessage {
         recovery: Default::default(),
     }
 }
+
+/// With key history on, every leader can say which writes a key saw and which last-write-wins
+/// discarded, with the discarded value; with it off (the default) nothing is remembered.
+#[test]
+fn key_history_explains_which_writes_were_kept_and_which_discarded() {
+    use roundtable_runtime::{HistoryConfig, KeyEvent};
+    let config = ReplicaConfig { key_history: Some(HistoryConfig::default()), ..ReplicaConfig::default() };
+    let mut net = Net::new(3, Topology::Star { hub: id(0) }, config);
+    net.write(1, "user:42", "Ada");
+    net.write(2, "user:42", "Grace");
+    net.deliver_all();
+    net.write(1, "user:42", "Grace Hopper");
+    net.deliver_all();
+    for (i, replica) in net.replicas.iter().enumerate() {
+        let history = replica.explain(&key("user:42")).expect("remembered");
+        let discards: Vec<&KeyEvent> =
+            history.events.iter().filter(|e| matches!(e, KeyEvent::Discarded { .. })).collect();
+        assert_eq!(discards.len(), 1, "leader {i}: {history:#?}");
+        let KeyEvent::Discarded { kept, discarded, value, .. } = discards[0] else { unreachable!() };
+        assert_eq!((kept.origin, discarded.origin), (id(2), id(1)), "leader {i}");
+        assert_eq!(value.as_ref().map(|v| v.as_bytes().to_vec()), Some(b"Ada".to_vec()), "leader {i}");
+        // The last write saw Grace's and superseded it without a conflict.
+        let last = history.events.last().expect("an event");
+        assert!(
+            matches!(last, KeyEvent::Applied { dot, previous: Some(p), .. } if dot.origin == id(1) && p.origin == id(2)),
+            "leader {i}: {last:?}"
+        );
+    }
+    let off = Net::new(1, Topology::Star { hub: id(0) }, ReplicaConfig::default());
+    assert_eq!(off.replicas[0].explain(&key("user:42")), None);
+}

@@ -101,6 +101,25 @@ impl AntiEntropy {
 }
 
 impl Replica {
+    /// Replication lag, peer by peer (every other member, in id order): how many of the writes
+    /// this leader has applied the peer had not reported holding in its latest digest, or `None`
+    /// when it has sent none (it is new, down, or has not been heard from since this leader
+    /// started). Digests come every anti-entropy interval, so the figure is at most that old.
+    #[must_use]
+    pub fn peer_lag(&self) -> Vec<(LeaderId, Option<u64>)> {
+        let members = self.members();
+        members
+            .iter()
+            .filter(|peer| *peer != self.id)
+            .map(|peer| {
+                let lag = self.anti_entropy.acked.get(&peer).map(|theirs| {
+                    members.iter().map(|origin| self.applied.get(origin).0.saturating_sub(theirs.get(origin).0)).sum()
+                });
+                (peer, lag)
+            })
+            .collect()
+    }
+
     /// The writes every live leader is known to have.
     pub(super) fn stable_vector(&self) -> VersionVector {
         self.anti_entropy.stable_vector(self.id, self.live, &self.applied)

@@ -7,6 +7,7 @@ use core::time::Duration;
 use roundtable_topologies::TopologyError;
 
 use crate::clock::{ClockError, CorrectionConfig};
+use crate::replica::HistoryConfig;
 #[cfg(doc)]
 use crate::replica::{Metrics, Replica};
 use crate::resolution::Keyspaces;
@@ -57,6 +58,11 @@ pub struct ReplicaConfig {
     pub quarantine_max: usize,
     /// Whether to emit trace events (default true). Counters are kept either way.
     pub trace: bool,
+    /// Remember recent decisions about last-write-wins keys for [`Replica::explain`] (default
+    /// off: `None`). Bounded by [`HistoryConfig`].
+    ///
+    /// [`Replica::explain`]: super::Replica::explain
+    pub key_history: Option<HistoryConfig>,
     /// The keyspaces and their conflict resolutions (default: everything last-write-wins).
     pub keyspaces: Keyspaces,
     /// Gossip: every `interval`, a digest to `fanout` live peers drawn at random (seeded), on
@@ -180,6 +186,7 @@ impl Default for ReplicaConfig {
             snapshot_chunks_max: 4096,
             quarantine_max: 256,
             trace: true,
+            key_history: None,
             keyspaces: Keyspaces::default(),
             gossip: None,
             restart_waits_for_all_members: true,

@@ -36,6 +36,7 @@ mod anti_entropy;
 mod config;
 mod durable;
 mod effects;
+mod history;
 mod outbox;
 mod receive;
 mod recovery;
@@ -51,6 +52,7 @@ pub use effects::{
     Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, Resolved, WriteError,
     WriteReceipt,
 };
+pub use history::{HistoryConfig, KeyEvent, KeyHistory};
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -120,6 +122,8 @@ pub struct Replica {
     cluster_fenced: bool,
     notify_changes: bool,
     quarantine: VecDeque<Quarantined>,
+    /// Recent decisions about last-write-wins keys, when [`ReplicaConfig::key_history`] is set.
+    history: history::History,
     metrics: Metrics,
     effects: Vec<Effect>,
 }
@@ -177,6 +181,7 @@ impl Replica {
             cluster_fenced: false,
             notify_changes: false,
             quarantine: VecDeque::new(),
+            history: history::History::new(config.key_history),
             metrics: Metrics::default(),
             effects: Vec::new(),
             config,
@@ -424,6 +429,13 @@ impl Replica {
     #[must_use]
     pub fn resolved(&self) -> Vec<(Key, Resolved)> {
         self.stores.resolved()
+    }
+
+    /// How many keys hold something a reader sees, in every keyspace: a live last-write-wins
+    /// value, at least one sibling, a counter, or a non-empty set. O(keys).
+    #[must_use]
+    pub fn live_keys(&self) -> usize {
+        self.stores.live_keys()
     }
 
     /// The state of `key` (a key of a CRDT keyspace); `None` when nothing was written to it here.
@@ -684,6 +696,52 @@ impl Replica {
         }
     }
 
+    /// Records what applying `entry` did to its key, if the key is last-write-wins.
+    fn remember(&mut self, entry: &Entry, outcome: &ApplyOutcome) {
+        if !matches!(self.stores.resolution(&entry.key), Resolution::LastWriteWins | Resolution::HomeLeader) {
+            return;
+        }
+        let delete = matches!(entry.op, Op::Delete);
+        let (dot, hlc) = (entry.dot, entry.hlc);
+        match outcome {
+            ApplyOutcome::Created => {
+                self.history.record(&entry.key, KeyEvent::Applied { dot, hlc, previous: None, delete });
+            }
+            ApplyOutcome::Superseded { previous } => {
+                self.history.record(&entry.key, KeyEvent::Applied { dot, hlc, previous: Some(*previous), delete });
+            }
+            ApplyOutcome::Conflict { kept, kept_hlc, discarded, discarded_hlc, discarded_value } => {
+                if *kept == dot {
+                    let event = KeyEvent::Applied { dot, hlc, previous: Some(*discarded), delete };
+                    self.history.record(&entry.key, event);
+                }
+                let event = KeyEvent::Discarded {
+                    kept: *kept,
+                    kept_hlc: Some(*kept_hlc),
+                    discarded: *discarded,
+                    discarded_hlc: Some(*discarded_hlc),
+                    value: discarded_value.clone(),
+                };
+                self.history.record(&entry.key, event);
+            }
+            ApplyOutcome::Void => {}
+        }
+    }
+
+    /// What this leader recently decided about `key`, a last-write-wins key: the writes it
+    /// applied and the concurrent ones it discarded, oldest first. `None` when key history is
+    /// off ([`ReplicaConfig::key_history`]) or nothing about the key is remembered.
+    #[must_use]
+    pub fn explain(&self, key: &Key) -> Option<KeyHistory> {
+        self.history.get(key)
+    }
+
+    /// Keys whose history was forgotten because of [`HistoryConfig::keys`].
+    #[must_use]
+    pub fn history_keys_forgotten(&self) -> u64 {
+        self.history.keys_forgotten()
+    }
+
     fn apply_one(&mut self, entry: SharedEntry, seen: LeaderSet) {
         debug_assert!(self.sabotaged() || CausalBuffer::is_deliverable(&entry, &self.applied), "causal order");
         let applied = self.stores.apply(&entry);
@@ -693,6 +751,9 @@ impl Replica {
             self.trace(|| TraceEvent::Siblings { key, dots, over_bound });
         }
         let outcome = applied.outcome;
+        if self.history.is_on() {
+            self.remember(&entry, &outcome);
+        }
         self.applied.set(entry.dot.origin, entry.dot.seq);
         self.metrics.applied += 1;
         if self.notify_changes && outcome != ApplyOutcome::Void {

@@ -12,6 +12,7 @@ use alloc::collections::BTreeMap;
 
 use crate::causality::{Dot, Seq, VersionVector};
 use crate::clock::ClockError;
+use crate::replica::KeyEvent;
 use crate::resolution::CrdtState;
 use crate::store::SnapshotChunk;
 use crate::trace::{Rejection, TraceEvent};
@@ -183,6 +184,16 @@ impl Replica {
                         self.effects.push(Effect::Changed { key, dot, cause: ChangeCause::Merge { from } });
                     }
                     Merged::Discarded { key, kept, discarded, value } => {
+                        if self.history.is_on() {
+                            let event = KeyEvent::Discarded {
+                                kept,
+                                kept_hlc: None,
+                                discarded,
+                                discarded_hlc: None,
+                                value: value.clone(),
+                            };
+                            self.history.record(&key, event);
+                        }
                         self.metrics.lww_discarded += 1;
                         self.metrics.lww_discarded_own += u64::from(discarded.origin == self.id);
                         self.trace(|| TraceEvent::LwwDiscarded { key, kept, discarded, value });

@@ -291,6 +291,26 @@ impl Stores {
         self.crdts.crdts.get(key)
     }
 
+    /// How many keys hold something a reader sees: a live last-write-wins value, at least one
+    /// sibling, a counter (even at zero), or a non-empty set or map.
+    pub(crate) fn live_keys(&self) -> usize {
+        let lww = self.lww.registers().filter(|(_, r)| r.value.is_some()).count();
+        let siblings: usize =
+            self.siblings.values().map(|store| store.iter().filter(|(key, _)| store.read(key).is_some()).count()).sum();
+        let crdts = self
+            .crdts
+            .crdts
+            .values()
+            .filter(|state| match state {
+                CrdtState::OrSet(set) => !set.value().is_empty(),
+                CrdtState::GSet(set) => !set.value().is_empty(),
+                CrdtState::TwoPSet(set) => !set.value().is_empty(),
+                _ => true,
+            })
+            .count();
+        lww + siblings + crdts
+    }
+
     /// Every siblings and CRDT key with what a reader sees, in key order.
     pub(crate) fn resolved(&self) -> Vec<(Key, Resolved)> {
         let mut out: Vec<(Key, Resolved)> = Vec::new();
