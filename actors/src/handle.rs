@@ -129,6 +129,32 @@ impl LeaderHandle {
         self.ask(Write { key: key.into(), update, concern: None }).await
     }
 
+    /// Runs `work` against this leader's state in one turn of its mailbox (see [`Atomically`]).
+    ///
+    /// # Errors
+    /// [`Error`] when the leader is down or stopped.
+    pub async fn atomically<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut crate::Txn<'_>) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        self.ask(crate::Atomically::new(work)).await
+    }
+
+    /// How many leaders are known to hold `dot`, once at least `wanted` do or `timeout` has
+    /// passed (asking the peers for acknowledgements every 20 ms meanwhile): what a Redis `WAIT`
+    /// answers.
+    ///
+    /// # Errors
+    /// [`Error`] when the leader is stopped.
+    pub async fn held_by(
+        &self,
+        dot: roundtable_runtime::Dot,
+        wanted: usize,
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        Ok(crate::leader::wait_held(self.addr.clone(), dot, wanted, timeout).await.0)
+    }
+
     /// Many puts in one message; each is answered on its own (in order). At most
     /// [`crate::PUT_BATCH_MAX`]; puts are not routed to a home leader.
     pub async fn put_batch<I, K, V>(&self, puts: I) -> Result<Vec<Result<WriteReceipt, Error>>, Error>

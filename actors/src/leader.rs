@@ -175,7 +175,7 @@ impl Leader {
 
     /// Performs the replica's effects: sends through the network, trace events to the sink and,
     /// as debug events in a span named after the leader, to `tracing`.
-    fn perform(&mut self) {
+    pub(crate) fn perform(&mut self) {
         let Some(replica) = self.replica.as_mut() else { return };
         let id = self.spec.id;
         let _span = tracing::debug_span!("leader", name = %self.spec.name, id = %id).entered();
@@ -301,8 +301,18 @@ impl Leader {
         });
     }
 
-    fn down(&self) -> LeaderError {
+    pub(crate) fn down(&self) -> LeaderError {
         LeaderError::Down(self.spec.name.clone())
+    }
+
+    /// The replica, while the leader is up.
+    pub(crate) fn replica_ref(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// Applies a client update here, not routed; the caller performs the effects.
+    pub(crate) fn write_here(&mut self, key: &str, update: Update) -> Result<WriteReceipt, LeaderError> {
+        self.writing(key, |replica, now, key| replica.handle_update(now, key, update))
     }
 
     /// Applies a client update here, or routes it when the replica says the key lives at
@@ -495,23 +505,30 @@ async fn await_concern(
     receipt: WriteReceipt,
     concern: WriteConcern,
 ) -> Result<WriteReceipt, LeaderError> {
+    let (acknowledged, waited) = wait_held(me, receipt.dot, concern.leaders, concern.timeout).await;
+    if acknowledged >= concern.leaders {
+        return Ok(receipt);
+    }
+    Err(LeaderError::NotYetAcknowledged { dot: receipt.dot, acknowledged, wanted: concern.leaders, waited })
+}
+
+/// How many leaders hold `dot` once `wanted` do or `timeout` has passed, asking the peers for
+/// acknowledgements every 20 ms meanwhile, and how long that took.
+pub(crate) async fn wait_held(
+    me: actix::Addr<Leader>,
+    dot: roundtable_runtime::Dot,
+    wanted: usize,
+    timeout: std::time::Duration,
+) -> (usize, std::time::Duration) {
     let start = tokio::time::Instant::now();
     loop {
-        let acknowledged = me.send(Holders(receipt.dot)).await.unwrap_or(0);
-        if acknowledged >= concern.leaders {
-            return Ok(receipt);
-        }
+        let held = me.send(Holders(dot)).await.unwrap_or(0);
         let waited = start.elapsed();
-        if waited >= concern.timeout {
-            return Err(LeaderError::NotYetAcknowledged {
-                dot: receipt.dot,
-                acknowledged,
-                wanted: concern.leaders,
-                waited,
-            });
+        if held >= wanted || waited >= timeout {
+            return (held, waited);
         }
         me.do_send(RequestAcks);
-        tokio::time::sleep(std::time::Duration::from_millis(20).min(concern.timeout - waited)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20).min(timeout - waited)).await;
     }
 }
 

@@ -35,6 +35,7 @@ mod supervisor;
 pub mod tcp;
 pub mod trace;
 pub mod transport;
+mod txn;
 
 pub use clock::{LeaderClockSource, SimEpoch, SystemClock};
 pub use clock_sync::{ClockSample, ClockSync, TimeQuery, TimeReference};
@@ -57,3 +58,4 @@ pub use transport::{
     Connect, Fault, Heartbeat, InProcess, KindStats, LeaderInbox, NetStats, Parcel, Report, Route, Stats,
     SupervisorInbox, Transmit, Transport, TransportLinks,
 };
+pub use txn::{Atomically, Txn};
