@@ -6,13 +6,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use support::{bulk, call, node_addrs, within, Nodes, Resp, LIMIT};
+use support::{bulk, call, node_addrs, within, Nodes, Proxy, Resp, LIMIT};
 
 /// 3 and 5 node processes in each topology: strings, counters and sets written at every node
 /// converge at every node.
@@ -71,60 +69,6 @@ fn a_node_killed_with_sigkill_and_restarted_catches_up() {
         nodes.set(2, &after, "z");
         nodes.eventually(0, &["GET", &after], &bulk("z"));
         nodes.eventually(1, &["GET", &after], &bulk("z"));
-    }
-}
-
-/// A TCP proxy between two nodes, outside both: while `cut`, it closes every connection and
-/// refuses new ones (the partition); after, it forwards again.
-struct Proxy {
-    addr: String,
-    cut: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    /// Forwards connections to `listener` on to `target`.
-    fn start(listener: TcpListener, target: String) -> Proxy {
-        let addr = listener.local_addr().expect("address").to_string();
-        let cut = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (c, o) = (cut.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if c.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&target) else { continue };
-                if let Ok(mut list) = o.lock() {
-                    list.extend([client.try_clone(), server.try_clone()].into_iter().flatten());
-                }
-                for (mut from, mut to) in
-                    [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())]
-                        .into_iter()
-                        .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
-                {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Proxy { addr, cut, open }
-    }
-
-    fn partition(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        if let Ok(mut list) = self.open.lock() {
-            for s in list.drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-        }
-    }
-
-    fn heal(&self) {
-        self.cut.store(false, Ordering::SeqCst);
     }
 }
 
@@ -232,7 +176,7 @@ fn redis_cli_works_against_a_node() {
     nodes.eventually(1, &["GET", "b"], &bulk("2"));
     assert_eq!(cli(1, &["DEL", "greeting"]), "1");
     assert!(cli(1, &["INFO", "replication"]).contains("live:n0,n1"));
-    assert!(cli(1, &["SET", "k", "v", "NX"]).starts_with("ERR SET options"));
+    assert!(cli(1, &["SET", "k", "v", "EX", "10"]).starts_with("ERR expiry"));
     // Bad input gets an error or a closed connection, and the node keeps serving.
     let mut raw = TcpStream::connect(nodes.redis[1]).expect("connect");
     raw.write_all(b"*99999999999\r\n").expect("write");

@@ -28,9 +28,17 @@
 //! min_agree = 2                # how many must agree (default 1)
 //! stale_after_ms = 64000       # no usable answer for this long fences the leader (default 64 s)
 //! tolerance_ms = 400           # an offset beyond this fences it (default 400 ms)
+//!
+//! [redis]                      # optional: the Redis-protocol front end
+//! password = "s3cret"          # clients must AUTH with it first (default: no password)
+//! siblings = ["cart:", "doc:"] # string keys starting with one of these keep concurrent writes
+//!                              # as siblings (version vectors) instead of last-write-wins
+//! max_siblings = 8             # the most siblings a key keeps (1 to 8, the default)
 //! ```
 //!
-//! Without `[clock]` the leader trusts the system clock as it is.
+//! Without `[clock]` the leader trusts the system clock as it is. Without `[redis]` there is
+//! no password and every string key is last-write-wins; counters (`INCR`) and sets (`SADD`) are
+//! CRDTs whatever the configuration.
 //!
 //! A file that cannot be read as this structure is refused with toml's message, which names the
 //! line, the column and the field; a value that parses but cannot work (an unknown member, a
@@ -88,6 +96,17 @@ struct File {
     peer: Vec<PeerSection>,
     #[serde(default)]
     clock: Option<Spanned<ClockSection>>,
+    #[serde(default)]
+    redis: Option<Spanned<RedisSection>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisSection {
+    password: Option<String>,
+    #[serde(default)]
+    siblings: Vec<String>,
+    max_siblings: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,7 +175,16 @@ pub struct NodeConfig {
     pub ntp: Option<roundtable_actors::ntp::NtpConfig>,
     /// The offset beyond which the leader fences itself.
     pub tolerance: std::time::Duration,
+    /// The password Redis clients must give (`AUTH`) before anything else (`None`: none).
+    pub password: Option<String>,
+    /// String keys starting with one of these keep concurrent writes as siblings.
+    pub sibling_prefixes: Vec<String>,
+    /// The most siblings such a key keeps.
+    pub max_siblings: usize,
 }
+
+/// The most siblings a key keeps unless `redis.max_siblings` says otherwise.
+pub const DEFAULT_MAX_SIBLINGS: usize = roundtable_runtime::resolution::MAX_SIBLINGS_BOUND;
 
 impl fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -172,6 +200,9 @@ impl fmt::Debug for NodeConfig {
             .field("durable_writes", &self.durable_writes)
             .field("ntp", &self.ntp)
             .field("tolerance", &self.tolerance)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("sibling_prefixes", &self.sibling_prefixes)
+            .field("max_siblings", &self.max_siblings)
             .finish()
     }
 }
@@ -297,6 +328,27 @@ impl NodeConfig {
                 Some(ntp)
             }
         };
+        let (mut password, mut sibling_prefixes, mut max_siblings) = (None, Vec::new(), DEFAULT_MAX_SIBLINGS);
+        if let Some(section) = &file.redis {
+            let span = section.span();
+            let r = section.get_ref();
+            if r.password.as_deref() == Some("") {
+                return Err(invalid("redis.password", span, "empty: leave it out for no password".into()));
+            }
+            password.clone_from(&r.password);
+            if let Some(p) = r.siblings.iter().find(|p| p.is_empty()) {
+                return Err(invalid("redis.siblings", span, format!("{p:?}: a prefix cannot be empty")));
+            }
+            sibling_prefixes.clone_from(&r.siblings);
+            match r.max_siblings {
+                Some(n) if n == 0 || n > DEFAULT_MAX_SIBLINGS => {
+                    let message = format!("between 1 and {DEFAULT_MAX_SIBLINGS}");
+                    return Err(invalid("redis.max_siblings", span, message));
+                }
+                Some(n) => max_siblings = n,
+                None => {}
+            }
+        }
         let key_path = dir.join(file.node.key_file.get_ref());
         let key_text = std::fs::read_to_string(&key_path).map_err(|e| {
             invalid("node.key_file", file.node.key_file.span(), format!("cannot read {}: {e}", key_path.display()))
@@ -335,6 +387,9 @@ impl NodeConfig {
             durable_writes,
             ntp,
             tolerance,
+            password,
+            sibling_prefixes,
+            max_siblings,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! A standalone roundtable node: one leader in a process, TCP links to the leaders of other
 //! nodes (authenticated and encrypted with Noise), a TOML configuration, and a Redis-protocol
-//! (RESP2) front end, so that `redis-cli` and Redis client libraries read and write a
+//! (RESP2 and RESP3) front end, so that `redis-cli` and Redis client libraries read and write a
 //! multi-leader cluster. `roundtable node --config FILE.toml` runs one; `roundtable keygen`
 //! writes the files of a local cluster.
 //!
@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+pub mod commands;
 pub mod config;
 pub mod resp;
 pub mod server;
@@ -54,6 +55,7 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         .keyspace(server::STRINGS, Resolution::LastWriteWins)
         .keyspace(server::COUNTERS, Resolution::Crdt(CrdtKind::PnCounter))
         .keyspace(server::SETS, Resolution::Crdt(CrdtKind::OrSet))
+        .keyspace(server::SIBLINGS, Resolution::Siblings { max_siblings: config.max_siblings })
         .this_node(config.name.clone())
         .listen(config.listen.clone())
         .identity(config.identity.clone());
@@ -63,11 +65,14 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     if let Some(dir) = &config.data_dir {
         builder = builder.data_dir(dir.clone());
     }
+    // `RT.EXPLAIN` lists the writes each key saw and those last-write-wins discarded.
+    let mut replica = builder.replica_settings().clone();
+    replica.key_history = Some(roundtable_runtime::HistoryConfig::default());
     if let Some(ntp) = &config.ntp {
-        let mut replica = builder.replica_settings().clone();
         replica.correction.tolerance = config.tolerance;
-        builder = builder.replica_config(replica).ntp(ntp.clone());
+        builder = builder.ntp(ntp.clone());
     }
+    builder = builder.replica_config(replica);
     let cluster = builder.start().await?;
     let redis = tokio::net::TcpListener::bind(&config.redis)
         .await
@@ -80,7 +85,14 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         "node running"
     );
     let durable = config.durable_writes.then_some(DURABLE_WRITE_TIMEOUT);
-    let server = actix::spawn(server::serve(redis, server::Front { cluster: cluster.clone(), durable }));
+    let keys = commands::Keys { sibling_prefixes: config.sibling_prefixes.clone(), names: config.members.clone() };
+    let front = server::Front {
+        cluster: cluster.clone(),
+        durable,
+        password: config.password.clone(),
+        keys: std::sync::Arc::new(keys),
+    };
+    let server = actix::spawn(server::serve(redis, front));
     stop.await;
     tracing::info!(node = %config.name, "stopping");
     server.abort();

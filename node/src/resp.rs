@@ -1,4 +1,4 @@
-//! The Redis serialization protocol, version 2 (RESP2): requests in, replies out.
+//! The Redis serialization protocol: requests in, replies out in RESP2 or, after `HELLO 3`, RESP3.
 //!
 //! A client sends a request in one of two forms. Client libraries and `redis-cli` send a
 //! *multibulk*: `*<n>\r\n` followed by `n` bulk strings `$<len>\r\n<len bytes>\r\n`, so arguments
@@ -263,6 +263,21 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// The null array `*-1\r\n`.
     NilArray,
+    /// A map: `%<n>\r\n` and `n` key-value pairs in RESP3; in RESP2 a flat array of `2n`
+    /// elements, keys and values alternating (as Redis sends `HELLO`'s reply).
+    Map(Vec<(Reply, Reply)>),
+    /// A set: `~<n>\r\n` in RESP3; an array in RESP2.
+    Set(Vec<Reply>),
+}
+
+/// The protocol version a connection speaks: RESP2 until a `HELLO 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, every connection's start.
+    #[default]
+    Resp2,
+    /// RESP3, after `HELLO 3`.
+    Resp3,
 }
 
 impl Reply {
@@ -286,6 +301,35 @@ impl Reply {
 
     /// Appends the RESP2 encoding of this reply to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_as(Protocol::Resp2, out);
+    }
+
+    /// Appends the encoding of this reply in `protocol` to `out`. RESP3 differs only where
+    /// Redis' does for these replies: one null (`_`) for both nils, and maps and sets typed.
+    pub fn encode_as(&self, protocol: Protocol, out: &mut Vec<u8>) {
+        let resp3 = protocol == Protocol::Resp3;
+        match self {
+            Self::Nil | Self::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Self::Map(pairs) => {
+                let (kind, len) = if resp3 { (b'%', pairs.len()) } else { (b'*', 2 * pairs.len()) };
+                push_header(out, kind, false, len as u64);
+                for (key, value) in pairs {
+                    key.encode_as(protocol, out);
+                    value.encode_as(protocol, out);
+                }
+            }
+            Self::Set(items) | Self::Array(items) => {
+                let kind = if resp3 && matches!(self, Self::Set(_)) { b'~' } else { b'*' };
+                push_header(out, kind, false, items.len() as u64);
+                for item in items {
+                    item.encode_as(protocol, out);
+                }
+            }
+            _ => self.encode_scalar(out),
+        }
+    }
+
+    fn encode_scalar(&self, out: &mut Vec<u8>) {
         match self {
             Self::Simple(text) => push_line(out, b'+', text),
             Self::Error(text) => push_line(out, b'-', text),
@@ -296,13 +340,8 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
             }
             Self::Nil => out.extend_from_slice(b"$-1\r\n"),
-            Self::Array(items) => {
-                push_header(out, b'*', false, items.len() as u64);
-                for item in items {
-                    item.encode(out);
-                }
-            }
             Self::NilArray => out.extend_from_slice(b"*-1\r\n"),
+            Self::Array(_) | Self::Map(_) | Self::Set(_) => self.encode_as(Protocol::Resp2, out),
         }
     }
 }
@@ -523,6 +562,28 @@ mod tests {
         assert_eq!(encoded(&Reply::Nil), "$-1\r\n");
         assert_eq!(encoded(&Reply::Array(Vec::new())), "*0\r\n");
         assert_eq!(encoded(&Reply::NilArray), "*-1\r\n");
+    }
+
+    #[test]
+    fn resp3_types_nulls_maps_and_sets_and_resp2_flattens_them() {
+        let reply = Reply::Map(vec![
+            (Reply::bulk("proto"), Reply::Integer(3)),
+            (Reply::bulk("none"), Reply::Nil),
+            (Reply::bulk("members"), Reply::Set(vec![Reply::bulk("a")])),
+        ]);
+        let mut out = Vec::new();
+        reply.encode_as(Protocol::Resp3, &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("UTF-8"),
+            "%3\r\n$5\r\nproto\r\n:3\r\n$4\r\nnone\r\n_\r\n$7\r\nmembers\r\n~1\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            encoded(&reply),
+            "*6\r\n$5\r\nproto\r\n:3\r\n$4\r\nnone\r\n$-1\r\n$7\r\nmembers\r\n*1\r\n$1\r\na\r\n"
+        );
+        let mut out = Vec::new();
+        Reply::NilArray.encode_as(Protocol::Resp3, &mut out);
+        assert_eq!(out, b"_\r\n");
     }
 
     #[test]

@@ -3,49 +3,56 @@
 //!
 //! | command | keyspace (resolution) | reply |
 //! |---|---|---|
-//! | `GET k`, `SET k v`, `DEL k …` | `s/k` (last-write-wins) | value or nil; `OK`; keys deleted |
+//! | `GET k`, `SET k v [NX\|XX] [GET]`, `DEL k …`, `MGET`, `MSET`, `EXISTS`, `TYPE` | `s/k` (last-write-wins), or `v/k` (siblings) under a `redis.siblings` prefix | as Redis |
 //! | `INCR k`, `DECR k`, `INCRBY k n`, `DECRBY k n` | `cnt/k` (PN-counter CRDT) | the new count |
-//! | `SADD k m …`, `SREM k m …`, `SMEMBERS k` | `set/k` (add-wins OR-set CRDT) | members added or removed; the members |
-//! | `PING [msg]`, `ECHO msg`, `INFO [replication]`, `SELECT 0`, `QUIT` | | |
+//! | `SADD k m …`, `SREM k m …`, `SMEMBERS k`, `SISMEMBER k m`, `SCARD k` | `set/k` (add-wins OR-set CRDT) | as Redis |
+//! | `WAIT numleaders timeout` | | how many other leaders hold this connection's last write |
+//! | `RT.SIBLINGS k`, `RT.PUT k context v` | `v/k` | `[context, [value …]]`; `OK` |
+//! | `RT.EXPLAIN k` | any | what this leader holds for `k`, the writes it applied and those it discarded |
+//! | `PING`, `ECHO`, `HELLO [2\|3]`, `AUTH`, `SELECT 0`, `COMMAND`, `CLIENT ID\|SETNAME\|GETNAME`, `INFO`, `DBSIZE`, `QUIT` | | |
 //!
 //! `GET` of a key that holds a counter returns the count, as Redis does for a number written by
-//! `INCR`. Counters are exact under concurrency (each node's increments are its own), unlike
-//! a last-write-wins string. What cannot be honoured in a multi-leader setting (options of
-//! `SET`, other databases) is refused with `-ERR`, never ignored. A request that breaks the
-//! protocol gets `-ERR Protocol error: …` and the connection is closed; no input panics the
-//! node.
+//! `INCR`. Counters are exact under concurrency (each node's increments are its own), unlike a
+//! last-write-wins string. What cannot be honoured in a multi-leader setting (expiry, other
+//! databases) is refused with `-ERR`, never ignored. A request that breaks the protocol gets
+//! `-ERR Protocol error: …` and the connection is closed; no input panics the node.
+//!
+//! The data commands (see [`crate::commands`]) of a pipeline run at the leader in one message
+//! per run of consecutive data commands; their replies go out together, after one wait for the
+//! disk when writes are durable.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use roundtable_actors::{Cluster, GetCrdt, LeaderHandle, Liveness, Put, Update, Write};
-use roundtable_runtime::resolution::CrdtState;
-use roundtable_runtime::DataError;
+use roundtable_actors::{Cluster, LeaderHandle, Liveness};
+use roundtable_runtime::Dot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::resp::{parse_request, Limits, Reply};
+use crate::commands::{self, is_data, leader_error, wrong_args, Keys, Outcome};
+use crate::resp::{parse_request, Limits, Protocol, Reply};
+
+pub use crate::commands::{COUNTERS, SETS, SIBLINGS, STRINGS};
 
 /// The most client connections at once; one more is answered `-ERR max number of clients
 /// reached` and closed.
-pub const MAX_CLIENTS: usize = 1024;
+pub const MAX_CLIENTS: usize = 4096;
 
 /// The most bytes a connection may have buffered that do not yet form a whole request: with at
-/// most [`MAX_CLIENTS`] connections, the front end's input buffers stay under 4 GiB in all.
+/// most [`MAX_CLIENTS`] connections, the front end's input buffers stay under 16 GiB in all,
+/// and in practice far less (a buffer grows only as far as a client's largest request).
 const MAX_BUFFERED: usize = 4 * 1024 * 1024;
 
 /// The longest bulk string a client may send: the longest value (keys are shorter). A longer one
 /// is a protocol error, as beyond Redis' `proto-max-bulk-len`.
 const MAX_BULK: usize = roundtable_runtime::entry::MAX_VALUE_BYTES;
 
-/// Keyspace of strings (`GET`, `SET`, `DEL`).
-pub const STRINGS: &str = "s";
-/// Keyspace of counters (`INCR`, `INCRBY`, …).
-pub const COUNTERS: &str = "cnt";
-/// Keyspace of sets (`SADD`, `SREM`, `SMEMBERS`).
-pub const SETS: &str = "set";
+/// The longest `WAIT` (also `WAIT n 0`, which Redis lets wait for ever).
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 
-/// What the front end needs: the cluster, and whether writes wait for the disk.
+/// What the front end needs: the cluster, whether writes wait for the disk, the password and
+/// the key mapping.
 #[derive(Clone)]
 pub struct Front {
     /// The cluster of this node (its hosted leader answers).
@@ -53,11 +60,24 @@ pub struct Front {
     /// With `Some(timeout)`, a write is answered once it is fsynced at this node (the durable
     /// write concern); `None`: once applied in memory. The writes of one pipeline are applied
     /// in order and then wait for the disk together, so that they share an fsync.
-    pub durable: Option<std::time::Duration>,
+    pub durable: Option<Duration>,
+    /// The password clients must `AUTH` with first, if any.
+    pub password: Option<String>,
+    /// How Redis keys map to keyspaces.
+    pub keys: Arc<Keys>,
 }
 
-/// The commands that write.
-const WRITES: [&str; 9] = ["SET", "MSET", "DEL", "INCR", "DECR", "INCRBY", "DECRBY", "SADD", "SREM"];
+/// One client connection's state.
+struct Session {
+    id: u64,
+    name: Option<String>,
+    protocol: Protocol,
+    authenticated: bool,
+    /// This connection's last write, for `WAIT`.
+    last_write: Option<Dot>,
+}
+
+static CLIENT_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Serves Redis clients on `listener` for ever, at the leader this node hosts.
 pub async fn serve(listener: TcpListener, front: Front) {
@@ -66,8 +86,9 @@ pub async fn serve(listener: TcpListener, front: Front) {
         let (mut stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
+                // Out of file descriptors, typically: wait for some to be released.
                 tracing::warn!(error = %e, "redis accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
@@ -81,7 +102,14 @@ pub async fn serve(listener: TcpListener, front: Front) {
         let _ = stream.set_nodelay(true);
         let (front, clients) = (front.clone(), clients.clone());
         actix::spawn(async move {
-            if let Err(e) = connection(&mut stream, &front).await {
+            let session = Session {
+                id: CLIENT_IDS.fetch_add(1, Ordering::Relaxed),
+                name: None,
+                protocol: Protocol::Resp2,
+                authenticated: front.password.is_none(),
+                last_write: None,
+            };
+            if let Err(e) = connection(&mut stream, &front, session, &clients).await {
                 tracing::debug!(%remote, error = %e, "redis connection ended");
             }
             clients.fetch_sub(1, Ordering::Relaxed);
@@ -89,13 +117,21 @@ pub async fn serve(listener: TcpListener, front: Front) {
     }
 }
 
-async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()> {
+/// A reply waiting to be sent, and whether it answers a write that must be durable first.
+type Pending = (Reply, bool);
+
+async fn connection(
+    stream: &mut TcpStream,
+    front: &Front,
+    mut s: Session,
+    clients: &AtomicUsize,
+) -> std::io::Result<()> {
     let limits = Limits { max_bulk_bytes: MAX_BULK, ..Limits::default() };
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
-    // The replies of the requests read so far, and whether each is a write's.
-    let mut replies: Vec<(Reply, bool)> = Vec::new();
+    let mut replies: Vec<Pending> = Vec::new();
+    let mut requests: Vec<Vec<Vec<u8>>> = Vec::new();
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -104,34 +140,30 @@ async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()
         buf.extend_from_slice(&chunk[..n]);
         // Every whole request in the buffer, answered in order with one write (pipelining).
         let mut used = 0;
-        let mut quit = false;
+        let mut broken = None;
         loop {
             match parse_request(&buf[used..], &limits) {
                 Ok(Some((args, consumed))) => {
                     used += consumed;
-                    if args.is_empty() {
-                        continue;
-                    }
-                    let (reply, close) = command(front, &args).await;
-                    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-                    let wrote = WRITES.contains(&name.as_str()) && !matches!(reply, Reply::Error(_));
-                    replies.push((reply, wrote));
-                    if close {
-                        quit = true;
-                        break;
+                    if !args.is_empty() {
+                        requests.push(args);
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    answer(front, &mut replies, &mut out).await;
-                    e.reply().encode(&mut out);
-                    stream.write_all(&out).await?;
-                    return Ok(());
+                    broken = Some(e);
+                    break;
                 }
             }
         }
-        answer(front, &mut replies, &mut out).await;
         buf.drain(..used);
+        let quit = answer_all(front, &mut s, clients, &mut requests, &mut replies).await;
+        finish(front, &mut replies, s.protocol, &mut out).await;
+        if let Some(e) = broken {
+            e.reply().encode_as(s.protocol, &mut out);
+            stream.write_all(&out).await?;
+            return Ok(());
+        }
         if !out.is_empty() {
             stream.write_all(&out).await?;
             out.clear();
@@ -146,20 +178,82 @@ async fn connection(stream: &mut TcpStream, front: &Front) -> std::io::Result<()
     }
 }
 
+/// Answers `requests` in order into `replies`; runs of data commands go to the leader as one
+/// message. `true` when the connection should close (`QUIT`).
+async fn answer_all(
+    front: &Front,
+    s: &mut Session,
+    clients: &AtomicUsize,
+    requests: &mut Vec<Vec<Vec<u8>>>,
+    replies: &mut Vec<Pending>,
+) -> bool {
+    let mut batch: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    for args in requests.drain(..) {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        if s.authenticated && is_data(&name) {
+            batch.push((name, args));
+            continue;
+        }
+        run_batch(front, s, &mut batch, replies).await;
+        let (reply, quit) = session_command(front, s, clients, &name, &args[1..]).await;
+        replies.push((reply, false));
+        if quit {
+            return true;
+        }
+    }
+    run_batch(front, s, &mut batch, replies).await;
+    false
+}
+
+/// Runs the data commands of `batch` at the leader in one turn.
+async fn run_batch(
+    front: &Front,
+    s: &mut Session,
+    batch: &mut Vec<(String, Vec<Vec<u8>>)>,
+    replies: &mut Vec<Pending>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let work = std::mem::take(batch);
+    let count = work.len();
+    let Some(leader) = front.cluster.leaders().next() else {
+        replies.extend((0..count).map(|_| (Reply::error("ERR no leader hosted here"), false)));
+        return;
+    };
+    let keys = front.keys.clone();
+    let outcomes: Result<Vec<Outcome>, _> = leader
+        .atomically(move |txn| {
+            work.iter().map(|(name, args)| commands::run(txn, &keys, name, &args[1..])).collect::<Vec<Outcome>>()
+        })
+        .await;
+    match outcomes {
+        Ok(outcomes) => {
+            for (reply, wrote) in outcomes {
+                if wrote.is_some() {
+                    s.last_write = wrote;
+                }
+                replies.push((reply, wrote.is_some()));
+            }
+        }
+        Err(e) => replies.extend((0..count).map(|_| (leader_error(&e), false))),
+    }
+}
+
 /// Encodes `replies` into `out`; when one of them is a write's and writes are durable, first
 /// waits until the leader's disk has every write applied so far (one fsync for the pipeline),
 /// and answers each write with the error instead if it does not.
-async fn answer(front: &Front, replies: &mut Vec<(Reply, bool)>, out: &mut Vec<u8>) {
+async fn finish(front: &Front, replies: &mut Vec<Pending>, protocol: Protocol, out: &mut Vec<u8>) {
     let mut failed = None;
     if let (Some(timeout), true) = (front.durable, replies.iter().any(|(_, wrote)| *wrote)) {
         if let Some(leader) = hosted(&front.cluster) {
-            failed = leader.synced(timeout).await.err().map(leader_error);
+            failed = leader.synced(timeout).await.err().map(|e| leader_error(&e));
         }
     }
     for (reply, wrote) in replies.drain(..) {
         match &failed {
-            Some(error) if wrote => error.encode(out),
-            _ => reply.encode(out),
+            Some(error) if wrote => error.encode_as(protocol, out),
+            _ => reply.encode_as(protocol, out),
         }
     }
 }
@@ -168,95 +262,35 @@ fn hosted(cluster: &Cluster) -> Option<&LeaderHandle> {
     cluster.leaders().next()
 }
 
-/// The leader this node hosts, or the error a client gets without one.
-fn leader_of(cluster: &Cluster) -> Result<&LeaderHandle, Reply> {
-    hosted(cluster).ok_or_else(|| Reply::error("ERR no leader hosted here"))
-}
+const NOAUTH: &str = "NOAUTH Authentication required.";
 
-fn text(arg: &[u8]) -> Result<&str, Reply> {
-    std::str::from_utf8(arg).map_err(|_| Reply::error("ERR keys must be UTF-8"))
-}
-
-fn wrong_args(name: &str) -> Reply {
-    Reply::error(format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))
-}
-
-fn leader_error(e: impl std::fmt::Display) -> Reply {
-    Reply::error(format!("ERR {e}"))
-}
-
-/// Answers one request; `true` when the connection should close after the reply.
-async fn command(front: &Front, args: &[Vec<u8>]) -> (Reply, bool) {
-    let cluster = &front.cluster;
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-    let rest = &args[1..];
-    let reply = match (name.as_str(), rest.len()) {
+/// Answers a command that is not a data command (or any command before `AUTH`); `true` when
+/// the connection should close after the reply.
+async fn session_command(
+    front: &Front,
+    s: &mut Session,
+    clients: &AtomicUsize,
+    name: &str,
+    rest: &[Vec<u8>],
+) -> (Reply, bool) {
+    let reply = match (name, rest.len()) {
+        ("QUIT", _) => return (Reply::ok(), true),
+        ("AUTH", 1 | 2) => auth(front, s, rest),
+        ("AUTH", _) => Reply::error("ERR syntax error"),
+        ("HELLO", _) => hello(front, s, rest),
+        _ if !s.authenticated => Reply::error(NOAUTH),
         ("PING", 0) => Reply::Simple("PONG".into()),
         ("PING", 1) | ("ECHO", 1) => Reply::bulk(rest[0].clone()),
-        ("PING", _) | ("ECHO", _) => wrong_args(&name),
-        ("QUIT", _) => return (Reply::ok(), true),
         ("SELECT", 1) if rest[0] == b"0" => Reply::ok(),
-        ("SELECT", _) => Reply::error("ERR only database 0 exists on a roundtable node"),
-        // redis-cli asks for command documentation when it starts; it has none to show here.
-        ("COMMAND", _) => Reply::Array(Vec::new()),
-        ("CLIENT", _) => Reply::ok(),
-        ("INFO", 0) | ("INFO", 1) => info(cluster).await,
-        ("GET", 1) => get(cluster, &rest[0]).await.unwrap_or_else(|e| e),
-        ("SET", 2) => set(front, &rest[0], &rest[1]).await.unwrap_or_else(|e| e),
-        ("SET", n) if n > 2 => Reply::error(
-            "ERR SET options (EX, PX, NX, XX, GET, KEEPTTL) are not supported by a multi-leader node: \
-             each leader accepts writes on its own, so conditions and expiry cannot be honoured",
-        ),
-        ("DEL", n) if n >= 1 => del(front, rest).await.unwrap_or_else(|e| e),
-        ("EXISTS", n) if n >= 1 => exists(cluster, rest).await.unwrap_or_else(|e| e),
-        ("MGET", n) if n >= 1 => {
-            let mut values = Vec::with_capacity(n);
-            for key in rest {
-                match get(cluster, key).await {
-                    Ok(value) => values.push(value),
-                    Err(e) => return (e, false),
-                }
-            }
-            Reply::Array(values)
+        ("SELECT", 1) => Reply::error("ERR only database 0 exists on a roundtable node"),
+        ("COMMAND", _) => command_info(rest),
+        ("CLIENT", n) if n >= 1 => client(s, rest),
+        ("INFO", 0 | 1) => {
+            info(front, clients, rest.first().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())).await
         }
-        ("MSET", n) if n >= 2 && n % 2 == 0 => {
-            for pair in rest.chunks(2) {
-                if let Err(e) = set(front, &pair[0], &pair[1]).await {
-                    return (e, false);
-                }
-            }
-            Reply::ok()
-        }
-        ("SISMEMBER", 2) => match members(cluster, &rest[0]).await {
-            Ok(m) => Reply::Integer(i64::from(m.iter().any(|e| *e == rest[1]))),
-            Err(e) => e,
-        },
-        ("SCARD", 1) => match members(cluster, &rest[0]).await {
-            Ok(m) => Reply::Integer(i64::try_from(m.len()).unwrap_or(i64::MAX)),
-            Err(e) => e,
-        },
-        ("INCR", 1) => incr(front, &rest[0], 1).await.unwrap_or_else(|e| e),
-        ("DECR", 1) => incr(front, &rest[0], -1).await.unwrap_or_else(|e| e),
-        ("INCRBY", 2) | ("DECRBY", 2) => match std::str::from_utf8(&rest[1]).ok().and_then(|s| s.parse::<i64>().ok()) {
-            Some(n) if name == "INCRBY" => incr(front, &rest[0], n).await.unwrap_or_else(|e| e),
-            Some(n) => match n.checked_neg() {
-                Some(n) => incr(front, &rest[0], n).await.unwrap_or_else(|e| e),
-                None => Reply::error("ERR decrement would overflow"),
-            },
-            None => Reply::error("ERR value is not an integer or out of range"),
-        },
-        ("SADD", n) | ("SREM", n) if n >= 2 => {
-            set_update(front, &name, &rest[0], &rest[1..]).await.unwrap_or_else(|e| e)
-        }
-        ("SMEMBERS", 1) => members(cluster, &rest[0])
-            .await
-            .map(|m| Reply::Array(m.into_iter().map(Reply::Bulk).collect()))
-            .unwrap_or_else(|e| e),
-        (
-            "GET" | "SET" | "DEL" | "EXISTS" | "MGET" | "MSET" | "INCR" | "DECR" | "INCRBY" | "DECRBY" | "SADD"
-            | "SREM" | "SMEMBERS" | "SISMEMBER" | "SCARD" | "INFO",
-            _,
-        ) => wrong_args(&name),
+        ("WAIT", 2) => wait(front, s, &rest[0], &rest[1]).await,
+        ("PING" | "ECHO" | "SELECT" | "INFO" | "WAIT" | "CLIENT", _) => wrong_args(name),
+        _ if is_data(name) => wrong_args(name),
         _ => {
             let mut shown = String::new();
             for a in rest.iter().take(4) {
@@ -264,125 +298,278 @@ async fn command(front: &Front, args: &[Vec<u8>]) -> (Reply, bool) {
             }
             Reply::error(format!(
                 "ERR unknown command '{}', with args beginning with: {shown}",
-                String::from_utf8_lossy(&args[0])
+                name.to_ascii_lowercase()
             ))
         }
     };
     (reply, false)
 }
 
-async fn get(cluster: &Cluster, key: &[u8]) -> Result<Reply, Reply> {
-    let key = text(key)?;
-    let leader = leader_of(cluster)?;
-    let read = leader.get(format!("{STRINGS}/{key}")).await.map_err(leader_error)?;
-    if let Some(value) = read.and_then(|r| r.value) {
-        return Ok(Reply::bulk(value.as_bytes().to_vec()));
-    }
-    match leader.get_crdt(format!("{COUNTERS}/{key}")).await.map_err(leader_error)? {
-        Some(CrdtState::PnCounter(c)) => Ok(Reply::bulk(c.value().to_string())),
-        _ => Ok(Reply::Nil),
+/// Compares without stopping at the first difference, so the time taken does not tell how much
+/// of a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// `AUTH password` or `AUTH default password`.
+fn auth(front: &Front, s: &mut Session, rest: &[Vec<u8>]) -> Reply {
+    let Some(password) = &front.password else {
+        return Reply::error(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        );
+    };
+    let (user, given) = match rest {
+        [given] => (b"default".as_slice(), given),
+        [user, given] => (user.as_slice(), given),
+        _ => return Reply::error("ERR syntax error"),
+    };
+    if user == b"default" && same_secret(given, password.as_bytes()) {
+        s.authenticated = true;
+        Reply::ok()
+    } else {
+        tracing::warn!(client = s.id, "redis client gave a wrong password");
+        Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
     }
 }
 
-async fn set(front: &Front, key: &[u8], value: &[u8]) -> Result<Reply, Reply> {
-    let key = text(key)?;
-    let leader = leader_of(&front.cluster)?;
-    let put = Put::new(format!("{STRINGS}/{key}"), value.to_vec());
-    leader.send(put).await.map_err(leader_error)?.map_err(leader_error)?;
-    Ok(Reply::ok())
-}
-
-/// How many of `keys` hold something: a live string, a counter, or a non-empty set (a key named
-/// twice counts twice, as in Redis).
-async fn exists(cluster: &Cluster, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let mut count = 0;
-    for key in keys {
-        let string = !matches!(get(cluster, key).await?, Reply::Nil);
-        if string || !members(cluster, key).await.unwrap_or_default().is_empty() {
-            count += 1;
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
+fn hello(front: &Front, s: &mut Session, rest: &[Vec<u8>]) -> Reply {
+    let mut protocol = s.protocol;
+    let mut at = 0;
+    if let Some(version) = rest.first() {
+        protocol = match version.as_slice() {
+            b"2" => Protocol::Resp2,
+            b"3" => Protocol::Resp3,
+            _ => return Reply::error("NOPROTO unsupported protocol version"),
+        };
+        at = 1;
+    }
+    let mut name = None;
+    while at < rest.len() {
+        match rest[at].to_ascii_uppercase().as_slice() {
+            b"AUTH" if at + 2 < rest.len() => {
+                let reply = auth(front, s, &rest[at + 1..at + 3]);
+                if matches!(reply, Reply::Error(_)) {
+                    return reply;
+                }
+                at += 3;
+            }
+            b"SETNAME" if at + 1 < rest.len() => {
+                name = Some(String::from_utf8_lossy(&rest[at + 1]).into_owned());
+                at += 2;
+            }
+            _ => {
+                return Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&rest[at])
+                ))
+            }
         }
     }
-    Ok(Reply::Integer(count))
+    if !s.authenticated {
+        return Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
+             AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
+             version at the same time",
+        );
+    }
+    if name.is_some() {
+        s.name = name;
+    }
+    s.protocol = protocol;
+    let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("roundtable")),
+        (Reply::bulk("version"), Reply::bulk(env!("CARGO_PKG_VERSION"))),
+        (Reply::bulk("proto"), Reply::Integer(proto)),
+        (Reply::bulk("id"), Reply::Integer(i64::try_from(s.id).unwrap_or(i64::MAX))),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ])
 }
 
-async fn del(front: &Front, keys: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let leader = leader_of(&front.cluster)?;
-    let mut deleted = 0;
-    for key in keys {
-        let key = format!("{STRINGS}/{}", text(key)?);
-        let live = leader.get(key.clone()).await.map_err(leader_error)?.is_some_and(|r| r.value.is_some());
-        if live {
-            send_write(leader, Write::new(key, Update::Delete)).await?;
-            deleted += 1;
+/// `CLIENT ID | SETNAME name | GETNAME | SETINFO … | INFO`.
+fn client(s: &mut Session, rest: &[Vec<u8>]) -> Reply {
+    let sub = String::from_utf8_lossy(&rest[0]).to_ascii_uppercase();
+    match (sub.as_str(), rest.len()) {
+        ("ID", 1) => Reply::Integer(i64::try_from(s.id).unwrap_or(i64::MAX)),
+        ("GETNAME", 1) => s.name.clone().map_or(Reply::Nil, Reply::bulk),
+        ("SETNAME", 2) => {
+            if rest[1].iter().any(|&b| b <= b' ' || b >= 0x7f) {
+                return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.");
+            }
+            s.name = (!rest[1].is_empty()).then(|| String::from_utf8_lossy(&rest[1]).into_owned());
+            Reply::ok()
         }
-    }
-    Ok(Reply::Integer(deleted))
-}
-
-/// Sends a checked write; it is answered once applied (the disk wait is the pipeline's).
-async fn send_write(leader: &LeaderHandle, write: Result<Write, DataError>) -> Result<(), Reply> {
-    leader.write(write.map_err(leader_error)?).await.map(|_| ()).map_err(leader_error)
-}
-
-async fn count(leader: &LeaderHandle, key: &str) -> Result<i128, Reply> {
-    match leader.send(GetCrdt::new(key)).await.map_err(leader_error)?.map_err(leader_error)? {
-        Some(CrdtState::PnCounter(c)) => Ok(c.value()),
-        None => Ok(0),
-        Some(_) => Err(Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value")),
+        // Client libraries announce themselves (lib-name, lib-ver); nothing to keep.
+        ("SETINFO", 3) => Reply::ok(),
+        ("INFO", 1) => Reply::bulk(format!(
+            "id={} name={} db=0 resp={}\n",
+            s.id,
+            s.name.as_deref().unwrap_or(""),
+            if s.protocol == Protocol::Resp3 { 3 } else { 2 }
+        )),
+        _ => Reply::error(format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP.")),
     }
 }
 
-async fn incr(front: &Front, key: &[u8], by: i64) -> Result<Reply, Reply> {
-    let key = format!("{COUNTERS}/{}", text(key)?);
-    let leader = leader_of(&front.cluster)?;
-    let now = count(leader, &key).await?;
-    let next = now.checked_add(i128::from(by)).filter(|n| i64::try_from(*n).is_ok());
-    let Some(next) = next else { return Err(Reply::error("ERR increment or decrement would overflow")) };
-    let write =
-        if by >= 0 { Write::increment(&key, by.unsigned_abs()) } else { Write::decrement(&key, by.unsigned_abs()) };
-    send_write(leader, write).await?;
-    // The count this leader holds now: the increment above and any that arrived meanwhile.
-    let after = count(leader, &key).await.unwrap_or(next);
-    Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
-}
-
-async fn members(cluster: &Cluster, key: &[u8]) -> Result<Vec<Vec<u8>>, Reply> {
-    let key = format!("{SETS}/{}", text(key)?);
-    let leader = leader_of(cluster)?;
-    match leader.get_crdt(key).await.map_err(leader_error)? {
-        Some(CrdtState::OrSet(set)) => Ok(set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect()),
-        None => Ok(Vec::new()),
-        Some(_) => Err(Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value")),
+/// `WAIT numleaders timeout`: waits until `numleaders` other leaders hold this connection's last
+/// write, or `timeout` milliseconds (0: [`MAX_WAIT`]); answers how many do.
+async fn wait(front: &Front, s: &Session, leaders: &[u8], timeout: &[u8]) -> Reply {
+    let number = |a: &[u8]| std::str::from_utf8(a).ok().and_then(|t| t.parse::<u64>().ok());
+    let (Some(wanted), Some(ms)) = (number(leaders), number(timeout)) else {
+        return Reply::error("ERR value is not an integer or out of range");
+    };
+    let Some(leader) = hosted(&front.cluster) else { return Reply::error("ERR no leader hosted here") };
+    let others = front.cluster.names().len().saturating_sub(1);
+    let Some(dot) = s.last_write else {
+        // Nothing to wait for: as Redis answers without writes, the peers that are up.
+        return match front.cluster.supervisor().send(Liveness).await {
+            Ok((live, _)) => Reply::Integer(i64::try_from(live.len().saturating_sub(1)).unwrap_or(0)),
+            Err(e) => leader_error(e),
+        };
+    };
+    let limit = if ms == 0 { MAX_WAIT } else { Duration::from_millis(ms).min(MAX_WAIT) };
+    let wanted = usize::try_from(wanted).unwrap_or(usize::MAX).min(others);
+    match leader.held_by(dot, wanted + 1, limit).await {
+        Ok(holders) => Reply::Integer(i64::try_from(holders.saturating_sub(1)).unwrap_or(0)),
+        Err(e) => leader_error(&e),
     }
 }
 
-async fn set_update(front: &Front, name: &str, key: &[u8], elements: &[Vec<u8>]) -> Result<Reply, Reply> {
-    let before = members(&front.cluster, key).await?;
-    let key = format!("{SETS}/{}", text(key)?);
-    let leader = leader_of(&front.cluster)?;
-    let mut changed = 0;
-    let mut seen: Vec<&[u8]> = Vec::new();
-    for element in elements {
-        let present = before.iter().any(|b| b == element);
-        let adding = name == "SADD";
-        if present != adding && !seen.contains(&element.as_slice()) {
-            changed += 1;
-        }
-        seen.push(element);
-        let write = if adding { Write::add(&key, element.clone()) } else { Write::remove(&key, element.clone()) };
-        send_write(leader, write).await?;
-    }
-    Ok(Reply::Integer(changed))
+/// A command as `COMMAND` describes it: name, arity (negative: at least), flags, first key, last
+/// key, step.
+type CommandInfo = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+
+/// The commands, as `COMMAND` describes them.
+const COMMANDS: &[CommandInfo] = &[
+    ("get", 2, &["readonly", "fast"], 1, 1, 1),
+    ("set", -3, &["write", "denyoom"], 1, 1, 1),
+    ("del", -2, &["write"], 1, -1, 1),
+    ("unlink", -2, &["write", "fast"], 1, -1, 1),
+    ("exists", -2, &["readonly", "fast"], 1, -1, 1),
+    ("type", 2, &["readonly", "fast"], 1, 1, 1),
+    ("mget", -2, &["readonly", "fast"], 1, -1, 1),
+    ("mset", -3, &["write", "denyoom"], 1, -1, 2),
+    ("incr", 2, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("decr", 2, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("incrby", 3, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("decrby", 3, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("sadd", -3, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("srem", -3, &["write", "fast"], 1, 1, 1),
+    ("smembers", 2, &["readonly"], 1, 1, 1),
+    ("sismember", 3, &["readonly", "fast"], 1, 1, 1),
+    ("scard", 2, &["readonly", "fast"], 1, 1, 1),
+    ("dbsize", 1, &["readonly", "fast"], 0, 0, 0),
+    ("wait", 3, &["noscript"], 0, 0, 0),
+    ("rt.siblings", 2, &["readonly"], 1, 1, 1),
+    ("rt.put", 4, &["write", "denyoom"], 1, 1, 1),
+    ("rt.explain", 2, &["readonly"], 1, 1, 1),
+    ("ping", -1, &["fast", "stale"], 0, 0, 0),
+    ("echo", 2, &["fast"], 0, 0, 0),
+    ("hello", -1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
+    ("command", -1, &["loading", "stale"], 0, 0, 0),
+    ("client", -2, &["noscript", "loading", "stale"], 0, 0, 0),
+    ("info", -1, &["loading", "stale"], 0, 0, 0),
+    ("quit", -1, &["loading", "stale", "fast", "no_auth"], 0, 0, 0),
+];
+
+fn describe_command(c: &CommandInfo) -> Reply {
+    let flags = c.2.iter().map(|f| Reply::Simple((*f).to_owned())).collect();
+    Reply::Array(vec![
+        Reply::bulk(c.0),
+        Reply::Integer(c.1),
+        Reply::Set(flags),
+        Reply::Integer(c.3),
+        Reply::Integer(c.4),
+        Reply::Integer(c.5),
+    ])
 }
 
-async fn info(cluster: &Cluster) -> Reply {
-    let mut s = String::from("# Replication\r\nrole:leader\r\n");
+/// `COMMAND`, `COMMAND COUNT`, `COMMAND INFO name …`, `COMMAND DOCS` (no documentation: an empty
+/// map, which `redis-cli` accepts).
+fn command_info(rest: &[Vec<u8>]) -> Reply {
+    let sub = rest.first().map(|a| String::from_utf8_lossy(a).to_ascii_uppercase());
+    match sub.as_deref() {
+        None => Reply::Array(COMMANDS.iter().map(describe_command).collect()),
+        Some("COUNT") => Reply::Integer(i64::try_from(COMMANDS.len()).unwrap_or(0)),
+        Some("DOCS") => Reply::Map(Vec::new()),
+        Some("INFO") => Reply::Array(
+            rest[1..]
+                .iter()
+                .map(|name| {
+                    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+                    COMMANDS.iter().find(|c| c.0 == name).map_or(Reply::NilArray, describe_command)
+                })
+                .collect(),
+        ),
+        Some(other) => Reply::error(format!("ERR unknown subcommand '{other}'. Try COMMAND HELP.")),
+    }
+}
+
+/// `INFO [section]`: `server`, `clients`, `replication` (the default: all three).
+async fn info(front: &Front, clients: &AtomicUsize, section: Option<String>) -> Reply {
+    let all = matches!(section.as_deref(), None | Some("all" | "default" | "everything"));
+    let wants = |name: &str| all || section.as_deref() == Some(name);
+    let mut s = String::new();
+    let cluster = &front.cluster;
     let here = hosted(cluster).map_or("", |l| l.name());
+    if wants("server") {
+        s.push_str(&format!(
+            "# Server\r\nroundtable_version:{}\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nprocess_id:{}\r\n\
+             leader:{here}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ));
+    }
+    if wants("clients") {
+        s.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{MAX_CLIENTS}\r\n\r\n",
+            clients.load(Ordering::Relaxed)
+        ));
+    }
+    if wants("replication") {
+        replication(cluster, here, &mut s).await;
+    }
+    Reply::bulk(s)
+}
+
+/// The `# Replication` section: members, peers and their lag, the clock, discards, quarantines.
+async fn replication(cluster: &Cluster, here: &str, s: &mut String) {
+    s.push_str("# Replication\r\nrole:leader\r\n");
     s.push_str(&format!("leader:{here}\r\nmembers:{}\r\n", cluster.names().join(",")));
+    let mut live_set = None;
     if let Ok((live, rewires)) = cluster.supervisor().send(Liveness).await {
+        live_set = Some(live);
         let live: Vec<&str> =
             live.iter().filter_map(|id| cluster.names().get(id.index()).map(String::as_str)).collect();
         s.push_str(&format!("live:{}\r\nrewires:{rewires}\r\n", live.join(",")));
+    }
+    if let Some(leader) = hosted(cluster) {
+        let status = leader
+            .atomically(|txn| {
+                let replica = txn.replica();
+                (replica.peer_lag(), replica.quarantine().count(), replica.history_keys_forgotten())
+            })
+            .await;
+        if let Ok((lags, quarantined, forgotten)) = status {
+            s.push_str(&format!("connected_peers:{}\r\n", lags.len()));
+            for (i, (peer, lag)) in lags.iter().enumerate() {
+                let name = cluster.names().get(peer.index()).map_or("?", String::as_str);
+                let state = match live_set {
+                    Some(live) if live.contains(*peer) => "live",
+                    Some(_) => "down",
+                    None => "unknown",
+                };
+                let lag = lag.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+                s.push_str(&format!("peer{i}:name={name},state={state},lag_writes={lag}\r\n"));
+            }
+            s.push_str(&format!("quarantined:{quarantined}\r\nexplain_keys_forgotten:{forgotten}\r\n"));
+        }
     }
     if let Ok(net) = cluster.transport().stats().await {
         s.push_str(&format!(
@@ -407,10 +594,15 @@ async fn info(cluster: &Cluster) -> Reply {
     }
     if let Ok(m) = cluster.metrics().await {
         s.push_str(&format!(
-            "writes_accepted:{}\r\nlww_discarded:{}\r\nduplicates_dropped:{}\r\npeer_input_rejected:{}\r\n\
-             disk_commits:{}\r\ndisk_records:{}\r\n",
-            m.writes, m.lww_discarded, m.duplicates_dropped, m.rejected, m.disk_commits, m.disk_records
+            "writes_accepted:{}\r\nlww_discarded:{}\r\nlww_decisions:{}\r\nduplicates_dropped:{}\r\n\
+             peer_input_rejected:{}\r\ndisk_commits:{}\r\ndisk_records:{}\r\n",
+            m.writes,
+            m.lww_discarded,
+            m.lww_decisions,
+            m.duplicates_dropped,
+            m.rejected,
+            m.disk_commits,
+            m.disk_records
         ));
     }
-    Reply::bulk(s)
 }
