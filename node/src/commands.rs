@@ -230,6 +230,11 @@ fn kind(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Kind, Reply> {
     if string_value(w, keys, key)?.is_some() {
         return Ok(Kind::String);
     }
+    other_kind(w, key)
+}
+
+/// What `key` holds here, given that it holds no string.
+fn other_kind(w: &Writer<'_, '_, '_>, key: &str) -> Result<Kind, Reply> {
     if w.crdt(&format!("{COUNTERS}/{key}"))?.is_some() {
         return Ok(Kind::Counter);
     }
@@ -312,8 +317,12 @@ fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options
             _ => return Err(Reply::error("ERR syntax error")),
         }
     }
-    string_only(w, keys, key)?;
     let old = string_value(w, keys, key)?;
+    // A key holding a string holds nothing else here: the other types need checking only
+    // when it holds none (the common overwrite costs one lookup).
+    if old.is_none() && other_kind(w, key)? != Kind::None {
+        return Err(Reply::error(WRONGTYPE));
+    }
     let answer = |old: Option<Vec<u8>>, done: bool| match (get_old, done) {
         (true, _) => old.map_or(Reply::Nil, Reply::Bulk),
         (false, true) => Reply::ok(),

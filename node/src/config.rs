@@ -546,6 +546,20 @@ mod tests {
         assert!(!local.expect("valid").durable_writes);
         let without_peer = good.split("[[peer]]").next().expect("head").to_owned();
         check(&without_peer, "member \"n1\" has no [[peer]] section");
+        // The Redis front end's section: defaults without it, each value checked with it.
+        let plain = NodeConfig::parse(&good, &path).expect("valid");
+        assert_eq!((plain.password, plain.sibling_prefixes.len(), plain.max_siblings), (None, 0, DEFAULT_MAX_SIBLINGS));
+        let redis = format!("{good}\n[redis]\npassword = \"pw\"\nsiblings = [\"cart:\"]\nmax_siblings = 3\n");
+        let loaded = NodeConfig::parse(&redis, &path).expect("valid");
+        assert_eq!(
+            (loaded.password.as_deref(), loaded.sibling_prefixes.clone(), loaded.max_siblings),
+            (Some("pw"), vec!["cart:".to_owned()], 3)
+        );
+        assert!(!format!("{loaded:?}").contains("pw\""), "the password is not printed");
+        check(&format!("{good}\n[redis]\npassword = \"\"\n"), "`redis.password`: empty");
+        check(&format!("{good}\n[redis]\nsiblings = [\"\"]\n"), "`redis.siblings`: \"\": a prefix cannot be empty");
+        check(&format!("{good}\n[redis]\nmax_siblings = 9\n"), "`redis.max_siblings`: between 1 and 8");
+        check(&format!("{good}\n[redis]\nport = 1\n"), "unknown field `port`");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

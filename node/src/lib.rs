@@ -68,6 +68,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     // `RT.EXPLAIN` lists the writes each key saw and those last-write-wins discarded.
     let mut replica = builder.replica_settings().clone();
     replica.key_history = Some(roundtable_runtime::HistoryConfig::default());
+    replica.batch = Some(roundtable_runtime::BatchConfig {
+        max_entries: 256,
+        flush_interval: std::time::Duration::from_millis(1),
+        min_fanout: 1,
+    });
     if let Some(ntp) = &config.ntp {
         replica.correction.tolerance = config.tolerance;
         builder = builder.ntp(ntp.clone());

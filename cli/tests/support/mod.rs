@@ -196,6 +196,17 @@ impl Nodes {
         }
     }
 
+    /// Removes every node's data directory from its configuration: leaders in memory, writes
+    /// answered once applied (the `local` write concern).
+    pub(crate) fn in_memory(&self) {
+        for i in 0..self.redis.len() {
+            let path = self.config(i);
+            let text = std::fs::read_to_string(&path).expect("a configuration");
+            let text: String = text.lines().filter(|l| !l.starts_with("data_dir")).map(|l| format!("{l}\n")).collect();
+            std::fs::write(&path, text).expect("written");
+        }
+    }
+
     pub(crate) fn config(&self, i: usize) -> PathBuf {
         self.dir.join(format!("n{i}.toml"))
     }
