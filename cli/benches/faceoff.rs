@@ -29,16 +29,15 @@ const TESTS: [&str; 4] = ["SET", "GET", "INCR", "SADD"];
 /// ops/s and p99 (ms) per command.
 type Figures = BTreeMap<String, (f64, f64)>;
 
-fn redis_server(dir: &std::path::Path) -> Option<(Node, SocketAddr)> {
+/// A `redis-server` without persistence in `dir`; a replica of `primary` when given.
+fn redis_server(dir: &std::path::Path, primary: Option<SocketAddr>) -> Option<(Node, SocketAddr)> {
     let addr: SocketAddr = free_addrs(1)[0].parse().ok()?;
-    let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string(), "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
+    let mut command = Command::new("redis-server");
+    command.args(["--bind", "127.0.0.1", "--port", &addr.port().to_string(), "--save", "", "--appendonly", "no"]);
+    if let Some(primary) = primary {
+        command.args(["--replicaof", "127.0.0.1", &primary.port().to_string()]);
+    }
+    let child = command.arg("--dir").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
     let node = Node(child);
     within(LIMIT, || (call(addr, &["PING"]).ok() == Some(Resp::Simple("PONG".into()))).then_some(()))?;
     Some((node, addr))
@@ -94,7 +93,34 @@ fn main() {
     }
     println!("face-off: redis-benchmark -t set,get,incr,sadd -P 16 -c 50 -n {requests}, {rounds} rounds");
     let dir = tempfile::tempdir().expect("a directory");
-    let (_redis, redis_addr) = redis_server(dir.path()).expect("redis-server starts");
+    let (_redis, redis_addr) = redis_server(dir.path(), None).expect("redis-server starts");
+    // For context, not the target: Redis replicating to 2 replicas on the same machine, as the
+    // node replicates to its 2 peers (asynchronous replication, no persistence).
+    let (_primary, primary) = redis_server(dir.path(), None).expect("redis-server starts");
+    let replicas: Vec<(Node, SocketAddr)> = (0..2)
+        .map(|i| {
+            let dir = dir.path().join(format!("replica{i}"));
+            std::fs::create_dir_all(&dir).expect("a directory");
+            redis_server(&dir, Some(primary)).expect("a replica starts")
+        })
+        .collect();
+    let linked = within(LIMIT, || match call(primary, &["INFO", "replication"]) {
+        Ok(Resp::Bulk(Some(info))) => String::from_utf8_lossy(&info).contains("connected_slaves:2").then_some(()),
+        _ => None,
+    });
+    assert!(linked.is_some(), "both replicas connect to the primary");
+    let mut replicated = BTreeMap::<&str, Vec<f64>>::new();
+    for _ in 0..rounds {
+        let (theirs, lone) = (benchmark(primary, requests), benchmark(redis_addr, requests));
+        for test in TESTS {
+            replicated.entry(test).or_default().push(theirs[test].0 / lone[test].0);
+        }
+    }
+    println!("  redis-server with 2 replicas ÷ lone redis-server, ops/s (median):");
+    for test in TESTS {
+        println!("    {test:<4}  {:.2}", median(replicated[test].clone()));
+    }
+    drop(replicas);
     for (label, durable) in [("in memory", false), ("durable", true)] {
         let nodes = cluster(durable);
         let ours_addr = nodes.redis[0];

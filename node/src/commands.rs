@@ -35,6 +35,9 @@ pub const COUNTERS: &str = "cnt";
 /// Keyspace of sets.
 pub const SETS: &str = "set";
 
+/// The most bytes of values one `MGET` answers.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Redis' message for a command on a key of another type.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -135,19 +138,37 @@ fn dispatch(txn: &mut Txn<'_>, keys: &Keys, name: &str, a: &[Vec<u8>], wrote: &m
             .into(),
         )),
         ("MGET", n) if n >= 1 => {
-            let mut values = Vec::with_capacity(n);
+            let (mut values, mut bytes) = (Vec::with_capacity(n), 0usize);
             for key in a {
-                // Redis answers nil for a key of another type in MGET.
-                values.push(get(&w, keys, text(key)?).unwrap_or(Reply::Nil));
+                let value = match get(&w, keys, text(key)?) {
+                    // Redis answers nil for a key of another type in MGET.
+                    Err(Reply::Error(e)) if e == WRONGTYPE => Reply::Nil,
+                    other => other?,
+                };
+                bytes += match &value {
+                    Reply::Bulk(b) => b.len(),
+                    _ => 0,
+                };
+                if bytes > MAX_REPLY_BYTES {
+                    return Err(Reply::error(format!(
+                        "ERR reply too large: MGET of more than {MAX_REPLY_BYTES} bytes"
+                    )));
+                }
+                values.push(value);
             }
             Ok(Reply::Array(values))
         }
         ("MSET", n) if n >= 2 && n % 2 == 0 => {
+            // Every key and value checked before anything is written: all or nothing.
             for pair in a.chunks(2) {
-                string_only(&w, keys, text(&pair[0])?)?;
+                let key = text(&pair[0])?;
+                roundtable_runtime::Key::new(keys.string(key).0).map_err(leader_error)?;
+                value(&pair[1])?;
             }
             for pair in a.chunks(2) {
-                put(&mut w, keys, text(&pair[0])?, &pair[1])?;
+                let key = text(&pair[0])?;
+                clear_other(&mut w, key)?;
+                put(&mut w, keys, key, &pair[1])?;
             }
             Ok(Reply::ok())
         }
@@ -235,7 +256,9 @@ fn kind(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Kind, Reply> {
 
 /// What `key` holds here, given that it holds no string.
 fn other_kind(w: &Writer<'_, '_, '_>, key: &str) -> Result<Kind, Reply> {
-    if w.crdt(&format!("{COUNTERS}/{key}"))?.is_some() {
+    // A counter at zero reads as absent: a counter cannot be removed (an increment elsewhere
+    // must survive), so `DEL` resets it, and then the key is free for any type.
+    if counter(w, key)?.is_some_and(|n| n != 0) {
         return Ok(Kind::Counter);
     }
     match w.crdt(&format!("{SETS}/{key}"))? {
@@ -276,8 +299,9 @@ fn get(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
     if let Some(v) = string_value(w, keys, key)? {
         return Ok(Reply::Bulk(v));
     }
-    // A counter reads as its count, as a number written by INCR does in Redis.
-    if let Some(n) = counter(w, key)? {
+    // A counter reads as its count, as a number written by INCR does in Redis (at zero, as
+    // absent: see `other_kind`).
+    if let Some(n) = counter(w, key)?.filter(|n| *n != 0) {
         return Ok(Reply::bulk(n.to_string()));
     }
     match kind(w, keys, key)? {
@@ -300,7 +324,9 @@ fn put(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8]) -> Resu
     w.write(&internal, update)
 }
 
-/// `SET key value [NX|XX] [GET]`; expiry options are refused.
+/// `SET key value [NX|XX] [GET]`; expiry options are refused. As in Redis, `SET` replaces a
+/// key of any type (here: resets the counter and removes the set members this leader sees), and
+/// only `SET … GET` of a set is `WRONGTYPE`.
 fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options: &[Vec<u8>]) -> Answer {
     let (mut nx, mut xx, mut get_old) = (false, false, false);
     for option in options {
@@ -317,12 +343,20 @@ fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options
             _ => return Err(Reply::error("ERR syntax error")),
         }
     }
-    let old = string_value(w, keys, key)?;
     // A key holding a string holds nothing else here: the other types need checking only
     // when it holds none (the common overwrite costs one lookup).
-    if old.is_none() && other_kind(w, key)? != Kind::None {
+    let old = string_value(w, keys, key)?;
+    let (old, other) = match old {
+        Some(old) => (Some(old), Kind::None),
+        None => match other_kind(w, key)? {
+            Kind::Counter => (counter(w, key)?.map(|n| n.to_string().into_bytes()), Kind::Counter),
+            kind => (None, kind),
+        },
+    };
+    if get_old && other == Kind::Set {
         return Err(Reply::error(WRONGTYPE));
     }
+    let exists = old.is_some() || other != Kind::None;
     let answer = |old: Option<Vec<u8>>, done: bool| match (get_old, done) {
         (true, _) => old.map_or(Reply::Nil, Reply::Bulk),
         (false, true) => Reply::ok(),
@@ -330,11 +364,36 @@ fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options
     };
     // Checked at this leader only (see the README): another leader may decide otherwise at the
     // same moment, and last-write-wins then keeps one of the two writes.
-    if (nx && old.is_some()) || (xx && old.is_none()) {
+    if (nx && exists) || (xx && !exists) {
         return Ok(answer(old, false));
+    }
+    if other != Kind::None {
+        clear_other(w, key)?;
     }
     put(w, keys, key, bytes)?;
     Ok(answer(old, true))
+}
+
+/// Resets `key`'s counter and removes its set members, as this leader sees them (increments
+/// and adds made concurrently elsewhere survive).
+fn clear_other(w: &mut Writer<'_, '_, '_>, key: &str) -> Result<bool, Reply> {
+    let mut cleared = false;
+    if let Some(n) = counter(w, key)?.filter(|n| *n != 0) {
+        let amount = u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX);
+        let update = if n > 0 { CrdtUpdate::Decrement(amount) } else { CrdtUpdate::Increment(amount) };
+        w.write(&format!("{COUNTERS}/{key}"), Update::Crdt(update))?;
+        cleared = true;
+    }
+    let set_key = format!("{SETS}/{key}");
+    let present = match w.crdt(&set_key)? {
+        Some(CrdtState::OrSet(set)) => set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect(),
+        _ => Vec::new(),
+    };
+    cleared |= !present.is_empty();
+    for member in present {
+        w.write(&set_key, Update::Crdt(CrdtUpdate::Remove(value(&member)?)))?;
+    }
+    Ok(cleared)
 }
 
 /// Deletes whatever `key` holds here; whether it held something. A counter is reset (by the
@@ -353,37 +412,48 @@ fn del(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<bool, Reply
         w.write(&internal, update)?;
         deleted = true;
     }
-    if let Some(n) = counter(w, key)? {
-        let counter_key = format!("{COUNTERS}/{key}");
-        if n != 0 {
-            let amount = u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX);
-            let update = if n > 0 { CrdtUpdate::Decrement(amount) } else { CrdtUpdate::Increment(amount) };
-            w.write(&counter_key, Update::Crdt(update))?;
-        }
-        deleted = true;
-    }
-    let set_key = format!("{SETS}/{key}");
-    let present = members(w, keys, key).unwrap_or_default();
-    deleted |= !present.is_empty();
-    for member in present {
-        w.write(&set_key, Update::Crdt(CrdtUpdate::Remove(value(&member)?)))?;
-    }
-    Ok(deleted)
+    Ok(clear_other(w, key)? || deleted)
 }
 
+/// `INCR` and friends. On a string that holds an integer, as Redis does: the string is deleted
+/// and the counter starts from its value (not exact if another leader writes the string
+/// meanwhile: a counter is exact only when it is used as one throughout).
 fn incr(w: &mut Writer<'_, '_, '_>, key: &str, keys: &Keys, by: i64) -> Answer {
-    match kind(w, keys, key)? {
-        Kind::String | Kind::Set => return Err(Reply::error(WRONGTYPE)),
-        Kind::None | Kind::Counter => {}
+    let not_integer = || Reply::error("ERR value is not an integer or out of range");
+    let mut from_string = 0i128;
+    if let Some(text) = string_value(w, keys, key)? {
+        let (internal, siblings) = keys.string(key);
+        let n = std::str::from_utf8(&text).ok().and_then(|t| t.parse::<i64>().ok()).ok_or_else(not_integer)?;
+        if siblings {
+            return Err(Reply::error(WRONGTYPE));
+        }
+        from_string = i128::from(n);
+        w.write(&internal, Update::Delete)?;
+    } else if other_kind(w, key)? == Kind::Set {
+        return Err(Reply::error(WRONGTYPE));
     }
-    let now = counter(w, key)?.unwrap_or(0);
+    let now = counter(w, key)?.unwrap_or(0) + from_string;
+    let total = i128::from(by) + from_string;
     let next = now.checked_add(i128::from(by)).filter(|n| i64::try_from(*n).is_ok());
-    if next.is_none() {
+    if next.is_none() || i64::try_from(total).is_err() {
         return Err(Reply::error("ERR increment or decrement would overflow"));
     }
-    let update =
-        if by >= 0 { CrdtUpdate::Increment(by.unsigned_abs()) } else { CrdtUpdate::Decrement(by.unsigned_abs()) };
-    w.write(&format!("{COUNTERS}/{key}"), Update::Crdt(update))?;
+    if total != 0 {
+        let amount = u64::try_from(total.unsigned_abs()).map_err(|_| not_integer())?;
+        // Each leader's increments and decrements are totals of their own (u64): one that
+        // would pass u64::MAX would saturate and lose the rest.
+        let here = w.txn.replica().id();
+        let own = match w.crdt(&format!("{COUNTERS}/{key}"))? {
+            Some(CrdtState::PnCounter(c)) if total > 0 => c.increments().get(here),
+            Some(CrdtState::PnCounter(c)) => c.decrements().get(here),
+            _ => 0,
+        };
+        if own.checked_add(amount).is_none() {
+            return Err(Reply::error("ERR increment or decrement would overflow this leader's share of the counter"));
+        }
+        let update = if total > 0 { CrdtUpdate::Increment(amount) } else { CrdtUpdate::Decrement(amount) };
+        w.write(&format!("{COUNTERS}/{key}"), Update::Crdt(update))?;
+    }
     let after = counter(w, key)?.unwrap_or(0);
     Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
 }
@@ -406,14 +476,13 @@ fn members(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Vec<Vec<u8>
 }
 
 fn set_update(w: &mut Writer<'_, '_, '_>, keys: &Keys, adding: bool, key: &str, elements: &[Vec<u8>]) -> Answer {
-    let before = members(w, keys, key)?;
+    let before: std::collections::BTreeSet<Vec<u8>> = members(w, keys, key)?.into_iter().collect();
     let internal = format!("{SETS}/{key}");
     let mut changed = 0;
-    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut seen: std::collections::BTreeSet<&[u8]> = std::collections::BTreeSet::new();
     for element in elements {
         let present = before.contains(element);
-        let first = !seen.contains(&element.as_slice());
-        seen.push(element);
+        let first = seen.insert(element.as_slice());
         if present != adding && first {
             changed += 1;
         }
@@ -455,6 +524,13 @@ fn put_with_context(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, context:
     }
     let context =
         decode_context(context).ok_or_else(|| Reply::error("ERR invalid context: pass what RT.SIBLINGS gave"))?;
+    // A context naming writes this leader has not applied would make the key treat its future
+    // writes as already seen: refused.
+    if !context.version_vector().le(w.txn.replica().applied()) {
+        return Err(Reply::error(
+            "ERR invalid context: it names writes this leader has not seen (pass what RT.SIBLINGS gave here)",
+        ));
+    }
     string_only(w, keys, key)?;
     w.write(&internal, Update::PutWithContext { value: Some(value(bytes)?), context })?;
     Ok(Reply::ok())
@@ -534,6 +610,21 @@ fn explain(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
     Ok(Reply::Array(lines.into_iter().map(Reply::bulk).collect()))
 }
 
+/// A value as `RT.EXPLAIN` shows it: quoted, and marked when the history cut it.
+fn shown(value: Option<&Value>, len: usize) -> String {
+    value.map_or_else(
+        || "a delete".to_owned(),
+        |v| {
+            let text = format!("{:?}", String::from_utf8_lossy(v.as_bytes()));
+            if v.as_bytes().len() < len {
+                format!("{text}… (cut; {len} bytes)")
+            } else {
+                text
+            }
+        },
+    )
+}
+
 fn describe(keys: &Keys, event: &KeyEvent) -> String {
     let stamp =
         |hlc: &Option<roundtable_runtime::clock::HlcTimestamp>| hlc.map_or_else(String::new, |h| format!(" at {h}"));
@@ -544,10 +635,14 @@ fn describe(keys: &Keys, event: &KeyEvent) -> String {
                 .map_or_else(|| " (first write seen here)".to_owned(), |p| format!(" replacing {}", keys.dot(p)));
             format!("applied {what} {} at {hlc}{replaced}", keys.dot(*dot))
         }
-        KeyEvent::Discarded { kept, kept_hlc, discarded, discarded_hlc, value } => {
-            let value = value
-                .as_ref()
-                .map_or_else(|| "a delete".to_owned(), |v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())));
+        KeyEvent::Replaced { by, replaced, value, value_len } => format!(
+            "replaced {} = {} by {}, learned from a peer that had seen both (a later write, or last-write-wins there)",
+            keys.dot(*replaced),
+            shown(value.as_ref(), *value_len),
+            keys.dot(*by)
+        ),
+        KeyEvent::Discarded { kept, kept_hlc, discarded, discarded_hlc, value, value_len } => {
+            let value = shown(value.as_ref(), *value_len);
             format!(
                 "discarded {}{} = {value}: concurrent with {}{}, which has the later timestamp",
                 keys.dot(*discarded),

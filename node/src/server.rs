@@ -117,8 +117,13 @@ pub async fn serve(listener: TcpListener, front: Front) {
     }
 }
 
-/// A reply waiting to be sent, and whether it answers a write that must be durable first.
-type Pending = (Reply, bool);
+/// A reply waiting to be sent, whether it answers a write that must be durable first, and the
+/// protocol it goes out in (a `HELLO` in a pipeline changes it for the replies after it).
+type Pending = (Reply, bool, Protocol);
+
+/// The most data commands of a pipeline run in one turn of the leader: a longer pipeline takes
+/// several, so that the leader's other work (replication, timers) waits for none too long.
+const TURN_COMMANDS: usize = 1024;
 
 async fn connection(
     stream: &mut TcpStream,
@@ -158,7 +163,7 @@ async fn connection(
         }
         buf.drain(..used);
         let quit = answer_all(front, &mut s, clients, &mut requests, &mut replies).await;
-        finish(front, &mut replies, s.protocol, &mut out).await;
+        finish(front, &mut replies, &mut out).await;
         if let Some(e) = broken {
             e.reply().encode_as(s.protocol, &mut out);
             stream.write_all(&out).await?;
@@ -192,11 +197,14 @@ async fn answer_all(
         let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
         if s.authenticated && is_data(&name) {
             batch.push((name, args));
+            if batch.len() >= TURN_COMMANDS {
+                run_batch(front, s, &mut batch, replies).await;
+            }
             continue;
         }
         run_batch(front, s, &mut batch, replies).await;
         let (reply, quit) = session_command(front, s, clients, &name, &args[1..]).await;
-        replies.push((reply, false));
+        replies.push((reply, false, s.protocol));
         if quit {
             return true;
         }
@@ -218,7 +226,7 @@ async fn run_batch(
     let work = std::mem::take(batch);
     let count = work.len();
     let Some(leader) = front.cluster.leaders().next() else {
-        replies.extend((0..count).map(|_| (Reply::error("ERR no leader hosted here"), false)));
+        replies.extend((0..count).map(|_| (Reply::error("ERR no leader hosted here"), false, s.protocol)));
         return;
     };
     let keys = front.keys.clone();
@@ -233,24 +241,24 @@ async fn run_batch(
                 if wrote.is_some() {
                     s.last_write = wrote;
                 }
-                replies.push((reply, wrote.is_some()));
+                replies.push((reply, wrote.is_some(), s.protocol));
             }
         }
-        Err(e) => replies.extend((0..count).map(|_| (leader_error(&e), false))),
+        Err(e) => replies.extend((0..count).map(|_| (leader_error(&e), false, s.protocol))),
     }
 }
 
 /// Encodes `replies` into `out`; when one of them is a write's and writes are durable, first
 /// waits until the leader's disk has every write applied so far (one fsync for the pipeline),
 /// and answers each write with the error instead if it does not.
-async fn finish(front: &Front, replies: &mut Vec<Pending>, protocol: Protocol, out: &mut Vec<u8>) {
+async fn finish(front: &Front, replies: &mut Vec<Pending>, out: &mut Vec<u8>) {
     let mut failed = None;
-    if let (Some(timeout), true) = (front.durable, replies.iter().any(|(_, wrote)| *wrote)) {
+    if let (Some(timeout), true) = (front.durable, replies.iter().any(|(_, wrote, _)| *wrote)) {
         if let Some(leader) = hosted(&front.cluster) {
             failed = leader.synced(timeout).await.err().map(|e| leader_error(&e));
         }
     }
-    for (reply, wrote) in replies.drain(..) {
+    for (reply, wrote, protocol) in replies.drain(..) {
         match &failed {
             Some(error) if wrote => error.encode_as(protocol, out),
             _ => reply.encode_as(protocol, out),
@@ -263,6 +271,14 @@ fn hosted(cluster: &Cluster) -> Option<&LeaderHandle> {
 }
 
 const NOAUTH: &str = "NOAUTH Authentication required.";
+
+/// The Redis version a node follows, for clients that decide features by it.
+const REDIS_VERSION: &str = "7.0.0";
+
+/// A client name as Redis allows it: printable, no spaces.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| b > b' ' && b < 0x7f)
+}
 
 /// Answers a command that is not a data command (or any command before `AUTH`); `true` when
 /// the connection should close after the reply.
@@ -314,10 +330,15 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// `AUTH password` or `AUTH default password`.
 fn auth(front: &Front, s: &mut Session, rest: &[Vec<u8>]) -> Reply {
     let Some(password) = &front.password else {
-        return Reply::error(
-            "ERR AUTH <password> called without any password configured for the default user. \
-             Are you sure your configuration is correct?",
-        );
+        // As Redis without `requirepass`: the default user takes any password.
+        return match rest {
+            [user, _] if user.as_slice() == b"default" => Reply::ok(),
+            [_, _] => Reply::error("WRONGPASS invalid username-password pair or user is disabled."),
+            _ => Reply::error(
+                "ERR AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            ),
+        };
     };
     let (user, given) = match rest {
         [given] => (b"default".as_slice(), given),
@@ -345,17 +366,17 @@ fn hello(front: &Front, s: &mut Session, rest: &[Vec<u8>]) -> Reply {
         };
         at = 1;
     }
-    let mut name = None;
+    let (mut name, mut credentials) = (None, None);
     while at < rest.len() {
         match rest[at].to_ascii_uppercase().as_slice() {
             b"AUTH" if at + 2 < rest.len() => {
-                let reply = auth(front, s, &rest[at + 1..at + 3]);
-                if matches!(reply, Reply::Error(_)) {
-                    return reply;
-                }
+                credentials = Some(&rest[at + 1..at + 3]);
                 at += 3;
             }
             b"SETNAME" if at + 1 < rest.len() => {
+                if !valid_client_name(&rest[at + 1]) {
+                    return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.");
+                }
                 name = Some(String::from_utf8_lossy(&rest[at + 1]).into_owned());
                 at += 2;
             }
@@ -365,6 +386,13 @@ fn hello(front: &Front, s: &mut Session, rest: &[Vec<u8>]) -> Reply {
                     String::from_utf8_lossy(&rest[at])
                 ))
             }
+        }
+    }
+    // Applied only once every option has parsed.
+    if let Some(credentials) = credentials {
+        let reply = auth(front, s, credentials);
+        if matches!(reply, Reply::Error(_)) {
+            return reply;
         }
     }
     if !s.authenticated {
@@ -381,7 +409,10 @@ fn hello(front: &Front, s: &mut Session, rest: &[Vec<u8>]) -> Reply {
     let proto = if protocol == Protocol::Resp3 { 3 } else { 2 };
     Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("roundtable")),
-        (Reply::bulk("version"), Reply::bulk(env!("CARGO_PKG_VERSION"))),
+        // The Redis version whose protocol and commands it follows (clients decide features by
+        // it), as `INFO` says; `roundtable_version` is this node's own.
+        (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+        (Reply::bulk("roundtable_version"), Reply::bulk(env!("CARGO_PKG_VERSION"))),
         (Reply::bulk("proto"), Reply::Integer(proto)),
         (Reply::bulk("id"), Reply::Integer(i64::try_from(s.id).unwrap_or(i64::MAX))),
         (Reply::bulk("mode"), Reply::bulk("standalone")),
@@ -397,7 +428,7 @@ fn client(s: &mut Session, rest: &[Vec<u8>]) -> Reply {
         ("ID", 1) => Reply::Integer(i64::try_from(s.id).unwrap_or(i64::MAX)),
         ("GETNAME", 1) => s.name.clone().map_or(Reply::Nil, Reply::bulk),
         ("SETNAME", 2) => {
-            if rest[1].iter().any(|&b| b <= b' ' || b >= 0x7f) {
+            if !valid_client_name(&rest[1]) {
                 return Reply::error("ERR Client names cannot contain spaces, newlines or special characters.");
             }
             s.name = (!rest[1].is_empty()).then(|| String::from_utf8_lossy(&rest[1]).into_owned());
@@ -480,6 +511,7 @@ const COMMANDS: &[CommandInfo] = &[
 
 fn describe_command(c: &CommandInfo) -> Reply {
     let flags = c.2.iter().map(|f| Reply::Simple((*f).to_owned())).collect();
+    // Redis 7's ten fields; ACL categories, tips, key specifications and subcommands empty.
     Reply::Array(vec![
         Reply::bulk(c.0),
         Reply::Integer(c.1),
@@ -487,6 +519,10 @@ fn describe_command(c: &CommandInfo) -> Reply {
         Reply::Integer(c.3),
         Reply::Integer(c.4),
         Reply::Integer(c.5),
+        Reply::Set(Vec::new()),
+        Reply::Set(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
     ])
 }
 
@@ -520,8 +556,8 @@ async fn info(front: &Front, clients: &AtomicUsize, section: Option<String>) -> 
     let here = hosted(cluster).map_or("", |l| l.name());
     if wants("server") {
         s.push_str(&format!(
-            "# Server\r\nroundtable_version:{}\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\nprocess_id:{}\r\n\
-             leader:{here}\r\n\r\n",
+            "# Server\r\nroundtable_version:{}\r\nredis_version:{REDIS_VERSION}\r\nredis_mode:standalone\r\n\
+             process_id:{}\r\nleader:{here}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
             std::process::id()
         ));
@@ -540,7 +576,8 @@ async fn info(front: &Front, clients: &AtomicUsize, section: Option<String>) -> 
 
 /// The `# Replication` section: members, peers and their lag, the clock, discards, quarantines.
 async fn replication(cluster: &Cluster, here: &str, s: &mut String) {
-    s.push_str("# Replication\r\nrole:leader\r\n");
+    // `master`, as Redis clients expect of a node that takes writes (every leader does).
+    s.push_str("# Replication\r\nrole:master\r\n");
     s.push_str(&format!("leader:{here}\r\nmembers:{}\r\n", cluster.names().join(",")));
     let mut live_set = None;
     if let Ok((live, rewires)) = cluster.supervisor().send(Liveness).await {

@@ -100,6 +100,23 @@ impl Client {
         requests.iter().map(|_| read_reply(&mut self.reader)).collect()
     }
 
+    /// Sends `bytes` as they are and returns what arrives within 500 ms of the last byte.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        self.stream.write_all(bytes).expect("written");
+        let _ = self.stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = self.reader.get_mut().read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+        let _ = self.stream.set_read_timeout(Some(LIMIT));
+        got
+    }
+
     pub(crate) fn call(&mut self, args: &[&str]) -> std::io::Result<Resp> {
         let request: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         Ok(self.pipeline(&[request])?.remove(0))

@@ -13,7 +13,11 @@ use crate::causality::Dot;
 use crate::clock::HlcTimestamp;
 use crate::entry::{Key, Value};
 
-/// How much key history a leader keeps.
+/// The most bytes of a discarded value a history keeps (the rest is cut; its length is kept).
+pub const HISTORY_VALUE_BYTES: usize = 256;
+
+/// How much key history a leader keeps: at most `keys × per_key` decisions, each with at most
+/// [`HISTORY_VALUE_BYTES`] of a value (with the defaults, under 64 MiB however large values are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryConfig {
     /// The most keys remembered; a new key beyond it forgets the key remembered longest ago.
@@ -23,9 +27,9 @@ pub struct HistoryConfig {
 }
 
 impl Default for HistoryConfig {
-    /// 16,384 keys, 16 decisions each.
+    /// 16,384 keys, 8 decisions each.
     fn default() -> Self {
-        HistoryConfig { keys: 16_384, per_key: 16 }
+        HistoryConfig { keys: 16_384, per_key: 8 }
     }
 }
 
@@ -55,9 +59,60 @@ pub enum KeyEvent {
         discarded: Dot,
         /// Its timestamp, when known.
         discarded_hlc: Option<HlcTimestamp>,
-        /// Its value (`None` for a delete).
+        /// Its value (`None` for a delete), cut to [`HISTORY_VALUE_BYTES`].
         value: Option<Value>,
+        /// The length of the whole value (0 for a delete).
+        value_len: usize,
     },
+    /// The key's write here was replaced by a write learned from a peer's snapshot: the peer had
+    /// seen both and decided (a later write, or last-write-wins there, which the peer's own
+    /// history then lists as `Discarded`).
+    Replaced {
+        /// The write that replaced it.
+        by: Dot,
+        /// The write replaced.
+        replaced: Dot,
+        /// Its value (`None` for a delete), cut to [`HISTORY_VALUE_BYTES`].
+        value: Option<Value>,
+        /// The length of the whole value.
+        value_len: usize,
+    },
+}
+
+impl KeyEvent {
+    /// The event for a write `discarded` in favour of `kept`, its value cut to
+    /// [`HISTORY_VALUE_BYTES`].
+    pub(crate) fn discarded(
+        kept: Dot,
+        kept_hlc: Option<HlcTimestamp>,
+        discarded: Dot,
+        discarded_hlc: Option<HlcTimestamp>,
+        value: Option<&Value>,
+    ) -> KeyEvent {
+        let (value, value_len) = cut(value);
+        KeyEvent::Discarded { kept, kept_hlc, discarded, discarded_hlc, value, value_len }
+    }
+
+    /// The event for a write `replaced` by `by`, learned from a snapshot.
+    pub(crate) fn replaced(by: Dot, replaced: Dot, value: Option<&Value>) -> KeyEvent {
+        let (value, value_len) = cut(value);
+        KeyEvent::Replaced { by, replaced, value, value_len }
+    }
+}
+
+/// `value` cut to [`HISTORY_VALUE_BYTES`], and its whole length.
+fn cut(value: Option<&Value>) -> (Option<Value>, usize) {
+    let len = value.map_or(0, |v| v.as_bytes().len());
+    let value = value.map(|v| {
+        let bytes = v.as_bytes();
+        if bytes.len() <= HISTORY_VALUE_BYTES {
+            v.clone()
+        } else {
+            // Shorter than the value, which was valid: cannot be refused.
+            Value::new(bytes[..HISTORY_VALUE_BYTES].to_vec()).unwrap_or_else(|_| v.clone())
+        }
+    });
+    (value, len)
 }
 
 /// The decisions remembered for one key.

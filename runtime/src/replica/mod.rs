@@ -52,7 +52,7 @@ pub use effects::{
     Alarm, ChangeCause, ClientWrite, Effect, Metrics, Quarantined, ReadError, ReadValue, Resolved, WriteError,
     WriteReceipt,
 };
-pub use history::{HistoryConfig, KeyEvent, KeyHistory};
+pub use history::{HistoryConfig, KeyEvent, KeyHistory, HISTORY_VALUE_BYTES};
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -432,7 +432,7 @@ impl Replica {
     }
 
     /// How many keys hold something a reader sees, in every keyspace: a live last-write-wins
-    /// value, at least one sibling, a counter, or a non-empty set. O(keys).
+    /// value, at least one sibling, a counter that is not zero, or a non-empty set. O(keys).
     #[must_use]
     pub fn live_keys(&self) -> usize {
         self.stores.live_keys()
@@ -715,13 +715,13 @@ impl Replica {
                     let event = KeyEvent::Applied { dot, hlc, previous: Some(*discarded), delete };
                     self.history.record(&entry.key, event);
                 }
-                let event = KeyEvent::Discarded {
-                    kept: *kept,
-                    kept_hlc: Some(*kept_hlc),
-                    discarded: *discarded,
-                    discarded_hlc: Some(*discarded_hlc),
-                    value: discarded_value.clone(),
-                };
+                let event = KeyEvent::discarded(
+                    *kept,
+                    Some(*kept_hlc),
+                    *discarded,
+                    Some(*discarded_hlc),
+                    discarded_value.as_ref(),
+                );
                 self.history.record(&entry.key, event);
             }
             ApplyOutcome::Void => {}

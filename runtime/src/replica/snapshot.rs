@@ -183,15 +183,14 @@ impl Replica {
                     Merged::Changed { key, dot } => {
                         self.effects.push(Effect::Changed { key, dot, cause: ChangeCause::Merge { from } });
                     }
+                    Merged::Replaced { key, by, replaced, value } => {
+                        if self.history.is_on() {
+                            self.history.record(&key, KeyEvent::replaced(by, replaced, value.as_ref()));
+                        }
+                    }
                     Merged::Discarded { key, kept, discarded, value } => {
                         if self.history.is_on() {
-                            let event = KeyEvent::Discarded {
-                                kept,
-                                kept_hlc: None,
-                                discarded,
-                                discarded_hlc: None,
-                                value: value.clone(),
-                            };
+                            let event = KeyEvent::discarded(kept, None, discarded, None, value.as_ref());
                             self.history.record(&key, event);
                         }
                         self.metrics.lww_discarded += 1;

@@ -104,6 +104,19 @@ pub(crate) enum Merged {
         /// Its value.
         value: Option<Value>,
     },
+    /// A snapshot's register replaced this replica's, which the snapshot's sender had seen: the
+    /// sender decided (a later write, or last-write-wins there), and this replica learns only
+    /// the outcome.
+    Replaced {
+        /// The key.
+        key: Key,
+        /// The write that replaced it.
+        by: Dot,
+        /// The write replaced.
+        replaced: Dot,
+        /// Its value.
+        value: Option<Value>,
+    },
 }
 
 impl Stores {
@@ -292,7 +305,7 @@ impl Stores {
     }
 
     /// How many keys hold something a reader sees: a live last-write-wins value, at least one
-    /// sibling, a counter (even at zero), or a non-empty set or map.
+    /// sibling, a counter that is not zero, or a non-empty set.
     pub(crate) fn live_keys(&self) -> usize {
         let lww = self.lww.registers().filter(|(_, r)| r.value.is_some()).count();
         let siblings: usize =
@@ -305,6 +318,8 @@ impl Stores {
                 CrdtState::OrSet(set) => !set.value().is_empty(),
                 CrdtState::GSet(set) => !set.value().is_empty(),
                 CrdtState::TwoPSet(set) => !set.value().is_empty(),
+                CrdtState::PnCounter(counter) => counter.value() != 0,
+                CrdtState::GCounter(counter) => counter.value() != 0,
                 _ => true,
             })
             .count();
@@ -458,7 +473,12 @@ impl Stores {
         let mine_lost = loser.dot != incoming;
         let concurrent = if mine_lost { !snapshot_vv.contains(loser.dot) } else { !applied.contains(loser.dot) };
         if !concurrent {
-            return None;
+            return mine_lost.then_some(Merged::Replaced {
+                key,
+                by: incoming,
+                replaced: loser.dot,
+                value: loser.value,
+            });
         }
         let kept = if mine_lost { incoming } else { self.lww.register(&key).map_or(incoming, |r| r.dot) };
         Some(Merged::Discarded { key, kept, discarded: loser.dot, value: loser.value })
