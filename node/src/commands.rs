@@ -283,8 +283,21 @@ fn string_value(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Option
         let read = w.txn.siblings(&internal).map_err(leader_error)?;
         return Ok(read.and_then(|r| r.siblings.last().map(|(_, v)| v.as_bytes().to_vec())));
     }
-    let read = w.txn.get(&internal).map_err(leader_error)?;
-    Ok(read.and_then(|r| r.value).map(|v| v.as_bytes().to_vec()))
+    Ok(string_ref(w, internal)?.map(<[u8]>::to_vec))
+}
+
+/// A last-write-wins key's live value here, borrowed (no copy).
+fn string_ref<'a>(w: &'a Writer<'_, '_, '_>, internal: String) -> Result<Option<&'a [u8]>, Reply> {
+    let key = roundtable_runtime::Key::new(internal).map_err(leader_error)?;
+    Ok(w.txn.replica().store().register(&key).and_then(|r| r.value.as_ref()).map(Value::as_bytes))
+}
+
+/// Whether `key` holds a string here.
+fn has_string(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<bool, Reply> {
+    match keys.string(key) {
+        (internal, false) => Ok(string_ref(w, internal)?.is_some()),
+        (_, true) => Ok(string_value(w, keys, key)?.is_some()),
+    }
 }
 
 fn counter(w: &Writer<'_, '_, '_>, key: &str) -> Result<Option<i128>, Reply> {
@@ -344,19 +357,26 @@ fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options
         }
     }
     // A key holding a string holds nothing else here: the other types need checking only
-    // when it holds none (the common overwrite costs one lookup).
-    let old = string_value(w, keys, key)?;
-    let (old, other) = match old {
-        Some(old) => (Some(old), Kind::None),
-        None => match other_kind(w, key)? {
+    // when it holds none (the common overwrite costs one lookup, and copies nothing unless
+    // the old value is asked for).
+    let (string, old) = if get_old {
+        let old = string_value(w, keys, key)?;
+        (old.is_some(), old)
+    } else {
+        (has_string(w, keys, key)?, None)
+    };
+    let (old, other) = if string {
+        (old, Kind::None)
+    } else {
+        match other_kind(w, key)? {
             Kind::Counter => (counter(w, key)?.map(|n| n.to_string().into_bytes()), Kind::Counter),
             kind => (None, kind),
-        },
+        }
     };
     if get_old && other == Kind::Set {
         return Err(Reply::error(WRONGTYPE));
     }
-    let exists = old.is_some() || other != Kind::None;
+    let exists = string || other != Kind::None;
     let answer = |old: Option<Vec<u8>>, done: bool| match (get_old, done) {
         (true, _) => old.map_or(Reply::Nil, Reply::Bulk),
         (false, true) => Reply::ok(),

@@ -192,17 +192,19 @@ async fn answer_all(
     requests: &mut Vec<Vec<Vec<u8>>>,
     replies: &mut Vec<Pending>,
 ) -> bool {
-    let mut batch: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-    for args in requests.drain(..) {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
-        if s.authenticated && is_data(&name) {
-            batch.push((name, args));
+    let mut batch: Vec<Vec<Vec<u8>>> = Vec::new();
+    for mut args in requests.drain(..) {
+        // Upper-cased in place: a command name costs no allocation.
+        args[0].make_ascii_uppercase();
+        if s.authenticated && std::str::from_utf8(&args[0]).is_ok_and(is_data) {
+            batch.push(args);
             if batch.len() >= TURN_COMMANDS {
                 run_batch(front, s, &mut batch, replies).await;
             }
             continue;
         }
         run_batch(front, s, &mut batch, replies).await;
+        let name = String::from_utf8_lossy(&args[0]).into_owned();
         let (reply, quit) = session_command(front, s, clients, &name, &args[1..]).await;
         replies.push((reply, false, s.protocol));
         if quit {
@@ -214,12 +216,7 @@ async fn answer_all(
 }
 
 /// Runs the data commands of `batch` at the leader in one turn.
-async fn run_batch(
-    front: &Front,
-    s: &mut Session,
-    batch: &mut Vec<(String, Vec<Vec<u8>>)>,
-    replies: &mut Vec<Pending>,
-) {
+async fn run_batch(front: &Front, s: &mut Session, batch: &mut Vec<Vec<Vec<u8>>>, replies: &mut Vec<Pending>) {
     if batch.is_empty() {
         return;
     }
@@ -232,7 +229,9 @@ async fn run_batch(
     let keys = front.keys.clone();
     let outcomes: Result<Vec<Outcome>, _> = leader
         .atomically(move |txn| {
-            work.iter().map(|(name, args)| commands::run(txn, &keys, name, &args[1..])).collect::<Vec<Outcome>>()
+            work.iter()
+                .map(|args| commands::run(txn, &keys, std::str::from_utf8(&args[0]).unwrap_or(""), &args[1..]))
+                .collect::<Vec<Outcome>>()
         })
         .await;
     match outcomes {
