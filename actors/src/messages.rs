@@ -92,12 +92,12 @@ pub enum LeaderError {
         /// What the disk said.
         reason: String,
     },
-    /// The leader's disk is behind: too many batches wait to be synced. Retry later.
-    #[error("leader {leader}'s disk is behind ({unsynced} batches wait to be synced); retry later")]
+    /// The leader's disk is behind: too many records wait to be synced. Retry later.
+    #[error("leader {leader}'s disk is behind ({unsynced} records wait to be synced); retry later")]
     DiskBehind {
         /// The leader.
         leader: String,
-        /// Batches waiting.
+        /// Records waiting.
         unsynced: u64,
     },
     /// The leader's disk did not sync in time; the writes stand and may still reach it.

@@ -291,6 +291,10 @@ pub(crate) struct DiskShell {
     submitted: u64,
     /// The last batch the writer synced.
     synced: u64,
+    /// The batches handed over and not synced yet, with their record counts, oldest first.
+    unsynced: VecDeque<(u64, usize)>,
+    /// Records in `unsynced`.
+    unsynced_records: usize,
     /// Messages that leave once their batch is synced, in order.
     held: VecDeque<(u64, LeaderId, PeerMessage)>,
     /// Writes acknowledged once their batch is synced.
@@ -311,9 +315,11 @@ pub(crate) struct DiskShell {
 /// dropped (counted) and anti-entropy repairs.
 pub const HELD_MAX: usize = 65_536;
 
-/// The most batches handed to the disk and not synced before client writes are refused
-/// ([`crate::LeaderError::DiskBehind`]).
-pub const UNSYNCED_MAX: u64 = 4_096;
+/// The most records handed to the disk and not synced before client writes are refused
+/// ([`crate::LeaderError::DiskBehind`]). Records, not batches: a leader that receives many
+/// small messages makes a batch of each, and the writer commits all that queued in one
+/// transaction anyway.
+pub const UNSYNCED_MAX: u64 = 65_536;
 
 impl DiskShell {
     /// Opens the disk at `path`; returns what it held.
@@ -337,6 +343,8 @@ impl DiskShell {
             backend,
             submitted: 0,
             synced: 0,
+            unsynced: VecDeque::new(),
+            unsynced_records: 0,
             held: VecDeque::new(),
             waiters: Vec::new(),
             since_image: stored.records.len(),
@@ -384,6 +392,8 @@ impl DiskShell {
         // Joined (or dropped): nothing is in flight. Batch numbers keep counting across
         // restarts, so a late report of the stopped writer releases nothing of the next life.
         self.synced = self.submitted;
+        self.unsynced.clear();
+        self.unsynced_records = 0;
     }
 
     /// Reads the disk again (after [`DiskShell::stop`]), for a restart.
@@ -419,6 +429,8 @@ impl DiskShell {
         }
         self.since_image = if image.is_some() { 0 } else { self.since_image + records.len() };
         self.submitted += 1;
+        self.unsynced.push_back((self.submitted, records.len()));
+        self.unsynced_records += records.len();
         let job = Job::Commit { batch: self.submitted, records, image: image.map(Box::new) };
         let handed = match &mut self.backend {
             Backend::File { writer, .. } => writer.as_ref().is_some_and(|w| w.submit(job)),
@@ -455,10 +467,10 @@ impl DiskShell {
         self.held.push_back((self.submitted, to, msg));
     }
 
-    /// Batches handed over and not synced yet, when there are more than [`UNSYNCED_MAX`]: the
+    /// Records handed over and not synced yet, when there are more than [`UNSYNCED_MAX`]: the
     /// disk is behind, and client writes are refused until it catches up.
     pub(crate) fn behind(&self) -> Option<u64> {
-        let unsynced = self.submitted - self.synced;
+        let unsynced = self.unsynced_records as u64;
         (unsynced > UNSYNCED_MAX).then_some(unsynced)
     }
 
@@ -493,6 +505,11 @@ impl DiskShell {
         }
         self.synced = self.synced.max(upto);
         let synced = self.synced;
+        while self.unsynced.front().is_some_and(|(batch, _)| *batch <= synced) {
+            if let Some((_, records)) = self.unsynced.pop_front() {
+                self.unsynced_records -= records;
+            }
+        }
         let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(batch, _)| *batch <= synced);
         self.waiters = waiting;
         for (_, waiter) in done {

@@ -68,9 +68,11 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
     // `RT.EXPLAIN` lists the writes each key saw and those last-write-wins discarded.
     let mut replica = builder.replica_settings().clone();
     replica.key_history = Some(roundtable_runtime::HistoryConfig::default());
+    // What one leader turn forwards (a pipeline's writes, a received batch) leaves together
+    // when the turn ends: fewer, larger messages, and no timer delays a write.
     replica.batch = Some(roundtable_runtime::BatchConfig {
         max_entries: 256,
-        flush_interval: std::time::Duration::from_millis(1),
+        flush_interval: std::time::Duration::ZERO,
         min_fanout: 1,
     });
     if let Some(ntp) = &config.ntp {
