@@ -94,13 +94,7 @@ pub struct Leader {
     shut_down: bool,
     /// Whether its clock was fenced at the last tick (to log the changes).
     clock_fenced: bool,
-    /// When peers were last asked for acknowledgements ([`RequestAcks`]): many clients waiting
-    /// for their writes (`WAIT`, write concerns) ask at most once per [`ACKS_REQUEST_EVERY`].
-    acks_requested: Option<tokio::time::Instant>,
 }
-
-/// The shortest interval between two requests for acknowledgements to the peers.
-const ACKS_REQUEST_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The disk writer's report.
 #[derive(Debug, actix::Message)]
@@ -147,7 +141,6 @@ impl Leader {
             disk,
             shut_down: false,
             clock_fenced: false,
-            acks_requested: None,
         })
     }
 
@@ -559,13 +552,9 @@ struct RequestAcks;
 impl Handler<RequestAcks> for Leader {
     type Result = ();
     fn handle(&mut self, _: RequestAcks, _: &mut Context<Self>) {
-        let now = tokio::time::Instant::now();
-        if self.acks_requested.is_some_and(|at| now.duration_since(at) < ACKS_REQUEST_EVERY) {
-            return;
-        }
-        self.acks_requested = Some(now);
+        let now = self.now();
         if let Some(replica) = self.replica.as_mut() {
-            replica.request_acks();
+            replica.request_acks(now);
         }
         self.perform();
     }

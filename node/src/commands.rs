@@ -329,12 +329,17 @@ fn put(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8]) -> Resu
     let (internal, siblings) = keys.string(key);
     let value = value(bytes)?;
     let update = if siblings {
-        let context = w.txn.siblings(&internal).map_err(leader_error)?.map(|r| r.context).unwrap_or_default();
-        Update::PutWithContext { value: Some(value), context }
+        Update::PutWithContext { value: Some(value), context: seen_context(w, &internal)? }
     } else {
         Update::Put(value)
     };
     w.write(&internal, update)
+}
+
+/// What a siblings key's write replaces when the client gave no context: the siblings this
+/// leader holds.
+fn seen_context(w: &Writer<'_, '_, '_>, internal: &str) -> Result<CausalContext, Reply> {
+    Ok(w.txn.siblings(internal).map_err(leader_error)?.map(|r| r.context).unwrap_or_default())
 }
 
 /// `SET key value [NX|XX] [GET]`; expiry options are refused. As in Redis, `SET` replaces a
@@ -405,10 +410,7 @@ fn clear_other(w: &mut Writer<'_, '_, '_>, key: &str) -> Result<bool, Reply> {
         cleared = true;
     }
     let set_key = format!("{SETS}/{key}");
-    let present = match w.crdt(&set_key)? {
-        Some(CrdtState::OrSet(set)) => set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect(),
-        _ => Vec::new(),
-    };
+    let present = set_members(w, key).ok().flatten().unwrap_or_default();
     cleared |= !present.is_empty();
     for member in present {
         w.write(&set_key, Update::Crdt(CrdtUpdate::Remove(value(&member)?)))?;
@@ -424,8 +426,7 @@ fn del(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<bool, Reply
     let mut deleted = false;
     if string_value(w, keys, key)?.is_some() {
         let update = if siblings {
-            let context = w.txn.siblings(&internal).map_err(leader_error)?.map(|r| r.context).unwrap_or_default();
-            Update::PutWithContext { value: None, context }
+            Update::PutWithContext { value: None, context: seen_context(w, &internal)? }
         } else {
             Update::Delete
         };
@@ -478,20 +479,23 @@ fn incr(w: &mut Writer<'_, '_, '_>, key: &str, keys: &Keys, by: i64) -> Answer {
     Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
 }
 
-fn members(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Vec<Vec<u8>>, Reply> {
+/// The members of `key`'s set here (`Ok(None)`: no set), or `WRONGTYPE` when the key's CRDT is
+/// not a set.
+fn set_members(w: &Writer<'_, '_, '_>, key: &str) -> Result<Option<Vec<Vec<u8>>>, Reply> {
     match w.crdt(&format!("{SETS}/{key}"))? {
-        Some(CrdtState::OrSet(set)) => {
-            let members: Vec<Vec<u8>> = set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect();
-            if members.is_empty() && kind(w, keys, key)? != Kind::None {
-                return Err(Reply::error(WRONGTYPE));
-            }
-            Ok(members)
-        }
-        None => match kind(w, keys, key)? {
-            Kind::None => Ok(Vec::new()),
-            _ => Err(Reply::error(WRONGTYPE)),
-        },
+        Some(CrdtState::OrSet(set)) => Ok(Some(set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect())),
+        None => Ok(None),
         Some(_) => Err(Reply::error(WRONGTYPE)),
+    }
+}
+
+/// The members of the set `key` holds here: none when it holds nothing, `WRONGTYPE` when it
+/// holds another type.
+fn members(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Vec<Vec<u8>>, Reply> {
+    match set_members(w, key)? {
+        Some(members) if !members.is_empty() => Ok(members),
+        _ if kind(w, keys, key)? == Kind::None => Ok(Vec::new()),
+        _ => Err(Reply::error(WRONGTYPE)),
     }
 }
 
@@ -530,7 +534,7 @@ fn siblings(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
         Some(r) => (r.context, r.siblings.into_iter().map(|(_, v)| Reply::bulk(v.as_bytes().to_vec())).collect()),
         None => (CausalContext::empty(), Vec::new()),
     };
-    Ok(Reply::Array(vec![Reply::bulk(encode_context(&context)), Reply::Array(values)]))
+    Ok(Reply::Array(vec![Reply::bulk(encode_context(&context)?), Reply::Array(values)]))
 }
 
 /// `RT.PUT key context value`: replaces the siblings `context` (from `RT.SIBLINGS`) names; an
@@ -556,9 +560,11 @@ fn put_with_context(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, context:
     Ok(Reply::ok())
 }
 
-fn encode_context(context: &CausalContext) -> String {
-    let bytes = postcard::to_allocvec(context).unwrap_or_default();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A context as hex of its wire encoding. Failing to encode is an error, never an empty
+/// context (which would read as a blind write).
+fn encode_context(context: &CausalContext) -> Result<String, Reply> {
+    let bytes = postcard::to_allocvec(context).map_err(leader_error)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn decode_context(hex: &[u8]) -> Option<CausalContext> {

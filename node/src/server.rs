@@ -222,7 +222,7 @@ async fn run_batch(front: &Front, s: &mut Session, batch: &mut Vec<Vec<Vec<u8>>>
     }
     let work = std::mem::take(batch);
     let count = work.len();
-    let Some(leader) = front.cluster.leaders().next() else {
+    let Some(leader) = hosted(&front.cluster) else {
         replies.extend((0..count).map(|_| (Reply::error("ERR no leader hosted here"), false, s.protocol)));
         return;
     };

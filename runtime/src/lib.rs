@@ -34,7 +34,7 @@ pub use replica::Sabotage;
 pub use replica::{
     Alarm, BatchConfig, ChangeCause, ClientWrite, ConfigError, Effect, GossipConfig, HistoryConfig, Image, KeyEvent,
     KeyHistory, Metrics, ReadError, ReadValue, Record, Replica, ReplicaConfig, Resolved, ResumeError, WriteError,
-    WriteReceipt,
+    WriteReceipt, ACKS_REQUEST_EVERY,
 };
 pub use roundtable_topologies as topologies;
 pub use roundtable_topologies::{LeaderId, LeaderSet, Topology, MAX_LEADERS};

@@ -1378,7 +1378,8 @@ mod repro {
         net.in_flight.clear();
         let raw = net.raw(2);
         net.advance(Duration::from_millis(600));
-        net.replicas[2].request_acks();
+        let now = net.now;
+        net.replicas[2].request_acks(now);
         let _ = raw;
         net.collect(2);
         net.in_flight.retain(|(_, to, _)| *to == id(1));

@@ -82,6 +82,9 @@ use timers::{Timer, Timers};
 /// How many void entries a replica remembers for [`Replica::voided`].
 pub const VOIDED_MAX: usize = 4096;
 
+/// The shortest interval between two requests for acknowledgements ([`Replica::request_acks`]).
+pub const ACKS_REQUEST_EVERY: core::time::Duration = core::time::Duration::from_millis(10);
+
 /// One leader's replication state machine. See the [module documentation](self).
 #[derive(Debug)]
 pub struct Replica {
@@ -124,6 +127,8 @@ pub struct Replica {
     quarantine: VecDeque<Quarantined>,
     /// Recent decisions about last-write-wins keys, when [`ReplicaConfig::key_history`] is set.
     history: history::History,
+    /// When peers were last asked for acknowledgements ([`Replica::request_acks`]).
+    acks_requested: Option<WallTime>,
     metrics: Metrics,
     effects: Vec<Effect>,
 }
@@ -182,6 +187,7 @@ impl Replica {
             notify_changes: false,
             quarantine: VecDeque::new(),
             history: history::History::new(config.key_history),
+            acks_requested: None,
             metrics: Metrics::default(),
             effects: Vec::new(),
             config,
@@ -397,8 +403,14 @@ impl Replica {
     }
 
     /// Asks every live peer for its version vector now (a digest they answer at once), so that
-    /// [`Replica::holders`] catches up quickly — for a write concern.
-    pub fn request_acks(&mut self) {
+    /// [`Replica::holders`] catches up quickly — for a write concern. However many writes wait
+    /// (every client of a node may `WAIT`), peers are asked at most once per
+    /// [`ACKS_REQUEST_EVERY`]; a request sooner than that does nothing.
+    pub fn request_acks(&mut self, now: WallTime) {
+        if self.acks_requested.is_some_and(|at| now.saturating_duration_since(at) < ACKS_REQUEST_EVERY) {
+            return;
+        }
+        self.acks_requested = Some(now);
         for peer in self.live.without(self.id) {
             self.send_digest(peer, DigestReply::Always);
         }
