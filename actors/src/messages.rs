@@ -247,8 +247,9 @@ impl Write {
     /// Any update of `key`. Every constructor checks the key (and the value, when there is one),
     /// so a bad one is an error here rather than at the leader.
     pub fn new(key: impl Into<String>, update: Update) -> Result<Self, DataError> {
-        let key = Key::new(key)?;
-        Ok(Write { key: key.into(), update, concern: None })
+        let key = key.into();
+        Key::new(&key)?;
+        Ok(Write { key, update, concern: None })
     }
 
     /// This write, acknowledged once `leaders` leaders hold it, or an error after `timeout` that

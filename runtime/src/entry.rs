@@ -51,11 +51,40 @@ pub enum DataError {
 pub struct Key(CompactString);
 
 impl Key {
-    /// A key, or an error when it is empty or too long.
-    pub fn new(key: impl Into<String>) -> Result<Self, DataError> {
-        let key = key.into();
-        Key::check(&key)?;
-        Ok(Key(CompactString::from(key)))
+    /// A key, or an error when it is empty or too long. A key of up to 24 bytes is held
+    /// inline: making one allocates nothing.
+    pub fn new(key: impl AsRef<str>) -> Result<Self, DataError> {
+        let key = key.as_ref();
+        Key::check(key)?;
+        Ok(Key(CompactString::new(key)))
+    }
+
+    /// The key `key` of the keyspace `space`: `space/key` (see [`crate::Keyspaces`]), made
+    /// without an intermediate string.
+    ///
+    /// ```
+    /// # use roundtable_runtime::Key;
+    /// assert_eq!(Key::in_keyspace("cart", "42").unwrap().as_str(), "cart/42");
+    /// ```
+    pub fn in_keyspace(space: &str, key: &str) -> Result<Self, DataError> {
+        let len = space.len() + 1 + key.len();
+        if len > MAX_KEY_BYTES {
+            return Err(DataError::KeyTooLong { len });
+        }
+        // Joined on the stack when it fits inline (the usual case): no allocation, one copy.
+        let mut inline = [0u8; INLINE_KEY_BYTES];
+        if let Some(joined) = inline.get_mut(..len) {
+            joined[..space.len()].copy_from_slice(space.as_bytes());
+            joined[space.len()] = b'/';
+            joined[space.len() + 1..].copy_from_slice(key.as_bytes());
+            let joined = core::str::from_utf8(joined).expect("two strings joined by an ASCII '/' are UTF-8");
+            return Ok(Key(CompactString::new(joined)));
+        }
+        let mut joined = String::with_capacity(len);
+        joined.push_str(space);
+        joined.push('/');
+        joined.push_str(key);
+        Ok(Key(CompactString::from(joined)))
     }
 
     fn check(key: &str) -> Result<(), DataError> {
@@ -74,6 +103,9 @@ impl Key {
         &self.0
     }
 }
+
+/// The longest key held inline (`CompactString`'s inline capacity on 64-bit targets).
+const INLINE_KEY_BYTES: usize = 24;
 
 impl TryFrom<String> for Key {
     type Error = DataError;
@@ -144,6 +176,16 @@ const VALUE_INLINE: usize = 16;
 pub struct Value(SmallVec<[u8; VALUE_INLINE]>);
 
 impl Value {
+    /// A copy of `bytes` as a value, or an error when it is too large. A short value is held
+    /// inline: making one allocates nothing.
+    pub fn copy_of(bytes: &[u8]) -> Result<Self, DataError> {
+        if bytes.len() > MAX_VALUE_BYTES {
+            Err(DataError::ValueTooLarge { len: bytes.len() })
+        } else {
+            Ok(Value(SmallVec::from_slice(bytes)))
+        }
+    }
+
     /// A value, or an error when it is too large.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, DataError> {
         let bytes = bytes.into();

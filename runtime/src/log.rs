@@ -26,6 +26,9 @@ use crate::{LeaderId, LeaderSet};
 /// An entry in the log with the leaders known to have seen it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
+    /// The entry's dot, held inline: scanning and truncating the log then reads only its slots,
+    /// not the entries (which, in a long log, are long out of the cache).
+    pub dot: Dot,
     /// The write (shared with the messages that carry it).
     pub entry: SharedEntry,
     /// Leaders known to hold it (from the copies received; acknowledged vectors add to this).
@@ -79,14 +82,14 @@ impl ReplicationLog {
         let forced = if self.entries.len() >= self.max_entries { self.pop_front() } else { None };
         let position = self.base + self.entries.len() as u64;
         self.index.insert(entry.dot, position);
-        self.entries.push_back(Logged { entry, seen_by, logged_at });
+        self.entries.push_back(Logged { dot: entry.dot, entry, seen_by, logged_at });
         forced
     }
 
     fn pop_front(&mut self) -> Option<Dot> {
         let logged = self.entries.pop_front()?;
         self.base += 1;
-        let dot = logged.entry.dot;
+        let dot = logged.dot;
         self.index.remove(dot);
         if self.floor.get(dot.origin) < dot.seq {
             self.floor.set(dot.origin, dot.seq);
@@ -127,7 +130,7 @@ impl ReplicationLog {
         let entries: Vec<&SharedEntry> = self
             .entries
             .iter()
-            .filter(|l| !theirs.contains(l.entry.dot) && logged_by.is_none_or(|t| l.logged_at <= t))
+            .filter(|l| !theirs.contains(l.dot) && logged_by.is_none_or(|t| l.logged_at <= t))
             .map(|l| &l.entry)
             .take(limit)
             .collect();
@@ -144,7 +147,7 @@ impl ReplicationLog {
     pub fn truncate_stable(&mut self, stable: &VersionVector, live: LeaderSet) -> usize {
         let mut removed = 0;
         while let Some(front) = self.entries.front() {
-            let done = stable.contains(front.entry.dot) || live.is_subset(front.seen_by);
+            let done = stable.contains(front.dot) || live.is_subset(front.seen_by);
             if !done {
                 break;
             }
@@ -273,7 +276,7 @@ impl DotIndex {
     }
 }
 
-/// Slots per chunk (a slot is 24 bytes).
+/// Slots per chunk (a slot is 40 bytes).
 const CHUNK: usize = 1024;
 
 impl Slots {

@@ -101,12 +101,15 @@ impl fmt::Display for Resolution {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspaces {
     default: Resolution,
-    named: BTreeMap<String, Resolution>,
+    /// In name order. A short list searched from the start: every write looks up its key's
+    /// keyspace several times, and comparing lengths first rejects most names without reading
+    /// them (a B-tree's string comparisons were ~3 % of a node's time under a write load).
+    named: Vec<(String, Resolution)>,
 }
 
 impl Default for Keyspaces {
     fn default() -> Self {
-        Keyspaces { default: Resolution::LastWriteWins, named: BTreeMap::new() }
+        Keyspaces { default: Resolution::LastWriteWins, named: Vec::new() }
     }
 }
 
@@ -128,7 +131,7 @@ impl Keyspaces {
     /// Only the default keyspace, with `default` resolution.
     #[must_use]
     pub fn new(default: Resolution) -> Self {
-        Keyspaces { default, named: BTreeMap::new() }
+        Keyspaces { default, named: Vec::new() }
     }
 
     /// The resolution of keys outside every named keyspace.
@@ -147,10 +150,11 @@ impl Keyspaces {
                 return Err(KeyspaceError::ZeroSiblings(name.into()));
             }
         }
-        if self.named.len() >= MAX_KEYSPACES && !self.named.contains_key(name) {
-            return Err(KeyspaceError::TooMany);
+        match self.named.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) => self.named[i].1 = resolution,
+            Err(_) if self.named.len() >= MAX_KEYSPACES => return Err(KeyspaceError::TooMany),
+            Err(i) => self.named.insert(i, (name.into(), resolution)),
         }
-        self.named.insert(name.into(), resolution);
         Ok(self)
     }
 
@@ -164,7 +168,9 @@ impl Keyspaces {
     #[must_use]
     pub fn keyspace_of<'a>(&'a self, key: &str) -> (Option<&'a str>, Resolution) {
         key.split_once('/')
-            .and_then(|(space, _)| self.named.get_key_value(space))
+            .and_then(|(space, _)| {
+                self.named.iter().find(|(name, _)| name.len() == space.len() && name.as_bytes() == space.as_bytes())
+            })
             .map_or((None, self.default), |(name, resolution)| (Some(name.as_str()), *resolution))
     }
 

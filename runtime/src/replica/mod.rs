@@ -554,6 +554,26 @@ impl Replica {
         core::mem::take(&mut self.effects)
     }
 
+    /// Like [`Replica::take_effects`], except that entries batched with a zero flush interval
+    /// ([`BatchConfig::flush_interval`]) keep waiting, for a shell that knows better than the
+    /// replica when its inputs end: it calls [`Replica::flush_batches`] once no input waits
+    /// (an actix leader: once its mailbox is empty), so that the writes of many inputs in a
+    /// burst share messages while a lone write still leaves at once.
+    pub fn take_effects_keeping_batches(&mut self) -> Vec<Effect> {
+        core::mem::take(&mut self.effects)
+    }
+
+    /// Sends every batched entry now (its effects are then taken as usual).
+    pub fn flush_batches(&mut self) {
+        self.flush_all();
+    }
+
+    /// Whether entries wait in batches.
+    #[must_use]
+    pub fn has_batched(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
     /// Takes the effects produced so far, in the order they must be performed.
     pub fn drain_effects(&mut self) -> alloc::vec::Drain<'_, Effect> {
         self.flush_per_input();

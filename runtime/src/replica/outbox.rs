@@ -6,7 +6,6 @@
 //! outgrow a frame, at the end of the input (a zero flush interval), or when
 //! [`super::Timer::Flush`] fires.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::entry::SharedEntry;
@@ -22,14 +21,36 @@ use super::Replica;
 /// With batching: entries waiting to leave, per peer.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    /// Per peer, the waiting entries and the bound of their size in bytes.
-    waiting: BTreeMap<LeaderId, (Vec<ReplicatedEntry>, usize)>,
+    /// By peer index: the waiting entries and the bound of their size in bytes. A flushed
+    /// peer's vector is replaced by one as large as the batch that left, so that a steady load
+    /// allocates once per batch instead of growing each one from empty.
+    waiting: Vec<(Vec<ReplicatedEntry>, usize)>,
 }
 
 impl Outbox {
     /// Whether any entry waits.
-    fn is_empty(&self) -> bool {
-        self.waiting.values().all(|(w, _)| w.is_empty())
+    pub(super) fn is_empty(&self) -> bool {
+        self.waiting.iter().all(|(w, _)| w.is_empty())
+    }
+
+    /// What waits for `to` (made room for on first use).
+    fn slot(&mut self, to: LeaderId) -> &mut (Vec<ReplicatedEntry>, usize) {
+        if self.waiting.len() <= to.index() {
+            self.waiting.resize_with(to.index() + 1, Default::default);
+        }
+        &mut self.waiting[to.index()]
+    }
+
+    /// Takes what waits for `to`, leaving an empty vector with room for as many.
+    fn take(&mut self, to: LeaderId) -> Vec<ReplicatedEntry> {
+        match self.waiting.get_mut(to.index()) {
+            Some((entries, bytes)) if !entries.is_empty() => {
+                *bytes = 0;
+                let room = entries.len();
+                core::mem::replace(entries, Vec::with_capacity(room))
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -58,11 +79,11 @@ impl Replica {
         let size = wire::entry_size_bound(entry);
         let budget = wire::MAX_FRAME_BYTES - wire::FRAME_HEADROOM_BYTES;
         for to in targets {
-            let (waiting, bytes) = self.outbox.waiting.entry(to).or_default();
+            let (waiting, bytes) = self.outbox.slot(to);
             if !waiting.is_empty() && *bytes + size > budget {
                 self.flush_to(to);
             }
-            let (waiting, bytes) = self.outbox.waiting.entry(to).or_default();
+            let (waiting, bytes) = self.outbox.slot(to);
             waiting.push(ReplicatedEntry { entry: entry.clone(), seen_by: seen });
             *bytes += size;
             if waiting.len() >= batch.max_entries.max(1) {
@@ -76,7 +97,7 @@ impl Replica {
 
     /// Sends the entries waiting for `to` in one message.
     fn flush_to(&mut self, to: LeaderId) {
-        let Some((entries, _)) = self.outbox.waiting.remove(&to) else { return };
+        let entries = self.outbox.take(to);
         if entries.is_empty() {
             return;
         }
@@ -97,9 +118,11 @@ impl Replica {
 
     /// Sends every waiting entry.
     pub(super) fn flush_all(&mut self) {
-        let peers: Vec<LeaderId> = self.outbox.waiting.keys().copied().collect();
-        for to in peers {
-            self.flush_to(to);
+        // In id order, as before (traces depend on it).
+        for i in 0..self.outbox.waiting.len() {
+            if let Ok(to) = LeaderId::new(i) {
+                self.flush_to(to);
+            }
         }
         self.timers.stop(Timer::Flush);
     }
