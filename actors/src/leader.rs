@@ -82,6 +82,8 @@ pub struct Leader {
     me: Option<Addr<Leader>>,
     /// When the flush timer in flight fires (leader time), if one is.
     flush_armed: Option<roundtable_runtime::WallTime>,
+    /// A [`FlushBatches`] waits in the mailbox.
+    flush_queued: bool,
     /// Messages the network's mailbox had no room for yet, per peer, in order.
     outboxes: BTreeMap<LeaderId, VecDeque<PeerMessage>>,
     /// Whether a retry of the outboxes is scheduled.
@@ -111,6 +113,13 @@ struct PumpDue;
 #[rtype(result = "()")]
 struct FlushDue;
 
+/// Batching with a zero flush interval: the inputs queued when entries were batched have been
+/// handled, so the batches leave. Queued behind them in the mailbox, so that a burst of inputs
+/// (the pipelines of many clients) shares messages, while a lone write leaves at once.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "()")]
+struct FlushBatches;
+
 impl Leader {
     /// A leader that is up, with a fresh replica, sending through `links`.
     pub(crate) fn new(mut spec: LeaderSpec, links: TransportLinks, sink: TraceSink) -> Result<Self, ClusterError> {
@@ -135,6 +144,7 @@ impl Leader {
             sink,
             me: None,
             flush_armed: None,
+            flush_queued: false,
             outboxes: BTreeMap::new(),
             pump_armed: false,
             outbox_dropped: 0,
@@ -169,7 +179,7 @@ impl Leader {
         &self.spec.clock
     }
 
-    fn now(&self) -> roundtable_runtime::WallTime {
+    pub(crate) fn now(&self) -> roundtable_runtime::WallTime {
         self.spec.clock.now()
     }
 
@@ -181,7 +191,15 @@ impl Leader {
         let _span = tracing::debug_span!("leader", name = %self.spec.name, id = %id).entered();
         let durable = self.disk.is_some();
         let (mut records, mut sends) = (Vec::new(), Vec::new());
-        for effect in replica.take_effects() {
+        let defer = self.me.is_some() && self.spec.config.batch.is_some_and(|b| b.flush_interval.is_zero());
+        let effects = if defer { replica.take_effects_keeping_batches() } else { replica.take_effects() };
+        if defer && !self.flush_queued && replica.has_batched() {
+            if let Some(me) = &self.me {
+                me.do_send(FlushBatches);
+                self.flush_queued = true;
+            }
+        }
+        for effect in effects {
             match effect {
                 Effect::Send { to, msg } if durable => sends.push((to, msg)),
                 Effect::Send { to, msg } => self.enqueue(to, msg),
@@ -310,9 +328,16 @@ impl Leader {
         self.replica.as_ref()
     }
 
-    /// Applies a client update here, not routed; the caller performs the effects.
-    pub(crate) fn write_here(&mut self, key: &str, update: Update) -> Result<WriteReceipt, LeaderError> {
-        self.writing(key, |replica, now, key| replica.handle_update(now, key, update))
+    /// Applies a client update here, not routed, at the physical time `now` (the writes of one
+    /// [`crate::Atomically`] turn share one reading; the hybrid logical clock still gives each
+    /// its own timestamp); the caller performs the effects.
+    pub(crate) fn write_here_at(
+        &mut self,
+        key: Key,
+        update: Update,
+        now: roundtable_runtime::WallTime,
+    ) -> Result<WriteReceipt, LeaderError> {
+        self.writing_at(key, now, |replica, now, key| replica.handle_update(now, key, update))
     }
 
     /// Applies a client update here, or routes it when the replica says the key lives at
@@ -335,6 +360,18 @@ impl Leader {
         key: &str,
         write: impl FnOnce(&mut Replica, roundtable_runtime::WallTime, Key) -> Result<T, WriteError>,
     ) -> Result<T, LeaderError> {
+        let now = self.now();
+        let key = Key::new(key)?;
+        self.writing_at(key, now, write)
+    }
+
+    /// [`Leader::writing`] at the physical time `now`.
+    fn writing_at<T>(
+        &mut self,
+        key: Key,
+        now: roundtable_runtime::WallTime,
+        write: impl FnOnce(&mut Replica, roundtable_runtime::WallTime, Key) -> Result<T, WriteError>,
+    ) -> Result<T, LeaderError> {
         if let Some((peer, pending)) = self.backlogged() {
             return Err(LeaderError::Backpressure { peer, pending });
         }
@@ -344,8 +381,6 @@ impl Leader {
         if let Some(unsynced) = self.disk.as_ref().and_then(DiskShell::behind) {
             return Err(LeaderError::DiskBehind { leader: self.spec.name.clone(), unsynced });
         }
-        let now = self.now();
-        let key = Key::new(key)?;
         let replica = self.replica.as_mut().ok_or_else(|| LeaderError::Down(self.spec.name.clone()))?;
         Ok(write(replica, now, key)?)
     }
@@ -738,6 +773,16 @@ impl Handler<PumpDue> for Leader {
     fn handle(&mut self, _: PumpDue, _: &mut Context<Self>) {
         self.pump_armed = false;
         self.pump();
+    }
+}
+
+impl Handler<FlushBatches> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: FlushBatches, _: &mut Context<Self>) {
+        self.flush_queued = false;
+        let Some(replica) = self.replica.as_mut() else { return };
+        replica.flush_batches();
+        self.perform();
     }
 }
 

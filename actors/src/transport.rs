@@ -392,6 +392,19 @@ pub struct TransportLinks {
     pub(crate) connect: Recipient<Connect>,
     pub(crate) stats: Recipient<Stats>,
     pub(crate) faults: Option<Recipient<Fault>>,
+    /// The thread the transport runs on, when it has one of its own: stopped once the last
+    /// holder of these links is gone.
+    pub(crate) _thread: Option<Arc<TransportThread>>,
+}
+
+/// A transport's own thread (an actix arbiter), stopped when dropped.
+#[derive(Debug)]
+pub(crate) struct TransportThread(pub(crate) actix::Arbiter);
+
+impl Drop for TransportThread {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 impl std::fmt::Debug for TransportLinks {
@@ -420,6 +433,7 @@ impl TransportLinks {
             connect: transport.clone().recipient(),
             stats: transport.clone().recipient(),
             faults: None,
+            _thread: None,
         }
     }
 

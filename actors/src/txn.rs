@@ -66,6 +66,8 @@ impl<R: Send + 'static> Message for Atomically<R> {
 pub struct Txn<'a> {
     leader: &'a mut Leader,
     wrote: bool,
+    /// The physical time of the turn's writes, read at the first.
+    now: Option<roundtable_runtime::WallTime>,
 }
 
 impl Txn<'_> {
@@ -106,8 +108,18 @@ impl Txn<'_> {
     /// # Errors
     /// Whatever refuses a write here: a fenced clock, backpressure, a failed disk, a bad value.
     pub fn write(&mut self, key: &str, update: Update) -> Result<WriteReceipt, LeaderError> {
+        let key = Key::new(key).map_err(LeaderError::from)?;
+        self.write_key(key, update)
+    }
+
+    /// [`Txn::write`] of a key already checked.
+    ///
+    /// # Errors
+    /// As [`Txn::write`].
+    pub fn write_key(&mut self, key: Key, update: Update) -> Result<WriteReceipt, LeaderError> {
         self.wrote = true;
-        self.leader.write_here(key, update)
+        let now = *self.now.get_or_insert_with(|| self.leader.now());
+        self.leader.write_here_at(key, update, now)
     }
 }
 
@@ -117,7 +129,7 @@ impl<R: Send + 'static> Handler<Atomically<R>> for Leader {
         if self.replica_ref().is_none() {
             return Err(self.down());
         }
-        let mut txn = Txn { leader: self, wrote: false };
+        let mut txn = Txn { leader: self, wrote: false, now: None };
         let result = (msg.work)(&mut txn);
         if txn.wrote {
             self.perform();

@@ -20,7 +20,7 @@ use crate::messages::LeaderError;
 use crate::trace::{Actor as Who, Frame, Loss, NetworkEvent, TraceSink};
 use crate::transport::{
     Connect, Heartbeat, LeaderInbox, NetStats, Parcel, Report, Route, Stats, SupervisorInbox, Transmit, Transport,
-    TransportLinks,
+    TransportLinks, TransportThread,
 };
 
 /// A link is up: frames for peer `peer` go into `tx`; dropping `stop` ends the link.
@@ -128,7 +128,15 @@ impl Transport for TcpTransport {
             routes: BTreeMap::new(),
             route_ids: 0,
         };
-        TransportLinks::of(&actor.start())
+        // The links run on a thread of their own: encoding, encryption and the sockets of the
+        // replication traffic then take nothing from the leaders' thread.
+        match actix::System::try_current().and_then(|_| actix::Arbiter::try_new().ok()) {
+            Some(arbiter) => {
+                let addr = TcpActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+                TransportLinks { _thread: Some(Arc::new(TransportThread(arbiter))), ..TransportLinks::of(&addr) }
+            }
+            None => TransportLinks::of(&actor.start()),
+        }
     }
 }
 

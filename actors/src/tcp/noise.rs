@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -70,28 +71,39 @@ impl std::fmt::Debug for SecureLink {
     }
 }
 
-type Transport = Framed<TcpStream, LengthDelimitedCodec>;
-
-/// The reading half.
+/// The reading half of a link, after the handshake.
 pub(crate) struct SecureReader {
-    stream: SplitStream<Transport>,
+    stream: OwnedReadHalf,
     noise: Arc<snow::StatelessTransportState>,
     nonce: u64,
     max_frame: usize,
+    /// Bytes from the socket not yet decrypted start at `raw[raw_start..]`: the socket is read
+    /// only when they hold no whole Noise message, so at most one message and one read.
+    raw: Vec<u8>,
+    raw_start: usize,
     /// Decrypted bytes not yet returned as frames start at `received[start..]`.
     received: Vec<u8>,
     start: usize,
-    scratch: Vec<u8>,
 }
 
-/// The writing half.
+/// The writing half of a link, after the handshake. Its buffers are kept from one batch to
+/// the next: a steady stream of batches allocates nothing.
 pub(crate) struct SecureWriter {
-    sink: SplitSink<Transport, Bytes>,
+    stream: OwnedWriteHalf,
     noise: Arc<snow::StatelessTransportState>,
     nonce: u64,
     max_frame: usize,
-    scratch: Vec<u8>,
+    /// The batch's frames with their length headers, before encryption.
+    plain: Vec<u8>,
+    /// The batch's Noise messages with their length prefixes, as written to the socket.
+    out: Vec<u8>,
 }
+
+/// Buffers of a link that grew beyond this are given back after use.
+const KEEP_BUFFER_BYTES: usize = 1 << 20;
+
+/// How much a reader asks the socket for at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().length_field_length(2).max_frame_length(MAX_NOISE_MESSAGE).new_codec()
@@ -147,19 +159,21 @@ async fn handshake_inner(
     let remote = state.get_remote_static().ok_or_else(|| LinkError::Noise("no remote static key".into()))?;
     let remote = PublicKey::from_slice(remote).ok_or_else(|| LinkError::Noise("remote static key length".into()))?;
     let noise = Arc::new(state.into_stateless_transport_mode().map_err(noise_error)?);
-    // The split halves keep what the framed stream has buffered already (a hello may follow
-    // the last handshake message in the same read).
-    let (sink, stream) = framed.split();
+    // The reader starts with what the framed stream has buffered already (a hello may follow
+    // the last handshake message in the same read); everything it wrote is flushed.
+    let parts = framed.into_parts();
+    let (read, write) = parts.io.into_split();
     let reader = SecureReader {
-        stream,
+        stream: read,
         noise: noise.clone(),
         nonce: 0,
         max_frame,
+        raw: parts.read_buf.to_vec(),
+        raw_start: 0,
         received: Vec::new(),
         start: 0,
-        scratch: payload,
     };
-    let writer = SecureWriter { sink, noise, nonce: 0, max_frame, scratch: buf };
+    let writer = SecureWriter { stream: write, noise, nonce: 0, max_frame, plain: Vec::new(), out: Vec::new() };
     Ok((SecureLink { reader, writer }, remote))
 }
 
@@ -177,48 +191,85 @@ impl SecureWriter {
     ///
     /// Not cancel-safe, like [`SecureWriter::send`].
     pub(crate) async fn send_batch<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) -> Result<(), LinkError> {
-        let mut plain = Vec::new();
+        self.plain.clear();
         for frame in frames {
             let too_large = || LinkError::FrameTooLarge { len: frame.len(), max: self.max_frame };
             if frame.len() > self.max_frame {
                 return Err(too_large());
             }
             let header = u32::try_from(frame.len()).map_err(|_| too_large())?;
-            plain.extend_from_slice(&header.to_be_bytes());
-            plain.extend_from_slice(frame);
+            self.plain.extend_from_slice(&header.to_be_bytes());
+            self.plain.extend_from_slice(frame);
         }
-        for piece in plain.chunks(MAX_PLAINTEXT_PER_MESSAGE) {
-            let n = self.noise.write_message(self.nonce, piece, &mut self.scratch).map_err(noise_error)?;
+        // Each piece is encrypted straight into the output, after room for its length.
+        self.out.clear();
+        for piece in self.plain.chunks(MAX_PLAINTEXT_PER_MESSAGE) {
+            let at = self.out.len();
+            self.out.resize(at + 2 + piece.len() + TAG_BYTES, 0);
+            let n = self.noise.write_message(self.nonce, piece, &mut self.out[at + 2..]).map_err(noise_error)?;
             self.nonce += 1;
-            self.sink.feed(Bytes::copy_from_slice(&self.scratch[..n])).await.map_err(LinkError::Io)?;
+            let len = u16::try_from(n).map_err(|_| LinkError::Noise(format!("a Noise message of {n} bytes")))?;
+            self.out[at..at + 2].copy_from_slice(&len.to_be_bytes());
+            self.out.truncate(at + 2 + n);
         }
-        self.sink.flush().await.map_err(LinkError::Io)
+        let written = self.stream.write_all(&self.out).await.map_err(LinkError::Io);
+        for buffer in [&mut self.plain, &mut self.out] {
+            if buffer.capacity() > KEEP_BUFFER_BYTES {
+                *buffer = Vec::new();
+            }
+        }
+        written
     }
 }
 
 impl SecureReader {
     /// The next whole frame; `Ok(None)` when the peer closed the connection between frames.
     ///
-    /// Cancel-safe: what has arrived of a frame stays in the reader (the only await is the next
-    /// Noise message, which the framed stream buffers), so it can be bounded by a timeout or
-    /// be one branch of a `select!`.
+    /// Cancel-safe: what has arrived stays in the reader (the only await is a read from the
+    /// socket, which either adds to the buffer or does nothing), so it can be bounded by a
+    /// timeout or be one branch of a `select!`.
     pub(crate) async fn recv(&mut self) -> Result<Option<Vec<u8>>, LinkError> {
         loop {
             if let Some(frame) = self.next_frame()? {
                 return Ok(Some(frame));
             }
-            let Some(message) = self.stream.next().await else {
-                return if self.start == self.received.len() { Ok(None) } else { Err(LinkError::Truncated) };
-            };
-            let message = message.map_err(LinkError::Io)?;
-            let n = self.noise.read_message(self.nonce, &message, &mut self.scratch).map_err(noise_error)?;
-            self.nonce += 1;
-            // Returned frames are dropped from the front only now, so that taking each of many
-            // small frames out of one message does not move the rest every time.
-            self.received.drain(..self.start);
-            self.start = 0;
-            self.received.extend_from_slice(&self.scratch[..n]);
+            if self.decrypt_next()? {
+                continue;
+            }
+            // Not even one whole Noise message: read more, after moving the partial one to the
+            // front (it is shorter than one message).
+            self.raw.drain(..self.raw_start);
+            self.raw_start = 0;
+            self.raw.reserve(READ_CHUNK);
+            let n = self.stream.read_buf(&mut self.raw).await.map_err(LinkError::Io)?;
+            if n == 0 {
+                let clean = self.raw.is_empty() && self.start == self.received.len();
+                return if clean { Ok(None) } else { Err(LinkError::Truncated) };
+            }
         }
+    }
+
+    /// Decrypts the next whole Noise message buffered, if there is one, onto `received`.
+    fn decrypt_next(&mut self) -> Result<bool, LinkError> {
+        let rest = &self.raw[self.raw_start..];
+        let Some(header) = rest.get(..2) else { return Ok(false) };
+        let len = usize::from(u16::from_be_bytes([header[0], header[1]]));
+        let Some(message) = rest.get(2..2 + len) else { return Ok(false) };
+        // Returned frames are dropped from the front only now, so that taking each of many
+        // small frames out of one message does not move the rest every time.
+        self.received.drain(..self.start);
+        self.start = 0;
+        if self.received.capacity() > KEEP_BUFFER_BYTES && self.received.len() < KEEP_BUFFER_BYTES / 2 {
+            // After a large frame.
+            self.received.shrink_to(KEEP_BUFFER_BYTES / 2);
+        }
+        let at = self.received.len();
+        self.received.resize(at + len, 0);
+        let n = self.noise.read_message(self.nonce, message, &mut self.received[at..]).map_err(noise_error)?;
+        self.nonce += 1;
+        self.received.truncate(at + n);
+        self.raw_start += 2 + len;
+        Ok(true)
     }
 
     /// The first whole frame of what has been decrypted, if it has all arrived.
