@@ -22,7 +22,7 @@ use std::sync::Arc;
 use roundtable_actors::Txn;
 use roundtable_runtime::resolution::{CrdtState, CrdtUpdate, Update};
 use roundtable_runtime::siblings::CausalContext;
-use roundtable_runtime::{Dot, KeyEvent, LeaderId, Value};
+use roundtable_runtime::{Dot, Key, KeyEvent, LeaderId, Value};
 
 use crate::resp::Reply;
 
@@ -51,12 +51,10 @@ pub struct Keys {
 }
 
 impl Keys {
-    fn string(&self, key: &str) -> (String, bool) {
-        if self.sibling_prefixes.iter().any(|p| key.starts_with(p.as_str())) {
-            (format!("{SIBLINGS}/{key}"), true)
-        } else {
-            (format!("{STRINGS}/{key}"), false)
-        }
+    fn string(&self, key: &str) -> Result<(Key, bool), Reply> {
+        let siblings = self.sibling_prefixes.iter().any(|p| key.starts_with(p.as_str()));
+        let internal = Key::in_keyspace(if siblings { SIBLINGS } else { STRINGS }, key).map_err(leader_error)?;
+        Ok((internal, siblings))
     }
 
     fn name(&self, id: LeaderId) -> &str {
@@ -104,17 +102,17 @@ pub type Outcome = (Reply, Option<Dot>);
 type Answer = Result<Reply, Reply>;
 
 /// Runs the data command `args` (its name upper-cased in `name`) against `txn`.
-pub fn run(txn: &mut Txn<'_>, keys: &Arc<Keys>, name: &str, args: &[Vec<u8>]) -> Outcome {
+pub fn run(txn: &mut Txn<'_>, keys: &Arc<Keys>, name: &str, args: &[&[u8]]) -> Outcome {
     let mut wrote = None;
     let reply = dispatch(txn, keys, name, args, &mut wrote).unwrap_or_else(|e| e);
     (reply, wrote)
 }
 
-fn dispatch(txn: &mut Txn<'_>, keys: &Keys, name: &str, a: &[Vec<u8>], wrote: &mut Option<Dot>) -> Answer {
+fn dispatch(txn: &mut Txn<'_>, keys: &Keys, name: &str, a: &[&[u8]], wrote: &mut Option<Dot>) -> Answer {
     let mut w = Writer { txn, wrote };
     match (name, a.len()) {
-        ("GET", 1) => get(&w, keys, text(&a[0])?),
-        ("SET", n) if n >= 2 => set(&mut w, keys, text(&a[0])?, &a[1], &a[2..]),
+        ("GET", 1) => get(&w, keys, text(a[0])?),
+        ("SET", n) if n >= 2 => set(&mut w, keys, text(a[0])?, a[1], &a[2..]),
         ("DEL" | "UNLINK", n) if n >= 1 => {
             let mut deleted = 0;
             for key in a {
@@ -130,7 +128,7 @@ fn dispatch(txn: &mut Txn<'_>, keys: &Keys, name: &str, a: &[Vec<u8>], wrote: &m
             Ok(Reply::Integer(count))
         }
         ("TYPE", 1) => Ok(Reply::Simple(
-            match kind(&w, keys, text(&a[0])?)? {
+            match kind(&w, keys, text(a[0])?)? {
                 Kind::None => "none",
                 Kind::String | Kind::Counter => "string",
                 Kind::Set => "set",
@@ -161,37 +159,39 @@ fn dispatch(txn: &mut Txn<'_>, keys: &Keys, name: &str, a: &[Vec<u8>], wrote: &m
         ("MSET", n) if n >= 2 && n % 2 == 0 => {
             // Every key and value checked before anything is written: all or nothing.
             for pair in a.chunks(2) {
-                let key = text(&pair[0])?;
-                roundtable_runtime::Key::new(keys.string(key).0).map_err(leader_error)?;
-                value(&pair[1])?;
+                let key = text(pair[0])?;
+                keys.string(key)?;
+                value(pair[1])?;
             }
             for pair in a.chunks(2) {
-                let key = text(&pair[0])?;
+                let key = text(pair[0])?;
                 clear_other(&mut w, key)?;
-                put(&mut w, keys, key, &pair[1])?;
+                put(&mut w, keys, key, pair[1])?;
             }
             Ok(Reply::ok())
         }
-        ("INCR", 1) => incr(&mut w, text(&a[0])?, keys, 1),
-        ("DECR", 1) => incr(&mut w, text(&a[0])?, keys, -1),
+        ("INCR", 1) => incr(&mut w, text(a[0])?, keys, 1),
+        ("DECR", 1) => incr(&mut w, text(a[0])?, keys, -1),
         ("INCRBY" | "DECRBY", 2) => {
-            let by = std::str::from_utf8(&a[1]).ok().and_then(|s| s.parse::<i64>().ok());
+            let by = std::str::from_utf8(a[1]).ok().and_then(|s| s.parse::<i64>().ok());
             let by = by.ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))?;
             let by = if name == "DECRBY" {
                 by.checked_neg().ok_or_else(|| Reply::error("ERR decrement would overflow"))?
             } else {
                 by
             };
-            incr(&mut w, text(&a[0])?, keys, by)
+            incr(&mut w, text(a[0])?, keys, by)
         }
-        ("SADD" | "SREM", n) if n >= 2 => set_update(&mut w, keys, name == "SADD", text(&a[0])?, &a[1..]),
-        ("SMEMBERS", 1) => Ok(Reply::Set(members(&w, keys, text(&a[0])?)?.into_iter().map(Reply::Bulk).collect())),
-        ("SISMEMBER", 2) => Ok(Reply::Integer(i64::from(members(&w, keys, text(&a[0])?)?.contains(&a[1])))),
-        ("SCARD", 1) => Ok(Reply::Integer(count_of(members(&w, keys, text(&a[0])?)?.len()))),
+        ("SADD" | "SREM", n) if n >= 2 => set_update(&mut w, keys, name == "SADD", text(a[0])?, &a[1..]),
+        ("SMEMBERS", 1) => Ok(Reply::Set(members(&w, keys, text(a[0])?)?.into_iter().map(Reply::Bulk).collect())),
+        ("SISMEMBER", 2) => {
+            Ok(Reply::Integer(i64::from(members(&w, keys, text(a[0])?)?.iter().any(|m| m.as_slice() == a[1]))))
+        }
+        ("SCARD", 1) => Ok(Reply::Integer(count_of(members(&w, keys, text(a[0])?)?.len()))),
         ("DBSIZE", 0) => Ok(Reply::Integer(count_of(w.txn.replica().live_keys()))),
-        ("RT.SIBLINGS", 1) => siblings(&w, keys, text(&a[0])?),
-        ("RT.PUT", 3) => put_with_context(&mut w, keys, text(&a[0])?, &a[1], &a[2]),
-        ("RT.EXPLAIN", 1) => explain(&w, keys, text(&a[0])?),
+        ("RT.SIBLINGS", 1) => siblings(&w, keys, text(a[0])?),
+        ("RT.PUT", 3) => put_with_context(&mut w, keys, text(a[0])?, a[1], a[2]),
+        ("RT.EXPLAIN", 1) => explain(&w, keys, text(a[0])?),
         _ => Err(wrong_args(name)),
     }
 }
@@ -203,8 +203,8 @@ struct Writer<'t, 'l, 'w> {
 }
 
 impl Writer<'_, '_, '_> {
-    fn write(&mut self, key: &str, update: Update) -> Result<(), Reply> {
-        let receipt = self.txn.write(key, update).map_err(leader_error)?;
+    fn write(&mut self, key: &Key, update: Update) -> Result<(), Reply> {
+        let receipt = self.txn.write_key(key.clone(), update).map_err(leader_error)?;
         *self.wrote = Some(receipt.dot);
         Ok(())
     }
@@ -234,8 +234,13 @@ fn text(arg: &[u8]) -> Result<&str, Reply> {
     std::str::from_utf8(arg).map_err(|_| Reply::error("ERR keys must be UTF-8"))
 }
 
+/// The key `key` of the node's keyspace `space`.
+fn internal(space: &str, key: &str) -> Result<Key, Reply> {
+    Key::in_keyspace(space, key).map_err(leader_error)
+}
+
 fn value(bytes: &[u8]) -> Result<Value, Reply> {
-    Value::new(bytes.to_vec()).map_err(leader_error)
+    Value::copy_of(bytes).map_err(leader_error)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +266,7 @@ fn other_kind(w: &Writer<'_, '_, '_>, key: &str) -> Result<Kind, Reply> {
     if counter(w, key)?.is_some_and(|n| n != 0) {
         return Ok(Kind::Counter);
     }
-    match w.crdt(&format!("{SETS}/{key}"))? {
+    match w.crdt(internal(SETS, key)?.as_str())? {
         Some(CrdtState::OrSet(set)) if !set.value().is_empty() => Ok(Kind::Set),
         _ => Ok(Kind::None),
     }
@@ -278,30 +283,29 @@ fn string_only(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<(), Rep
 /// The string value of `key` here: a last-write-wins key's value, or the last (in dot order) of
 /// a siblings key's siblings.
 fn string_value(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Option<Vec<u8>>, Reply> {
-    let (internal, siblings) = keys.string(key);
+    let (internal, siblings) = keys.string(key)?;
     if siblings {
-        let read = w.txn.siblings(&internal).map_err(leader_error)?;
+        let read = w.txn.siblings(internal.as_str()).map_err(leader_error)?;
         return Ok(read.and_then(|r| r.siblings.last().map(|(_, v)| v.as_bytes().to_vec())));
     }
-    Ok(string_ref(w, internal)?.map(<[u8]>::to_vec))
+    Ok(string_ref(w, &internal)?.map(<[u8]>::to_vec))
 }
 
 /// A last-write-wins key's live value here, borrowed (no copy).
-fn string_ref<'a>(w: &'a Writer<'_, '_, '_>, internal: String) -> Result<Option<&'a [u8]>, Reply> {
-    let key = roundtable_runtime::Key::new(internal).map_err(leader_error)?;
-    Ok(w.txn.replica().store().register(&key).and_then(|r| r.value.as_ref()).map(Value::as_bytes))
+fn string_ref<'a>(w: &'a Writer<'_, '_, '_>, internal: &Key) -> Result<Option<&'a [u8]>, Reply> {
+    Ok(w.txn.replica().store().register(internal).and_then(|r| r.value.as_ref()).map(Value::as_bytes))
 }
 
 /// Whether `key` holds a string here.
 fn has_string(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<bool, Reply> {
-    match keys.string(key) {
-        (internal, false) => Ok(string_ref(w, internal)?.is_some()),
+    match keys.string(key)? {
+        (internal, false) => Ok(string_ref(w, &internal)?.is_some()),
         (_, true) => Ok(string_value(w, keys, key)?.is_some()),
     }
 }
 
 fn counter(w: &Writer<'_, '_, '_>, key: &str) -> Result<Option<i128>, Reply> {
-    match w.crdt(&format!("{COUNTERS}/{key}"))? {
+    match w.crdt(internal(COUNTERS, key)?.as_str())? {
         Some(CrdtState::PnCounter(c)) => Ok(Some(c.value())),
         None => Ok(None),
         Some(_) => Err(Reply::error(WRONGTYPE)),
@@ -326,10 +330,10 @@ fn get(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
 /// Writes `bytes` as `key`'s string: a last-write-wins put, or for a siblings key a write that
 /// replaces the siblings this leader sees.
 fn put(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8]) -> Result<(), Reply> {
-    let (internal, siblings) = keys.string(key);
+    let (internal, siblings) = keys.string(key)?;
     let value = value(bytes)?;
     let update = if siblings {
-        Update::PutWithContext { value: Some(value), context: seen_context(w, &internal)? }
+        Update::PutWithContext { value: Some(value), context: seen_context(w, internal.as_str())? }
     } else {
         Update::Put(value)
     };
@@ -345,7 +349,7 @@ fn seen_context(w: &Writer<'_, '_, '_>, internal: &str) -> Result<CausalContext,
 /// `SET key value [NX|XX] [GET]`; expiry options are refused. As in Redis, `SET` replaces a
 /// key of any type (here: resets the counter and removes the set members this leader sees), and
 /// only `SET … GET` of a set is `WRONGTYPE`.
-fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options: &[Vec<u8>]) -> Answer {
+fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options: &[&[u8]]) -> Answer {
     let (mut nx, mut xx, mut get_old) = (false, false, false);
     for option in options {
         match option.to_ascii_uppercase().as_slice() {
@@ -406,10 +410,10 @@ fn clear_other(w: &mut Writer<'_, '_, '_>, key: &str) -> Result<bool, Reply> {
     if let Some(n) = counter(w, key)?.filter(|n| *n != 0) {
         let amount = u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX);
         let update = if n > 0 { CrdtUpdate::Decrement(amount) } else { CrdtUpdate::Increment(amount) };
-        w.write(&format!("{COUNTERS}/{key}"), Update::Crdt(update))?;
+        w.write(&internal(COUNTERS, key)?, Update::Crdt(update))?;
         cleared = true;
     }
-    let set_key = format!("{SETS}/{key}");
+    let set_key = internal(SETS, key)?;
     let present = set_members(w, key).ok().flatten().unwrap_or_default();
     cleared |= !present.is_empty();
     for member in present {
@@ -422,11 +426,11 @@ fn clear_other(w: &mut Writer<'_, '_, '_>, key: &str) -> Result<bool, Reply> {
 /// count seen here: increments made elsewhere meanwhile survive) and a set loses the members
 /// seen here (add-wins: concurrent adds survive).
 fn del(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<bool, Reply> {
-    let (internal, siblings) = keys.string(key);
+    let (internal, siblings) = keys.string(key)?;
     let mut deleted = false;
     if string_value(w, keys, key)?.is_some() {
         let update = if siblings {
-            Update::PutWithContext { value: None, context: seen_context(w, &internal)? }
+            Update::PutWithContext { value: None, context: seen_context(w, internal.as_str())? }
         } else {
             Update::Delete
         };
@@ -443,7 +447,7 @@ fn incr(w: &mut Writer<'_, '_, '_>, key: &str, keys: &Keys, by: i64) -> Answer {
     let not_integer = || Reply::error("ERR value is not an integer or out of range");
     let mut from_string = 0i128;
     if let Some(text) = string_value(w, keys, key)? {
-        let (internal, siblings) = keys.string(key);
+        let (internal, siblings) = keys.string(key)?;
         let n = std::str::from_utf8(&text).ok().and_then(|t| t.parse::<i64>().ok()).ok_or_else(not_integer)?;
         if siblings {
             return Err(Reply::error(WRONGTYPE));
@@ -464,7 +468,7 @@ fn incr(w: &mut Writer<'_, '_, '_>, key: &str, keys: &Keys, by: i64) -> Answer {
         // Each leader's increments and decrements are totals of their own (u64): one that
         // would pass u64::MAX would saturate and lose the rest.
         let here = w.txn.replica().id();
-        let own = match w.crdt(&format!("{COUNTERS}/{key}"))? {
+        let own = match w.crdt(internal(COUNTERS, key)?.as_str())? {
             Some(CrdtState::PnCounter(c)) if total > 0 => c.increments().get(here),
             Some(CrdtState::PnCounter(c)) => c.decrements().get(here),
             _ => 0,
@@ -473,7 +477,7 @@ fn incr(w: &mut Writer<'_, '_, '_>, key: &str, keys: &Keys, by: i64) -> Answer {
             return Err(Reply::error("ERR increment or decrement would overflow this leader's share of the counter"));
         }
         let update = if total > 0 { CrdtUpdate::Increment(amount) } else { CrdtUpdate::Decrement(amount) };
-        w.write(&format!("{COUNTERS}/{key}"), Update::Crdt(update))?;
+        w.write(&internal(COUNTERS, key)?, Update::Crdt(update))?;
     }
     let after = counter(w, key)?.unwrap_or(0);
     Ok(Reply::Integer(i64::try_from(after).unwrap_or(i64::MAX)))
@@ -482,7 +486,7 @@ fn incr(w: &mut Writer<'_, '_, '_>, key: &str, keys: &Keys, by: i64) -> Answer {
 /// The members of `key`'s set here (`Ok(None)`: no set), or `WRONGTYPE` when the key's CRDT is
 /// not a set.
 fn set_members(w: &Writer<'_, '_, '_>, key: &str) -> Result<Option<Vec<Vec<u8>>>, Reply> {
-    match w.crdt(&format!("{SETS}/{key}"))? {
+    match w.crdt(internal(SETS, key)?.as_str())? {
         Some(CrdtState::OrSet(set)) => Ok(Some(set.value().into_iter().map(|v| v.as_bytes().to_vec()).collect())),
         None => Ok(None),
         Some(_) => Err(Reply::error(WRONGTYPE)),
@@ -499,14 +503,14 @@ fn members(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Vec<Vec<u8>
     }
 }
 
-fn set_update(w: &mut Writer<'_, '_, '_>, keys: &Keys, adding: bool, key: &str, elements: &[Vec<u8>]) -> Answer {
+fn set_update(w: &mut Writer<'_, '_, '_>, keys: &Keys, adding: bool, key: &str, elements: &[&[u8]]) -> Answer {
     let before: std::collections::BTreeSet<Vec<u8>> = members(w, keys, key)?.into_iter().collect();
-    let internal = format!("{SETS}/{key}");
+    let internal = internal(SETS, key)?;
     let mut changed = 0;
     let mut seen: std::collections::BTreeSet<&[u8]> = std::collections::BTreeSet::new();
     for element in elements {
-        let present = before.contains(element);
-        let first = seen.insert(element.as_slice());
+        let present = before.contains(*element);
+        let first = seen.insert(*element);
         if present != adding && first {
             changed += 1;
         }
@@ -523,13 +527,13 @@ fn set_update(w: &mut Writer<'_, '_, '_>, keys: &Keys, adding: bool, key: &str, 
 
 /// `RT.SIBLINGS key`: `[context, [value, …]]`, the context as hex, to pass to `RT.PUT`.
 fn siblings(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
-    let (internal, siblings) = keys.string(key);
+    let (internal, siblings) = keys.string(key)?;
     if !siblings {
         return Err(Reply::error(format!(
             "ERR {key:?} is a last-write-wins key: only keys under a prefix of redis.siblings keep siblings"
         )));
     }
-    let read = w.txn.siblings(&internal).map_err(leader_error)?;
+    let read = w.txn.siblings(internal.as_str()).map_err(leader_error)?;
     let (context, values) = match read {
         Some(r) => (r.context, r.siblings.into_iter().map(|(_, v)| Reply::bulk(v.as_bytes().to_vec())).collect()),
         None => (CausalContext::empty(), Vec::new()),
@@ -540,7 +544,7 @@ fn siblings(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
 /// `RT.PUT key context value`: replaces the siblings `context` (from `RT.SIBLINGS`) names; an
 /// empty context is a blind write that replaces nothing.
 fn put_with_context(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, context: &[u8], bytes: &[u8]) -> Answer {
-    let (internal, siblings) = keys.string(key);
+    let (internal, siblings) = keys.string(key)?;
     if !siblings {
         return Err(Reply::error(format!(
             "ERR {key:?} is a last-write-wins key: only keys under a prefix of redis.siblings keep siblings"
@@ -588,11 +592,11 @@ fn decode_context(hex: &[u8]) -> Option<CausalContext> {
 /// and the concurrent ones last-write-wins discarded, one line each, oldest first.
 fn explain(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
     let mut lines = Vec::new();
-    let (internal, siblings) = keys.string(key);
+    let (internal, siblings) = keys.string(key)?;
     match kind(w, keys, key)? {
         Kind::None => lines.push(format!("{key}: nothing here")),
         Kind::String if siblings => {
-            let read = w.txn.siblings(&internal).map_err(leader_error)?;
+            let read = w.txn.siblings(internal.as_str()).map_err(leader_error)?;
             let siblings = read.map(|r| r.siblings).unwrap_or_default();
             lines.push(format!("{key}: a string with siblings ({internal}), {} now:", siblings.len()));
             for (dot, value) in &siblings {
@@ -600,7 +604,7 @@ fn explain(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
             }
         }
         Kind::String => {
-            let read = w.txn.get(&internal).map_err(leader_error)?;
+            let read = w.txn.get(internal.as_str()).map_err(leader_error)?;
             if let Some(r) = read.and_then(|r| r.value.map(|v| (v, r.dot, r.hlc))) {
                 let (value, dot, hlc) = r;
                 lines.push(format!(
@@ -624,7 +628,7 @@ fn explain(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
         }
     }
     if !siblings {
-        if let Some(history) = w.txn.replica().explain(&roundtable_runtime::Key::new(internal).map_err(leader_error)?) {
+        if let Some(history) = w.txn.replica().explain(&internal) {
             if history.forgotten > 0 {
                 lines.push(format!("({} earlier decisions forgotten)", history.forgotten));
             }

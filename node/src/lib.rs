@@ -46,6 +46,9 @@ pub enum NodeError {
     },
 }
 
+/// How often a node's leader acknowledges to its peers what it holds.
+const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Runs the node of `config` until `stop` completes: its leader, its links to the other nodes,
 /// and the Redis front end. Must run inside an actix system.
 pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(), NodeError> {
@@ -57,6 +60,9 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         .keyspace(server::SETS, Resolution::Crdt(CrdtKind::OrSet))
         .keyspace(server::SIBLINGS, Resolution::Siblings { max_siblings: config.max_siblings })
         .this_node(config.name.clone())
+        // The leader's housekeeping (acknowledgements, log truncation) every 10 ms: see
+        // `ACK_INTERVAL`.
+        .tick_interval(ACK_INTERVAL)
         .listen(config.listen.clone())
         .identity(config.identity.clone());
     for (name, addr, key) in &config.peers {
@@ -75,6 +81,10 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         flush_interval: std::time::Duration::ZERO,
         min_fanout: 1,
     });
+    // Peers tell each other what they hold every 10 ms, so that a busy leader truncates its
+    // log while the entries are still in the cache (at the 65,536-entry bound, every write
+    // would otherwise free a write long out of it): a few small digests a second per peer.
+    replica.ack_interval = Some(ACK_INTERVAL);
     if let Some(ntp) = &config.ntp {
         replica.correction.tolerance = config.tolerance;
         builder = builder.ntp(ntp.clone());

@@ -39,9 +39,6 @@
 
 use std::ops::Range;
 
-/// A whole request: its arguments and how many bytes of the buffer it used.
-type Framed = (Vec<Vec<u8>>, usize);
-
 /// At most this many argument slots are reserved up front, whatever count a request claims.
 const ARGS_PREALLOC_MAX: usize = 64;
 
@@ -115,29 +112,76 @@ impl ProtocolError {
 /// then be answered with [`ProtocolError::reply`] and closed.
 #[allow(clippy::type_complexity)] // spelled out so callers see the shape without an alias
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
-    let parsed = match buf.first() {
-        None => return Ok(None),
-        Some(b'*') => parse_multibulk(buf, limits)?,
-        Some(_) => parse_inline(buf, limits)?,
-    };
-    if let Some((_, consumed)) = &parsed {
-        debug_assert!(*consumed > 0 && *consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
-    }
-    Ok(parsed)
+    let mut spans = Vec::new();
+    let consumed = parse_request_spans(buf, limits, &mut spans)?;
+    Ok(consumed.map(|consumed| (spans.into_iter().map(|span| buf[span].to_vec()).collect(), consumed)))
 }
 
-fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Option<Framed>, ProtocolError> {
+/// [`parse_request`] without copying: the request's arguments are appended to `spans` as ranges
+/// of `buf`, and the result is how many bytes of `buf` the request used. Nothing is appended
+/// while the request is incomplete (`Ok(None)`) or broken.
+///
+/// ```
+/// use roundtable_node::resp::{parse_request_spans, Limits};
+///
+/// let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+/// let mut spans = Vec::new();
+/// assert_eq!(parse_request_spans(buf, &Limits::default(), &mut spans)?, Some(buf.len()));
+/// assert_eq!(spans.iter().map(|s| &buf[s.clone()]).collect::<Vec<_>>(), [&b"GET"[..], b"k"]);
+/// # Ok::<(), roundtable_node::resp::ProtocolError>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`parse_request`].
+pub fn parse_request_spans(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ProtocolError> {
+    let before = spans.len();
+    let parsed = match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, limits, spans),
+        Some(_) => parse_inline(buf, limits, spans),
+    };
+    match parsed {
+        Ok(Some(consumed)) => {
+            debug_assert!(consumed > 0 && consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
+            Ok(Some(consumed))
+        }
+        other => {
+            spans.truncate(before);
+            other
+        }
+    }
+}
+
+fn parse_inline(buf: &[u8], limits: &Limits, spans: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtocolError> {
     let Some(newline) = find_newline(buf, 0, limits.max_inline_bytes, ProtocolError::TooBigInline)? else {
         return Ok(None);
     };
     let line = &buf[..newline];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // The line is at most `max_inline_bytes` long, which bounds the number of arguments too.
-    let args = line.split(|&b| b == b' ' || b == b'\t').filter(|arg| !arg.is_empty()).map(<[u8]>::to_vec).collect();
-    Ok(Some((args, newline + 1)))
+    let mut start = None;
+    for (i, &b) in line.iter().enumerate() {
+        match (b == b' ' || b == b'\t', start) {
+            (true, Some(from)) => {
+                spans.push(from..i);
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(from) = start {
+        spans.push(from..line.len());
+    }
+    Ok(Some(newline + 1))
 }
 
-fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Framed>, ProtocolError> {
+fn parse_multibulk(buf: &[u8], limits: &Limits, spans: &mut Vec<Range<usize>>) -> Result<Option<usize>, ProtocolError> {
     use ProtocolError::{InvalidBulkLength, InvalidMultibulkLength};
     let Some((count, mut at)) =
         parse_header(buf, 0, limits, ProtocolError::TooBigMultibulkCount, InvalidMultibulkLength)?
@@ -145,15 +189,15 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Framed>, Protoc
         return Ok(None);
     };
     if count <= 0 {
-        return Ok(Some((Vec::new(), at)));
+        return Ok(Some(at));
     }
     let count = usize::try_from(count).map_err(|_| InvalidMultibulkLength)?;
     if count > limits.max_args {
         return Err(InvalidMultibulkLength);
     }
-    // First find every bulk without copying, so a request still arriving costs no allocation per
-    // retry beyond the spans of the bulks already present.
-    let mut spans: Vec<Range<usize>> = Vec::with_capacity(count.min(ARGS_PREALLOC_MAX));
+    // Only spans: a request still arriving costs no copy per retry, and no more room than the
+    // bulks already present.
+    spans.reserve(count.min(ARGS_PREALLOC_MAX));
     for _ in 0..count {
         let Some(&kind) = buf.get(at) else { return Ok(None) };
         if kind != b'$' {
@@ -176,8 +220,7 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Framed>, Protoc
         spans.push(data_start..data_end);
         at = data_end + 2;
     }
-    debug_assert_eq!(spans.len(), count);
-    Ok(Some((spans.into_iter().map(|span| buf[span].to_vec()).collect(), at)))
+    Ok(Some(at))
 }
 
 /// Parses the `*<n>\r\n` or `$<n>\r\n` line at `buf[start..]`, whose type byte the caller has
@@ -378,7 +421,7 @@ fn push_header(out: &mut Vec<u8>, kind: u8, negative: bool, magnitude: u64) {
 mod tests {
     use super::*;
 
-    type Parsed = Result<Option<Framed>, ProtocolError>;
+    type Parsed = Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError>;
 
     fn args(words: &[&str]) -> Vec<Vec<u8>> {
         words.iter().map(|word| word.as_bytes().to_vec()).collect()

@@ -21,6 +21,7 @@
 //! per run of consecutive data commands; their replies go out together, after one wait for the
 //! disk when writes are durable.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::commands::{self, is_data, leader_error, wrong_args, Keys, Outcome};
-use crate::resp::{parse_request, Limits, Protocol, Reply};
+use crate::resp::{parse_request_spans, Limits, Protocol, Reply};
 
 pub use crate::commands::{COUNTERS, SETS, SIBLINGS, STRINGS};
 
@@ -132,11 +133,11 @@ async fn connection(
     clients: &AtomicUsize,
 ) -> std::io::Result<()> {
     let limits = Limits { max_bulk_bytes: MAX_BULK, ..Limits::default() };
-    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut chunk = vec![0u8; 16 * 1024];
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BYTES);
+    let mut chunk = vec![0u8; READ_BYTES];
     let mut out = Vec::new();
     let mut replies: Vec<Pending> = Vec::new();
-    let mut requests: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut parsed = Parsed::default();
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -147,12 +148,16 @@ async fn connection(
         let mut used = 0;
         let mut broken = None;
         loop {
-            match parse_request(&buf[used..], &limits) {
-                Ok(Some((args, consumed))) => {
-                    used += consumed;
-                    if !args.is_empty() {
-                        requests.push(args);
+            let first = parsed.args.len();
+            match parse_request_spans(&buf[used..], &limits, &mut parsed.args) {
+                Ok(Some(consumed)) => {
+                    for span in &mut parsed.args[first..] {
+                        *span = span.start + used..span.end + used;
                     }
+                    if parsed.args.len() > first {
+                        parsed.requests.push(first..parsed.args.len());
+                    }
+                    used += consumed;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -161,8 +166,18 @@ async fn connection(
                 }
             }
         }
-        buf.drain(..used);
-        let quit = answer_all(front, &mut s, clients, &mut requests, &mut replies).await;
+        // The requests' bytes leave with them (no copy); what follows, a request still
+        // arriving, stays.
+        let rest = buf[used..].to_vec();
+        buf.truncate(used);
+        let mut bytes = std::mem::replace(&mut buf, rest);
+        buf.reserve(READ_BYTES);
+        for request in &parsed.requests {
+            // Upper-cased in place: a command name costs no allocation.
+            bytes[parsed.args[request.start].clone()].make_ascii_uppercase();
+        }
+        let bytes = Arc::new(bytes);
+        let quit = answer_all(front, &mut s, clients, &bytes, &mut parsed, &mut replies).await;
         finish(front, &mut replies, &mut out).await;
         if let Some(e) = broken {
             e.reply().encode_as(s.protocol, &mut out);
@@ -183,41 +198,87 @@ async fn connection(
     }
 }
 
-/// Answers `requests` in order into `replies`; runs of data commands go to the leader as one
-/// message. `true` when the connection should close (`QUIT`).
+/// How much a connection reads at once.
+const READ_BYTES: usize = 16 * 1024;
+
+/// The requests of one read: the arguments of all, as ranges of the read's bytes, and each
+/// request's arguments as a range of those.
+#[derive(Debug, Default)]
+struct Parsed {
+    args: Vec<Range<usize>>,
+    requests: Vec<Range<usize>>,
+}
+
+/// Answers the requests of `parsed` (whose bytes are `bytes`) in order into `replies`; runs of
+/// data commands go to the leader as one message. `true` when the connection should close
+/// (`QUIT`).
 async fn answer_all(
     front: &Front,
     s: &mut Session,
     clients: &AtomicUsize,
-    requests: &mut Vec<Vec<Vec<u8>>>,
+    bytes: &Arc<Vec<u8>>,
+    parsed: &mut Parsed,
     replies: &mut Vec<Pending>,
 ) -> bool {
-    let mut batch: Vec<Vec<Vec<u8>>> = Vec::new();
-    for mut args in requests.drain(..) {
-        // Upper-cased in place: a command name costs no allocation.
-        args[0].make_ascii_uppercase();
-        if s.authenticated && std::str::from_utf8(&args[0]).is_ok_and(is_data) {
+    let mut batch = Batch::default();
+    let mut quit = false;
+    for request in &parsed.requests {
+        let args = &parsed.args[request.clone()];
+        let name = &bytes[args[0].clone()];
+        if s.authenticated && std::str::from_utf8(name).is_ok_and(is_data) {
             batch.push(args);
             if batch.len() >= TURN_COMMANDS {
-                run_batch(front, s, &mut batch, replies).await;
+                run_batch(front, s, bytes, &mut batch, replies).await;
             }
             continue;
         }
-        run_batch(front, s, &mut batch, replies).await;
-        let name = String::from_utf8_lossy(&args[0]).into_owned();
-        let (reply, quit) = session_command(front, s, clients, &name, &args[1..]).await;
+        run_batch(front, s, bytes, &mut batch, replies).await;
+        let name = String::from_utf8_lossy(name).into_owned();
+        let rest: Vec<Vec<u8>> = args[1..].iter().map(|span| bytes[span.clone()].to_vec()).collect();
+        let (reply, close) = session_command(front, s, clients, &name, &rest).await;
         replies.push((reply, false, s.protocol));
-        if quit {
-            return true;
+        if close {
+            quit = true;
+            break;
         }
     }
-    run_batch(front, s, &mut batch, replies).await;
-    false
+    if !quit {
+        run_batch(front, s, bytes, &mut batch, replies).await;
+    }
+    parsed.args.clear();
+    parsed.requests.clear();
+    quit
+}
+
+/// Data commands for one turn of the leader: their arguments, as ranges of the read's bytes,
+/// and each command's as a range of those.
+#[derive(Debug, Default)]
+struct Batch {
+    args: Vec<Range<usize>>,
+    commands: Vec<Range<usize>>,
+}
+
+impl Batch {
+    fn push(&mut self, args: &[Range<usize>]) {
+        let first = self.args.len();
+        self.args.extend_from_slice(args);
+        self.commands.push(first..self.args.len());
+    }
+
+    fn len(&self) -> usize {
+        self.commands.len()
+    }
 }
 
 /// Runs the data commands of `batch` at the leader in one turn.
-async fn run_batch(front: &Front, s: &mut Session, batch: &mut Vec<Vec<Vec<u8>>>, replies: &mut Vec<Pending>) {
-    if batch.is_empty() {
+async fn run_batch(
+    front: &Front,
+    s: &mut Session,
+    bytes: &Arc<Vec<u8>>,
+    batch: &mut Batch,
+    replies: &mut Vec<Pending>,
+) {
+    if batch.len() == 0 {
         return;
     }
     let work = std::mem::take(batch);
@@ -227,10 +288,17 @@ async fn run_batch(front: &Front, s: &mut Session, batch: &mut Vec<Vec<Vec<u8>>>
         return;
     };
     let keys = front.keys.clone();
+    let bytes = bytes.clone();
     let outcomes: Result<Vec<Outcome>, _> = leader
         .atomically(move |txn| {
-            work.iter()
-                .map(|args| commands::run(txn, &keys, std::str::from_utf8(&args[0]).unwrap_or(""), &args[1..]))
+            let mut argv: Vec<&[u8]> = Vec::new();
+            work.commands
+                .iter()
+                .map(|command| {
+                    argv.clear();
+                    argv.extend(work.args[command.clone()].iter().map(|span| &bytes[span.clone()]));
+                    commands::run(txn, &keys, std::str::from_utf8(argv[0]).unwrap_or(""), &argv[1..])
+                })
                 .collect::<Vec<Outcome>>()
         })
         .await;
