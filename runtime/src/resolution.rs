@@ -167,9 +167,14 @@ impl Keyspaces {
     /// The named keyspace `key` belongs to (`None`: the default one) and its resolution.
     #[must_use]
     pub fn keyspace_of<'a>(&'a self, key: &str) -> (Option<&'a str>, Resolution) {
-        key.split_once('/')
-            .and_then(|(space, _)| {
-                self.named.iter().find(|(name, _)| name.len() == space.len() && name.as_bytes() == space.as_bytes())
+        // `key` is in `name` when it starts with `name/` (names hold no `/`, so that is its first
+        // `/`). Checked byte by byte: names are short, and this runs several times per write.
+        let key = key.as_bytes();
+        self.named
+            .iter()
+            .find(|(name, _)| {
+                let name = name.as_bytes();
+                key.get(name.len()) == Some(&b'/') && name.iter().zip(key).all(|(a, b)| a == b)
             })
             .map_or((None, self.default), |(name, resolution)| (Some(name.as_str()), *resolution))
     }
@@ -518,5 +523,34 @@ impl CrdtKind {
     #[must_use]
     pub fn is_operation_based(self) -> bool {
         matches!(self, CrdtKind::OpCounter | CrdtKind::OpOrSet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key is in the keyspace named by its prefix up to its first `/`, whatever the other
+    /// names (a name that is a prefix of another, or of the key without its `/`).
+    #[test]
+    fn a_key_is_in_the_keyspace_before_its_first_slash() {
+        let crdt = Resolution::Crdt(CrdtKind::PnCounter);
+        let spaces = Keyspaces::new(Resolution::LastWriteWins)
+            .with("cart", Resolution::HomeLeader)
+            .and_then(|k| k.with("car", crdt))
+            .and_then(|k| k.with("c", Resolution::Siblings { max_siblings: 2 }))
+            .expect("valid keyspaces");
+        let of = |key: &str| spaces.keyspace_of(key);
+        assert_eq!(of("cart/42"), (Some("cart"), Resolution::HomeLeader));
+        assert_eq!(of("cart/4/2"), (Some("cart"), Resolution::HomeLeader));
+        assert_eq!(of("car/1"), (Some("car"), crdt));
+        assert_eq!(of("c/x"), (Some("c"), Resolution::Siblings { max_siblings: 2 }));
+        for other in ["cart", "cartx/1", "ca/rt", "/cart", "carts/1", "x/cart/1", ""] {
+            assert_eq!(of(other), (None, Resolution::LastWriteWins), "{other:?}");
+        }
+        // Replacing a keyspace keeps one entry.
+        let replaced = spaces.clone().with("car", Resolution::LastWriteWins).expect("valid");
+        assert_eq!(replaced.iter().count(), 3);
+        assert_eq!(replaced.keyspace_of("car/1"), (Some("car"), Resolution::LastWriteWins));
     }
 }

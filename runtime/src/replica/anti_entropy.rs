@@ -62,7 +62,13 @@ impl AntiEntropy {
 
     /// `base` joined with the peers whose acknowledged vectors name `dot`.
     pub(super) fn known_holders(&self, dot: Dot, base: LeaderSet) -> LeaderSet {
-        self.acked.iter().filter(|(_, vv)| vv.contains(dot)).fold(base, |set, (peer, _)| set.with(*peer))
+        let mut holders = base;
+        for (peer, vv) in &self.acked {
+            if !holders.contains(*peer) && vv.contains(dot) {
+                holders = holders.with(*peer);
+            }
+        }
+        holders
     }
 
     /// The leaders known to hold `dot`, from `base` (its seen-by set) and the acknowledgements;
