@@ -86,6 +86,7 @@ pub struct ClusterBuilder {
     replica: ReplicaConfig,
     supervisor: SupervisorConfig,
     tick_interval: Duration,
+    busy_tick_interval: Option<Duration>,
     data_dir: Option<std::path::PathBuf>,
     #[cfg(feature = "ntp")]
     ntp: Option<crate::ntp::NtpConfig>,
@@ -109,6 +110,7 @@ impl std::fmt::Debug for ClusterBuilder {
             .field("replica", &self.replica)
             .field("supervisor", &self.supervisor)
             .field("tick_interval", &self.tick_interval)
+            .field("busy_tick_interval", &self.busy_tick_interval)
             .field("flow", &self.flow)
             .field("simulated", &self.simulated)
             .field("clock_sync", &self.clock_sync.as_ref().map(|(_, interval)| interval))
@@ -239,6 +241,17 @@ impl ClusterBuilder {
     #[must_use]
     pub fn tick_interval(mut self, interval: Duration) -> Self {
         self.tick_interval = interval;
+        self
+    }
+
+    /// While a leader applies writes, it also ticks this soon after it applied one (default:
+    /// never; only the regular [`ClusterBuilder::tick_interval`]). With a short
+    /// `ReplicaConfig::ack_interval`, a busy leader then learns quickly what its peers hold and
+    /// truncates its log while the entries are recent, while an idle one ticks, and sends
+    /// heartbeats, only at the regular interval.
+    #[must_use]
+    pub fn busy_tick_interval(mut self, interval: Duration) -> Self {
+        self.busy_tick_interval = Some(interval).filter(|i| !i.is_zero());
         self
     }
 
@@ -486,6 +499,7 @@ impl ClusterBuilder {
                 config: replica_config.clone(),
                 clock,
                 tick_interval: self.tick_interval,
+                busy_tick_interval: self.busy_tick_interval,
                 outbox_max: self.flow.outbox_max.max(1),
                 recovering: self.recovers_on_start() || lost_disk(name),
                 disk: match (self.memory_disks, &self.data_dir) {
@@ -615,6 +629,7 @@ impl Cluster {
             replica: ReplicaConfig::default(),
             supervisor: SupervisorConfig::default(),
             tick_interval: Duration::from_millis(100),
+            busy_tick_interval: None,
             data_dir: None,
             #[cfg(feature = "ntp")]
             ntp: None,

@@ -52,6 +52,9 @@ pub struct LeaderSpec {
     pub clock: LeaderClockSource,
     /// How often the replica ticks (anti-entropy, truncation) and the leader sends a heartbeat.
     pub tick_interval: Duration,
+    /// While it applies writes, the replica also ticks this soon after one (see
+    /// [`crate::ClusterBuilder::busy_tick_interval`]); `None`: only every `tick_interval`.
+    pub busy_tick_interval: Option<Duration>,
     /// The most messages waiting for one peer (see [`crate::FlowControl`]).
     pub outbox_max: usize,
     /// Start as a leader restarted with empty state ([`Replica::restarted`]): it refuses writes
@@ -84,6 +87,10 @@ pub struct Leader {
     flush_armed: Option<roundtable_runtime::WallTime>,
     /// A [`FlushBatches`] waits in the mailbox.
     flush_queued: bool,
+    /// A busy tick is scheduled.
+    busy_tick_armed: bool,
+    /// How many entries the replica had applied at its latest tick.
+    applied_at_tick: u64,
     /// Messages the network's mailbox had no room for yet, per peer, in order.
     outboxes: BTreeMap<LeaderId, VecDeque<PeerMessage>>,
     /// Whether a retry of the outboxes is scheduled.
@@ -112,6 +119,11 @@ struct PumpDue;
 #[derive(Debug, Clone, Copy, actix::Message)]
 #[rtype(result = "()")]
 struct FlushDue;
+
+/// A busy tick is due: the replica applied writes since its latest tick.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "()")]
+struct BusyTick;
 
 /// Batching with a zero flush interval: the inputs queued when entries were batched have been
 /// handled, so the batches leave. Queued behind them in the mailbox, so that a burst of inputs
@@ -145,6 +157,8 @@ impl Leader {
             me: None,
             flush_armed: None,
             flush_queued: false,
+            busy_tick_armed: false,
+            applied_at_tick: 0,
             outboxes: BTreeMap::new(),
             pump_armed: false,
             outbox_dropped: 0,
@@ -244,6 +258,32 @@ impl Leader {
         }
         self.pump();
         self.arm_flush();
+        self.arm_busy_tick();
+    }
+
+    /// With a busy tick interval: schedules a tick that soon after the replica applied
+    /// something since its latest tick (one at a time).
+    fn arm_busy_tick(&mut self) {
+        let (Some(interval), Some(replica), Some(me)) = (self.spec.busy_tick_interval, &self.replica, &self.me) else {
+            return;
+        };
+        if self.busy_tick_armed || replica.metrics().applied == self.applied_at_tick {
+            return;
+        }
+        self.busy_tick_armed = true;
+        let me = me.clone();
+        actix::spawn(async move {
+            tokio::time::sleep(interval).await;
+            me.do_send(BusyTick);
+        });
+    }
+
+    /// The replica's housekeeping ([`Replica::handle_timeout`]) now, then its effects.
+    fn tick(&mut self) {
+        let now = self.now();
+        let Some(replica) = self.replica.as_mut() else { return };
+        replica.handle_timeout(now);
+        self.applied_at_tick = replica.metrics().applied;
     }
 
     /// Queues a message for `to`: behind what already waits for it, or dropped (counted and
@@ -498,9 +538,8 @@ impl Actor for Leader {
         self.run_disk(ctx);
         self.perform();
         ctx.run_interval(self.spec.tick_interval, |leader, _| {
-            let now = leader.now();
+            leader.tick();
             let Some(replica) = leader.replica.as_mut() else { return };
-            replica.handle_timeout(now);
             let health = replica.clock_health();
             if health.is_fenced() != leader.clock_fenced {
                 leader.clock_fenced = health.is_fenced();
@@ -773,6 +812,15 @@ impl Handler<PumpDue> for Leader {
     fn handle(&mut self, _: PumpDue, _: &mut Context<Self>) {
         self.pump_armed = false;
         self.pump();
+    }
+}
+
+impl Handler<BusyTick> for Leader {
+    type Result = ();
+    fn handle(&mut self, _: BusyTick, _: &mut Context<Self>) {
+        self.busy_tick_armed = false;
+        self.tick();
+        self.perform();
     }
 }
 

@@ -6,9 +6,9 @@
 //! framing the Noise specification recommends for TCP, §3). Inside, the decrypted messages form
 //! one byte stream of frames, each a 4-byte big-endian length followed by the frame. A writer
 //! sends a batch of frames as one plaintext cut into pieces of at most
-//! [`MAX_PLAINTEXT_PER_MESSAGE`] bytes, each encrypted as one Noise message, and flushes once:
-//! many small frames share one encryption and one system call, a large one spans several
-//! messages. The receiver checks each 4-byte length against its limit before it buffers the
+//! [`MAX_PLAINTEXT_PER_MESSAGE`] bytes, each encrypted as one Noise message, and writes them
+//! at once: many small frames share one encryption and one system call, a large one spans
+//! several messages. The receiver checks each 4-byte length against its limit before it buffers the
 //! frame, so a peer cannot make it hold more than one frame and one Noise message.
 
 use std::sync::Arc;
@@ -186,8 +186,9 @@ impl SecureWriter {
         self.send_batch(std::iter::once(frame)).await
     }
 
-    /// Sends `frames` in order, packed into as few Noise messages as they fit, and flushes once.
-    /// A frame longer than the limit is refused before anything of the batch is sent.
+    /// Sends `frames` in order, packed into as few Noise messages as they fit, written with one
+    /// `write_all`. A frame longer than the limit is refused before anything of the batch is
+    /// sent.
     ///
     /// Not cancel-safe, like [`SecureWriter::send`].
     pub(crate) async fn send_batch<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) -> Result<(), LinkError> {
