@@ -283,12 +283,16 @@ fn string_only(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<(), Rep
 /// The string value of `key` here: a last-write-wins key's value, or the last (in dot order) of
 /// a siblings key's siblings.
 fn string_value(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Option<Vec<u8>>, Reply> {
-    let (internal, siblings) = keys.string(key)?;
-    if siblings {
+    string_value_at(w, &keys.string(key)?)
+}
+
+/// [`string_value`] of a key already mapped to its internal key.
+fn string_value_at(w: &Writer<'_, '_, '_>, (internal, siblings): &(Key, bool)) -> Result<Option<Vec<u8>>, Reply> {
+    if *siblings {
         let read = w.txn.siblings(internal.as_str()).map_err(leader_error)?;
         return Ok(read.and_then(|r| r.siblings.last().map(|(_, v)| v.as_bytes().to_vec())));
     }
-    Ok(string_ref(w, &internal)?.map(<[u8]>::to_vec))
+    Ok(string_ref(w, internal)?.map(<[u8]>::to_vec))
 }
 
 /// A last-write-wins key's live value here, borrowed (no copy).
@@ -297,10 +301,10 @@ fn string_ref<'a>(w: &'a Writer<'_, '_, '_>, internal: &Key) -> Result<Option<&'
 }
 
 /// Whether `key` holds a string here.
-fn has_string(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<bool, Reply> {
-    match keys.string(key)? {
-        (internal, false) => Ok(string_ref(w, &internal)?.is_some()),
-        (_, true) => Ok(string_value(w, keys, key)?.is_some()),
+fn has_string(w: &Writer<'_, '_, '_>, string: &(Key, bool)) -> Result<bool, Reply> {
+    match string {
+        (internal, false) => Ok(string_ref(w, internal)?.is_some()),
+        (_, true) => Ok(string_value_at(w, string)?.is_some()),
     }
 }
 
@@ -330,7 +334,11 @@ fn get(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Answer {
 /// Writes `bytes` as `key`'s string: a last-write-wins put, or for a siblings key a write that
 /// replaces the siblings this leader sees.
 fn put(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8]) -> Result<(), Reply> {
-    let (internal, siblings) = keys.string(key)?;
+    put_at(w, keys.string(key)?, bytes)
+}
+
+/// [`put`] to a key already mapped to its internal key.
+fn put_at(w: &mut Writer<'_, '_, '_>, (internal, siblings): (Key, bool), bytes: &[u8]) -> Result<(), Reply> {
     let value = value(bytes)?;
     let update = if siblings {
         Update::PutWithContext { value: Some(value), context: seen_context(w, internal.as_str())? }
@@ -368,11 +376,12 @@ fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options
     // A key holding a string holds nothing else here: the other types need checking only
     // when it holds none (the common overwrite costs one lookup, and copies nothing unless
     // the old value is asked for).
+    let internal = keys.string(key)?;
     let (string, old) = if get_old {
-        let old = string_value(w, keys, key)?;
+        let old = string_value_at(w, &internal)?;
         (old.is_some(), old)
     } else {
-        (has_string(w, keys, key)?, None)
+        (has_string(w, &internal)?, None)
     };
     let (old, other) = if string {
         (old, Kind::None)
@@ -399,7 +408,7 @@ fn set(w: &mut Writer<'_, '_, '_>, keys: &Keys, key: &str, bytes: &[u8], options
     if other != Kind::None {
         clear_other(w, key)?;
     }
-    put(w, keys, key, bytes)?;
+    put_at(w, internal, bytes)?;
     Ok(answer(old, true))
 }
 

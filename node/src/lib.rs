@@ -46,8 +46,9 @@ pub enum NodeError {
     },
 }
 
-/// How often a node's leader acknowledges to its peers what it holds.
-const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+/// How often a busy node's leader acknowledges to its peers what it holds (3 ms: about 4 %
+/// more SET throughput than 10 ms in the face-off, which was ~8 % more than 100 ms).
+const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// Runs the node of `config` until `stop` completes: its leader, its links to the other nodes,
 /// and the Redis front end. Must run inside an actix system.
@@ -60,9 +61,9 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         .keyspace(server::SETS, Resolution::Crdt(CrdtKind::OrSet))
         .keyspace(server::SIBLINGS, Resolution::Siblings { max_siblings: config.max_siblings })
         .this_node(config.name.clone())
-        // The leader's housekeeping (acknowledgements, log truncation) every 10 ms: see
-        // `ACK_INTERVAL`.
-        .tick_interval(ACK_INTERVAL)
+        // While it applies writes, the leader's housekeeping (acknowledgements, log truncation)
+        // follows them within `ACK_INTERVAL`; idle, it ticks at the default 100 ms.
+        .busy_tick_interval(ACK_INTERVAL)
         .listen(config.listen.clone())
         .identity(config.identity.clone());
     for (name, addr, key) in &config.peers {
@@ -81,9 +82,9 @@ pub async fn run(config: NodeConfig, stop: impl Future<Output = ()>) -> Result<(
         flush_interval: std::time::Duration::ZERO,
         min_fanout: 1,
     });
-    // Peers tell each other what they hold every 10 ms, so that a busy leader truncates its
-    // log while the entries are still in the cache (at the 65,536-entry bound, every write
-    // would otherwise free a write long out of it): a few small digests a second per peer.
+    // Busy peers tell each other what they hold every few milliseconds, so that a leader
+    // truncates its log while the entries are still in the cache (at the 65,536-entry bound,
+    // every write would otherwise free one long out of it). Idle, at each regular tick.
     replica.ack_interval = Some(ACK_INTERVAL);
     if let Some(ntp) = &config.ntp {
         replica.correction.tolerance = config.tolerance;
