@@ -164,6 +164,18 @@ impl LeaderClock {
         self.hlc.receive(remote, pt, self.max_offset)
     }
 
+    /// [`observe`](Self::observe) at corrected time `corrected`, as [`corrected_now`] just
+    /// returned it for the same raw time (which it returns again: reading the corrected clock
+    /// twice at one raw time changes nothing), so that a receiver reads the clock once.
+    ///
+    /// [`corrected_now`]: Self::corrected_now
+    ///
+    /// # Errors
+    /// As [`observe`](Self::observe).
+    pub fn observe_corrected(&mut self, remote: HlcTimestamp, corrected: WallTime) -> Result<HlcTimestamp, ClockError> {
+        self.hlc.receive(remote, corrected, self.max_offset)
+    }
+
     /// [`observe`](Self::observe) without the `max_offset` bound: a far-future timestamp drags
     /// the HLC along. Only for showing that a checker catches it (`fault-injection` feature).
     ///

@@ -122,7 +122,7 @@ impl Replica {
         // A void touches no key, so its stamp decides nothing: it never moves the clock and is
         // never refused for it (a restarted leader with a bad clock must still fill its gaps).
         let local = self.clock.corrected_now(now);
-        let observed = if entry.op == Op::Void { Ok(entry.hlc) } else { self.observe(entry.hlc, now) };
+        let observed = if entry.op == Op::Void { Ok(entry.hlc) } else { self.observe(entry.hlc, now, local) };
         if let Err(err) = observed {
             self.quarantine_entry(from, entry, err);
             return;
@@ -173,13 +173,16 @@ impl Replica {
         self.reject(from, reason);
     }
 
-    /// Merges a remote timestamp into the HLC, bounded by `max_offset` (unless sabotaged).
-    fn observe(&mut self, remote: HlcTimestamp, now: WallTime) -> Result<HlcTimestamp, ClockError> {
+    /// Merges a remote timestamp into the HLC, bounded by `max_offset` (unless sabotaged); `local`
+    /// is the corrected clock at raw time `now`, just read.
+    fn observe(&mut self, remote: HlcTimestamp, now: WallTime, local: WallTime) -> Result<HlcTimestamp, ClockError> {
         #[cfg(feature = "fault-injection")]
         if self.config.sabotage == Sabotage::AcceptFarFutureTimestamps {
             return self.clock.observe_unbounded(remote, now);
         }
-        self.clock.observe(remote, now)
+        #[cfg(not(feature = "fault-injection"))]
+        let _ = now;
+        self.clock.observe_corrected(remote, local)
     }
 
     /// Whether a mechanism is broken on purpose (always false without `fault-injection`).
