@@ -66,33 +66,42 @@ impl Keys {
     }
 }
 
+/// The data commands: those that run at the leader.
+const DATA_COMMANDS: [&str; 21] = [
+    "GET",
+    "SET",
+    "DEL",
+    "UNLINK",
+    "EXISTS",
+    "TYPE",
+    "MGET",
+    "MSET",
+    "INCR",
+    "DECR",
+    "INCRBY",
+    "DECRBY",
+    "SADD",
+    "SREM",
+    "SMEMBERS",
+    "SISMEMBER",
+    "SCARD",
+    "DBSIZE",
+    "RT.SIBLINGS",
+    "RT.PUT",
+    "RT.EXPLAIN",
+];
+
 /// Whether `name` (upper case) is a data command: one that runs at the leader.
 #[must_use]
 pub fn is_data(name: &str) -> bool {
-    matches!(
-        name,
-        "GET"
-            | "SET"
-            | "DEL"
-            | "UNLINK"
-            | "EXISTS"
-            | "TYPE"
-            | "MGET"
-            | "MSET"
-            | "INCR"
-            | "DECR"
-            | "INCRBY"
-            | "DECRBY"
-            | "SADD"
-            | "SREM"
-            | "SMEMBERS"
-            | "SISMEMBER"
-            | "SCARD"
-            | "DBSIZE"
-            | "RT.SIBLINGS"
-            | "RT.PUT"
-            | "RT.EXPLAIN"
-    )
+    data_command(name.as_bytes()).is_some()
+}
+
+/// The data command `name` (upper case) names, if it names one: its name as a `&'static str`,
+/// found without checking `name` for UTF-8.
+#[must_use]
+pub fn data_command(name: &[u8]) -> Option<&'static str> {
+    DATA_COMMANDS.iter().copied().find(|command| command.as_bytes() == name)
 }
 
 /// What one data command answered, and the write that answer depends on (for `WAIT` and the

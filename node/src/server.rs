@@ -31,7 +31,7 @@ use roundtable_runtime::Dot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::commands::{self, is_data, leader_error, wrong_args, Keys, Outcome};
+use crate::commands::{self, data_command, is_data, leader_error, wrong_args, Keys, Outcome};
 use crate::resp::{parse_request_spans, Limits, Protocol, Reply};
 
 pub use crate::commands::{COUNTERS, SETS, SIBLINGS, STRINGS};
@@ -225,8 +225,8 @@ async fn answer_all(
     for request in &parsed.requests {
         let args = &parsed.args[request.clone()];
         let name = &bytes[args[0].clone()];
-        if s.authenticated && std::str::from_utf8(name).is_ok_and(is_data) {
-            batch.push(args);
+        if let Some(command) = data_command(name).filter(|_| s.authenticated) {
+            batch.push(command, args);
             if batch.len() >= TURN_COMMANDS {
                 run_batch(front, s, bytes, &mut batch, replies).await;
             }
@@ -255,14 +255,15 @@ async fn answer_all(
 #[derive(Debug, Default)]
 struct Batch {
     args: Vec<Range<usize>>,
-    commands: Vec<Range<usize>>,
+    /// Each command's name and its arguments' range in `args` (the name's span included).
+    commands: Vec<(&'static str, Range<usize>)>,
 }
 
 impl Batch {
-    fn push(&mut self, args: &[Range<usize>]) {
+    fn push(&mut self, name: &'static str, args: &[Range<usize>]) {
         let first = self.args.len();
         self.args.extend_from_slice(args);
-        self.commands.push(first..self.args.len());
+        self.commands.push((name, first..self.args.len()));
     }
 
     fn len(&self) -> usize {
@@ -294,10 +295,10 @@ async fn run_batch(
             let mut argv: Vec<&[u8]> = Vec::new();
             work.commands
                 .iter()
-                .map(|command| {
+                .map(|(name, args)| {
                     argv.clear();
-                    argv.extend(work.args[command.clone()].iter().map(|span| &bytes[span.clone()]));
-                    commands::run(txn, &keys, std::str::from_utf8(argv[0]).unwrap_or(""), &argv[1..])
+                    argv.extend(work.args[args.clone()].iter().map(|span| &bytes[span.clone()]));
+                    commands::run(txn, &keys, name, &argv[1..])
                 })
                 .collect::<Vec<Outcome>>()
         })
