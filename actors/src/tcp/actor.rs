@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
-use roundtable_runtime::wire::{Envelope, PROTOCOL_VERSION};
+use roundtable_runtime::wire::{Envelope, PeerMessage, PROTOCOL_VERSION};
 use roundtable_runtime::{LeaderId, LeaderSet, WriteReceipt};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::oneshot;
@@ -121,6 +121,7 @@ impl Transport for TcpTransport {
             local: BTreeMap::new(),
             supervisor: None,
             stats: NetStats::default(),
+            last_batch: None,
             sink,
             mailbox_capacity: mailbox_capacity.max(1),
             refusals_unlogged: 0,
@@ -174,6 +175,8 @@ pub(crate) struct TcpActor {
     local: BTreeMap<LeaderId, LeaderInbox>,
     supervisor: Option<SupervisorInbox>,
     stats: NetStats,
+    /// The latest replication batch sent, by whom, and its envelope encoded.
+    last_batch: Option<(LeaderId, PeerMessage, Vec<u8>)>,
     sink: TraceSink,
     mailbox_capacity: usize,
     /// Routed writes waiting for their home on another node: the peer and the caller.
@@ -262,7 +265,7 @@ impl Handler<Transmit> for TcpActor {
             self.lost(frame, Loss::NoSuchLeader);
             return;
         };
-        let bytes = match link::encode(&LinkMessage::Peer { to, envelope: Envelope::new(from, t.into_msg()) }) {
+        let bytes = match self.peer_frame(t) {
             Ok(bytes) => bytes,
             Err(error) => {
                 self.stats.unencodable += 1;
@@ -277,6 +280,27 @@ impl Handler<Transmit> for TcpActor {
         if let Err(why) = self.send_to(peer, bytes) {
             self.lost(Frame { from, to, kind: kind.to_owned(), bytes: len, sent_at }, why);
         }
+    }
+}
+
+impl TcpActor {
+    /// The frame of `t` for its peer. A replication batch's envelope is encoded once: a leader
+    /// sends the same batch to each of its peers in turn (all-to-all, a star's hub), and the next
+    /// `Transmit` of the same entries (the same shared entries, so a cheap comparison) from the
+    /// same leader reuses it.
+    fn peer_frame(&mut self, t: Transmit) -> Result<Vec<u8>, String> {
+        let (from, to) = (t.from(), t.to());
+        if let Some((_, _, envelope)) = self.last_batch.as_ref().filter(|(by, batch, _)| {
+            *by == from && matches!(t.msg(), PeerMessage::Replicate { .. }) && batch == t.msg()
+        }) {
+            return link::peer_frame(to, from, envelope);
+        }
+        let envelope = Envelope::new(from, t.into_msg());
+        let encoded = postcard::to_allocvec(&envelope).map_err(|e| e.to_string())?;
+        let frame = link::peer_frame(to, from, &encoded);
+        self.last_batch =
+            matches!(envelope.body, PeerMessage::Replicate { .. }).then(|| (from, envelope.body, encoded));
+        frame
     }
 }
 

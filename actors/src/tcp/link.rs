@@ -17,7 +17,7 @@ use std::time::Duration;
 use actix::Addr;
 use roundtable_runtime::clock::HlcTimestamp;
 use roundtable_runtime::resolution::Update;
-use roundtable_runtime::wire::{Envelope, MAX_FRAME_BYTES, PROTOCOL_VERSION};
+use roundtable_runtime::wire::{Envelope, PeerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use roundtable_runtime::{Dot, LeaderId, LeaderSet, Value};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
@@ -105,6 +105,26 @@ pub(crate) fn encode(msg: &LinkMessage) -> Result<Vec<u8>, String> {
         return Err(format!("frame of {} bytes exceeds the limit of {MAX_LINK_FRAME}", bytes.len()));
     }
     Ok(bytes)
+}
+
+/// The frame `LinkMessage::Peer { to, envelope }` from `envelope` already encoded (postcard
+/// writes an enum's variant, then its fields in order: the frame is the encoding of the variant
+/// and `to`, then the envelope's). A leader sends the same batch to each of its peers; encoded
+/// once, it is framed for each with this.
+pub(crate) fn peer_frame(to: LeaderId, from: LeaderId, envelope: &[u8]) -> Result<Vec<u8>, String> {
+    // The prefix: a frame with an empty envelope, minus that envelope's encoding.
+    let empty = Envelope::new(from, PeerMessage::Replicate { entries: Vec::new(), catch_up: false });
+    let sample =
+        postcard::to_allocvec(&LinkMessage::Peer { to, envelope: empty.clone() }).map_err(|e| e.to_string())?;
+    let tail = postcard::to_allocvec(&empty).map_err(|e| e.to_string())?;
+    let prefix = sample.len().checked_sub(tail.len()).ok_or("a frame shorter than its envelope")?;
+    let mut frame = Vec::with_capacity(prefix + envelope.len());
+    frame.extend_from_slice(&sample[..prefix]);
+    frame.extend_from_slice(envelope);
+    if frame.len() > MAX_LINK_FRAME {
+        return Err(format!("frame of {} bytes exceeds the limit of {MAX_LINK_FRAME}", frame.len()));
+    }
+    Ok(frame)
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<LinkMessage, String> {

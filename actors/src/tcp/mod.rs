@@ -463,6 +463,39 @@ mod unit {
         assert!(!format!("{id:?}").contains(&id.private_hex()), "Debug never shows the private key");
     }
 
+    /// A batch's envelope encoded once and framed for each peer is exactly the frame encoded
+    /// whole, and decodes back to the message (for leader ids small and large).
+    #[test]
+    fn a_frame_from_an_encoded_envelope_is_the_frame_encoded_whole() {
+        use link::LinkMessage;
+        use roundtable_runtime::clock::HlcTimestamp;
+        use roundtable_runtime::entry::{Entry, Op, SharedEntry};
+        use roundtable_runtime::wire::{Envelope, PeerMessage, ReplicatedEntry};
+        use roundtable_runtime::{Dot, Key, LeaderSet, Seq, Value, VersionVector};
+        let id = |i: usize| roundtable_runtime::LeaderId::new(i).expect("an id");
+        let entries = (1..=3u64)
+            .map(|seq| ReplicatedEntry {
+                entry: SharedEntry::new(Entry {
+                    dot: Dot::new(id(0), Seq(seq)),
+                    hlc: HlcTimestamp::new(1_000 + seq, 0, id(0)).expect("a stamp"),
+                    deps: VersionVector::new(),
+                    key: Key::new(format!("s/key{seq}")).expect("a key"),
+                    op: Op::Put(Value::copy_of(b"value").expect("a value")),
+                }),
+                seen_by: LeaderSet::single(id(0)),
+            })
+            .collect();
+        for (from, to) in [(id(0), id(1)), (id(2), id(63))] {
+            let envelope =
+                Envelope::new(from, PeerMessage::Replicate { entries: Vec::clone(&entries), catch_up: false });
+            let whole = LinkMessage::Peer { to, envelope: envelope.clone() };
+            let encoded = postcard::to_allocvec(&envelope).expect("encodes");
+            let framed = link::peer_frame(to, from, &encoded).expect("frames");
+            assert_eq!(framed, link::encode(&whole).expect("encodes"));
+            assert_eq!(link::decode(&framed).expect("decodes"), whole);
+        }
+    }
+
     #[test]
     fn members_digest_depends_on_names_and_order() {
         let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
