@@ -166,12 +166,20 @@ async fn connection(
                 }
             }
         }
+        if used == 0 && broken.is_none() {
+            // No whole request yet: read on (nothing is copied while a request arrives).
+            if buf.len() > MAX_BUFFERED {
+                stream.write_all(b"-ERR Protocol error: request too large\r\n").await?;
+                return Ok(());
+            }
+            continue;
+        }
         // The requests' bytes leave with them (no copy); what follows, a request still
         // arriving, stays.
-        let rest = buf[used..].to_vec();
+        let mut rest = Vec::with_capacity((buf.len() - used).max(READ_BYTES));
+        rest.extend_from_slice(&buf[used..]);
         buf.truncate(used);
         let mut bytes = std::mem::replace(&mut buf, rest);
-        buf.reserve(READ_BYTES);
         for request in &parsed.requests {
             // Upper-cased in place: a command name costs no allocation.
             bytes[parsed.args[request.start].clone()].make_ascii_uppercase();

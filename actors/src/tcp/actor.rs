@@ -153,12 +153,27 @@ fn batch_policy() {
         set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
         ThreadPriorityOsValue, ThreadSchedulePolicy,
     };
+    // Setting the policy also sets the thread's nice value: only a thread at nice 0 is changed,
+    // so that the policy changes and the share does not (a niced process keeps its niceness).
+    if thread_nice() != Some(0) {
+        tracing::debug!("the links' thread keeps the default scheduling policy: the process is niced");
+        return;
+    }
     let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
-    // Nice 0: the policy changes, the share does not.
     let nice = ThreadPriority::Os(ThreadPriorityOsValue::default());
     if let Err(error) = set_thread_priority_and_policy(thread_native_id(), nice, batch) {
         tracing::debug!(?error, "the links' thread keeps the default scheduling policy");
     }
+}
+
+/// The calling thread's nice value (`/proc/thread-self/stat`, field 19).
+#[cfg(target_os = "linux")]
+fn thread_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: the third
+    // field of the line is the first here.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19 - 3)?.parse().ok()
 }
 
 #[cfg(not(target_os = "linux"))]
