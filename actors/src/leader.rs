@@ -205,14 +205,19 @@ impl Leader {
         let _span = tracing::debug_span!("leader", name = %self.spec.name, id = %id).entered();
         let durable = self.disk.is_some();
         let (mut records, mut sends) = (Vec::new(), Vec::new());
-        let defer = self.me.is_some() && self.spec.config.batch.is_some_and(|b| b.flush_interval.is_zero());
-        let effects = if defer { replica.take_effects_keeping_batches() } else { replica.take_effects() };
-        if defer && !self.flush_queued && replica.has_batched() {
-            if let Some(me) = &self.me {
-                me.do_send(FlushBatches);
-                self.flush_queued = true;
+        // With a zero flush interval, batches wait for the inputs already queued (`FlushBatches`).
+        let flusher = self.me.as_ref().filter(|_| self.spec.config.batch.is_some_and(|b| b.flush_interval.is_zero()));
+        let effects = match flusher {
+            Some(me) => {
+                let effects = replica.take_effects_keeping_batches();
+                if !self.flush_queued && replica.has_batched() {
+                    me.do_send(FlushBatches);
+                    self.flush_queued = true;
+                }
+                effects
             }
-        }
+            None => replica.take_effects(),
+        };
         for effect in effects {
             match effect {
                 Effect::Send { to, msg } if durable => sends.push((to, msg)),
@@ -838,9 +843,7 @@ impl Handler<FlushDue> for Leader {
     type Result = ();
     fn handle(&mut self, _: FlushDue, _: &mut Context<Self>) {
         self.flush_armed = None;
-        let now = self.now();
-        let Some(replica) = self.replica.as_mut() else { return };
-        replica.handle_timeout(now);
+        self.tick();
         self.perform();
     }
 }

@@ -53,8 +53,7 @@ pub struct Keys {
 impl Keys {
     fn string(&self, key: &str) -> Result<(Key, bool), Reply> {
         let siblings = self.sibling_prefixes.iter().any(|p| key.starts_with(p.as_str()));
-        let internal = Key::in_keyspace(if siblings { SIBLINGS } else { STRINGS }, key).map_err(leader_error)?;
-        Ok((internal, siblings))
+        Ok((internal(if siblings { SIBLINGS } else { STRINGS }, key)?, siblings))
     }
 
     fn name(&self, id: LeaderId) -> &str {
@@ -301,18 +300,18 @@ fn string_value_at(w: &Writer<'_, '_, '_>, (internal, siblings): &(Key, bool)) -
         let read = w.txn.siblings(internal.as_str()).map_err(leader_error)?;
         return Ok(read.and_then(|r| r.siblings.last().map(|(_, v)| v.as_bytes().to_vec())));
     }
-    Ok(string_ref(w, internal)?.map(<[u8]>::to_vec))
+    Ok(string_ref(w, internal).map(<[u8]>::to_vec))
 }
 
 /// A last-write-wins key's live value here, borrowed (no copy).
-fn string_ref<'a>(w: &'a Writer<'_, '_, '_>, internal: &Key) -> Result<Option<&'a [u8]>, Reply> {
-    Ok(w.txn.replica().store().register(internal).and_then(|r| r.value.as_ref()).map(Value::as_bytes))
+fn string_ref<'a>(w: &'a Writer<'_, '_, '_>, internal: &Key) -> Option<&'a [u8]> {
+    w.txn.replica().store().register(internal).and_then(|r| r.value.as_ref()).map(Value::as_bytes)
 }
 
 /// Whether `key` holds a string here.
 fn has_string(w: &Writer<'_, '_, '_>, string: &(Key, bool)) -> Result<bool, Reply> {
     match string {
-        (internal, false) => Ok(string_ref(w, internal)?.is_some()),
+        (internal, false) => Ok(string_ref(w, internal).is_some()),
         (_, true) => Ok(string_value_at(w, string)?.is_some()),
     }
 }
@@ -523,7 +522,7 @@ fn members(w: &Writer<'_, '_, '_>, keys: &Keys, key: &str) -> Result<Vec<Vec<u8>
 
 fn set_update(w: &mut Writer<'_, '_, '_>, keys: &Keys, adding: bool, key: &str, elements: &[&[u8]]) -> Answer {
     let before: std::collections::BTreeSet<Vec<u8>> = members(w, keys, key)?.into_iter().collect();
-    let internal = internal(SETS, key)?;
+    let set_key = internal(SETS, key)?;
     let mut changed = 0;
     let mut seen: std::collections::BTreeSet<&[u8]> = std::collections::BTreeSet::new();
     for element in elements {
@@ -535,9 +534,9 @@ fn set_update(w: &mut Writer<'_, '_, '_>, keys: &Keys, adding: bool, key: &str, 
         // An add is written even when the member is present (add-wins: it survives a concurrent
         // remove elsewhere); removing a member not seen here would remove nothing.
         if adding {
-            w.write(&internal, Update::Crdt(CrdtUpdate::Add(value(element)?)))?;
+            w.write(&set_key, Update::Crdt(CrdtUpdate::Add(value(element)?)))?;
         } else if present && first {
-            w.write(&internal, Update::Crdt(CrdtUpdate::Remove(value(element)?)))?;
+            w.write(&set_key, Update::Crdt(CrdtUpdate::Remove(value(element)?)))?;
         }
     }
     Ok(Reply::Integer(changed))
